@@ -1,0 +1,225 @@
+//! The crate's one error type. Every variant names what it is about: the file, the byte offset,
+//! the LSN, the option.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::types::Lsn;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in maos-coord.
+///
+/// `Error` is `Clone` so that one failed group commit can answer every caller that shared it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("open", "fallocate", "fdatasync", ...).
+        op: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: Arc<io::Error>,
+    },
+
+    /// A record that should be valid is not: the log is corrupt at this place.
+    #[error("corrupt log: segment {segment}, byte offset {offset}, LSN {lsn}: {reason}")]
+    Corruption {
+        /// The segment file.
+        segment: PathBuf,
+        /// Byte offset of the invalid frame (or bytes) inside the segment file.
+        offset: u64,
+        /// The LSN the record at that place was expected to have.
+        lsn: Lsn,
+        /// What is wrong with it.
+        reason: FrameError,
+    },
+
+    /// A segment header does not check out.
+    #[error("corrupt segment header in {segment}: {reason}")]
+    CorruptHeader {
+        /// The segment file.
+        segment: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The lock and control file is unreadable or of another format.
+    #[error("invalid lock file {path}: {reason}")]
+    CorruptControl {
+        /// The lock file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The segments do not form one unbroken sequence of LSNs.
+    #[error("missing log data: expected a segment starting at LSN {expected} in {dir}, found {found}")]
+    SegmentGap {
+        /// The log directory.
+        dir: PathBuf,
+        /// The LSN the next segment should start with.
+        expected: Lsn,
+        /// What was found instead.
+        found: String,
+    },
+
+    /// [`RecoveryMode::Strict`](crate::RecoveryMode::Strict) found a torn tail and refused to cut it.
+    #[error("torn tail in {segment}: {bytes} bytes at byte offset {offset} (LSN {lsn} onwards) are not a complete record; strict recovery refuses to truncate")]
+    TornTail {
+        /// The newest segment file.
+        segment: PathBuf,
+        /// Offset of the first invalid byte.
+        offset: u64,
+        /// Number of invalid bytes.
+        bytes: u64,
+        /// The LSN the first invalid record would have had.
+        lsn: Lsn,
+    },
+
+    /// A record payload is larger than the configured maximum.
+    #[error("record of {size} bytes exceeds the maximum record size of {max} bytes")]
+    RecordTooLarge {
+        /// Payload size in bytes.
+        size: usize,
+        /// The configured maximum.
+        max: u32,
+    },
+
+    /// A batch cannot fit into one segment (batches are never split across segments).
+    #[error("batch of {size} bytes does not fit into one segment ({max} bytes available per segment)")]
+    BatchTooLarge {
+        /// Encoded batch size in bytes.
+        size: u64,
+        /// Usable bytes in one segment.
+        max: u64,
+    },
+
+    /// The store lies on a network filesystem, where memory maps and locks are unreliable.
+    #[error("{path} is on a network filesystem ({fs}); memory maps and file locks are unreliable there, so maos-coord refuses to open a store on it")]
+    NetworkFilesystem {
+        /// The store directory.
+        path: PathBuf,
+        /// The filesystem type.
+        fs: &'static str,
+    },
+
+    /// A file was written by an incompatible format version.
+    #[error("{path} has format version {found}; this build reads version {supported}")]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// Version found on disk.
+        found: u32,
+        /// Version this build supports.
+        supported: u32,
+    },
+
+    /// A read asked for an LSN the log does not hold.
+    #[error("LSN {requested} is not in the log (it holds LSNs {first} to {last})")]
+    LsnOutOfRange {
+        /// The LSN asked for.
+        requested: Lsn,
+        /// First LSN held.
+        first: Lsn,
+        /// Last LSN held (first - 1 when empty).
+        last: Lsn,
+    },
+
+    /// An option or argument is out of range.
+    #[error("invalid {name}: {reason}")]
+    InvalidArgument {
+        /// The option or argument.
+        name: &'static str,
+        /// Why it is invalid.
+        reason: String,
+    },
+
+    /// A record payload could not be decoded.
+    #[error("cannot decode record {lsn}: {reason}")]
+    Decode {
+        /// The record.
+        lsn: Lsn,
+        /// What the decoder said.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with the operation and path it came from.
+    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.into(),
+            source: Arc::new(source),
+        }
+    }
+}
+
+/// Why a frame (or the bytes where a frame should be) is invalid. See log-format.md, "Reading".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Fewer bytes remain than a frame header needs, and they are not all zero.
+    #[error("incomplete frame header ({available} bytes left)")]
+    TruncatedHeader {
+        /// Bytes left in the segment.
+        available: usize,
+    },
+    /// The frame claims more payload than the maximum record size.
+    #[error("length {len} exceeds the maximum record size {max}")]
+    LengthTooLarge {
+        /// Length field.
+        len: u32,
+        /// Maximum record size.
+        max: u32,
+    },
+    /// The frame extends past the end of the segment file.
+    #[error("frame of {frame_len} bytes extends past the end of the segment ({available} bytes left)")]
+    TruncatedFrame {
+        /// Whole frame length.
+        frame_len: u64,
+        /// Bytes left in the segment.
+        available: usize,
+    },
+    /// The checksum does not match.
+    #[error("checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")]
+    Checksum {
+        /// CRC in the frame.
+        stored: u32,
+        /// CRC of the bytes.
+        computed: u32,
+    },
+    /// The frame marker byte is wrong.
+    #[error("bad frame marker {found:#04x}")]
+    BadMarker {
+        /// Marker found.
+        found: u8,
+    },
+    /// The checksum is right but the LSN is not the next one.
+    #[error("LSN {found} where {expected} was expected")]
+    LsnMismatch {
+        /// LSN expected at this place.
+        expected: Lsn,
+        /// LSN in the frame.
+        found: Lsn,
+    },
+    /// Reserved bits or fields are not zero, or the kind is 0.
+    #[error("reserved field set: {what}")]
+    Reserved {
+        /// Which field.
+        what: &'static str,
+    },
+    /// Bytes after the last record of a sealed segment are not zero.
+    #[error("non-zero byte after the last record of a sealed segment")]
+    TrailingGarbage,
+    /// The last record of a sealed segment announces that its batch continues.
+    #[error("sealed segment ends inside a batch")]
+    IncompleteBatch,
+}

@@ -1,0 +1,423 @@
+//! Pure encoding and decoding of the on-disk structures, section by section as in log-format.md.
+//! No file handles here: everything works on byte slices, so the fuzz targets call it directly.
+
+use crate::error::FrameError;
+use crate::types::{Lsn, RecordKind, Timestamp};
+
+// ---- log-format.md, "Segment header" -------------------------------------------------------
+
+/// `b"MAOSSEG\0"`.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"MAOSSEG\0";
+/// The format version written by this build, and the only one it reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Size of the segment header; the first frame starts here.
+pub const SEGMENT_HEADER_LEN: usize = 64;
+const HDR_VERSION: usize = 8;
+const HDR_FLAGS: usize = 12;
+const HDR_BASE_LSN: usize = 16;
+const HDR_CREATED: usize = 24;
+const HDR_CAPACITY: usize = 32;
+const HDR_RESERVED: usize = 40;
+const HDR_CRC: usize = 60;
+
+/// The decoded segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// LSN of the first record in the segment (also the file name).
+    pub base_lsn: Lsn,
+    /// When the segment was created.
+    pub created: Timestamp,
+    /// Preallocated file length in bytes.
+    pub capacity: u64,
+}
+
+/// Why a segment header is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderError {
+    /// Fewer than [`SEGMENT_HEADER_LEN`] bytes.
+    Short(usize),
+    /// Wrong magic bytes.
+    Magic,
+    /// Header checksum mismatch.
+    Checksum {
+        /// Stored CRC.
+        stored: u32,
+        /// Computed CRC.
+        computed: u32,
+    },
+    /// Another format version.
+    Version(u32),
+    /// Flags or reserved bytes are not zero, or the capacity is impossible.
+    Invalid(&'static str),
+}
+
+impl std::fmt::Display for HeaderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeaderError::Short(n) => write!(f, "only {n} of {SEGMENT_HEADER_LEN} header bytes"),
+            HeaderError::Magic => write!(f, "bad magic (not a maos-coord segment)"),
+            HeaderError::Checksum { stored, computed } => write!(
+                f,
+                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            HeaderError::Version(v) => write!(f, "unsupported format version {v}"),
+            HeaderError::Invalid(what) => write!(f, "invalid header: {what}"),
+        }
+    }
+}
+
+impl SegmentHeader {
+    /// Encodes the header into its 64 bytes.
+    #[must_use]
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut b = [0u8; SEGMENT_HEADER_LEN];
+        put(&mut b, 0, &SEGMENT_MAGIC);
+        put(&mut b, HDR_VERSION, &FORMAT_VERSION.to_le_bytes());
+        put(&mut b, HDR_BASE_LSN, &self.base_lsn.0.to_le_bytes());
+        put(&mut b, HDR_CREATED, &self.created.0.to_le_bytes());
+        put(&mut b, HDR_CAPACITY, &self.capacity.to_le_bytes());
+        let crc = crc32fast::hash(&b[..HDR_CRC]);
+        put(&mut b, HDR_CRC, &crc.to_le_bytes());
+        b
+    }
+
+    /// Decodes and checks a header.
+    pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
+        let b = bytes
+            .get(..SEGMENT_HEADER_LEN)
+            .ok_or(HeaderError::Short(bytes.len()))?;
+        if b.get(..8) != Some(SEGMENT_MAGIC.as_slice()) {
+            return Err(HeaderError::Magic);
+        }
+        let stored = u32_at(b, HDR_CRC);
+        let computed = crc32fast::hash(b.get(..HDR_CRC).unwrap_or_default());
+        if stored != computed {
+            return Err(HeaderError::Checksum { stored, computed });
+        }
+        let version = u32_at(b, HDR_VERSION);
+        if version != FORMAT_VERSION {
+            return Err(HeaderError::Version(version));
+        }
+        if u32_at(b, HDR_FLAGS) != 0 || b.get(HDR_RESERVED..HDR_CRC).is_some_and(nonzero) {
+            return Err(HeaderError::Invalid("flags or reserved bytes are set"));
+        }
+        let header = SegmentHeader {
+            base_lsn: Lsn(u64_at(b, HDR_BASE_LSN)),
+            created: Timestamp(u64_at(b, HDR_CREATED) as i64),
+            capacity: u64_at(b, HDR_CAPACITY),
+        };
+        if header.base_lsn.0 == 0 {
+            return Err(HeaderError::Invalid("base LSN 0"));
+        }
+        if header.capacity < (SEGMENT_HEADER_LEN + FRAME_HEADER_LEN) as u64 {
+            return Err(HeaderError::Invalid("capacity smaller than one frame"));
+        }
+        Ok(header)
+    }
+}
+
+/// The file name of the segment whose first record has `base` (20 zero-padded decimal digits).
+#[must_use]
+pub fn segment_file_name(base: Lsn) -> String {
+    format!("{:020}.seg", base.0)
+}
+
+/// Parses a segment file name back into its base LSN.
+#[must_use]
+pub fn parse_segment_file_name(name: &str) -> Option<Lsn> {
+    let digits = name.strip_suffix(".seg")?;
+    if digits.len() != 20 || !digits.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|&n| n > 0).map(Lsn)
+}
+
+// ---- log-format.md, "Record frame" ---------------------------------------------------------
+
+/// Size of a frame header; the payload follows it.
+pub const FRAME_HEADER_LEN: usize = 32;
+/// Frames start and end on multiples of this.
+pub const FRAME_ALIGN: usize = 8;
+/// Byte 27 of every frame.
+pub const FRAME_MARKER: u8 = 0xA7;
+/// Flag: the next record belongs to the same atomic batch.
+pub const FLAG_BATCH_CONTINUES: u8 = 0x01;
+const FR_LEN: usize = 0;
+const FR_CRC: usize = 4;
+const FR_LSN: usize = 8;
+const FR_TIME: usize = 16;
+const FR_KIND: usize = 24;
+const FR_FLAGS: usize = 26;
+const FR_MARKER: usize = 27;
+const FR_RESERVED: usize = 28;
+
+/// Total bytes a frame with `payload_len` payload bytes occupies (header, payload, padding).
+#[must_use]
+pub fn frame_len(payload_len: usize) -> usize {
+    (FRAME_HEADER_LEN + payload_len).next_multiple_of(FRAME_ALIGN)
+}
+
+/// One decoded frame, borrowing its payload from the buffer it was decoded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Frame<'a> {
+    /// Record LSN.
+    pub lsn: Lsn,
+    /// Record time.
+    pub timestamp: Timestamp,
+    /// Record kind.
+    pub kind: RecordKind,
+    /// Flag bits ([`FLAG_BATCH_CONTINUES`]).
+    pub flags: u8,
+    /// The payload.
+    pub payload: &'a [u8],
+    /// Bytes the frame occupies, padding included.
+    pub len: usize,
+}
+
+impl Frame<'_> {
+    /// Whether the next record belongs to the same atomic batch.
+    #[must_use]
+    pub fn batch_continues(&self) -> bool {
+        self.flags & FLAG_BATCH_CONTINUES != 0
+    }
+}
+
+/// What lies at a position in a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// A valid frame.
+    Frame(Frame<'a>),
+    /// The end of the written log: a zero header, or fewer zero bytes than a header.
+    End,
+    /// Bytes that are not a valid frame.
+    Invalid(FrameError),
+}
+
+/// Appends a frame whose LSN, time, flags and checksum are still unset; [`finalize_frame`] sets
+/// them once the append lock has assigned the LSN.
+pub fn push_unfinished_frame(out: &mut Vec<u8>, kind: RecordKind, payload: &[u8]) {
+    let start = out.len();
+    let total = frame_len(payload.len());
+    out.resize(start + FRAME_HEADER_LEN, 0);
+    out.extend_from_slice(payload);
+    out.resize(start + total, 0);
+    let header = &mut out[start..start + FRAME_HEADER_LEN];
+    put(header, FR_LEN, &(payload.len() as u32).to_le_bytes());
+    put(header, FR_KIND, &kind.get().to_le_bytes());
+    put(header, FR_MARKER, &[FRAME_MARKER]);
+}
+
+/// Sets LSN, time and flags of an unfinished frame (which starts at `frame[0]` and is exactly
+/// one frame long) and computes its checksum.
+pub fn finalize_frame(frame: &mut [u8], lsn: Lsn, timestamp: Timestamp, flags: u8) {
+    put(frame, FR_LSN, &lsn.0.to_le_bytes());
+    put(frame, FR_TIME, &timestamp.0.to_le_bytes());
+    put(frame, FR_FLAGS, &[flags]);
+    let crc = frame_crc(frame);
+    put(frame, FR_CRC, &crc.to_le_bytes());
+}
+
+/// Length in bytes of the (unfinished or finished) frame at the start of `bytes`.
+#[must_use]
+pub fn encoded_frame_len(bytes: &[u8]) -> usize {
+    frame_len(u32_at(bytes, FR_LEN) as usize)
+}
+
+/// CRC-32 over the length field and everything after the CRC field, padding included.
+fn frame_crc(frame: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(frame.get(FR_LEN..FR_CRC).unwrap_or_default());
+    h.update(frame.get(FR_LSN..).unwrap_or_default());
+    h.finalize()
+}
+
+/// Decodes the frame at the start of `buf`, which must carry `expected` as its LSN.
+///
+/// `buf` runs to the end of the readable segment. Never panics and never allocates: the length
+/// field is checked against `max_payload` and the buffer before anything is read through it.
+#[must_use]
+pub fn decode_frame(buf: &[u8], expected: Lsn, max_payload: u32) -> Decoded<'_> {
+    let Some(header) = buf.get(..FRAME_HEADER_LEN) else {
+        return if nonzero(buf) {
+            Decoded::Invalid(FrameError::TruncatedHeader { available: buf.len() })
+        } else {
+            Decoded::End
+        };
+    };
+    if !nonzero(header) {
+        return Decoded::End;
+    }
+    let len = u32_at(header, FR_LEN);
+    if len > max_payload {
+        return Decoded::Invalid(FrameError::LengthTooLarge { len, max: max_payload });
+    }
+    let total = frame_len(len as usize);
+    let Some(frame) = buf.get(..total) else {
+        return Decoded::Invalid(FrameError::TruncatedFrame {
+            frame_len: total as u64,
+            available: buf.len(),
+        });
+    };
+    let stored = u32_at(header, FR_CRC);
+    let computed = frame_crc(frame);
+    if stored != computed {
+        return Decoded::Invalid(FrameError::Checksum { stored, computed });
+    }
+    check_frame_fields(frame, len, total, expected)
+}
+
+fn check_frame_fields(frame: &[u8], len: u32, total: usize, expected: Lsn) -> Decoded<'_> {
+    let marker = frame.get(FR_MARKER).copied().unwrap_or(0);
+    if marker != FRAME_MARKER {
+        return Decoded::Invalid(FrameError::BadMarker { found: marker });
+    }
+    let flags = frame.get(FR_FLAGS).copied().unwrap_or(0);
+    if flags & !FLAG_BATCH_CONTINUES != 0 {
+        return Decoded::Invalid(FrameError::Reserved { what: "flags" });
+    }
+    if u32_at(frame, FR_RESERVED) != 0 {
+        return Decoded::Invalid(FrameError::Reserved { what: "reserved" });
+    }
+    let end = FRAME_HEADER_LEN + len as usize;
+    if frame.get(end..total).is_some_and(nonzero) {
+        return Decoded::Invalid(FrameError::Reserved { what: "padding" });
+    }
+    let Some(kind) = RecordKind::from_raw(u16::from_le_bytes([
+        frame.get(FR_KIND).copied().unwrap_or(0),
+        frame.get(FR_KIND + 1).copied().unwrap_or(0),
+    ])) else {
+        return Decoded::Invalid(FrameError::Reserved { what: "kind 0" });
+    };
+    let lsn = Lsn(u64_at(frame, FR_LSN));
+    if lsn != expected {
+        return Decoded::Invalid(FrameError::LsnMismatch { expected, found: lsn });
+    }
+    Decoded::Frame(Frame {
+        lsn,
+        timestamp: Timestamp(u64_at(frame, FR_TIME) as i64),
+        kind,
+        flags,
+        payload: frame.get(FRAME_HEADER_LEN..end).unwrap_or_default(),
+        len: total,
+    })
+}
+
+// ---- little helpers (bounds are checked; a short slice reads as zeros) ---------------------
+
+/// Whether any byte is non-zero.
+#[must_use]
+pub fn nonzero(bytes: &[u8]) -> bool {
+    // Word-at-a-time: this runs over whole segment tails during verification.
+    let (chunks, rest) = bytes.as_chunks::<8>();
+    chunks.iter().any(|c| u64::from_ne_bytes(*c) != 0) || rest.iter().any(|&b| b != 0)
+}
+
+fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
+        dst.copy_from_slice(bytes);
+    }
+}
+
+pub(crate) fn u32_at(buf: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    if let Some(src) = buf.get(at..at + 4) {
+        b.copy_from_slice(src);
+    }
+    u32::from_le_bytes(b)
+}
+
+pub(crate) fn u64_at(buf: &[u8], at: usize) -> u64 {
+    let mut b = [0u8; 8];
+    if let Some(src) = buf.get(at..at + 8) {
+        b.copy_from_slice(src);
+    }
+    u64::from_le_bytes(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(lsn: u64, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        push_unfinished_frame(&mut out, RecordKind::new(3).unwrap(), payload);
+        finalize_frame(&mut out, Lsn(lsn), Timestamp(42), 0);
+        out
+    }
+
+    #[test]
+    fn frame_round_trip_and_alignment() {
+        let f = frame(9, b"abc");
+        assert_eq!(f.len(), 40);
+        match decode_frame(&f, Lsn(9), 1024) {
+            Decoded::Frame(d) => {
+                assert_eq!(d.payload, b"abc");
+                assert_eq!(d.lsn, Lsn(9));
+                assert_eq!(d.timestamp, Timestamp(42));
+                assert_eq!(d.len, 40);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn zero_bytes_are_the_end_and_anything_else_is_invalid() {
+        assert_eq!(decode_frame(&[0; 100], Lsn(1), 10), Decoded::End);
+        assert_eq!(decode_frame(&[0; 5], Lsn(1), 10), Decoded::End);
+        assert!(matches!(
+            decode_frame(&[0, 0, 1], Lsn(1), 10),
+            Decoded::Invalid(FrameError::TruncatedHeader { available: 3 })
+        ));
+    }
+
+    #[test]
+    fn wrong_lsn_length_and_truncation_are_reported() {
+        let f = frame(9, b"abcdefgh");
+        assert!(matches!(
+            decode_frame(&f, Lsn(10), 1024),
+            Decoded::Invalid(FrameError::LsnMismatch { .. })
+        ));
+        assert!(matches!(
+            decode_frame(&f, Lsn(9), 4),
+            Decoded::Invalid(FrameError::LengthTooLarge { len: 8, max: 4 })
+        ));
+        assert!(matches!(
+            decode_frame(&f[..f.len() - 1], Lsn(9), 1024),
+            Decoded::Invalid(FrameError::TruncatedFrame { .. })
+        ));
+    }
+
+    #[test]
+    fn every_single_bit_flip_of_a_frame_is_detected() {
+        let f = frame(5, b"payload!x");
+        for bit in 0..f.len() * 8 {
+            let mut g = f.clone();
+            g[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                matches!(decode_frame(&g, Lsn(5), 1024), Decoded::Invalid(_)),
+                "bit {bit} flip went unnoticed"
+            );
+        }
+    }
+
+    #[test]
+    fn header_round_trip_and_bit_flips() {
+        let h = SegmentHeader { base_lsn: Lsn(77), created: Timestamp(5), capacity: 1 << 20 };
+        let b = h.encode();
+        assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        for bit in 0..b.len() * 8 {
+            let mut g = b;
+            g[bit / 8] ^= 1 << (bit % 8);
+            assert!(SegmentHeader::decode(&g).is_err(), "bit {bit}");
+        }
+    }
+
+    #[test]
+    fn segment_names_round_trip() {
+        let name = segment_file_name(Lsn(1234));
+        assert_eq!(name, "00000000000000001234.seg");
+        assert_eq!(parse_segment_file_name(&name), Some(Lsn(1234)));
+        assert_eq!(parse_segment_file_name("1234.seg"), None);
+        assert_eq!(parse_segment_file_name("00000000000000000000.seg"), None);
+    }
+}

@@ -1,0 +1,251 @@
+//! The one seam through which the log touches the filesystem: open, map, allocate, zero, sync,
+//! rename, directory sync, filesystem checks. All `unsafe` (the memory maps) lives here.
+//!
+//! # Mapping safety (SIGBUS)
+//!
+//! Touching a mapped page that lies beyond the end of its file, or whose blocks cannot be
+//! allocated, raises SIGBUS. The log avoids both:
+//! - every segment is preallocated with `fallocate` (real blocks, not a sparse `set_len`), so
+//!   writing through a map never needs the filesystem to find space;
+//! - a map never extends past the file length observed when it was made, and the log never
+//!   shrinks a segment file: a torn tail is cut by zeroing it in place (`FALLOC_FL_ZERO_RANGE`),
+//!   and whole segments are only ever deleted, which leaves existing maps valid.
+//!
+//! What remains outside the log's control is another program truncating a segment file while it is
+//! mapped; log-format.md ("Mapping safety") forbids it.
+
+use std::fs::{self, File, OpenOptions};
+use std::path::Path;
+
+use memmap2::{Mmap, MmapMut, MmapOptions};
+use rustix::fs::FallocateFlags;
+
+use crate::error::{Error, Result};
+
+/// Opens (creating if asked) a file for reading and writing.
+pub fn open_rw(path: &Path, create: bool) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(create)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| Error::io("open", path, e))
+}
+
+/// Length of a file in bytes.
+pub fn file_len(file: &File, path: &Path) -> Result<u64> {
+    Ok(file.metadata().map_err(|e| Error::io("stat", path, e))?.len())
+}
+
+/// Maps `len` bytes of `file` read-only.
+pub fn map_read(file: &File, path: &Path, len: u64) -> Result<Mmap> {
+    let len = usize::try_from(len).map_err(|_| Error::InvalidArgument {
+        name: "map length",
+        reason: format!("{len} bytes do not fit the address space"),
+    })?;
+    // SAFETY: the map covers at most the file length observed by the caller, and the log never
+    // shrinks segment files (module docs), so no access through it can fault with SIGBUS. Bytes
+    // below the published tail are never modified again; bytes above it are only read by the
+    // decoder, which validates before it trusts anything and tolerates concurrent change.
+    unsafe { MmapOptions::new().len(len).map(file) }.map_err(|e| Error::io("mmap", path, e))
+}
+
+/// Maps `len` bytes of `file` for writing.
+pub fn map_write(file: &File, path: &Path, len: u64) -> Result<MmapMut> {
+    let len = usize::try_from(len).map_err(|_| Error::InvalidArgument {
+        name: "map length",
+        reason: format!("{len} bytes do not fit the address space"),
+    })?;
+    // SAFETY: as for `map_read`; in addition the file is preallocated up to `len` before it is
+    // mapped, and only the holder of the append lock writes through a write map, and only above
+    // the published tail, where no reader trusts a byte before the tail moves past it.
+    unsafe { MmapOptions::new().len(len).map_mut(file) }.map_err(|e| Error::io("mmap", path, e))
+}
+
+/// A writable map viewed as little-endian 64-bit words that processes share through atomics.
+pub struct SharedWords {
+    map: MmapMut,
+}
+
+impl SharedWords {
+    /// Maps the first `words * 8` bytes of `file`, which must be at least that long.
+    pub fn map(file: &File, path: &Path, words: usize) -> Result<SharedWords> {
+        Ok(SharedWords { map: map_write(file, path, (words * 8) as u64)? })
+    }
+
+    /// The word at index `i` (byte offset `8 * i`).
+    ///
+    /// # Panics
+    /// If `i` lies outside the map: indices are compile-time constants of the lock file layout.
+    #[must_use]
+    pub fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        assert!((i + 1) * 8 <= self.map.len(), "word {i} outside the shared map");
+        // SAFETY: the map is page-aligned, so `8 * i` is 8-byte aligned; the word lies inside
+        // the map (checked above) and lives as long as `self`. The bytes are only ever accessed
+        // through atomics, by this and other processes (x86-64 and aarch64 atomics are coherent
+        // across processes sharing a page), so no non-atomic access races with them.
+        unsafe { &*(self.map.as_ptr().add(i * 8).cast::<std::sync::atomic::AtomicU64>()) }
+    }
+}
+
+/// Allocates real blocks for `[0, len)`, extending the file if it is shorter.
+pub fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
+    match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        Err(e) if unsupported(e) => write_zeros(file, path, file_len(file, path)?, len),
+        Err(e) => Err(Error::io("fallocate", path, e.into())),
+    }
+}
+
+/// Sets `[offset, end)` to zero without changing the file length or leaving holes.
+pub fn zero_range(file: &File, path: &Path, offset: u64, end: u64) -> Result<()> {
+    if end <= offset {
+        return Ok(());
+    }
+    let flags = FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE;
+    match rustix::fs::fallocate(file, flags, offset, end - offset) {
+        Ok(()) => Ok(()),
+        Err(e) if unsupported(e) => write_zeros(file, path, offset, end),
+        Err(e) => Err(Error::io("fallocate(zero range)", path, e.into())),
+    }
+}
+
+fn unsupported(e: rustix::io::Errno) -> bool {
+    e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS
+}
+
+fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; 1 << 16];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(zeros.get(..n).unwrap_or_default(), at)
+            .map_err(|e| Error::io("write", path, e))?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// `fdatasync`: the file's data (and the metadata needed to read it) reach stable storage.
+pub fn sync_data(file: &File, path: &Path) -> Result<()> {
+    file.sync_data().map_err(|e| Error::io("fdatasync", path, e))
+}
+
+/// `fsync` of a directory, so that creates, renames and deletes in it are durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Renames `from` to `to` (atomically replacing `to`) and syncs the directory.
+pub fn rename_synced(from: &Path, to: &Path, dir: &Path) -> Result<()> {
+    fs::rename(from, to).map_err(|e| Error::io("rename", from, e))?;
+    sync_dir(dir)
+}
+
+/// Removes a file and syncs its directory.
+pub fn remove_synced(path: &Path, dir: &Path) -> Result<()> {
+    fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+    sync_dir(dir)
+}
+
+/// Creates `dir` (and parents) if missing, syncing the parent of what was created.
+pub fn create_dir_synced(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Lists the names of the entries of a directory.
+pub fn list_dir(dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        if let Some(name) = entry.file_name().to_str() {
+            names.push(name.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Refuses filesystems on which memory maps and file locks are unreliable.
+pub fn check_local_filesystem(dir: &Path) -> Result<()> {
+    let stat = rustix::fs::statfs(dir).map_err(|e| Error::io("statfs", dir, e.into()))?;
+    match network_filesystem_name(stat.f_type as u64) {
+        Some(fs) => Err(Error::NetworkFilesystem { path: dir.to_owned(), fs }),
+        None => Ok(()),
+    }
+}
+
+/// Names the network filesystem with this `statfs` magic number, if it is one.
+#[must_use]
+pub fn network_filesystem_name(magic: u64) -> Option<&'static str> {
+    Some(match magic {
+        0x6969 => "NFS",
+        0x517B => "SMB",
+        0xFF53_4D42 => "CIFS",
+        0xFE53_4D42 => "SMB2",
+        0x5346_414F => "AFS",
+        0x0C36_400 => "Ceph",
+        0x0102_1997 => "9P",
+        0x0BD0_0BD0 => "Lustre",
+        0x4741_5346 => "GlusterFS",
+        _ => return None,
+    })
+}
+
+/// The current boot's identity (`/proc/sys/kernel/random/boot_id`), used to tell a store whose
+/// last writer died with the machine from one whose writers merely exited. All zero if unknown,
+/// which makes every open recover from the segments.
+#[must_use]
+pub fn boot_id() -> [u8; 16] {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .ok()
+        .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
+        .map_or([0; 16], |u| *u.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_filesystems_are_recognised() {
+        assert_eq!(network_filesystem_name(0x6969), Some("NFS"));
+        assert_eq!(network_filesystem_name(0xFF53_4D42), Some("CIFS"));
+        assert_eq!(network_filesystem_name(0xFE53_4D42), Some("SMB2"));
+        assert_eq!(network_filesystem_name(0xEF53), None, "ext4 is local");
+        assert_eq!(network_filesystem_name(0x5846_5342), None, "xfs is local");
+    }
+
+    #[test]
+    fn local_directory_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        check_local_filesystem(dir.path()).unwrap();
+    }
+
+    #[test]
+    fn zero_range_keeps_length_and_zeroes() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = open_rw(&path, true).unwrap();
+        preallocate(&f, &path, 8192).unwrap();
+        f.write_all_at(&[7u8; 8192], 0).unwrap();
+        zero_range(&f, &path, 100, 5000).unwrap();
+        let mut buf = vec![0u8; 8192];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(file_len(&f, &path).unwrap(), 8192);
+        assert!(buf[..100].iter().all(|&b| b == 7));
+        assert!(buf[100..5000].iter().all(|&b| b == 0));
+        assert!(buf[5000..].iter().all(|&b| b == 7));
+    }
+}

@@ -1,0 +1,277 @@
+//! The storage layer: a segmented, checksummed, memory-mapped log that many processes append to.
+//!
+//! It knows bytes and LSNs, never what a record means. The byte format is log-format.md; the
+//! modules follow it: [`format`] (pure encode/decode), `io` (every filesystem call and map),
+//! `control` (the lock file), `segment`, `scan`, `recovery`, `writer` (group commit) and
+//! `reader`.
+
+pub mod format;
+
+mod control;
+mod io;
+mod options;
+mod reader;
+mod recovery;
+mod scan;
+mod segment;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
+
+pub use options::{Durability, LogOptions, RecoveryMode};
+pub use reader::{LogReader, Record};
+pub use recovery::{RecoveryReport, TornTailReport};
+pub use writer::Appended;
+
+use self::control::Control;
+use self::segment::Segment;
+use crate::error::{Error, Result};
+use crate::types::{Lsn, RecordKind};
+
+/// An open log. Cheap to clone; every clone appends through the same group-commit queue.
+///
+/// Any number of processes may open the same directory and append at once: appends are
+/// serialised by an OS file lock, and each appender first picks up what the others wrote.
+#[derive(Clone)]
+pub struct Log {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    dir: PathBuf,
+    opts: LogOptions,
+    control: Control,
+    /// Known segment files by base LSN; opened on first use.
+    segments: RwLock<BTreeMap<Lsn, Option<Arc<Segment>>>>,
+    writer: writer::Writer,
+    recovery: RecoveryReport,
+    flusher: writer::Flusher,
+}
+
+impl Log {
+    /// Options for opening the log in `dir` (created if missing).
+    pub fn options(dir: impl AsRef<Path>) -> LogOptions {
+        LogOptions::new(dir.as_ref())
+    }
+
+    /// Opens the log in `dir` with default options.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Log> {
+        Log::options(dir).open()
+    }
+
+    fn open_with(opts: LogOptions) -> Result<Log> {
+        opts.validate()?;
+        let dir = opts.dir.clone();
+        io::create_dir_synced(&dir)?;
+        io::check_local_filesystem(&dir)?;
+        let (control, _fresh) = Control::open(&dir)?;
+        let recovery = {
+            let _lock = control.adopt_lock();
+            recovery::recover(&dir, &control, &opts)?
+        };
+        let shared = Arc::new(Shared {
+            segments: RwLock::new(BTreeMap::new()),
+            writer: writer::Writer::new(),
+            flusher: writer::Flusher::new(),
+            dir,
+            opts,
+            control,
+            recovery,
+        });
+        shared.refresh_segments()?;
+        writer::Flusher::start(&shared);
+        Ok(Log { shared })
+    }
+
+    /// Appends one record with the log's durability; returns its LSN.
+    pub fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
+        Ok(self.append_batch(kind, &[payload])?.first)
+    }
+
+    /// Appends records of one kind as one atomic batch: after a crash either all of them are in
+    /// the log or none is. They get consecutive LSNs.
+    pub fn append_batch<P: AsRef<[u8]>>(&self, kind: RecordKind, payloads: &[P]) -> Result<Appended> {
+        self.append_records(payloads.iter().map(|p| (kind, p.as_ref())))
+    }
+
+    /// Appends records of mixed kinds as one atomic batch.
+    pub fn append_records<'a>(
+        &self,
+        records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
+    ) -> Result<Appended> {
+        let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
+        writer::append(&self.shared, batch)
+    }
+
+    /// Makes every record appended so far (by any process) durable; returns the durable
+    /// watermark (every LSN below it is on stable storage).
+    pub fn sync(&self) -> Result<Lsn> {
+        let tail = self.shared.control.tail_lsn();
+        writer::sync_to(&self.shared, tail)?;
+        Ok(self.shared.control.durable_lsn())
+    }
+
+    /// A reader positioned at `lsn` (which may equal [`Log::next_lsn`], to wait for new records).
+    pub fn reader_from(&self, lsn: Lsn) -> Result<LogReader> {
+        LogReader::seek(self.shared.clone(), lsn)
+    }
+
+    /// A reader positioned at the first record.
+    pub fn reader(&self) -> Result<LogReader> {
+        self.reader_from(self.first_lsn()?)
+    }
+
+    /// LSN of the first record the log holds.
+    pub fn first_lsn(&self) -> Result<Lsn> {
+        self.shared.first_lsn()
+    }
+
+    /// LSN the next appended record will get; every record below it is readable.
+    pub fn next_lsn(&self) -> Lsn {
+        self.shared.control.tail_lsn()
+    }
+
+    /// Every record below this LSN is known to be on stable storage.
+    pub fn durable_lsn(&self) -> Lsn {
+        self.shared.control.durable_lsn()
+    }
+
+    /// What recovery found and did when this handle opened the log.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.shared.recovery
+    }
+
+    /// Reads every record and segment the log holds, checking every checksum, header, LSN and
+    /// the zero bytes after the last record of each sealed segment.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let mut reader = self.reader()?;
+        let first = reader.position();
+        let mut records = 0u64;
+        let mut payload_bytes = 0u64;
+        while let Some(record) = reader.next()? {
+            records += 1;
+            payload_bytes += record.payload.len() as u64;
+        }
+        Ok(VerifyReport {
+            first,
+            next: reader.position(),
+            records,
+            payload_bytes,
+            segments: read_lock(&self.shared.segments).len(),
+        })
+    }
+
+    /// Torn tails this handle cut while appending: bytes of appenders in other processes that
+    /// died in the middle of a write (see log-format.md, "Appending").
+    pub fn repairs(&self) -> Vec<TornTailReport> {
+        self.shared.writer.repairs()
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The options the log was opened with.
+    pub fn opts(&self) -> &LogOptions {
+        &self.shared.opts
+    }
+}
+
+/// What [`Log::verify`] checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// First LSN held.
+    pub first: Lsn,
+    /// LSN after the last record.
+    pub next: Lsn,
+    /// Records read and checked.
+    pub records: u64,
+    /// Payload bytes read.
+    pub payload_bytes: u64,
+    /// Segment files.
+    pub segments: usize,
+}
+
+impl Shared {
+    /// Re-reads the directory for segment files (other processes create them).
+    fn refresh_segments(&self) -> Result<()> {
+        let mut found = BTreeMap::new();
+        for name in io::list_dir(&self.dir)? {
+            if let Some(base) = format::parse_segment_file_name(&name) {
+                found.insert(base, None);
+            }
+        }
+        let mut segments = write_lock(&self.segments);
+        for (base, slot) in &mut found {
+            if let Some(Some(open)) = segments.get(base) {
+                *slot = Some(open.clone());
+            }
+        }
+        *segments = found;
+        Ok(())
+    }
+
+    fn first_lsn(&self) -> Result<Lsn> {
+        if read_lock(&self.segments).is_empty() {
+            self.refresh_segments()?;
+        }
+        read_lock(&self.segments)
+            .keys()
+            .next()
+            .copied()
+            .ok_or_else(|| Error::SegmentGap {
+                dir: self.dir.clone(),
+                expected: self.control.tail_segment(),
+                found: "no segment files".into(),
+            })
+    }
+
+    /// The segment that holds `lsn` (the one with the greatest base at or below it).
+    fn segment_containing(&self, lsn: Lsn) -> Result<Arc<Segment>> {
+        let newest_known = read_lock(&self.segments).keys().next_back().copied();
+        if newest_known < Some(self.control.tail_segment()) {
+            self.refresh_segments()?;
+        }
+        let base = read_lock(&self.segments).range(..=lsn).next_back().map(|(b, _)| *b);
+        match base {
+            Some(base) => self.segment(base),
+            None => Err(Error::LsnOutOfRange {
+                requested: lsn,
+                first: self.first_lsn()?,
+                last: Lsn(self.control.tail_lsn().0.saturating_sub(1)),
+            }),
+        }
+    }
+
+    /// The segment starting at `base`, opened on first use.
+    fn segment(&self, base: Lsn) -> Result<Arc<Segment>> {
+        if let Some(Some(seg)) = read_lock(&self.segments).get(&base) {
+            return Ok(seg.clone());
+        }
+        let seg = Arc::new(Segment::open(&self.dir, base)?);
+        let mut segments = write_lock(&self.segments);
+        let slot = segments.entry(base).or_insert(None);
+        Ok(slot.get_or_insert(seg).clone())
+    }
+}
+
+// Lock helpers: a panic while a lock is held leaves plain data behind (positions, maps), which
+// stays valid, so poisoning is ignored rather than turned into a second panic.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn read_lock<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+pub(crate) fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+    cv.wait(guard).unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,127 @@
+//! Options for opening a log.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::format::{frame_len, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::Log;
+use crate::error::{Error, Result};
+
+/// When an append is acknowledged (log-format.md, "Durability").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Acknowledged once the records are in the OS page cache: they survive the death of the
+    /// process, not of the machine.
+    Buffered,
+    /// As `Buffered`, and a background thread syncs at most this long after an append: a crash
+    /// of the machine loses at most this window.
+    Flush(Duration),
+    /// Acknowledged only once the records (and, for a new segment, its directory entry) are on
+    /// stable storage. Concurrent callers share syncs (group commit).
+    Sync,
+}
+
+/// What opening does with an invalid tail of the newest segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Cut off (zero) a torn tail and report it in the [`RecoveryReport`](crate::RecoveryReport).
+    TruncateTornTail,
+    /// Never cut anything: a torn tail is an [`Error::TornTail`].
+    Strict,
+}
+
+/// Options for [`Log::options`]; finish with [`LogOptions::open`].
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    pub(crate) dir: PathBuf,
+    pub(crate) segment_size: u64,
+    pub(crate) max_record_size: u32,
+    pub(crate) durability: Durability,
+    pub(crate) recovery: RecoveryMode,
+}
+
+/// Default segment size: 64 MiB.
+pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// Default maximum payload size of one record: 1 MiB.
+pub const DEFAULT_MAX_RECORD_SIZE: u32 = 1 << 20;
+
+impl LogOptions {
+    pub(crate) fn new(dir: &Path) -> LogOptions {
+        LogOptions {
+            dir: dir.to_owned(),
+            segment_size: DEFAULT_SEGMENT_SIZE,
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            durability: Durability::Sync,
+            recovery: RecoveryMode::TruncateTornTail,
+        }
+    }
+
+    /// Size of each segment file (preallocated). Default 64 MiB; a multiple of 4096.
+    #[must_use]
+    pub fn segment_size(mut self, bytes: u64) -> LogOptions {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// Largest payload of one record. Default 1 MiB; must fit a segment.
+    #[must_use]
+    pub fn max_record_size(mut self, bytes: u32) -> LogOptions {
+        self.max_record_size = bytes;
+        self
+    }
+
+    /// When appends are acknowledged. Default [`Durability::Sync`].
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> LogOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// What to do with a torn tail. Default [`RecoveryMode::TruncateTornTail`].
+    #[must_use]
+    pub fn recovery_mode(mut self, mode: RecoveryMode) -> LogOptions {
+        self.recovery = mode;
+        self
+    }
+
+    /// Opens (creating if needed) and recovers the log.
+    pub fn open(self) -> Result<Log> {
+        Log::open_with(self)
+    }
+
+    /// The durability appends get.
+    pub fn get_durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Bytes a segment offers to frames.
+    pub(crate) fn usable_segment_bytes(&self, capacity: u64) -> u64 {
+        capacity.saturating_sub(SEGMENT_HEADER_LEN as u64)
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let invalid = |name, reason: String| Err(Error::InvalidArgument { name, reason });
+        if self.segment_size % 4096 != 0 || self.segment_size < 8192 {
+            return invalid(
+                "segment size",
+                format!("{} is not a multiple of 4096 of at least 8192", self.segment_size),
+            );
+        }
+        let largest = frame_len(self.max_record_size as usize) as u64;
+        if largest > self.usable_segment_bytes(self.segment_size) {
+            return invalid(
+                "maximum record size",
+                format!(
+                    "a record of {} bytes ({} with its {FRAME_HEADER_LEN}-byte header) does not fit a segment of {} bytes",
+                    self.max_record_size, largest, self.segment_size
+                ),
+            );
+        }
+        if let Durability::Flush(interval) = self.durability {
+            if interval.is_zero() {
+                return invalid("flush interval", "must be longer than zero".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,167 @@
+//! Reading: iterate from any LSN through the read maps, seeking with the sparse index
+//! (log-format.md, "Reading").
+
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use super::format::{decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::segment::Segment;
+use super::Shared;
+use crate::error::{Error, FrameError, Result};
+use crate::types::{Lsn, RecordKind, Timestamp};
+
+/// One record, its payload borrowed from the segment map (no copy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// When it was appended.
+    pub timestamp: Timestamp,
+    /// Its kind.
+    pub kind: RecordKind,
+    /// Its payload.
+    pub payload: &'a [u8],
+}
+
+/// Reads records in LSN order from a starting LSN. Readers never lock: they see every record
+/// below the tail published when [`LogReader::next`] is called, from any process.
+pub struct LogReader {
+    shared: Arc<Shared>,
+    segment: Arc<Segment>,
+    map: Arc<Mmap>,
+    offset: u64,
+    next: Lsn,
+    in_batch: bool,
+}
+
+/// Position and fields of a decoded frame; the payload is `map[start..end]`.
+struct Found {
+    lsn: Lsn,
+    timestamp: Timestamp,
+    kind: RecordKind,
+    start: usize,
+    end: usize,
+}
+
+impl LogReader {
+    pub(crate) fn seek(shared: Arc<Shared>, lsn: Lsn) -> Result<LogReader> {
+        let tail = shared.control.tail_lsn();
+        let first = shared.first_lsn()?;
+        if lsn < first || lsn > tail {
+            return Err(Error::LsnOutOfRange {
+                requested: lsn,
+                first,
+                last: Lsn(tail.0.saturating_sub(1)),
+            });
+        }
+        let segment = shared.segment_containing(lsn)?;
+        let (start, offset) = segment.index_lookup(lsn);
+        let mut reader = LogReader {
+            map: segment.map(),
+            segment,
+            shared,
+            offset,
+            next: start,
+            in_batch: false,
+        };
+        while reader.next < lsn {
+            if reader.advance()?.is_none() {
+                return Err(Error::LsnOutOfRange {
+                    requested: lsn,
+                    first,
+                    last: Lsn(reader.next.0.saturating_sub(1)),
+                });
+            }
+        }
+        Ok(reader)
+    }
+
+    /// LSN of the record the next call to [`LogReader::next`] returns.
+    #[must_use]
+    pub fn position(&self) -> Lsn {
+        self.next
+    }
+
+    /// The next record, or `None` once the reader has caught up with the published tail (call
+    /// again later to see records appended since). Corruption is an error naming segment,
+    /// offset and LSN; it is never skipped.
+    #[allow(clippy::should_implement_trait)] // lending: the record borrows the reader's map
+    pub fn next(&mut self) -> Result<Option<Record<'_>>> {
+        let Some(found) = self.advance()? else { return Ok(None) };
+        Ok(Some(Record {
+            lsn: found.lsn,
+            timestamp: found.timestamp,
+            kind: found.kind,
+            payload: self.map.get(found.start..found.end).unwrap_or_default(),
+        }))
+    }
+
+    fn advance(&mut self) -> Result<Option<Found>> {
+        let max = self.shared.opts.max_record_size;
+        loop {
+            if self.next >= self.shared.control.tail_lsn() {
+                return Ok(None);
+            }
+            let map = self.map.clone();
+            let rest = map.get(self.offset as usize..).unwrap_or_default();
+            match decode_frame(rest, self.next, max) {
+                Decoded::Frame(f) => {
+                    self.segment.index_note(self.next, self.offset);
+                    let start = self.offset as usize + FRAME_HEADER_LEN;
+                    let found = Found {
+                        lsn: f.lsn,
+                        timestamp: f.timestamp,
+                        kind: f.kind,
+                        start,
+                        end: start + f.payload.len(),
+                    };
+                    self.in_batch = f.batch_continues();
+                    self.offset += f.len as u64;
+                    self.next = self.next.next();
+                    return Ok(Some(found));
+                }
+                Decoded::End if !self.grew()? => self.enter_next_segment()?,
+                Decoded::End => {}
+                Decoded::Invalid(reason) if !self.grew()? => return Err(self.corruption(self.offset, reason)),
+                Decoded::Invalid(_) => {}
+            }
+        }
+    }
+
+    /// Re-maps the segment if its file grew past the current map; true if it did.
+    fn grew(&mut self) -> Result<bool> {
+        let map = self.segment.remap_if_grown()?;
+        let grew = map.len() > self.map.len();
+        self.map = map;
+        Ok(grew)
+    }
+
+    /// The current segment ended below the tail, so it is sealed: check that its batch is
+    /// complete and the bytes after its last record are zero, then open the next one.
+    fn enter_next_segment(&mut self) -> Result<()> {
+        if self.in_batch {
+            return Err(self.corruption(self.offset, FrameError::IncompleteBatch));
+        }
+        let rest = self.map.get(self.offset as usize..).unwrap_or_default();
+        if let Some(i) = rest.iter().position(|&b| b != 0) {
+            return Err(self.corruption(self.offset + i as u64, FrameError::TrailingGarbage));
+        }
+        let segment = self.shared.segment(self.next).map_err(|e| match e {
+            Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::SegmentGap {
+                dir: self.shared.dir.clone(),
+                expected: self.next,
+                found: format!("{} ends before LSN {}", self.segment.path.display(), self.next),
+            },
+            other => other,
+        })?;
+        self.map = segment.map();
+        self.segment = segment;
+        self.offset = SEGMENT_HEADER_LEN as u64;
+        Ok(())
+    }
+
+    fn corruption(&self, offset: u64, reason: FrameError) -> Error {
+        Error::Corruption { segment: self.segment.path.clone(), offset, lsn: self.next, reason }
+    }
+}
