@@ -203,6 +203,6 @@ mod tests {
         let s = scan(&img, ScanStart::segment(Lsn(1)), 100, |_, _| {});
         let Stop::Invalid { offset, .. } = s.stop else { panic!("{s:?}") };
         assert!(valid_frame_follows(&img, offset, Lsn(3), 100));
-        assert_eq!(nonzero_end(&img, offset), 64 + 3 * 40);
+        assert_eq!(nonzero_end(&img, offset), 64 + 2 * 40 + 32 + 5, "ends with the payload of frame 3");
     }
 }

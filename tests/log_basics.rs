@@ -1,0 +1,174 @@
+//! Appending and reading back: LSNs, batches, segment rollover, seeking, limits, durability.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{kind, payload, read_all, segment_files, small};
+use maos_coord::{Durability, Error, Log, Lsn, RecordKind};
+
+#[test]
+fn records_come_back_in_order_with_dense_lsns_across_segments_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected: Vec<(u64, Vec<u8>)> = (1..=500).map(|i| (i, payload(i))).collect();
+    {
+        let log = small(dir.path()).open().unwrap();
+        for (i, p) in &expected {
+            assert_eq!(log.append(kind(), p).unwrap(), Lsn(*i));
+        }
+        assert_eq!(read_all(&log), expected);
+        assert_eq!(log.next_lsn(), Lsn(501));
+    }
+    assert!(segment_files(dir.path()).len() > 5, "small segments roll over");
+    let log = small(dir.path()).open().unwrap();
+    assert!(!log.recovery_report().cold);
+    assert_eq!(read_all(&log), expected);
+    let report = log.verify().unwrap();
+    assert_eq!((report.first, report.next, report.records), (Lsn(1), Lsn(501), 500));
+
+    common::forget_tail(dir.path());
+    let log = small(dir.path()).open().unwrap();
+    assert!(log.recovery_report().cold);
+    assert_eq!(log.recovery_report().torn, None);
+    assert_eq!(read_all(&log), expected);
+}
+
+#[test]
+fn a_reader_can_start_at_any_lsn() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).open().unwrap();
+    for i in 1..=300 {
+        log.append(kind(), &payload(i)).unwrap();
+    }
+    for start in [1, 2, 57, 150, 299, 300] {
+        let mut reader = log.reader_from(Lsn(start)).unwrap();
+        let first = reader.next().unwrap().unwrap();
+        assert_eq!((first.lsn, first.payload), (Lsn(start), payload(start).as_slice()));
+    }
+    let mut at_end = log.reader_from(Lsn(301)).unwrap();
+    assert!(at_end.next().unwrap().is_none());
+    log.append(kind(), b"later").unwrap();
+    assert_eq!(at_end.next().unwrap().unwrap().payload, b"later", "a caught-up reader sees new records");
+    assert!(matches!(log.reader_from(Lsn(303)), Err(Error::LsnOutOfRange { .. })));
+    assert!(matches!(log.reader_from(Lsn(0)), Err(Error::LsnOutOfRange { .. })));
+}
+
+#[test]
+fn a_batch_gets_consecutive_lsns_and_mixed_kinds_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).open().unwrap();
+    let a = RecordKind::new(1).unwrap();
+    let b = RecordKind::new(2).unwrap();
+    let appended = log
+        .append_records([(a, b"x".as_slice()), (b, b"y".as_slice()), (a, b"".as_slice())])
+        .unwrap();
+    assert_eq!((appended.first, appended.last(), appended.next()), (Lsn(1), Some(Lsn(3)), Lsn(4)));
+    let mut reader = log.reader().unwrap();
+    let kinds: Vec<(u16, Vec<u8>)> =
+        std::iter::from_fn(|| reader.next().unwrap().map(|r| (r.kind.get(), r.payload.to_vec()))).collect();
+    assert_eq!(kinds, [(1, b"x".to_vec()), (2, b"y".to_vec()), (1, Vec::new())]);
+    let empty = log.append_batch::<&[u8]>(kind(), &[]).unwrap();
+    assert_eq!((empty.count, log.next_lsn()), (0, Lsn(4)));
+}
+
+#[test]
+fn timestamps_never_go_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).open().unwrap();
+    for i in 0..100 {
+        log.append(kind(), &payload(i)).unwrap();
+    }
+    let mut reader = log.reader().unwrap();
+    let mut last = 0;
+    while let Some(r) = reader.next().unwrap() {
+        assert!(r.timestamp.as_micros() >= last);
+        last = r.timestamp.as_micros();
+    }
+}
+
+#[test]
+fn limits_are_enforced_with_clear_errors_and_nothing_is_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).open().unwrap();
+    let err = log.append(kind(), &[0u8; 1025]).unwrap_err();
+    assert!(matches!(err, Error::RecordTooLarge { size: 1025, max: 1024 }), "{err}");
+    let big: Vec<Vec<u8>> = (0..20).map(|_| vec![1u8; 1000]).collect();
+    let err = log.append_batch(kind(), &big).unwrap_err();
+    assert!(matches!(err, Error::BatchTooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("does not fit into one segment"));
+    assert_eq!(log.next_lsn(), Lsn(1));
+    assert!(RecordKind::new(0).is_err());
+
+    let err = Log::options(dir.path().join("x")).segment_size(10_000).open().unwrap_err();
+    assert!(err.to_string().contains("segment size"), "{err}");
+    let err = Log::options(dir.path().join("y"))
+        .segment_size(8192)
+        .max_record_size(9000)
+        .open()
+        .unwrap_err();
+    assert!(err.to_string().contains("maximum record size"), "{err}");
+}
+
+#[test]
+fn sync_durability_acknowledges_only_synced_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
+    for i in 1..=50 {
+        let lsn = log.append(kind(), &payload(i)).unwrap();
+        assert!(log.durable_lsn() > lsn, "acknowledged before durable");
+    }
+}
+
+#[test]
+fn flush_durability_syncs_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Flush(Duration::from_millis(5))).open().unwrap();
+    let lsn = log.append(kind(), b"soon durable").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while log.durable_lsn() <= lsn {
+        assert!(Instant::now() < deadline, "the flusher never synced");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn two_handles_in_one_process_append_to_one_sequence() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = small(dir.path()).open().unwrap();
+    let b = small(dir.path()).open().unwrap();
+    for i in 0..200 {
+        let log = if i % 3 == 0 { &a } else { &b };
+        assert_eq!(log.append(kind(), &payload(i)).unwrap(), Lsn(i + 1));
+    }
+    assert_eq!(read_all(&a), read_all(&b));
+    assert_eq!(read_all(&a).len(), 200);
+}
+
+#[test]
+fn concurrent_threads_share_group_commits_without_losing_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8u64 {
+            let log = log.clone();
+            s.spawn(move || {
+                for i in 0..100u64 {
+                    log.append(kind(), format!("{t}:{i}").as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    let records = read_all(&log);
+    assert_eq!(records.len(), 800);
+    for t in 0..8 {
+        let mine: Vec<u64> = records
+            .iter()
+            .filter_map(|(_, p)| {
+                let s = String::from_utf8(p.clone()).unwrap();
+                let (writer, i) = s.split_once(':').unwrap();
+                (writer == t.to_string()).then(|| i.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(mine, (0..100).collect::<Vec<_>>(), "thread {t} in its own order");
+    }
+}
