@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 pub use options::{Durability, LogOptions, RecoveryMode};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TornTailReport};
-pub use writer::Appended;
+pub use writer::{fault, Appended};
 
 use self::control::Control;
 use self::segment::Segment;

@@ -287,6 +287,13 @@ fn write_batch(
         size: len,
         max: current.capacity.saturating_sub(tail.offset),
     })?;
+    if let Some(cut) = fault::abort_point(pending.buf.len()) {
+        // Fault injection (tests only): die like a process killed in the middle of the copy.
+        if let (Some(d), Some(src)) = (dst.get_mut(..cut), pending.buf.get(..cut)) {
+            d.copy_from_slice(src);
+        }
+        std::process::abort();
+    }
     dst.copy_from_slice(&pending.buf);
     let appended = Appended { first: tail.lsn, count: pending.count };
     tail.last_frame = tail.offset + pending.last_frame as u64;
@@ -294,6 +301,25 @@ fn write_batch(
     tail.lsn = appended.next();
     tail.last_time = time;
     Ok(appended)
+}
+
+/// Fault injection for crash tests: make the process abort in the middle of copying a batch.
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static ABORT_AFTER_BYTES: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    /// Arms the fault: the next batch copy stops after `bytes` bytes (at most the batch length)
+    /// and the process aborts, leaving a torn write behind. For crash tests only.
+    pub fn abort_mid_write(bytes: u64) {
+        ABORT_AFTER_BYTES.store(bytes, Ordering::SeqCst);
+    }
+
+    pub(super) fn abort_point(batch_len: usize) -> Option<usize> {
+        let armed = ABORT_AFTER_BYTES.load(Ordering::Relaxed);
+        (armed != u64::MAX).then(|| (armed as usize).min(batch_len))
+    }
 }
 
 /// Seals the newest segment (syncs it, so that only the newest segment can ever have a torn
