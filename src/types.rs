@@ -15,10 +15,11 @@ impl Lsn {
     /// The LSN of the first record of a new store.
     pub const FIRST: Lsn = Lsn(1);
 
-    /// The LSN that follows this one.
+    /// The LSN that follows this one (saturating: a log never gets near 2^64 records, but a
+    /// decoder fed a damaged LSN must not overflow).
     #[must_use]
     pub fn next(self) -> Lsn {
-        Lsn(self.0 + 1)
+        Lsn(self.0.saturating_add(1))
     }
 
     /// The raw number.

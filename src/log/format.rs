@@ -10,6 +10,8 @@ use crate::types::{Lsn, RecordKind, Timestamp};
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MAOSSEG\0";
 /// The format version written by this build, and the only one it reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// Largest segment a header may announce (and the largest `segment_size` option): 1 GiB.
+pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 /// Size of the segment header; the first frame starts here.
 pub const SEGMENT_HEADER_LEN: usize = 64;
 const HDR_VERSION: usize = 8;
@@ -111,6 +113,9 @@ impl SegmentHeader {
         }
         if header.capacity < (SEGMENT_HEADER_LEN + FRAME_HEADER_LEN) as u64 {
             return Err(HeaderError::Invalid("capacity smaller than one frame"));
+        }
+        if header.capacity > MAX_SEGMENT_SIZE {
+            return Err(HeaderError::Invalid("capacity larger than 1 GiB"));
         }
         Ok(header)
     }

@@ -6,6 +6,8 @@
 //! `reader`.
 
 pub mod format;
+#[doc(hidden)]
+pub mod fuzzing;
 
 mod control;
 mod io;

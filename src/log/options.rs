@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::format::{frame_len, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use super::format::{frame_len, FRAME_HEADER_LEN, MAX_SEGMENT_SIZE, SEGMENT_HEADER_LEN};
 use super::Log;
 use crate::error::{Error, Result};
 
@@ -101,10 +101,10 @@ impl LogOptions {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let invalid = |name, reason: String| Err(Error::InvalidArgument { name, reason });
-        if self.segment_size % 4096 != 0 || self.segment_size < 8192 {
+        if self.segment_size % 4096 != 0 || !(8192..=MAX_SEGMENT_SIZE).contains(&self.segment_size) {
             return invalid(
                 "segment size",
-                format!("{} is not a multiple of 4096 of at least 8192", self.segment_size),
+                format!("{} is not a multiple of 4096 from 8192 to 1 GiB", self.segment_size),
             );
         }
         let largest = frame_len(self.max_record_size as usize) as u64;
