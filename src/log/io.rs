@@ -128,6 +128,27 @@ fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
     Ok(())
 }
 
+/// Writes `bufs` one after another from `offset` with as few `pwritev` calls as the kernel allows.
+pub fn write_all_vectored_at(file: &File, path: &Path, bufs: &[&[u8]], offset: u64) -> Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+    let mut rest = slices.as_mut_slice();
+    let mut at = offset;
+    // Linux takes at most 1024 slices (IOV_MAX) per call.
+    while !rest.is_empty() {
+        let take = rest.len().min(1024);
+        let chunk = rest.get(..take).unwrap_or_default();
+        let n = match rustix::io::pwritev(file, chunk, at) {
+            Ok(0) => return Err(Error::io("pwritev", path, std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(Error::io("pwritev", path, e.into())),
+        };
+        at += n as u64;
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
 /// `fdatasync`: the file's data (and the metadata needed to read it) reach stable storage.
 pub fn sync_data(file: &File, path: &Path) -> Result<()> {
     file.sync_data().map_err(|e| Error::io("fdatasync", path, e))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use super::format::{decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
-use super::segment::Segment;
+use super::segment::{Segment, INDEX_INTERVAL};
 use super::Shared;
 use crate::error::{Error, FrameError, Result};
 use crate::types::{Lsn, RecordKind, Timestamp};
@@ -33,6 +33,8 @@ pub struct LogReader {
     offset: u64,
     next: Lsn,
     in_batch: bool,
+    /// The next frame at or past this offset goes into the segment's sparse index.
+    index_from: u64,
 }
 
 /// Position and fields of a decoded frame; the payload is `map[start..end]`.
@@ -64,6 +66,7 @@ impl LogReader {
             offset,
             next: start,
             in_batch: false,
+            index_from: offset,
         };
         while reader.next < lsn {
             if reader.advance()?.is_none() {
@@ -107,7 +110,10 @@ impl LogReader {
             let rest = map.get(self.offset as usize..).unwrap_or_default();
             match decode_frame(rest, self.next, max) {
                 Decoded::Frame(f) => {
-                    self.segment.index_note(self.next, self.offset);
+                    if self.offset >= self.index_from {
+                        self.segment.index_note(self.next, self.offset);
+                        self.index_from = self.offset + INDEX_INTERVAL;
+                    }
                     let start = self.offset as usize + FRAME_HEADER_LEN;
                     let found = Found {
                         lsn: f.lsn,
@@ -158,6 +164,7 @@ impl LogReader {
         self.map = segment.map();
         self.segment = segment;
         self.offset = SEGMENT_HEADER_LEN as u64;
+        self.index_from = self.offset;
         Ok(())
     }
 

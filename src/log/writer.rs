@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 
-use memmap2::MmapMut;
-
 use super::control::Tail;
 use super::format::{self, SegmentHeader, FLAG_BATCH_CONTINUES, SEGMENT_HEADER_LEN};
 use super::options::Durability;
@@ -99,12 +97,16 @@ struct Queue {
     done: HashMap<u64, Result<Appended>>,
 }
 
-/// The newest segment, mapped for writing by the current leader.
+/// The newest segment, as the current leader writes it.
+///
+/// Frames are written with `pwrite`, not through a map: whole new pages then need no zero-fill
+/// fault before they are overwritten (measured: half the time of a map copy at 256 B records),
+/// and a write raises inotify events, which map stores never do. Readers still read through maps
+/// of the same page cache.
 struct Active {
     base: Lsn,
     path: PathBuf,
     file: File,
-    map: MmapMut,
     capacity: u64,
 }
 
@@ -188,8 +190,8 @@ impl Drop for Leadership<'_> {
     }
 }
 
-/// Writes a group under the append lock: catch up with other processes, place each batch,
-/// publish once.
+/// Writes a group under the append lock: catch up with other processes, place the batches one
+/// after another, write them with one `pwritev` per segment touched, publish once.
 fn write_group(shared: &Shared, group: &mut [(u64, Pending)]) -> Vec<(u64, Result<Appended>)> {
     let fail_all = |e: Error| group.iter().map(|(t, _)| (*t, Err(e.clone()))).collect::<Vec<_>>();
     let _append_lock = match shared.control.lock() {
@@ -201,23 +203,129 @@ fn write_group(shared: &Shared, group: &mut [(u64, Pending)]) -> Vec<(u64, Resul
     if let Err(e) = catch_up(shared, &mut active, &mut tail) {
         return fail_all(e);
     }
-    let time = Timestamp::now().max(tail.last_time);
-    let mut failure: Option<Error> = None;
-    let mut results = Vec::with_capacity(group.len());
-    for (ticket, pending) in group.iter_mut() {
-        let result = match &failure {
-            Some(e) => Err(e.clone()),
-            None => write_batch(shared, &mut active, &mut tail, pending, time),
-        };
-        if let Err(e) = &result {
-            if !matches!(e, Error::BatchTooLarge { .. }) {
-                failure = Some(e.clone());
-            }
+    let mut run = Run { start: tail, tail, time: Timestamp::now().max(tail.last_time), placed: Vec::new() };
+    let mut results: Vec<Option<Result<Appended>>> = group.iter().map(|_| None).collect();
+    let usable = shared.opts.usable_segment_bytes(shared.opts.segment_size);
+    for i in 0..group.len() {
+        let len = group.get(i).map_or(0, |(_, p)| p.buf.len() as u64);
+        if len > usable {
+            set(&mut results, i, Err(Error::BatchTooLarge { size: len, max: usable }));
+            continue;
         }
-        results.push((*ticket, result));
+        if let Err(e) = make_room(shared, &mut active, &mut run, group, &mut results, len) {
+            fail_rest(&mut results, &e);
+            break;
+        }
+        if let Some((_, pending)) = group.get_mut(i) {
+            run.place(i, pending);
+        }
     }
-    shared.control.publish(tail);
-    results
+    if let Err(e) = flush(shared, &mut active, &mut run, group, &mut results) {
+        fail_rest(&mut results, &e);
+    }
+    shared.control.publish(run.start);
+    group
+        .iter()
+        .zip(results)
+        .map(|((t, _), r)| (*t, r.unwrap_or_else(|| Err(internal("batch was never placed")))))
+        .collect()
+}
+
+/// Batches placed after one another in the newest segment, not yet written.
+struct Run {
+    /// The tail before the run: what is written and may be published.
+    start: Tail,
+    /// The tail after the run.
+    tail: Tail,
+    time: Timestamp,
+    /// Index in the group and where each batch landed.
+    placed: Vec<(usize, Appended)>,
+}
+
+impl Run {
+    fn place(&mut self, index: usize, pending: &mut Pending) {
+        pending.finalize(self.tail.lsn, self.time);
+        let appended = Appended { first: self.tail.lsn, count: pending.count };
+        self.tail.last_frame = self.tail.offset + pending.last_frame as u64;
+        self.tail.offset += pending.buf.len() as u64;
+        self.tail.lsn = appended.next();
+        self.tail.last_time = self.time;
+        self.placed.push((index, appended));
+    }
+}
+
+/// Makes sure `len` more bytes fit the newest segment, writing the run and rolling over if not.
+fn make_room(
+    shared: &Shared,
+    active: &mut Option<Active>,
+    run: &mut Run,
+    group: &[(u64, Pending)],
+    results: &mut [Option<Result<Appended>>],
+    len: u64,
+) -> Result<()> {
+    let capacity = ensure_active(shared, active, run.tail.segment)?.capacity;
+    if run.tail.offset + len <= capacity {
+        return Ok(());
+    }
+    flush(shared, active, run, group, results)?;
+    let current = ensure_active(shared, active, run.tail.segment)?;
+    roll_over(shared, current, &mut run.tail)?;
+    run.start = run.tail;
+    Ok(())
+}
+
+/// Writes the placed batches with one vectored write and answers their callers.
+fn flush(
+    shared: &Shared,
+    active: &mut Option<Active>,
+    run: &mut Run,
+    group: &[(u64, Pending)],
+    results: &mut [Option<Result<Appended>>],
+) -> Result<()> {
+    if run.placed.is_empty() {
+        return Ok(());
+    }
+    let current = ensure_active(shared, active, run.start.segment)?;
+    shared.control.announce_write(run.tail.offset);
+    let bufs: Vec<&[u8]> =
+        run.placed.iter().filter_map(|(i, _)| group.get(*i)).map(|(_, p)| p.buf.as_slice()).collect();
+    let written = match fault::abort_point() {
+        Some(cut) => fault::write_prefix_and_abort(&current.file, &bufs, run.start.offset, cut),
+        None => io::write_all_vectored_at(&current.file, &current.path, &bufs, run.start.offset),
+    };
+    let placed = std::mem::take(&mut run.placed);
+    match written {
+        Ok(()) => {
+            for (i, appended) in placed {
+                set(results, i, Ok(appended));
+            }
+            run.start = run.tail;
+            Ok(())
+        }
+        Err(e) => {
+            for (i, _) in placed {
+                set(results, i, Err(e.clone()));
+            }
+            run.tail = run.start;
+            Err(e)
+        }
+    }
+}
+
+fn set(results: &mut [Option<Result<Appended>>], i: usize, r: Result<Appended>) {
+    if let Some(slot) = results.get_mut(i) {
+        *slot = Some(r);
+    }
+}
+
+fn fail_rest(results: &mut [Option<Result<Appended>>], e: &Error) {
+    for slot in results.iter_mut().filter(|s| s.is_none()) {
+        *slot = Some(Err(e.clone()));
+    }
+}
+
+fn internal(what: &str) -> Error {
+    Error::InvalidArgument { name: "append", reason: what.into() }
 }
 
 /// Maps the newest segment (another process may have rolled over since this one last wrote)
@@ -225,13 +333,14 @@ fn write_group(shared: &Shared, group: &mut [(u64, Pending)]) -> Vec<(u64, Resul
 fn catch_up(shared: &Shared, active: &mut Option<Active>, tail: &mut Tail) -> Result<()> {
     let active = ensure_active(shared, active, tail.segment)?;
     if shared.control.write_end() > tail.offset {
-        let (torn, adopted) =
-            recovery::repair_interrupted(&shared.control, &shared.opts, &active.path, &active.file, &active.map)?;
+        let len = io::file_len(&active.file, &active.path)?;
+        let image = io::map_read(&active.file, &active.path, len)?;
+        let (torn, _adopted) =
+            recovery::repair_interrupted(&shared.control, &shared.opts, &active.path, &active.file, &image)?;
         *tail = shared.control.tail();
         if let Some(torn) = torn {
             lock(&shared.writer.repairs).push(torn);
         }
-        let _ = adopted;
     }
     Ok(())
 }
@@ -259,48 +368,7 @@ fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
     if io::file_len(&file, &path)? < capacity {
         io::preallocate(&file, &path, capacity)?;
     }
-    let map = io::map_write(&file, &path, capacity)?;
-    Ok(Active { base, path, file, map, capacity })
-}
-
-fn write_batch(
-    shared: &Shared,
-    active: &mut Option<Active>,
-    tail: &mut Tail,
-    pending: &mut Pending,
-    time: Timestamp,
-) -> Result<Appended> {
-    let len = pending.buf.len() as u64;
-    let usable = shared.opts.usable_segment_bytes(shared.opts.segment_size);
-    if len > usable {
-        return Err(Error::BatchTooLarge { size: len, max: usable });
-    }
-    let mut current = ensure_active(shared, active, tail.segment)?;
-    if tail.offset + len > current.capacity {
-        roll_over(shared, current, tail)?;
-        current = ensure_active(shared, active, tail.segment)?;
-    }
-    shared.control.announce_write(tail.offset + len);
-    pending.finalize(tail.lsn, time);
-    let start = tail.offset as usize;
-    let dst = current.map.get_mut(start..start + pending.buf.len()).ok_or_else(|| Error::BatchTooLarge {
-        size: len,
-        max: current.capacity.saturating_sub(tail.offset),
-    })?;
-    if let Some(cut) = fault::abort_point(pending.buf.len()) {
-        // Fault injection (tests only): die like a process killed in the middle of the copy.
-        if let (Some(d), Some(src)) = (dst.get_mut(..cut), pending.buf.get(..cut)) {
-            d.copy_from_slice(src);
-        }
-        std::process::abort();
-    }
-    dst.copy_from_slice(&pending.buf);
-    let appended = Appended { first: tail.lsn, count: pending.count };
-    tail.last_frame = tail.offset + pending.last_frame as u64;
-    tail.offset += len;
-    tail.lsn = appended.next();
-    tail.last_time = time;
-    Ok(appended)
+    Ok(Active { base, path, file, capacity })
 }
 
 /// Fault injection for crash tests: make the process abort in the middle of copying a batch.
@@ -308,17 +376,29 @@ fn write_batch(
 pub mod fault {
     use std::sync::atomic::{AtomicU64, Ordering};
 
+    use std::fs::File;
+    use std::os::unix::fs::FileExt;
+
+    use crate::error::Result;
+
     static ABORT_AFTER_BYTES: AtomicU64 = AtomicU64::new(u64::MAX);
 
-    /// Arms the fault: the next batch copy stops after `bytes` bytes (at most the batch length)
-    /// and the process aborts, leaving a torn write behind. For crash tests only.
+    /// Arms the fault: the next group write stops after `bytes` bytes and the process aborts,
+    /// leaving a torn write behind. For crash tests only.
     pub fn abort_mid_write(bytes: u64) {
         ABORT_AFTER_BYTES.store(bytes, Ordering::SeqCst);
     }
 
-    pub(super) fn abort_point(batch_len: usize) -> Option<usize> {
+    pub(super) fn abort_point() -> Option<u64> {
         let armed = ABORT_AFTER_BYTES.load(Ordering::Relaxed);
-        (armed != u64::MAX).then(|| (armed as usize).min(batch_len))
+        (armed != u64::MAX).then_some(armed)
+    }
+
+    pub(super) fn write_prefix_and_abort(file: &File, bufs: &[&[u8]], offset: u64, cut: u64) -> Result<()> {
+        let joined: Vec<u8> = bufs.concat();
+        let prefix = joined.get(..(cut as usize).min(joined.len())).unwrap_or_default();
+        let _ = file.write_all_at(prefix, offset);
+        std::process::abort();
     }
 }
 
