@@ -15,7 +15,9 @@ mod options;
 mod reader;
 mod recovery;
 mod scan;
+mod group;
 mod segment;
+mod sync;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -49,7 +51,7 @@ pub(crate) struct Shared {
     segments: RwLock<BTreeMap<Lsn, Option<Arc<Segment>>>>,
     writer: writer::Writer,
     recovery: RecoveryReport,
-    flusher: writer::Flusher,
+    flusher: sync::Flusher,
 }
 
 impl Log {
@@ -76,14 +78,14 @@ impl Log {
         let shared = Arc::new(Shared {
             segments: RwLock::new(BTreeMap::new()),
             writer: writer::Writer::new(),
-            flusher: writer::Flusher::new(),
+            flusher: sync::Flusher::new(),
             dir,
             opts,
             control,
             recovery,
         });
         shared.refresh_segments()?;
-        writer::Flusher::start(&shared);
+        sync::Flusher::start(&shared);
         Ok(Log { shared })
     }
 
@@ -104,14 +106,14 @@ impl Log {
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
     ) -> Result<Appended> {
         let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
-        writer::append(&self.shared, batch)
+        group::append(&self.shared, batch)
     }
 
     /// Makes every record appended so far (by any process) durable; returns the durable
     /// watermark (every LSN below it is on stable storage).
     pub fn sync(&self) -> Result<Lsn> {
         let tail = self.shared.control.tail_lsn();
-        writer::sync_to(&self.shared, tail)?;
+        sync::sync_to(&self.shared, tail)?;
         Ok(self.shared.control.durable_lsn())
     }
 

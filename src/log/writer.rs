@@ -1,18 +1,16 @@
 //! Appending: encoding batches, group commit inside a process, the append protocol across
 //! processes, segment rollover and syncing (log-format.md, "Appending").
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, Weak};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Condvar, Mutex};
 
 use super::control::Tail;
 use super::format::{self, SegmentHeader, FLAG_BATCH_CONTINUES, SEGMENT_HEADER_LEN};
-use super::options::Durability;
 use super::recovery::{self, TornTailReport};
 use super::segment::Segment;
-use super::{io, lock, wait, Shared};
+use super::{group, io, lock, Shared};
 use crate::error::{Error, Result};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
@@ -65,6 +63,11 @@ impl Pending {
         Ok(pending)
     }
 
+    /// Whether the batch holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// Sets LSNs from `first`, the time and the batch flags, and computes the checksums.
     fn finalize(&mut self, first: Lsn, time: Timestamp) {
         let mut at = 0;
@@ -80,21 +83,17 @@ impl Pending {
     }
 }
 
-/// The in-process side of appending: the group-commit queue and the write map.
+/// The in-process side of appending: the group-commit queue, the newest segment's file, the
+/// sync state.
 pub(crate) struct Writer {
-    queue: Mutex<Queue>,
-    turn: Condvar,
+    pub(super) queue: Mutex<group::Queue>,
     active: Mutex<Option<Active>>,
-    sync_lock: Mutex<()>,
+    /// Batches of this process queued but not yet written.
+    pub(super) in_flight: AtomicUsize,
+    /// Whether a thread of this process is syncing; `synced` wakes those waiting for it.
+    pub(super) syncing: Mutex<bool>,
+    pub(super) synced: Condvar,
     repairs: Mutex<Vec<TornTailReport>>,
-}
-
-#[derive(Default)]
-struct Queue {
-    next_ticket: u64,
-    waiting: Vec<(u64, Pending)>,
-    leader: bool,
-    done: HashMap<u64, Result<Appended>>,
 }
 
 /// The newest segment, as the current leader writes it.
@@ -113,10 +112,11 @@ struct Active {
 impl Writer {
     pub fn new() -> Writer {
         Writer {
-            queue: Mutex::new(Queue::default()),
-            turn: Condvar::new(),
+            queue: Mutex::new(group::Queue::default()),
             active: Mutex::new(None),
-            sync_lock: Mutex::new(()),
+            in_flight: AtomicUsize::new(0),
+            syncing: Mutex::new(false),
+            synced: Condvar::new(),
             repairs: Mutex::new(Vec::new()),
         }
     }
@@ -127,73 +127,10 @@ impl Writer {
     }
 }
 
-/// Appends a batch: joins (or leads) a group commit, then waits for the log's durability.
-pub(crate) fn append(shared: &Shared, pending: Pending) -> Result<Appended> {
-    if pending.count == 0 {
-        return Ok(Appended { first: shared.control.tail_lsn(), count: 0 });
-    }
-    let appended = group_commit(shared, pending)?;
-    if shared.opts.durability == Durability::Sync {
-        sync_to(shared, appended.next())?;
-    }
-    Ok(appended)
-}
-
-/// Callers queue their batches; whoever finds no leader becomes one, writes everything queued
-/// under one append lock and one publish, and answers every caller it wrote for.
-fn group_commit(shared: &Shared, pending: Pending) -> Result<Appended> {
-    let writer = &shared.writer;
-    let mut queue = lock(&writer.queue);
-    let ticket = queue.next_ticket;
-    queue.next_ticket += 1;
-    queue.waiting.push((ticket, pending));
-    loop {
-        if let Some(result) = queue.done.remove(&ticket) {
-            return result;
-        }
-        if queue.leader {
-            queue = wait(&writer.turn, queue);
-            continue;
-        }
-        queue.leader = true;
-        let mut group = std::mem::take(&mut queue.waiting);
-        drop(queue);
-        let mut leadership = Leadership { writer, tickets: group.iter().map(|(t, _)| *t).collect() };
-        let results = write_group(shared, &mut group);
-        leadership.tickets.clear();
-        queue = lock(&writer.queue);
-        queue.leader = false;
-        queue.done.extend(results);
-        writer.turn.notify_all();
-    }
-}
-
-/// Hands leadership back if the leader unwinds, answering its group with an error so that no
-/// caller waits forever.
-struct Leadership<'a> {
-    writer: &'a Writer,
-    tickets: Vec<u64>,
-}
-
-impl Drop for Leadership<'_> {
-    fn drop(&mut self) {
-        if self.tickets.is_empty() {
-            return;
-        }
-        let mut queue = lock(&self.writer.queue);
-        queue.leader = false;
-        for t in self.tickets.drain(..) {
-            let err = Error::InvalidArgument { name: "append", reason: "the group leader panicked".into() };
-            queue.done.insert(t, Err(err));
-        }
-        self.writer.turn.notify_all();
-    }
-}
-
 /// Writes a group under the append lock: catch up with other processes, place the batches one
 /// after another, write them with one `pwritev` per segment touched, publish once.
-fn write_group(shared: &Shared, group: &mut [(u64, Pending)]) -> Vec<(u64, Result<Appended>)> {
-    let fail_all = |e: Error| group.iter().map(|(t, _)| (*t, Err(e.clone()))).collect::<Vec<_>>();
+pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<Appended>> {
+    let fail_all = |e: Error| group.iter().map(|_| Err(e.clone())).collect::<Vec<_>>();
     let _append_lock = match shared.control.lock() {
         Ok(l) => l,
         Err(e) => return fail_all(e),
@@ -207,7 +144,7 @@ fn write_group(shared: &Shared, group: &mut [(u64, Pending)]) -> Vec<(u64, Resul
     let mut results: Vec<Option<Result<Appended>>> = group.iter().map(|_| None).collect();
     let usable = shared.opts.usable_segment_bytes(shared.opts.segment_size);
     for i in 0..group.len() {
-        let len = group.get(i).map_or(0, |(_, p)| p.buf.len() as u64);
+        let len = group.get(i).map_or(0, |p| p.buf.len() as u64);
         if len > usable {
             set(&mut results, i, Err(Error::BatchTooLarge { size: len, max: usable }));
             continue;
@@ -216,7 +153,7 @@ fn write_group(shared: &Shared, group: &mut [(u64, Pending)]) -> Vec<(u64, Resul
             fail_rest(&mut results, &e);
             break;
         }
-        if let Some((_, pending)) = group.get_mut(i) {
+        if let Some(pending) = group.get_mut(i) {
             run.place(i, pending);
         }
     }
@@ -224,10 +161,9 @@ fn write_group(shared: &Shared, group: &mut [(u64, Pending)]) -> Vec<(u64, Resul
         fail_rest(&mut results, &e);
     }
     shared.control.publish(run.start);
-    group
-        .iter()
-        .zip(results)
-        .map(|((t, _), r)| (*t, r.unwrap_or_else(|| Err(internal("batch was never placed")))))
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(internal("batch was never placed"))))
         .collect()
 }
 
@@ -259,7 +195,7 @@ fn make_room(
     shared: &Shared,
     active: &mut Option<Active>,
     run: &mut Run,
-    group: &[(u64, Pending)],
+    group: &[Pending],
     results: &mut [Option<Result<Appended>>],
     len: u64,
 ) -> Result<()> {
@@ -279,7 +215,7 @@ fn flush(
     shared: &Shared,
     active: &mut Option<Active>,
     run: &mut Run,
-    group: &[(u64, Pending)],
+    group: &[Pending],
     results: &mut [Option<Result<Appended>>],
 ) -> Result<()> {
     if run.placed.is_empty() {
@@ -288,7 +224,7 @@ fn flush(
     let current = ensure_active(shared, active, run.start.segment)?;
     shared.control.announce_write(run.tail.offset);
     let bufs: Vec<&[u8]> =
-        run.placed.iter().filter_map(|(i, _)| group.get(*i)).map(|(_, p)| p.buf.as_slice()).collect();
+        run.placed.iter().filter_map(|(i, _)| group.get(*i)).map(|p| p.buf.as_slice()).collect();
     let written = match fault::abort_point() {
         Some(cut) => fault::write_prefix_and_abort(&current.file, &bufs, run.start.offset, cut),
         None => io::write_all_vectored_at(&current.file, &current.path, &bufs, run.start.offset),
@@ -421,73 +357,3 @@ fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     Ok(())
 }
 
-/// Makes every record below `upto` durable. One sync at a time per process; a caller whose
-/// records a sync in flight (or any other process's sync) already covered returns at once.
-pub(crate) fn sync_to(shared: &Shared, upto: Lsn) -> Result<()> {
-    let control = &shared.control;
-    if control.durable_lsn() >= upto {
-        return Ok(());
-    }
-    let _one_sync = lock(&shared.writer.sync_lock);
-    if control.durable_lsn() >= upto {
-        return Ok(());
-    }
-    // Everything below `target` is written; it lies in the tail segment or in sealed (already
-    // synced) segments before it, so syncing the tail segment makes all of it durable.
-    let target = control.tail_lsn();
-    let segment = shared.segment(control.tail_segment())?;
-    io::sync_data(segment.file(), &segment.path)?;
-    control.raise_durable(target);
-    Ok(())
-}
-
-/// The background thread of [`Durability::Flush`].
-pub(crate) struct Flusher {
-    signal: Arc<(Mutex<bool>, Condvar)>,
-    handle: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Flusher {
-    pub fn new() -> Flusher {
-        Flusher { signal: Arc::new((Mutex::new(false), Condvar::new())), handle: Mutex::new(None) }
-    }
-
-    /// Starts the thread if the log's durability asks for one.
-    pub fn start(shared: &Arc<Shared>) {
-        let Durability::Flush(interval) = shared.opts.durability else { return };
-        let weak: Weak<Shared> = Arc::downgrade(shared);
-        let signal = shared.flusher.signal.clone();
-        let spawned = std::thread::Builder::new().name("maos-log-flush".into()).spawn(move || loop {
-            let stopped = {
-                let (stop, cv) = &*signal;
-                let guard = lock(stop);
-                let (guard, _) = cv.wait_timeout(guard, interval).unwrap_or_else(std::sync::PoisonError::into_inner);
-                *guard
-            };
-            let Some(shared) = weak.upgrade().filter(|_| !stopped) else { return };
-            let tail = shared.control.tail_lsn();
-            if shared.control.durable_lsn() < tail {
-                if let Err(e) = sync_to(&shared, tail) {
-                    tracing::error!(error = %e, "background flush failed");
-                }
-            }
-        });
-        match spawned {
-            Ok(handle) => *lock(&shared.flusher.handle) = Some(handle),
-            Err(e) => tracing::error!(error = %e, "cannot start the flush thread"),
-        }
-    }
-}
-
-impl Drop for Flusher {
-    fn drop(&mut self) {
-        *lock(&self.signal.0) = true;
-        self.signal.1.notify_all();
-        if let Some(handle) = lock(&self.handle).take() {
-            // The flusher itself may drop the last handle of the log; it must not join itself.
-            if handle.thread().id() != std::thread::current().id() {
-                let _ = handle.join();
-            }
-        }
-    }
-}

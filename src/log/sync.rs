@@ -1,0 +1,110 @@
+//! Making appended records durable: group commit of syncs, the durable watermark, and the
+//! background flusher of `Durability::Flush` (log-format.md, "Durability").
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::options::Durability;
+use super::{io, lock, wait, Shared};
+use crate::error::Result;
+use crate::types::Lsn;
+
+/// Makes every record below `upto` durable.
+///
+/// Group commit for syncs: one thread of the process syncs at a time, and those whose records a
+/// finished sync covered (or another process's sync: the watermark is shared) return without
+/// syncing. Before syncing, the syncer lets the appenders of this process that are in the middle
+/// of writing finish (for at most [`SYNC_GATHER`]), so that one sync covers all of them; a lone
+/// caller finds nobody writing and syncs at once.
+pub(crate) fn sync_to(shared: &Shared, upto: Lsn) -> Result<()> {
+    let control = &shared.control;
+    let writer = &shared.writer;
+    let mut syncing = lock(&writer.syncing);
+    loop {
+        if control.durable_lsn() >= upto {
+            return Ok(());
+        }
+        if *syncing {
+            syncing = wait(&writer.synced, syncing);
+            continue;
+        }
+        *syncing = true;
+        drop(syncing);
+        let gather_until = Instant::now() + SYNC_GATHER;
+        while writer.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < gather_until {
+            std::thread::yield_now();
+        }
+        let result = sync_tail(shared);
+        syncing = lock(&writer.syncing);
+        *syncing = false;
+        writer.synced.notify_all();
+        result?;
+    }
+}
+
+/// Longest time a syncer waits for appenders of its process that are mid-write.
+const SYNC_GATHER: Duration = Duration::from_micros(500);
+
+/// Syncs the tail segment: everything below the tail LSN read first lies in it or in sealed
+/// (already synced) segments before it, so all of it becomes durable.
+fn sync_tail(shared: &Shared) -> Result<()> {
+    let control = &shared.control;
+    let target = control.tail_lsn();
+    let segment = shared.segment(control.tail_segment())?;
+    io::sync_data(segment.file(), &segment.path)?;
+    control.raise_durable(target);
+    Ok(())
+}
+
+/// The background thread of [`Durability::Flush`].
+pub(crate) struct Flusher {
+    signal: Arc<(Mutex<bool>, Condvar)>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Flusher {
+    pub fn new() -> Flusher {
+        Flusher { signal: Arc::new((Mutex::new(false), Condvar::new())), handle: Mutex::new(None) }
+    }
+
+    /// Starts the thread if the log's durability asks for one.
+    pub fn start(shared: &Arc<Shared>) {
+        let Durability::Flush(interval) = shared.opts.durability else { return };
+        let weak: Weak<Shared> = Arc::downgrade(shared);
+        let signal = shared.flusher.signal.clone();
+        let spawned = std::thread::Builder::new().name("maos-log-flush".into()).spawn(move || loop {
+            let stopped = {
+                let (stop, cv) = &*signal;
+                let guard = lock(stop);
+                let (guard, _) = cv.wait_timeout(guard, interval).unwrap_or_else(std::sync::PoisonError::into_inner);
+                *guard
+            };
+            let Some(shared) = weak.upgrade().filter(|_| !stopped) else { return };
+            let tail = shared.control.tail_lsn();
+            if shared.control.durable_lsn() < tail {
+                if let Err(e) = sync_to(&shared, tail) {
+                    tracing::error!(error = %e, "background flush failed");
+                }
+            }
+        });
+        match spawned {
+            Ok(handle) => *lock(&shared.flusher.handle) = Some(handle),
+            Err(e) => tracing::error!(error = %e, "cannot start the flush thread"),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        *lock(&self.signal.0) = true;
+        self.signal.1.notify_all();
+        if let Some(handle) = lock(&self.handle).take() {
+            // The flusher itself may drop the last handle of the log; it must not join itself.
+            if handle.thread().id() != std::thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
