@@ -131,6 +131,42 @@ fn sync_concurrent(c: &mut Criterion) {
     group.finish();
 }
 
+/// Records per second under `Sync` with 1 and 64 concurrent async tasks (256 B records) on a
+/// two-worker tokio runtime: the log's appender thread leads their group commits.
+fn sync_tasks(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().expect("runtime");
+    let mut group = c.benchmark_group("sync_tasks");
+    group.sample_size(10).measurement_time(Duration::from_secs(6));
+    for tasks in [1usize, 64] {
+        group.throughput(Throughput::Elements(tasks as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(tasks), &tasks, |b, &tasks| {
+            b.iter_custom(|iters| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let log = open(dir.path(), Durability::Sync);
+                runtime.block_on(async {
+                    let start = Instant::now();
+                    let handles: Vec<_> = (0..tasks)
+                        .map(|_| {
+                            let log = log.clone();
+                            tokio::spawn(async move {
+                                let payload = [3u8; 256];
+                                for _ in 0..iters {
+                                    log.append_async(kind(), &payload).await.expect("append");
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.await.expect("task");
+                    }
+                    start.elapsed()
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
 /// Sequential scan of 256 MiB of 256 B records, every checksum verified.
 fn scan(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -157,5 +193,5 @@ fn scan(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, append_buffered, sync_one_caller, sync_concurrent, scan);
+criterion_group!(benches, append_buffered, sync_one_caller, sync_concurrent, sync_tasks, scan);
 criterion_main!(benches);

@@ -172,3 +172,53 @@ fn concurrent_threads_share_group_commits_without_losing_records() {
         assert_eq!(mine, (0..100).collect::<Vec<_>>(), "thread {t} in its own order");
     }
 }
+
+#[test]
+fn async_callers_share_group_commits_and_keep_their_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..16u64)
+            .map(|t| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    for i in 0..50u64 {
+                        let lsn = log.append_async(kind(), format!("{t}:{i}").as_bytes()).await.unwrap();
+                        assert!(log.durable_lsn() > lsn, "acknowledged before durable");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let records = read_all(&log);
+    assert_eq!(records.len(), 800);
+    for t in 0..16u64 {
+        let mine: Vec<u64> = records
+            .iter()
+            .filter_map(|(_, p)| {
+                let s = String::from_utf8(p.clone()).unwrap();
+                let (writer, i) = s.split_once(':').unwrap();
+                (writer == t.to_string()).then(|| i.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(mine, (0..50).collect::<Vec<_>>(), "task {t} in its own order");
+    }
+}
+
+#[test]
+fn dropping_the_log_stops_its_background_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Flush(Duration::from_millis(1))).open().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(log.append_async(kind(), b"x")).unwrap();
+    let weak_probe = log.clone();
+    drop(log);
+    drop(weak_probe);
+    // Reopening works at once, and the old handle's threads do not interfere.
+    let log = small(dir.path()).open().unwrap();
+    assert_eq!(read_all(&log).len(), 1);
+}

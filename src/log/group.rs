@@ -4,7 +4,10 @@
 //! the callers it wrote for. Each caller sleeps once; nobody is woken for someone else's group.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
 
 use super::options::Durability;
 use super::writer::{self, Appended, Pending};
@@ -14,8 +17,17 @@ use crate::error::{Error, Result};
 /// Batches waiting for a leader.
 #[derive(Default)]
 pub(crate) struct Queue {
-    waiting: Vec<(Pending, Arc<Slot>)>,
+    waiting: Vec<(Pending, Waiter)>,
     leader: bool,
+    /// The appender thread is to lead the next group (its first waiter is an async task).
+    appender_leads: bool,
+}
+
+/// A caller waiting for its batch: a thread (which may be asked to lead) or an async task
+/// (whose groups the appender thread leads, so that no task ever blocks a runtime thread).
+enum Waiter {
+    Thread(Arc<Slot>),
+    Task(oneshot::Sender<Result<Appended>>),
 }
 
 /// Where a waiting caller learns its fate.
@@ -59,7 +71,7 @@ pub(crate) fn append(shared: &Shared, pending: Pending) -> Result<Appended> {
     let slot = Arc::new(Slot { state: Mutex::new(State::Waiting), wake: Condvar::new() });
     let lead = {
         let mut queue = lock(&writer.queue);
-        queue.waiting.push((pending, slot.clone()));
+        queue.waiting.push((pending, Waiter::Thread(slot.clone())));
         writer.in_flight.fetch_add(1, Ordering::AcqRel);
         !std::mem::replace(&mut queue.leader, true)
     };
@@ -68,45 +80,147 @@ pub(crate) fn append(shared: &Shared, pending: Pending) -> Result<Appended> {
             return result;
         }
     }
-    lead_group(shared, &slot)
+    lead_group(shared, Some(&slot)).unwrap_or_else(|| Err(lost()))
 }
 
-fn lead_group(shared: &Shared, own: &Arc<Slot>) -> Result<Appended> {
+/// As [`append`], for async callers: the task awaits its answer, the appender thread leads.
+pub(crate) async fn append_async(shared: &Arc<Shared>, pending: Pending) -> Result<Appended> {
+    if pending.is_empty() {
+        return Ok(Appended { first: shared.control.tail_lsn(), count: 0 });
+    }
+    Appender::ensure_started(shared);
+    let (tx, rx) = oneshot::channel();
+    {
+        let writer = &shared.writer;
+        let mut queue = lock(&writer.queue);
+        queue.waiting.push((pending, Waiter::Task(tx)));
+        writer.in_flight.fetch_add(1, Ordering::AcqRel);
+        if !std::mem::replace(&mut queue.leader, true) {
+            queue.appender_leads = true;
+            writer.appender_turn.notify_one();
+        }
+    }
+    rx.await.unwrap_or_else(|_| Err(lost()))
+}
+
+/// Writes (and syncs) everything queued; answers every waiter but `own`, whose result it
+/// returns.
+fn lead_group(shared: &Shared, own: Option<&Arc<Slot>>) -> Option<Result<Appended>> {
     let writer = &shared.writer;
-    let (mut batches, slots): (Vec<Pending>, Vec<Arc<Slot>>) =
+    let (mut batches, waiters): (Vec<Pending>, Vec<Waiter>) =
         std::mem::take(&mut lock(&writer.queue).waiting).into_iter().unzip();
-    let mut unwind = AnswerOnUnwind { shared, slots: &slots, armed: true };
+    let mut unwind = AnswerOnUnwind { shared, waiters: Some(waiters), armed: true };
     let results = writer::write_group(shared, &mut batches);
     writer.in_flight.fetch_sub(batches.len(), Ordering::AcqRel);
     hand_off(shared);
     unwind.armed = false;
+    let waiters = unwind.waiters.take().unwrap_or_default();
 
     let written_up_to = results.iter().filter_map(|r| r.as_ref().ok()).map(Appended::next).max();
     let synced = match (shared.opts.durability, written_up_to) {
-        (Durability::Sync, Some(next)) => sync::sync_to(shared, next),
+        (Durability::Sync, Some(next)) => sync::sync_gathering(shared, next, own.is_some()),
         _ => Ok(()),
     };
     let mut own_result = None;
-    for (slot, result) in slots.iter().zip(results) {
+    for (waiter, result) in waiters.into_iter().zip(results) {
         let result = match (&synced, result) {
             (Err(e), Ok(_)) => Err(e.clone()),
             (_, result) => result,
         };
-        if Arc::ptr_eq(slot, own) {
-            own_result = Some(result);
-        } else {
-            slot.set(State::Done(result));
+        match waiter {
+            Waiter::Thread(slot) if own.is_some_and(|own| Arc::ptr_eq(&slot, own)) => own_result = Some(result),
+            Waiter::Thread(slot) => slot.set(State::Done(result)),
+            Waiter::Task(tx) => {
+                let _ = tx.send(result); // a dropped future no longer wants the answer
+            }
         }
     }
-    own_result.unwrap_or_else(|| Err(Error::InvalidArgument { name: "append", reason: "batch lost by its group".into() }))
+    own_result
+}
+
+fn lost() -> Error {
+    Error::InvalidArgument { name: "append", reason: "batch lost by its group".into() }
 }
 
 /// Makes the first waiter the next leader, or leaves the process without one.
 fn hand_off(shared: &Shared) {
     let mut queue = lock(&shared.writer.queue);
     match queue.waiting.first() {
-        Some((_, next)) => next.set(State::Lead),
+        Some((_, Waiter::Thread(next))) => next.set(State::Lead),
+        Some((_, Waiter::Task(_))) => {
+            queue.appender_leads = true;
+            shared.writer.appender_turn.notify_one();
+        }
         None => queue.leader = false,
+    }
+}
+
+/// The thread that leads groups whose first waiter is an async task. It holds the log only
+/// while it leads or waits (at most [`APPENDER_IDLE`]), so dropping the last handle closes the
+/// log and the thread exits by itself.
+pub(crate) struct Appender {
+    started: Mutex<bool>,
+}
+
+/// Longest wait of the appender thread before it checks whether the log is still open.
+const APPENDER_IDLE: Duration = Duration::from_millis(100);
+
+/// Longest time the appender thread waits for the callers of its previous group to return.
+const APPENDER_GATHER: Duration = Duration::from_micros(200);
+
+impl Appender {
+    pub fn new() -> Appender {
+        Appender { started: Mutex::new(false) }
+    }
+
+    fn ensure_started(shared: &Arc<Shared>) {
+        let mut started = lock(&shared.appender.started);
+        if *started {
+            return;
+        }
+        let weak: Weak<Shared> = Arc::downgrade(shared);
+        let spawned = std::thread::Builder::new().name("maos-log-append".into()).spawn(move || {
+            let mut last_group = 0;
+            while let Some(shared) = weak.upgrade() {
+                if Appender::wait_for_turn(&shared) {
+                    Appender::gather(&shared, last_group);
+                    last_group = lock(&shared.writer.queue).waiting.len();
+                    lead_group(&shared, None);
+                }
+            }
+        });
+        match spawned {
+            Ok(_) => *started = true,
+            Err(e) => tracing::error!(error = %e, "cannot start the append thread"),
+        }
+    }
+
+    /// Lets the callers answered by the previous group queue their next batches before leading,
+    /// so that one write and one sync serve them all: waits while fewer batches are queued than
+    /// the previous group had and more keep arriving, for at most [`APPENDER_GATHER`]. A lone
+    /// caller (previous group of one) never waits.
+    fn gather(shared: &Shared, expected: usize) {
+        let deadline = Instant::now() + APPENDER_GATHER;
+        let mut seen = lock(&shared.writer.queue).waiting.len();
+        while seen < expected && Instant::now() < deadline {
+            std::thread::yield_now();
+            let now = lock(&shared.writer.queue).waiting.len();
+            if now == seen && Instant::now() + APPENDER_GATHER / 2 > deadline {
+                return; // nothing arrives any more
+            }
+            seen = now;
+        }
+    }
+
+    /// Waits until the appender is to lead (true) or [`APPENDER_IDLE`] passed (false).
+    fn wait_for_turn(shared: &Shared) -> bool {
+        let writer = &shared.writer;
+        let queue = lock(&writer.queue);
+        let (mut queue, _) = writer
+            .appender_turn
+            .wait_timeout_while(queue, APPENDER_IDLE, |q| !q.appender_leads)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut queue.appender_leads)
     }
 }
 
@@ -114,7 +228,7 @@ fn hand_off(shared: &Shared) {
 /// no caller sleeps forever.
 struct AnswerOnUnwind<'a> {
     shared: &'a Shared,
-    slots: &'a [Arc<Slot>],
+    waiters: Option<Vec<Waiter>>,
     armed: bool,
 }
 
@@ -123,9 +237,14 @@ impl Drop for AnswerOnUnwind<'_> {
         if !self.armed {
             return;
         }
-        for slot in self.slots {
+        for waiter in self.waiters.take().unwrap_or_default() {
             let err = Error::InvalidArgument { name: "append", reason: "the group leader panicked".into() };
-            slot.set(State::Done(Err(err)));
+            match waiter {
+                Waiter::Thread(slot) => slot.set(State::Done(Err(err))),
+                Waiter::Task(tx) => {
+                    let _ = tx.send(Err(err));
+                }
+            }
         }
         hand_off(self.shared);
     }

@@ -52,6 +52,7 @@ pub(crate) struct Shared {
     writer: writer::Writer,
     recovery: RecoveryReport,
     flusher: sync::Flusher,
+    appender: group::Appender,
 }
 
 impl Log {
@@ -79,6 +80,7 @@ impl Log {
             segments: RwLock::new(BTreeMap::new()),
             writer: writer::Writer::new(),
             flusher: sync::Flusher::new(),
+            appender: group::Appender::new(),
             dir,
             opts,
             control,
@@ -107,6 +109,21 @@ impl Log {
     ) -> Result<Appended> {
         let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
         group::append(&self.shared, batch)
+    }
+
+    /// As [`Log::append_records`], for async callers: the task is never blocked on I/O; a
+    /// background thread of the log leads the group commits of async callers.
+    pub async fn append_records_async<'a>(
+        &self,
+        records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
+    ) -> Result<Appended> {
+        let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
+        group::append_async(&self.shared, batch).await
+    }
+
+    /// As [`Log::append`], for async callers.
+    pub async fn append_async(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
+        Ok(self.append_records_async([(kind, payload)]).await?.first)
     }
 
     /// Makes every record appended so far (by any process) durable; returns the durable

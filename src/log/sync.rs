@@ -19,6 +19,12 @@ use crate::types::Lsn;
 /// of writing finish (for at most [`SYNC_GATHER`]), so that one sync covers all of them; a lone
 /// caller finds nobody writing and syncs at once.
 pub(crate) fn sync_to(shared: &Shared, upto: Lsn) -> Result<()> {
+    sync_gathering(shared, upto, true)
+}
+
+/// As [`sync_to`]; `gather` false skips waiting for other writers (the appender thread, which
+/// itself leads the next group of async callers, would only wait for itself).
+pub(crate) fn sync_gathering(shared: &Shared, upto: Lsn, gather: bool) -> Result<()> {
     let control = &shared.control;
     let writer = &shared.writer;
     let mut syncing = lock(&writer.syncing);
@@ -33,7 +39,7 @@ pub(crate) fn sync_to(shared: &Shared, upto: Lsn) -> Result<()> {
         *syncing = true;
         drop(syncing);
         let gather_until = Instant::now() + SYNC_GATHER;
-        while writer.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < gather_until {
+        while gather && writer.in_flight.load(Ordering::Acquire) > 0 && Instant::now() < gather_until {
             std::thread::yield_now();
         }
         let result = sync_tail(shared);

@@ -93,6 +93,8 @@ pub(crate) struct Writer {
     /// Whether a thread of this process is syncing; `synced` wakes those waiting for it.
     pub(super) syncing: Mutex<bool>,
     pub(super) synced: Condvar,
+    /// Wakes the appender thread when it is to lead a group.
+    pub(super) appender_turn: Condvar,
     repairs: Mutex<Vec<TornTailReport>>,
 }
 
@@ -117,6 +119,7 @@ impl Writer {
             in_flight: AtomicUsize::new(0),
             syncing: Mutex::new(false),
             synced: Condvar::new(),
+            appender_turn: Condvar::new(),
             repairs: Mutex::new(Vec::new()),
         }
     }
