@@ -68,7 +68,13 @@ fn sync_one_caller(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("bare");
-            let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).expect("open");
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .expect("open");
             let len = (iters + 1) * 4096;
             rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, len).expect("fallocate");
             file.sync_all().expect("sync");

@@ -154,11 +154,7 @@ pub enum Error {
 impl Error {
     /// Wraps an I/O error with the operation and path it came from.
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        Error::Io {
-            op,
-            path: path.into(),
-            source: Arc::new(source),
-        }
+        Error::Io { op, path: path.into(), source: Arc::new(source) }
     }
 }
 

@@ -41,5 +41,8 @@ pub mod log;
 mod types;
 
 pub use error::{Error, FrameError, Result};
-pub use log::{Appended, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport, TornTailReport, VerifyReport};
+pub use log::{
+    Appended, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport, TornTailReport,
+    VerifyReport,
+};
 pub use types::{Lsn, RecordKind, Timestamp};

@@ -77,10 +77,7 @@ impl RecordKind {
     /// A record kind; 0 is rejected.
     pub fn new(kind: u16) -> Result<RecordKind> {
         if kind == 0 {
-            return Err(Error::InvalidArgument {
-                name: "record kind",
-                reason: "kind 0 is reserved".into(),
-            });
+            return Err(Error::InvalidArgument { name: "record kind", reason: "kind 0 is reserved".into() });
         }
         Ok(RecordKind(kind))
     }

@@ -1,7 +1,8 @@
 //! Encode/decode round trips of the on-disk structures (proptest).
 
 use maos_coord::log::format::{
-    decode_frame, finalize_frame, frame_len, push_unfinished_frame, Decoded, SegmentHeader, FLAG_BATCH_CONTINUES,
+    decode_frame, finalize_frame, frame_len, push_unfinished_frame, Decoded, SegmentHeader,
+    FLAG_BATCH_CONTINUES,
 };
 use maos_coord::{Lsn, RecordKind, Timestamp};
 use proptest::prelude::*;

@@ -40,7 +40,10 @@ fn saved_open_segment_inputs_do_not_panic() {
 fn the_valid_seed_segment_written_from_the_spec_is_readable() {
     // fuzz/regressions/open_segment/valid-4-records was written by hand from log-format.md
     // (not by this crate): reading it checks the code against the spec.
-    let data = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/open_segment/valid-4-records")).unwrap();
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions/open_segment/valid-4-records"),
+    )
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("00000000000000000001.seg"), data).unwrap();
     let log = maos_coord::Log::options(dir.path()).segment_size(8192).max_record_size(4096).open().unwrap();
@@ -51,6 +54,11 @@ fn the_valid_seed_segment_written_from_the_spec_is_readable() {
     }
     assert_eq!(
         got,
-        [(1, 7, b"hello".to_vec()), (2, 7, b"batch-a".to_vec()), (3, 7, b"batch-b".to_vec()), (4, 7, Vec::new())]
+        [
+            (1, 7, b"hello".to_vec()),
+            (2, 7, b"batch-a".to_vec()),
+            (3, 7, b"batch-b".to_vec()),
+            (4, 7, Vec::new())
+        ]
     );
 }

@@ -59,9 +59,8 @@ fn a_batch_gets_consecutive_lsns_and_mixed_kinds_survive() {
     let log = small(dir.path()).open().unwrap();
     let a = RecordKind::new(1).unwrap();
     let b = RecordKind::new(2).unwrap();
-    let appended = log
-        .append_records([(a, b"x".as_slice()), (b, b"y".as_slice()), (a, b"".as_slice())])
-        .unwrap();
+    let appended =
+        log.append_records([(a, b"x".as_slice()), (b, b"y".as_slice()), (a, b"".as_slice())]).unwrap();
     assert_eq!((appended.first, appended.last(), appended.next()), (Lsn(1), Some(Lsn(3)), Lsn(4)));
     let mut reader = log.reader().unwrap();
     let kinds: Vec<(u16, Vec<u8>)> =
@@ -101,11 +100,7 @@ fn limits_are_enforced_with_clear_errors_and_nothing_is_appended() {
 
     let err = Log::options(dir.path().join("x")).segment_size(10_000).open().unwrap_err();
     assert!(err.to_string().contains("segment size"), "{err}");
-    let err = Log::options(dir.path().join("y"))
-        .segment_size(8192)
-        .max_record_size(9000)
-        .open()
-        .unwrap_err();
+    let err = Log::options(dir.path().join("y")).segment_size(8192).max_record_size(9000).open().unwrap_err();
     assert!(err.to_string().contains("maximum record size"), "{err}");
 }
 

@@ -57,7 +57,16 @@ fn batches_from_several_processes_are_never_interleaved() {
             Command::new(HARNESS)
                 .args(["append", "--dir"])
                 .arg(dir.path())
-                .args(["--writer", &w.to_string(), "--count", "3000", "--batch", "30", "--durability", "sync"])
+                .args([
+                    "--writer",
+                    &w.to_string(),
+                    "--count",
+                    "3000",
+                    "--batch",
+                    "30",
+                    "--durability",
+                    "sync",
+                ])
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .unwrap()

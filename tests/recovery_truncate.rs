@@ -48,11 +48,13 @@ fn reopening_a_log_cut_at_any_offset_keeps_exactly_the_complete_records() {
             for later in &segments[seg_index + 1..] {
                 std::fs::remove_file(dir.join(later.file_name().unwrap())).unwrap();
             }
-            let file = std::fs::OpenOptions::new().write(true).open(dir.join(seg.file_name().unwrap())).unwrap();
+            let file =
+                std::fs::OpenOptions::new().write(true).open(dir.join(seg.file_name().unwrap())).unwrap();
             file.set_len(cut).unwrap();
             drop(file);
 
-            let survivors = ends.iter().filter(|e| e.0 < seg_index || (e.0 == seg_index && e.1 <= cut)).count();
+            let survivors =
+                ends.iter().filter(|e| e.0 < seg_index || (e.0 == seg_index && e.1 <= cut)).count();
             let log = small(&dir).open().unwrap_or_else(|e| panic!("segment {seg_index} cut at {cut}: {e}"));
             let got = read_all(&log);
             assert_eq!(got, all[..survivors], "segment {seg_index} cut at {cut}");

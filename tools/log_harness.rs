@@ -106,7 +106,14 @@ fn open(dir: &Path, mode: Mode) -> Result<Log, String> {
         .map_err(|e| e.to_string())
 }
 
-fn append(dir: &Path, writer: u32, count: u64, batch: u64, mode: Mode, abort_after: Option<u64>) -> Result<(), String> {
+fn append(
+    dir: &Path,
+    writer: u32,
+    count: u64,
+    batch: u64,
+    mode: Mode,
+    abort_after: Option<u64>,
+) -> Result<(), String> {
     let log = open(dir, mode)?;
     let kind = RecordKind::new(KIND).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
@@ -177,7 +184,14 @@ impl Rng {
     }
 }
 
-fn crash(dir: &Path, rounds: u64, minutes: Option<u64>, writers: u32, max_ms: u64, seed: Option<u64>) -> Result<(), String> {
+fn crash(
+    dir: &Path,
+    rounds: u64,
+    minutes: Option<u64>,
+    writers: u32,
+    max_ms: u64,
+    seed: Option<u64>,
+) -> Result<(), String> {
     let seed = seed.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
     });

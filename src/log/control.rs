@@ -31,6 +31,7 @@ const W_DURABLE_LSN: usize = 8;
 const W_LAST_TIME: usize = 9;
 const W_LAST_FRAME: usize = 10;
 const WORDS: usize = 11;
+const _: () = assert!(WORDS * 8 <= LOCK_FILE_LEN);
 
 /// Where the next record goes, as published in the lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +211,5 @@ fn write_initial_page(file: &File, path: &Path) -> Result<()> {
     if let Some(w) = page.get_mut(8..16) {
         w.copy_from_slice(&LOCK_VERSION.to_le_bytes());
     }
-    debug_assert!(WORDS * 8 <= LOCK_FILE_LEN);
     file.write_all_at(&page, 0).map_err(|e| Error::io("write", path, e))
 }

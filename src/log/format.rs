@@ -58,10 +58,9 @@ impl std::fmt::Display for HeaderError {
         match self {
             HeaderError::Short(n) => write!(f, "only {n} of {SEGMENT_HEADER_LEN} header bytes"),
             HeaderError::Magic => write!(f, "bad magic (not a maos-coord segment)"),
-            HeaderError::Checksum { stored, computed } => write!(
-                f,
-                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-            ),
+            HeaderError::Checksum { stored, computed } => {
+                write!(f, "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})")
+            }
             HeaderError::Version(v) => write!(f, "unsupported format version {v}"),
             HeaderError::Invalid(what) => write!(f, "invalid header: {what}"),
         }
@@ -85,9 +84,7 @@ impl SegmentHeader {
 
     /// Decodes and checks a header.
     pub fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderError> {
-        let b = bytes
-            .get(..SEGMENT_HEADER_LEN)
-            .ok_or(HeaderError::Short(bytes.len()))?;
+        let b = bytes.get(..SEGMENT_HEADER_LEN).ok_or(HeaderError::Short(bytes.len()))?;
         if b.get(..8) != Some(SEGMENT_MAGIC.as_slice()) {
             return Err(HeaderError::Magic);
         }
@@ -206,7 +203,7 @@ pub fn push_unfinished_frame(out: &mut Vec<u8>, kind: RecordKind, payload: &[u8]
     out.resize(start + FRAME_HEADER_LEN, 0);
     out.extend_from_slice(payload);
     out.resize(start + total, 0);
-    let header = &mut out[start..start + FRAME_HEADER_LEN];
+    let header = out.get_mut(start..).unwrap_or_default();
     put(header, FR_LEN, &(payload.len() as u32).to_le_bytes());
     put(header, FR_KIND, &kind.get().to_le_bytes());
     put(header, FR_MARKER, &[FRAME_MARKER]);
@@ -378,10 +375,7 @@ mod tests {
     #[test]
     fn wrong_lsn_length_and_truncation_are_reported() {
         let f = frame(9, b"abcdefgh");
-        assert!(matches!(
-            decode_frame(&f, Lsn(10), 1024),
-            Decoded::Invalid(FrameError::LsnMismatch { .. })
-        ));
+        assert!(matches!(decode_frame(&f, Lsn(10), 1024), Decoded::Invalid(FrameError::LsnMismatch { .. })));
         assert!(matches!(
             decode_frame(&f, Lsn(9), 4),
             Decoded::Invalid(FrameError::LengthTooLarge { len: 8, max: 4 })

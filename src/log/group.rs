@@ -128,7 +128,9 @@ fn lead_group(shared: &Shared, own: Option<&Arc<Slot>>) -> Option<Result<Appende
             (_, result) => result,
         };
         match waiter {
-            Waiter::Thread(slot) if own.is_some_and(|own| Arc::ptr_eq(&slot, own)) => own_result = Some(result),
+            Waiter::Thread(slot) if own.is_some_and(|own| Arc::ptr_eq(&slot, own)) => {
+                own_result = Some(result)
+            }
             Waiter::Thread(slot) => slot.set(State::Done(result)),
             Waiter::Task(tx) => {
                 let _ = tx.send(result); // a dropped future no longer wants the answer

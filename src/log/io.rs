@@ -121,8 +121,7 @@ fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
     let mut at = from;
     while at < to {
         let n = (to - at).min(zeros.len() as u64) as usize;
-        file.write_all_at(zeros.get(..n).unwrap_or_default(), at)
-            .map_err(|e| Error::io("write", path, e))?;
+        file.write_all_at(zeros.get(..n).unwrap_or_default(), at).map_err(|e| Error::io("write", path, e))?;
         at += n as u64;
     }
     Ok(())
@@ -156,9 +155,7 @@ pub fn sync_data(file: &File, path: &Path) -> Result<()> {
 
 /// `fsync` of a directory, so that creates, renames and deletes in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io("fsync directory", dir, e))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 /// Renames `from` to `to` (atomically replacing `to`) and syncs the directory.
@@ -215,7 +212,7 @@ pub fn network_filesystem_name(magic: u64) -> Option<&'static str> {
         0xFF53_4D42 => "CIFS",
         0xFE53_4D42 => "SMB2",
         0x5346_414F => "AFS",
-        0x0C36_400 => "Ceph",
+        0x00C3_6400 => "Ceph",
         0x0102_1997 => "9P",
         0x0BD0_0BD0 => "Lustre",
         0x4741_5346 => "GlusterFS",

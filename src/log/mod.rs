@@ -10,12 +10,12 @@ pub mod format;
 pub mod fuzzing;
 
 mod control;
+mod group;
 mod io;
 mod options;
 mod reader;
 mod recovery;
 mod scan;
-mod group;
 mod segment;
 mod sync;
 mod writer;
@@ -249,15 +249,11 @@ impl Shared {
         if read_lock(&self.segments).is_empty() {
             self.refresh_segments()?;
         }
-        read_lock(&self.segments)
-            .keys()
-            .next()
-            .copied()
-            .ok_or_else(|| Error::SegmentGap {
-                dir: self.dir.clone(),
-                expected: self.control.tail_segment(),
-                found: "no segment files".into(),
-            })
+        read_lock(&self.segments).keys().next().copied().ok_or_else(|| Error::SegmentGap {
+            dir: self.dir.clone(),
+            expected: self.control.tail_segment(),
+            found: "no segment files".into(),
+        })
     }
 
     /// The segment that holds `lsn` (the one with the greatest base at or below it).

@@ -101,7 +101,8 @@ impl LogOptions {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let invalid = |name, reason: String| Err(Error::InvalidArgument { name, reason });
-        if self.segment_size % 4096 != 0 || !(8192..=MAX_SEGMENT_SIZE).contains(&self.segment_size) {
+        if !self.segment_size.is_multiple_of(4096) || !(8192..=MAX_SEGMENT_SIZE).contains(&self.segment_size)
+        {
             return invalid(
                 "segment size",
                 format!("{} is not a multiple of 4096 from 8192 to 1 GiB", self.segment_size),

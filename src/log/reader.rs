@@ -51,11 +51,7 @@ impl LogReader {
         let tail = shared.control.tail_lsn();
         let first = shared.first_lsn()?;
         if lsn < first || lsn > tail {
-            return Err(Error::LsnOutOfRange {
-                requested: lsn,
-                first,
-                last: Lsn(tail.0.saturating_sub(1)),
-            });
+            return Err(Error::LsnOutOfRange { requested: lsn, first, last: Lsn(tail.0.saturating_sub(1)) });
         }
         let segment = shared.segment_containing(lsn)?;
         let (start, offset) = segment.index_lookup(lsn);
@@ -154,11 +150,13 @@ impl LogReader {
             return Err(self.corruption(self.offset + i as u64, FrameError::TrailingGarbage));
         }
         let segment = self.shared.segment(self.next).map_err(|e| match e {
-            Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => Error::SegmentGap {
-                dir: self.shared.dir.clone(),
-                expected: self.next,
-                found: format!("{} ends before LSN {}", self.segment.path.display(), self.next),
-            },
+            Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                Error::SegmentGap {
+                    dir: self.shared.dir.clone(),
+                    expected: self.next,
+                    found: format!("{} ends before LSN {}", self.segment.path.display(), self.next),
+                }
+            }
             other => other,
         })?;
         self.map = segment.map();

@@ -108,10 +108,8 @@ fn cold_recover(dir: &Path, control: &Control, opts: &LogOptions, boot: [u8; 16]
         return Ok(report);
     };
     let map = io::map_read(&file, &path, len)?;
-    let header = SegmentHeader::decode(&map).map_err(|e| Error::CorruptHeader {
-        segment: path.clone(),
-        reason: e.to_string(),
-    })?;
+    let header = SegmentHeader::decode(&map)
+        .map_err(|e| Error::CorruptHeader { segment: path.clone(), reason: e.to_string() })?;
     if header.base_lsn != base {
         return Err(Error::CorruptHeader {
             segment: path,
@@ -165,10 +163,8 @@ fn newest_segment(
     opts: &LogOptions,
     report: &mut RecoveryReport,
 ) -> Result<Option<(Lsn, PathBuf, File, u64)>> {
-    let mut bases: Vec<Lsn> = io::list_dir(dir)?
-        .iter()
-        .filter_map(|n| format::parse_segment_file_name(n))
-        .collect();
+    let mut bases: Vec<Lsn> =
+        io::list_dir(dir)?.iter().filter_map(|n| format::parse_segment_file_name(n)).collect();
     bases.sort_unstable();
     while let Some(base) = bases.pop() {
         let path = dir.join(format::segment_file_name(base));
@@ -203,12 +199,8 @@ pub fn repair_interrupted(
         return Ok((None, 0));
     }
     let written = image.get(..end as usize).unwrap_or_default();
-    let start = ScanStart {
-        offset: tail.offset,
-        lsn: tail.lsn,
-        time: tail.last_time,
-        last_frame: tail.last_frame,
-    };
+    let start =
+        ScanStart { offset: tail.offset, lsn: tail.lsn, time: tail.last_time, last_frame: tail.last_frame };
     let s = scan::scan(written, start, opts.max_record_size, |_, _| {});
     let garbage_end = scan::nonzero_end(written, s.committed_offset);
     let torn = (garbage_end > s.committed_offset).then(|| TornTailReport {

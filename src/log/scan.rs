@@ -69,12 +69,8 @@ pub fn scan(
                 at += frame.len as u64;
                 next = next.next();
                 if !frame.batch_continues() {
-                    committed = ScanStart {
-                        offset: at,
-                        lsn: next,
-                        time: frame.timestamp,
-                        last_frame: frame_at,
-                    };
+                    committed =
+                        ScanStart { offset: at, lsn: next, time: frame.timestamp, last_frame: frame_at };
                 }
             }
             Decoded::End => return scanned(committed, next, Stop::End { offset: at }),
@@ -101,12 +97,7 @@ pub struct ScanStart {
 impl ScanStart {
     /// The start of a segment.
     pub fn segment(base: Lsn) -> ScanStart {
-        ScanStart {
-            offset: format::SEGMENT_HEADER_LEN as u64,
-            lsn: base,
-            time: Timestamp(0),
-            last_frame: 0,
-        }
+        ScanStart { offset: format::SEGMENT_HEADER_LEN as u64, lsn: base, time: Timestamp(0), last_frame: 0 }
     }
 }
 

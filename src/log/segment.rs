@@ -32,22 +32,15 @@ impl Segment {
         let file = io::open_rw(&path, false)?;
         let len = io::file_len(&file, &path)?;
         let map = io::map_read(&file, &path, len)?;
-        let header = SegmentHeader::decode(&map).map_err(|e| Error::CorruptHeader {
-            segment: path.clone(),
-            reason: e.to_string(),
-        })?;
+        let header = SegmentHeader::decode(&map)
+            .map_err(|e| Error::CorruptHeader { segment: path.clone(), reason: e.to_string() })?;
         if header.base_lsn != base {
             return Err(Error::CorruptHeader {
                 segment: path,
                 reason: format!("header says base LSN {}, file name says {base}", header.base_lsn),
             });
         }
-        Ok(Segment {
-            index: Mutex::new(SparseIndex::new(base)),
-            map: Mutex::new(Arc::new(map)),
-            file,
-            path,
-        })
+        Ok(Segment { index: Mutex::new(SparseIndex::new(base)), map: Mutex::new(Arc::new(map)), file, path })
     }
 
     /// Creates a new, empty, preallocated segment durably: written under a temporary name,
@@ -66,8 +59,7 @@ impl Segment {
             .map_err(|e| Error::io("create", &tmp, e))?;
         io::preallocate(&file, &tmp, capacity)?;
         let header = SegmentHeader { base_lsn: base, created: Timestamp::now(), capacity };
-        file.write_all_at(&header.encode(), 0)
-            .map_err(|e| Error::io("write", &tmp, e))?;
+        file.write_all_at(&header.encode(), 0).map_err(|e| Error::io("write", &tmp, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         io::rename_synced(&tmp, &path, dir)
     }
@@ -125,10 +117,7 @@ impl SparseIndex {
 
     fn lookup(&self, lsn: Lsn) -> (Lsn, u64) {
         let i = self.entries.partition_point(|&(l, _)| l <= lsn);
-        self.entries
-            .get(i.saturating_sub(1))
-            .copied()
-            .unwrap_or((lsn, SEGMENT_HEADER_LEN as u64))
+        self.entries.get(i.saturating_sub(1)).copied().unwrap_or((lsn, SEGMENT_HEADER_LEN as u64))
     }
 }
 

@@ -84,7 +84,8 @@ impl Flusher {
             let stopped = {
                 let (stop, cv) = &*signal;
                 let guard = lock(stop);
-                let (guard, _) = cv.wait_timeout(guard, interval).unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (guard, _) =
+                    cv.wait_timeout(guard, interval).unwrap_or_else(std::sync::PoisonError::into_inner);
                 *guard
             };
             let Some(shared) = weak.upgrade().filter(|_| !stopped) else { return };

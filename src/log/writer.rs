@@ -164,10 +164,7 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
         fail_rest(&mut results, &e);
     }
     shared.control.publish(run.start);
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(internal("batch was never placed"))))
-        .collect()
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err(internal("batch was never placed")))).collect()
 }
 
 /// Batches placed after one another in the newest segment, not yet written.
@@ -359,4 +356,3 @@ fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     shared.control.publish(*tail);
     Ok(())
 }
-

@@ -13,10 +13,7 @@ pub fn kind() -> RecordKind {
 
 /// Small segments, so that a few hundred records span several of them.
 pub fn small(dir: &Path) -> LogOptions {
-    Log::options(dir)
-        .segment_size(8192)
-        .max_record_size(1024)
-        .durability(Durability::Buffered)
+    Log::options(dir).segment_size(8192).max_record_size(1024).durability(Durability::Buffered)
 }
 
 pub fn payload(i: u64) -> Vec<u8> {
