@@ -59,11 +59,21 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// As a UTC date and time (`None` outside chrono's range).
+    #[must_use]
+    pub fn to_datetime(self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::from_timestamp_micros(self.0)
+    }
+}
+
+/// RFC 3339 with microseconds, e.g. `2026-11-24T11:50:33.500082Z`.
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0.div_euclid(1_000_000);
-        let micros = self.0.rem_euclid(1_000_000);
-        write!(f, "{secs}.{micros:06}")
+        match self.to_datetime() {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%S%.6fZ")),
+            None => write!(f, "{}us", self.0),
+        }
     }
 }
 

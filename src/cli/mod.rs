@@ -1,0 +1,118 @@
+//! Argument parsing and output. Flags are parsed by clap into [`Cli`]; each command lives in its
+//! own module and writes through [`Out`], which turns a closed pipe into a clean exit.
+
+mod demo;
+mod log_cmd;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit codes.
+pub const EXIT_OK: u8 = 0;
+/// An operation failed (I/O, bad input).
+pub const EXIT_ERROR: u8 = 1;
+/// `verify` found corruption.
+pub const EXIT_CORRUPT: u8 = 3;
+
+#[derive(Parser)]
+#[command(
+    name = "maos-coord",
+    version,
+    about = "Durable, auditable coordination store for multi-agent systems"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a demo: several agent processes append to one fresh store at once, then it is replayed.
+    Demo(demo::DemoArgs),
+    /// Inspect and maintain the log of a store.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
+    /// Internal: one agent process of the demo.
+    #[command(hide = true)]
+    DemoAgent(demo::AgentArgs),
+}
+
+/// Where the store is: `<root>/.maos/coordination/`.
+#[derive(clap::Args, Clone)]
+pub struct StoreArgs {
+    /// Project root; the store lives in `<root>/.maos/coordination/`.
+    #[arg(long, default_value = ".")]
+    pub root: PathBuf,
+}
+
+impl StoreArgs {
+    /// The log directory of the store.
+    pub fn log_dir(&self) -> PathBuf {
+        self.root.join(".maos").join("coordination").join("log")
+    }
+}
+
+/// Standard output that reports a closed pipe instead of panicking.
+pub struct Out(std::io::StdoutLock<'static>);
+
+/// Output ended because the reader went away (`maos-coord log dump | head`).
+pub struct PipeClosed;
+
+impl Out {
+    fn new() -> Out {
+        Out(std::io::stdout().lock())
+    }
+
+    /// Writes one line.
+    pub fn line(&mut self, text: impl std::fmt::Display) -> Result<(), PipeClosed> {
+        writeln!(self.0, "{text}").map_err(|_| PipeClosed)
+    }
+}
+
+/// What a command ends with.
+pub enum Failure {
+    /// The reader of our output went away: a clean exit.
+    Pipe,
+    /// An error, with the exit code to use.
+    Error(String, u8),
+}
+
+impl From<PipeClosed> for Failure {
+    fn from(_: PipeClosed) -> Failure {
+        Failure::Pipe
+    }
+}
+
+impl From<maos_coord::Error> for Failure {
+    fn from(e: maos_coord::Error) -> Failure {
+        let code = match e {
+            maos_coord::Error::Corruption { .. }
+            | maos_coord::Error::CorruptHeader { .. }
+            | maos_coord::Error::SegmentGap { .. }
+            | maos_coord::Error::TornTail { .. } => EXIT_CORRUPT,
+            _ => EXIT_ERROR,
+        };
+        Failure::Error(e.to_string(), code)
+    }
+}
+
+/// Parses the arguments and runs the command.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let mut out = Out::new();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args, &mut out),
+        Command::DemoAgent(args) => demo::agent(&args, &mut out),
+        Command::Log(cmd) => log_cmd::run(cmd, &mut out),
+    };
+    match result {
+        Ok(()) | Err(Failure::Pipe) => ExitCode::from(EXIT_OK),
+        Err(Failure::Error(message, code)) => {
+            eprintln!("maos-coord: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
