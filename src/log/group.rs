@@ -167,6 +167,9 @@ pub(crate) struct Appender {
 /// Longest wait of the appender thread before it checks whether the log is still open.
 const APPENDER_IDLE: Duration = Duration::from_millis(100);
 
+/// How long the appender thread polls for its next turn before it sleeps.
+const APPENDER_POLL: Duration = Duration::from_micros(50);
+
 /// Longest time the appender thread waits for the callers of its previous group to return.
 const APPENDER_GATHER: Duration = Duration::from_micros(200);
 
@@ -199,24 +202,29 @@ impl Appender {
 
     /// Lets the callers answered by the previous group queue their next batches before leading,
     /// so that one write and one sync serve them all: waits while fewer batches are queued than
-    /// the previous group had and more keep arriving, for at most [`APPENDER_GATHER`]. A lone
-    /// caller (previous group of one) never waits.
+    /// the previous group had, for at most [`APPENDER_GATHER`]. A lone caller (previous group of
+    /// one) never waits; when callers go away, the next group is smaller and so is the wait.
     fn gather(shared: &Shared, expected: usize) {
         let deadline = Instant::now() + APPENDER_GATHER;
-        let mut seen = lock(&shared.writer.queue).waiting.len();
-        while seen < expected && Instant::now() < deadline {
+        while lock(&shared.writer.queue).waiting.len() < expected && Instant::now() < deadline {
             std::thread::yield_now();
-            let now = lock(&shared.writer.queue).waiting.len();
-            if now == seen && Instant::now() + APPENDER_GATHER / 2 > deadline {
-                return; // nothing arrives any more
-            }
-            seen = now;
         }
     }
 
-    /// Waits until the appender is to lead (true) or [`APPENDER_IDLE`] passed (false).
+    /// Waits until the appender is to lead (true) or [`APPENDER_IDLE`] passed (false). Polls
+    /// for a short while first: a caller that awaits one append after another comes back within
+    /// microseconds, sooner than a sleeping thread would wake.
     fn wait_for_turn(shared: &Shared) -> bool {
         let writer = &shared.writer;
+        let poll_until = Instant::now() + APPENDER_POLL;
+        while Instant::now() < poll_until {
+            let mut queue = lock(&writer.queue);
+            if std::mem::take(&mut queue.appender_leads) {
+                return true;
+            }
+            drop(queue);
+            std::thread::yield_now();
+        }
         let queue = lock(&writer.queue);
         let (mut queue, _) = writer
             .appender_turn
