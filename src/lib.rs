@@ -42,7 +42,7 @@ mod types;
 
 pub use error::{Error, FrameError, Result};
 pub use log::{
-    Appended, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport, TornTailReport,
-    VerifyReport,
+    Appended, Built, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport,
+    TornTailReport, VerifyReport,
 };
 pub use types::{Lsn, RecordKind, Timestamp};

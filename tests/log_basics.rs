@@ -203,3 +203,64 @@ fn async_callers_share_group_commits_and_keep_their_order() {
         assert_eq!(mine, (0..50).collect::<Vec<_>>(), "task {t} in its own order");
     }
 }
+
+#[test]
+fn append_with_sees_every_earlier_record_and_appends_nothing_on_error() {
+    use maos_coord::Built;
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).open().unwrap();
+    // Threads and async tasks mixed: each increments the counter held by the last record.
+    let increment = |log: &maos_coord::Log| {
+        let reader_log = log.clone();
+        move |tail: Lsn| -> maos_coord::Result<Built<u64>> {
+            let last = if tail > Lsn(1) {
+                let mut r = reader_log.reader_from(Lsn(tail.get() - 1))?;
+                u64::from_le_bytes(r.next()?.unwrap().payload.try_into().unwrap())
+            } else {
+                0
+            };
+            Ok(Built { records: vec![(kind(), (last + 1).to_le_bytes().to_vec())], value: last + 1 })
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let log = log.clone();
+            s.spawn(move || {
+                for _ in 0..100 {
+                    log.append_with(increment(&log)).unwrap();
+                }
+            });
+        }
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    let log = log.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..100 {
+                            let (appended, value) = log.append_with_async(increment(&log)).await.unwrap();
+                            assert_eq!(appended.first.get(), value, "the counter equals the LSN");
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+    });
+    let values: Vec<u64> =
+        read_all(&log).iter().map(|(_, p)| u64::from_le_bytes(p.as_slice().try_into().unwrap())).collect();
+    assert_eq!(values, (1..=800).collect::<Vec<_>>());
+
+    // A builder's error appends nothing and reaches the caller; an empty build appends nothing.
+    let err = log
+        .append_with(|_| -> maos_coord::Result<Built<()>> {
+            Err(Error::InvalidArgument { name: "test", reason: "refused".into() })
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("refused"));
+    let (appended, value) = log.append_with(|tail| Ok(Built { records: vec![], value: tail })).unwrap();
+    assert_eq!((appended.count, value), (0, Lsn(801)));
+    assert_eq!(log.next_lsn(), Lsn(801));
+}

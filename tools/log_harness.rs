@@ -59,6 +59,13 @@ enum Cmd {
         #[arg(long)]
         seed: Option<u64>,
     },
+    /// Compare-and-append `times` times: read the counter in the last record, append it plus one.
+    Count {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        times: u64,
+    },
     /// Check the log in `dir`: every record decodes, each writer's records are 0, 1, 2, ...
     Verify {
         #[arg(long)]
@@ -80,6 +87,7 @@ fn main() -> ExitCode {
         Cmd::Crash { dir, rounds, minutes, writers, max_ms, seed } => {
             crash(&dir, rounds, minutes, writers, max_ms, seed)
         }
+        Cmd::Count { dir, times } => count(&dir, times),
         Cmd::Verify { dir } => verify(&dir, &BTreeMap::new()).map(|s| println!("{s}")),
     };
     match result {
@@ -131,6 +139,30 @@ fn append(
         writeln!(out, "ack {writer} {seq} {} {}", seq + n - 1, appended.first).map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
         seq += n;
+    }
+    Ok(())
+}
+
+fn count(dir: &Path, times: u64) -> Result<(), String> {
+    let log = open(dir, Mode::Buffered)?;
+    let kind = RecordKind::new(KIND).map_err(|e| e.to_string())?;
+    for _ in 0..times {
+        let reader_log = log.clone();
+        log.append_with(move |tail| {
+            let last = if tail > reader_log.first_lsn()? {
+                let mut reader = reader_log.reader_from(maos_coord::Lsn(tail.get() - 1))?;
+                let record = reader.next()?.ok_or(maos_coord::Error::LsnOutOfRange {
+                    requested: tail,
+                    first: tail,
+                    last: tail,
+                })?;
+                u64::from_le_bytes(record.payload.try_into().unwrap_or([0; 8]))
+            } else {
+                0
+            };
+            Ok(maos_coord::Built { records: vec![(kind, (last + 1).to_le_bytes().to_vec())], value: () })
+        })
+        .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

@@ -111,6 +111,50 @@ impl Log {
         group::append(&self.shared, batch)
     }
 
+    /// Appends a batch that `build` makes while this process holds the append lock: `build` gets
+    /// the tail LSN, and every record below it (from any process) is readable at that moment and
+    /// nothing else is appended until `build` returns. This is compare-and-append: read what is
+    /// new, decide, append, with no other appender in between. `build` returns the records (maybe
+    /// none) and a value handed back to the caller, or an error, in which case nothing is
+    /// appended. It runs on the thread leading the group commit and must not append itself.
+    pub fn append_with<T, F>(&self, build: F) -> Result<(Appended, T)>
+    where
+        F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (pending, value) = self.deferred(build);
+        let appended = group::append(&self.shared, pending)?;
+        Ok((appended, take_built(&value)?))
+    }
+
+    /// As [`Log::append_with`], for async callers (a thread of the log runs `build`).
+    pub async fn append_with_async<T, F>(&self, build: F) -> Result<(Appended, T)>
+    where
+        F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (pending, value) = self.deferred(build);
+        let appended = group::append_async(&self.shared, pending).await?;
+        Ok((appended, take_built(&value)?))
+    }
+
+    fn deferred<T, F>(&self, build: F) -> (writer::Pending, Arc<Mutex<Option<T>>>)
+    where
+        F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let value = Arc::new(Mutex::new(None));
+        let slot = value.clone();
+        let max = self.shared.opts.max_record_size;
+        let pending = writer::Pending::deferred(Box::new(move |tail| {
+            let built = build(tail)?;
+            let batch = writer::Pending::encode(built.records.iter().map(|(k, p)| (*k, p.as_slice())), max)?;
+            *lock(&slot) = Some(built.value);
+            Ok(batch)
+        }));
+        (pending, value)
+    }
+
     /// As [`Log::append_records`], for async callers: the task is never blocked on I/O; a
     /// background thread of the log leads the group commits of async callers.
     pub async fn append_records_async<'a>(
@@ -209,6 +253,22 @@ impl std::fmt::Debug for Log {
             .field("durable_lsn", &self.durable_lsn())
             .finish_non_exhaustive()
     }
+}
+
+/// What the builder of [`Log::append_with`] decided: records to append and a value for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built<T> {
+    /// Records to append as one atomic batch (none is fine).
+    pub records: Vec<(RecordKind, Vec<u8>)>,
+    /// Handed back to the caller with the LSNs.
+    pub value: T,
+}
+
+fn take_built<T>(value: &Mutex<Option<T>>) -> Result<T> {
+    lock(value).take().ok_or_else(|| Error::InvalidArgument {
+        name: "append_with",
+        reason: "the builder did not run".into(),
+    })
 }
 
 /// What [`Log::verify`] checked.

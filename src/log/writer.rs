@@ -43,7 +43,13 @@ pub(crate) struct Pending {
     count: u64,
     /// Offset of the last frame inside `buf`.
     last_frame: usize,
+    /// A batch built under the append lock, from the tail LSN, once everything before it is
+    /// published: see [`Log::append_with`](super::Log::append_with).
+    deferred: Option<Build>,
 }
+
+/// Builds a batch under the append lock from the tail LSN.
+pub(crate) type Build = Box<dyn FnOnce(Lsn) -> Result<Pending> + Send>;
 
 impl Pending {
     /// Encodes records, checking each against the maximum record size.
@@ -51,7 +57,7 @@ impl Pending {
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
         max_record_size: u32,
     ) -> Result<Pending> {
-        let mut pending = Pending { buf: Vec::new(), count: 0, last_frame: 0 };
+        let mut pending = Pending { buf: Vec::new(), count: 0, last_frame: 0, deferred: None };
         for (kind, payload) in records {
             if payload.len() > max_record_size as usize {
                 return Err(Error::RecordTooLarge { size: payload.len(), max: max_record_size });
@@ -63,9 +69,14 @@ impl Pending {
         Ok(pending)
     }
 
-    /// Whether the batch holds no record.
+    /// A batch that `build` makes under the append lock.
+    pub fn deferred(build: Build) -> Pending {
+        Pending { buf: Vec::new(), count: 0, last_frame: 0, deferred: Some(build) }
+    }
+
+    /// Whether the batch holds no record (and none is to be built).
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.count == 0 && self.deferred.is_none()
     }
 
     /// Sets LSNs from `first`, the time and the batch flags, and computes the checksums.
@@ -147,6 +158,29 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
     let mut results: Vec<Option<Result<Appended>>> = group.iter().map(|_| None).collect();
     let usable = shared.opts.usable_segment_bytes(shared.opts.segment_size);
     for i in 0..group.len() {
+        if let Some(build) = group.get_mut(i).and_then(|p| p.deferred.take()) {
+            // The builder reads the log up to the tail: publish what this group placed so far.
+            if let Err(e) = flush(shared, &mut active, &mut run, group, &mut results) {
+                fail_rest(&mut results, &e);
+                break;
+            }
+            shared.control.publish(run.start);
+            match build(run.tail.lsn) {
+                Ok(built) if built.count == 0 => {
+                    set(&mut results, i, Ok(Appended { first: run.tail.lsn, count: 0 }));
+                    continue;
+                }
+                Ok(built) => {
+                    if let Some(slot) = group.get_mut(i) {
+                        *slot = built;
+                    }
+                }
+                Err(e) => {
+                    set(&mut results, i, Err(e));
+                    continue;
+                }
+            }
+        }
         let len = group.get(i).map_or(0, |p| p.buf.len() as u64);
         if len > usable {
             set(&mut results, i, Err(Error::BatchTooLarge { size: len, max: usable }));
