@@ -11,6 +11,7 @@ pub mod fuzzing;
 
 mod control;
 mod group;
+mod index;
 mod io;
 mod options;
 mod reader;
@@ -317,14 +318,14 @@ impl Shared {
     }
 
     /// The segment that holds `lsn` (the one with the greatest base at or below it).
-    fn segment_containing(&self, lsn: Lsn) -> Result<Arc<Segment>> {
+    fn segment_containing(&self, lsn: Lsn) -> Result<(Lsn, Arc<Segment>)> {
         let newest_known = read_lock(&self.segments).keys().next_back().copied();
         if newest_known < Some(self.control.tail_segment()) {
             self.refresh_segments()?;
         }
         let base = read_lock(&self.segments).range(..=lsn).next_back().map(|(b, _)| *b);
         match base {
-            Some(base) => self.segment(base),
+            Some(base) => Ok((base, self.segment(base)?)),
             None => Err(Error::LsnOutOfRange {
                 requested: lsn,
                 first: self.first_lsn()?,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use super::format::{decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
-use super::segment::{Segment, INDEX_INTERVAL};
+use super::index::INDEX_INTERVAL;
+use super::segment::Segment;
 use super::Shared;
 use crate::error::{Error, FrameError, Result};
 use crate::types::{Lsn, RecordKind, Timestamp};
@@ -35,6 +36,8 @@ pub struct LogReader {
     in_batch: bool,
     /// The next frame at or past this offset goes into the segment's sparse index.
     index_from: u64,
+    /// Base LSN of the current segment, when this reader knows it.
+    segment_base: Option<Lsn>,
 }
 
 /// Position and fields of a decoded frame; the payload is `map[start..end]`.
@@ -53,8 +56,17 @@ impl LogReader {
         if lsn < first || lsn > tail {
             return Err(Error::LsnOutOfRange { requested: lsn, first, last: Lsn(tail.0.saturating_sub(1)) });
         }
-        let segment = shared.segment_containing(lsn)?;
-        let (start, offset) = segment.index_lookup(lsn);
+        let (segment_base, segment) = shared.segment_containing(lsn)?;
+        let (mut start, mut offset) = segment.index_lookup(lsn);
+        let max = shared.opts.max_record_size;
+        let map = segment.map();
+        let indexed_frame_ok = matches!(
+            map.get(offset as usize..).map(|b| decode_frame(b, start, max)),
+            Some(Decoded::Frame(_))
+        );
+        if offset != SEGMENT_HEADER_LEN as u64 && !indexed_frame_ok {
+            (start, offset) = segment.index_reset(segment_base);
+        }
         let mut reader = LogReader {
             map: segment.map(),
             segment,
@@ -63,6 +75,7 @@ impl LogReader {
             next: start,
             in_batch: false,
             index_from: offset,
+            segment_base: Some(segment_base),
         };
         while reader.next < lsn {
             if reader.advance()?.is_none() {
@@ -149,6 +162,9 @@ impl LogReader {
         if let Some(i) = rest.iter().position(|&b| b != 0) {
             return Err(self.corruption(self.offset + i as u64, FrameError::TrailingGarbage));
         }
+        if let Some(base) = self.segment_base {
+            self.segment.index_complete(&self.shared.dir, base, (self.next, self.offset));
+        }
         let segment = self.shared.segment(self.next).map_err(|e| match e {
             Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
                 Error::SegmentGap {
@@ -163,6 +179,7 @@ impl LogReader {
         self.segment = segment;
         self.offset = SEGMENT_HEADER_LEN as u64;
         self.index_from = self.offset;
+        self.segment_base = Some(self.next);
         Ok(())
     }
 

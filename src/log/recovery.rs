@@ -88,7 +88,7 @@ fn tail_matches_segment(tail: Tail, image: &[u8], opts: &LogOptions) -> bool {
 fn cold_recover(dir: &Path, control: &Control, opts: &LogOptions, boot: [u8; 16]) -> Result<RecoveryReport> {
     let mut report = RecoveryReport { cold: true, ..RecoveryReport::default() };
     for name in io::list_dir(dir)? {
-        if name.ends_with(".seg.tmp") {
+        if name.ends_with(".seg.tmp") || (name.contains(".seg.idx.") && name.ends_with(".tmp")) {
             let path = dir.join(&name);
             io::remove_synced(&path, dir)?;
             report.removed.push(path);

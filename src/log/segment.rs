@@ -7,14 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 
-use super::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::format::{self, SegmentHeader};
+use super::index::{self, SparseIndex};
 use super::io;
 use super::lock;
 use crate::error::{Error, Result};
 use crate::types::{Lsn, Timestamp};
-
-/// A sparse index entry is added at most once per this many bytes of frames.
-pub const INDEX_INTERVAL: u64 = 16 * 1024;
 
 /// A segment as readers see it.
 pub struct Segment {
@@ -40,7 +38,8 @@ impl Segment {
                 reason: format!("header says base LSN {}, file name says {base}", header.base_lsn),
             });
         }
-        Ok(Segment { index: Mutex::new(SparseIndex::new(base)), map: Mutex::new(Arc::new(map)), file, path })
+        let index = index::load(&path, base).unwrap_or_else(|| SparseIndex::new(base));
+        Ok(Segment { index: Mutex::new(index), map: Mutex::new(Arc::new(map)), file, path })
     }
 
     /// Creates a new, empty, preallocated segment durably: written under a temporary name,
@@ -90,54 +89,41 @@ impl Segment {
         lock(&self.index).lookup(lsn)
     }
 
+    /// Forgets an index that does not match the segment (a stale index file) and removes its
+    /// file; returns the start of the segment.
+    pub fn index_reset(&self, base: Lsn) -> (Lsn, u64) {
+        *lock(&self.index) = SparseIndex::new(base);
+        let _ = std::fs::remove_file(index::index_path(&self.path));
+        tracing::warn!(segment = %self.path.display(), "discarded a stale segment index");
+        lock(&self.index).lookup(base)
+    }
+
     /// Records that the frame of `lsn` starts at `offset` (positions must arrive in order).
     pub fn index_note(&self, lsn: Lsn, offset: u64) {
         lock(&self.index).note(lsn, offset);
     }
-}
 
-/// Sparse positions of frames in one segment, covering a prefix of it.
-struct SparseIndex {
-    entries: Vec<(Lsn, u64)>,
-}
-
-impl SparseIndex {
-    fn new(base: Lsn) -> SparseIndex {
-        SparseIndex { entries: vec![(base, SEGMENT_HEADER_LEN as u64)] }
-    }
-
-    fn note(&mut self, lsn: Lsn, offset: u64) {
-        match self.entries.last() {
-            Some(&(last_lsn, last_off)) if lsn > last_lsn && offset >= last_off + INDEX_INTERVAL => {
-                self.entries.push((lsn, offset));
+    /// A reader walked this sealed segment to its end (`end`: LSN and offset after its last
+    /// frame): saves the index file if nobody has yet. Failing to save only costs a later scan.
+    pub fn index_complete(&self, dir: &Path, base: Lsn, end: (Lsn, u64)) {
+        let bytes = {
+            let mut index = lock(&self.index);
+            index.complete(end);
+            if !index.wants_saving() {
+                return;
             }
-            _ => {}
+            index.saved = true;
+            index.encode(base)
+        };
+        if let Err(e) = index::save(dir, &self.path, &bytes) {
+            tracing::debug!(error = %e, "cannot save a segment index");
         }
-    }
-
-    fn lookup(&self, lsn: Lsn) -> (Lsn, u64) {
-        let i = self.entries.partition_point(|&(l, _)| l <= lsn);
-        self.entries.get(i.saturating_sub(1)).copied().unwrap_or((lsn, SEGMENT_HEADER_LEN as u64))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sparse_index_finds_the_closest_entry_at_or_before() {
-        let mut ix = SparseIndex::new(Lsn(10));
-        ix.note(Lsn(11), 100); // too close to the previous entry
-        ix.note(Lsn(50), 64 + INDEX_INTERVAL);
-        ix.note(Lsn(90), 64 + 2 * INDEX_INTERVAL);
-        ix.note(Lsn(80), 64 + 3 * INDEX_INTERVAL); // out of order: ignored
-        assert_eq!(ix.entries.len(), 3);
-        assert_eq!(ix.lookup(Lsn(10)), (Lsn(10), 64));
-        assert_eq!(ix.lookup(Lsn(49)), (Lsn(10), 64));
-        assert_eq!(ix.lookup(Lsn(50)), (Lsn(50), 64 + INDEX_INTERVAL));
-        assert_eq!(ix.lookup(Lsn(1000)), (Lsn(90), 64 + 2 * INDEX_INTERVAL));
-    }
 
     #[test]
     fn created_segment_has_a_valid_header_and_full_length() {
