@@ -141,6 +141,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// A name or key does not meet the rules (1 to 256 bytes, no control characters).
+    #[error("invalid {what} {name:?}: {reason}")]
+    InvalidName {
+        /// What kind of name.
+        what: &'static str,
+        /// The name (first 64 characters).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A record payload could not be encoded.
+    #[error("cannot encode a record: {reason}")]
+    Encode {
+        /// What the encoder said.
+        reason: String,
+    },
+
     /// A record payload could not be decoded.
     #[error("cannot decode record {lsn}: {reason}")]
     Decode {

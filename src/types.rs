@@ -3,12 +3,15 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 
 /// Log sequence number: the dense, strictly increasing position of a record in the log.
 ///
 /// The first record of a store has LSN 1; LSN 0 means "before the first record".
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Lsn(pub u64);
 
 impl Lsn {
@@ -38,7 +41,8 @@ impl fmt::Display for Lsn {
 /// Wall-clock time of a record: microseconds since the Unix epoch (UTC).
 ///
 /// The log assigns it at append time and never lets it go backwards (log-format.md, "Record frame").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -56,6 +60,12 @@ impl Timestamp {
     #[must_use]
     pub fn as_micros(self) -> i64 {
         self.0
+    }
+
+    /// This time plus `d` (saturating).
+    #[must_use]
+    pub fn plus(self, d: std::time::Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
     }
 }
 

@@ -1,0 +1,300 @@
+//! What the coordination log records: one [`Recorded`] event per record, MessagePack-encoded,
+//! record kind [`EVENT_RECORD_KIND`]. Every change of state is one of these; the projections are
+//! a fold over them (log-format.md, "Coordination records").
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::context::Visibility;
+use super::dependency::Dependency;
+use super::ids::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
+use super::task::Task;
+use crate::error::{Error, Result};
+use crate::types::{Lsn, Timestamp};
+
+/// Record kind of coordination events in the log.
+pub const EVENT_RECORD_KIND: u16 = 1;
+
+/// One recorded event and the agent whose command produced it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// The acting agent.
+    pub actor: AgentId,
+    /// What happened.
+    pub event: Event,
+}
+
+impl Recorded {
+    /// MessagePack bytes of the record payload.
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        rmp_serde::to_vec(self).map_err(|e| Error::Encode { reason: e.to_string() })
+    }
+
+    /// Decodes a record payload.
+    pub fn decode(lsn: Lsn, payload: &[u8]) -> Result<Recorded> {
+        rmp_serde::from_slice(payload).map_err(|e| Error::Decode { lsn, reason: e.to_string() })
+    }
+}
+
+/// Everything that can happen in the store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Event {
+    /// An agent registered.
+    AgentStarted {
+        /// The agent.
+        agent: AgentId,
+        /// Its role.
+        role: String,
+        /// What it can do.
+        capabilities: Vec<String>,
+        /// Silence longer than this makes it gone.
+        heartbeat_timeout_ms: u64,
+    },
+    /// An agent said it is alive; the leases of its tasks run until `lease_until`.
+    AgentHeartbeat {
+        /// The agent.
+        agent: AgentId,
+        /// New end of the leases of the tasks it holds.
+        lease_until: Timestamp,
+    },
+    /// An agent stopped; the tasks it held went back to Pending.
+    AgentStopped {
+        /// The agent.
+        agent: AgentId,
+        /// Why.
+        reason: String,
+    },
+    /// A task was created (the whole task as it starts).
+    TaskCreated {
+        /// The task.
+        task: Box<Task>,
+    },
+    /// An agent claimed a task.
+    TaskClaimed {
+        /// The task.
+        task: TaskId,
+        /// The agent.
+        agent: AgentId,
+        /// End of the lease.
+        lease_until: Timestamp,
+    },
+    /// A claim's lease lapsed (noticed by the command that records this).
+    TaskLeaseLapsed {
+        /// The task.
+        task: TaskId,
+        /// Whose lease lapsed.
+        agent: AgentId,
+    },
+    /// The holder gave a task back without failing it.
+    TaskReleased {
+        /// The task.
+        task: TaskId,
+        /// The agent that held it.
+        agent: AgentId,
+    },
+    /// A task was blocked.
+    TaskBlocked {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: String,
+    },
+    /// A blocked task is pending again.
+    TaskUnblocked {
+        /// The task.
+        task: TaskId,
+    },
+    /// An output was added to a task.
+    TaskOutputAdded {
+        /// The task.
+        task: TaskId,
+        /// The output.
+        output: String,
+    },
+    /// A task completed.
+    TaskCompleted {
+        /// The task.
+        task: TaskId,
+        /// Its outputs.
+        outputs: Vec<String>,
+    },
+    /// A task failed for good.
+    TaskFailed {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        error: String,
+    },
+    /// A task failed an attempt and is pending again (attempts remain).
+    TaskAttemptFailed {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        error: String,
+    },
+    /// A context key was set.
+    ContextUpdated {
+        /// The key.
+        key: ContextKey,
+        /// The value.
+        value: serde_json::Value,
+        /// Who may read it.
+        visibility: Visibility,
+        /// When it stops being readable.
+        expires_at: Option<Timestamp>,
+        /// Metadata.
+        metadata: BTreeMap<String, String>,
+        /// The key's new version.
+        version: u64,
+    },
+    /// A context key was deleted.
+    ContextDeleted {
+        /// The key.
+        key: ContextKey,
+        /// The key's new version.
+        version: u64,
+    },
+    /// A dependency between two tasks was registered.
+    DependencyRegistered {
+        /// The dependency.
+        dependency: Dependency,
+    },
+    /// A dependency is ready.
+    DependencyReady {
+        /// The dependency.
+        dependency: DependencyId,
+        /// Where the artifact is.
+        artifact_path: Option<String>,
+    },
+    /// A dependency can no longer be met.
+    DependencyFailed {
+        /// The dependency.
+        dependency: DependencyId,
+        /// Why.
+        reason: String,
+    },
+    /// A barrier was created.
+    BarrierCreated {
+        /// Its name.
+        name: BarrierName,
+        /// Who must signal.
+        participants: Vec<String>,
+    },
+    /// A participant signalled a barrier.
+    BarrierSignalled {
+        /// The barrier.
+        name: BarrierName,
+        /// The participant.
+        participant: String,
+    },
+    /// A lock was taken; its fencing token is the LSN of this record.
+    LockAcquired {
+        /// The lock.
+        name: LockName,
+        /// The holder.
+        holder: AgentId,
+        /// End of the lease.
+        lease_until: Timestamp,
+    },
+    /// A lock was released (or its lapsed lease was noticed).
+    LockReleased {
+        /// The lock.
+        name: LockName,
+        /// The holder it had.
+        holder: AgentId,
+    },
+    /// An application event.
+    Custom {
+        /// Its type.
+        event_type: String,
+        /// Its data.
+        data: serde_json::Value,
+        /// Metadata that filters match on.
+        metadata: BTreeMap<String, String>,
+    },
+}
+
+impl Event {
+    /// The event's type name as filters see it: the variant name, or a custom event's type.
+    #[must_use]
+    pub fn type_name(&self) -> &str {
+        match self {
+            Event::AgentStarted { .. } => "AgentStarted",
+            Event::AgentHeartbeat { .. } => "AgentHeartbeat",
+            Event::AgentStopped { .. } => "AgentStopped",
+            Event::TaskCreated { .. } => "TaskCreated",
+            Event::TaskClaimed { .. } => "TaskClaimed",
+            Event::TaskLeaseLapsed { .. } => "TaskLeaseLapsed",
+            Event::TaskReleased { .. } => "TaskReleased",
+            Event::TaskBlocked { .. } => "TaskBlocked",
+            Event::TaskUnblocked { .. } => "TaskUnblocked",
+            Event::TaskOutputAdded { .. } => "TaskOutputAdded",
+            Event::TaskCompleted { .. } => "TaskCompleted",
+            Event::TaskFailed { .. } => "TaskFailed",
+            Event::TaskAttemptFailed { .. } => "TaskAttemptFailed",
+            Event::ContextUpdated { .. } => "ContextUpdated",
+            Event::ContextDeleted { .. } => "ContextDeleted",
+            Event::DependencyRegistered { .. } => "DependencyRegistered",
+            Event::DependencyReady { .. } => "DependencyReady",
+            Event::DependencyFailed { .. } => "DependencyFailed",
+            Event::BarrierCreated { .. } => "BarrierCreated",
+            Event::BarrierSignalled { .. } => "BarrierSignalled",
+            Event::LockAcquired { .. } => "LockAcquired",
+            Event::LockReleased { .. } => "LockReleased",
+            Event::Custom { event_type, .. } => event_type,
+        }
+    }
+
+    /// The task the event is about, if any.
+    #[must_use]
+    pub fn task(&self) -> Option<&TaskId> {
+        match self {
+            Event::TaskCreated { task } => Some(&task.id),
+            Event::TaskClaimed { task, .. }
+            | Event::TaskLeaseLapsed { task, .. }
+            | Event::TaskReleased { task, .. }
+            | Event::TaskBlocked { task, .. }
+            | Event::TaskUnblocked { task }
+            | Event::TaskOutputAdded { task, .. }
+            | Event::TaskCompleted { task, .. }
+            | Event::TaskFailed { task, .. }
+            | Event::TaskAttemptFailed { task, .. } => Some(task),
+            _ => None,
+        }
+    }
+
+    /// The agent the event is about (besides the actor), if any.
+    #[must_use]
+    pub fn subject_agent(&self) -> Option<&AgentId> {
+        match self {
+            Event::AgentStarted { agent, .. }
+            | Event::AgentHeartbeat { agent, .. }
+            | Event::AgentStopped { agent, .. }
+            | Event::TaskClaimed { agent, .. }
+            | Event::TaskLeaseLapsed { agent, .. }
+            | Event::TaskReleased { agent, .. } => Some(agent),
+            Event::LockAcquired { holder, .. } | Event::LockReleased { holder, .. } => Some(holder),
+            _ => None,
+        }
+    }
+
+    /// The context key the event is about, if any.
+    #[must_use]
+    pub fn context_key(&self) -> Option<&ContextKey> {
+        match self {
+            Event::ContextUpdated { key, .. } | Event::ContextDeleted { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    /// Metadata filters match on (custom events carry it).
+    #[must_use]
+    pub fn metadata(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            Event::Custom { metadata, .. } | Event::ContextUpdated { metadata, .. } => Some(metadata),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! Names of the coordination model (agents, tasks, context keys, ...), validated where they
+//! enter: 1 to 256 bytes of UTF-8 without control characters.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Longest name or key, in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Checks a name: 1 to [`MAX_NAME_LEN`] bytes, no control characters.
+pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        "is empty".to_owned()
+    } else if name.len() > MAX_NAME_LEN {
+        format!("is {} bytes long; at most {MAX_NAME_LEN} are allowed", name.len())
+    } else if let Some(c) = name.chars().find(|c| c.is_control()) {
+        format!("contains the control character {c:?}")
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidName { what, name: name.chars().take(64).collect(), reason })
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates and wraps a name.
+            pub fn new(name: impl Into<String>) -> Result<$name> {
+                let name = name.into();
+                validate_name($what, &name)?;
+                Ok($name(name))
+            }
+
+            /// The name.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<$name> {
+                $name::new(s)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// Identifies an agent.
+    AgentId,
+    "agent id"
+);
+name_type!(
+    /// Identifies a task (given, or a generated UUID v7).
+    TaskId,
+    "task id"
+);
+name_type!(
+    /// A context key.
+    ContextKey,
+    "context key"
+);
+name_type!(
+    /// Identifies a dependency between two tasks.
+    DependencyId,
+    "dependency id"
+);
+name_type!(
+    /// Names a barrier.
+    BarrierName,
+    "barrier name"
+);
+name_type!(
+    /// Names a lock.
+    LockName,
+    "lock name"
+);
+
+impl TaskId {
+    /// A new time-ordered id (UUID v7).
+    #[must_use]
+    pub fn generate() -> TaskId {
+        TaskId(uuid::Uuid::now_v7().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_validated() {
+        assert!(ContextKey::new("api-spec/v1").is_ok());
+        assert!(ContextKey::new("x".repeat(256)).is_ok());
+        let e = ContextKey::new("x".repeat(257)).unwrap_err().to_string();
+        assert!(e.contains("257 bytes"), "{e}");
+        let e = AgentId::new("").unwrap_err().to_string();
+        assert!(e.contains("agent id") && e.contains("empty"), "{e}");
+        let e = TaskId::new("a\nb").unwrap_err().to_string();
+        assert!(e.contains("control character"), "{e}");
+    }
+
+    #[test]
+    fn generated_task_ids_are_ordered_by_time() {
+        let a = TaskId::generate();
+        let b = TaskId::generate();
+        assert!(a < b);
+    }
+}

@@ -1,0 +1,18 @@
+//! The coordination model: identifiers, tasks, context, dependencies, and the [`Event`] enum that
+//! the log records. No files here (design.md, "Layers").
+
+mod context;
+mod dependency;
+mod event;
+mod filter;
+mod ids;
+mod task;
+
+pub use context::{ContextEntry, SetCondition, Visibility};
+pub use dependency::{ArtifactType, Dependency, DependencyStatus};
+pub use event::{Event, Recorded, EVENT_RECORD_KIND};
+pub use filter::EventFilter;
+pub use ids::{
+    validate_name, AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId, MAX_NAME_LEN,
+};
+pub use task::{NewTask, Priority, Task, TaskStatus, DEFAULT_MAX_ATTEMPTS};
