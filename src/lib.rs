@@ -39,6 +39,7 @@ compile_error!("maos-coord currently supports Linux only (fallocate, statfs magi
 mod error;
 pub mod log;
 pub mod model;
+pub mod projection;
 mod types;
 
 pub use error::{Error, FrameError, Result};

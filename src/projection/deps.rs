@@ -1,0 +1,127 @@
+//! The dependency graph (petgraph): an edge runs from provider task to consumer task.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use petgraph::algo::has_path_connecting;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::Direction;
+
+use crate::model::{Dependency, DependencyId, DependencyStatus, Event, TaskId};
+
+/// Dependencies by id, and the graph they form.
+#[derive(Debug, Clone, Default)]
+pub struct DependencyGraph {
+    graph: StableDiGraph<TaskId, DependencyId>,
+    nodes: BTreeMap<TaskId, NodeIndex>,
+    deps: BTreeMap<DependencyId, Dependency>,
+}
+
+impl PartialEq for DependencyGraph {
+    /// The graph is derived from the dependencies; equal dependencies make equal graphs.
+    fn eq(&self, other: &DependencyGraph) -> bool {
+        self.deps == other.deps
+    }
+}
+
+impl DependencyGraph {
+    /// A dependency by id.
+    #[must_use]
+    pub fn get(&self, id: &DependencyId) -> Option<&Dependency> {
+        self.deps.get(id)
+    }
+
+    /// Whether a dependency of `consumer` on `provider` would close a cycle.
+    #[must_use]
+    pub fn would_cycle(&self, provider: &TaskId, consumer: &TaskId) -> bool {
+        if provider == consumer {
+            return true;
+        }
+        match (self.nodes.get(consumer), self.nodes.get(provider)) {
+            (Some(&from), Some(&to)) => has_path_connecting(&self.graph, from, to, None),
+            _ => false,
+        }
+    }
+
+    /// The dependencies `task` waits on.
+    #[must_use]
+    pub fn of_consumer(&self, task: &TaskId) -> Vec<&Dependency> {
+        self.edges(task, Direction::Incoming)
+    }
+
+    /// The dependencies `task` delivers.
+    #[must_use]
+    pub fn of_provider(&self, task: &TaskId) -> Vec<&Dependency> {
+        self.edges(task, Direction::Outgoing)
+    }
+
+    /// The dependencies of `task` that are not ready: why it cannot run yet.
+    #[must_use]
+    pub fn unmet(&self, task: &TaskId) -> Vec<&Dependency> {
+        self.of_consumer(task).into_iter().filter(|d| d.status != DependencyStatus::Ready).collect()
+    }
+
+    /// Whether every dependency of `task` is ready.
+    #[must_use]
+    pub fn is_ready(&self, task: &TaskId) -> bool {
+        self.unmet(task).is_empty()
+    }
+
+    /// Every dependency `task` waits on, directly or through other tasks, nearest first.
+    #[must_use]
+    pub fn chain(&self, task: &TaskId) -> Vec<&Dependency> {
+        let mut seen = BTreeSet::new();
+        let mut queue = VecDeque::from([task.clone()]);
+        let mut chain = Vec::new();
+        while let Some(t) = queue.pop_front() {
+            for dep in self.of_consumer(&t) {
+                if seen.insert(dep.id.clone()) {
+                    queue.push_back(dep.provider.clone());
+                    chain.push(dep);
+                }
+            }
+        }
+        chain
+    }
+
+    fn edges(&self, task: &TaskId, direction: Direction) -> Vec<&Dependency> {
+        let Some(&node) = self.nodes.get(task) else { return Vec::new() };
+        let mut deps: Vec<&Dependency> =
+            self.graph.edges_directed(node, direction).filter_map(|e| self.deps.get(e.weight())).collect();
+        deps.sort_by(|a, b| a.id.cmp(&b.id));
+        deps
+    }
+
+    fn node(&mut self, task: &TaskId) -> NodeIndex {
+        if let Some(&n) = self.nodes.get(task) {
+            return n;
+        }
+        let n = self.graph.add_node(task.clone());
+        self.nodes.insert(task.clone(), n);
+        n
+    }
+
+    pub(super) fn apply(&mut self, event: &Event) {
+        match event {
+            Event::DependencyRegistered { dependency } => {
+                let from = self.node(&dependency.provider);
+                let to = self.node(&dependency.consumer);
+                self.graph.add_edge(from, to, dependency.id.clone());
+                self.deps.insert(dependency.id.clone(), dependency.clone());
+            }
+            Event::DependencyReady { dependency, artifact_path } => {
+                if let Some(d) = self.deps.get_mut(dependency) {
+                    d.status = DependencyStatus::Ready;
+                    if artifact_path.is_some() {
+                        d.artifact_path.clone_from(artifact_path);
+                    }
+                }
+            }
+            Event::DependencyFailed { dependency, reason } => {
+                if let Some(d) = self.deps.get_mut(dependency) {
+                    d.status = DependencyStatus::Failed(reason.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Projections: the state the store shows, as a fold of its records. [`State::apply`] is the one
+//! code path for live updates and for replay; it reads time only from records, so replaying the
+//! same log always gives the same state (design.md, invariant 6).
+//!
+//! `apply` trusts that the coordinator validated each event before appending it; an event that
+//! refers to something unknown (possible only in a log written by another program) changes
+//! nothing, the same way live and in replay.
+
+mod agents;
+mod context;
+mod deps;
+mod sync;
+mod tasks;
+
+use std::collections::BTreeMap;
+
+pub use agents::{Agent, AgentStatus};
+pub use context::{ContextIndex, ContextVersion};
+pub use deps::DependencyGraph;
+pub use sync::{Barrier, Lock};
+pub use tasks::TaskRegistry;
+
+use crate::model::{BarrierName, Event, LockName, Recorded};
+use crate::types::{Lsn, Timestamp};
+
+/// What an audit trail is kept for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Subject {
+    /// A task.
+    Task(String),
+    /// A context key.
+    Context(String),
+    /// An agent (as actor or subject).
+    Agent(String),
+}
+
+/// Every projection, as of [`State::next_lsn`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct State {
+    /// Registered agents.
+    pub agents: BTreeMap<String, Agent>,
+    /// Tasks.
+    pub tasks: TaskRegistry,
+    /// Context entries and their versions.
+    pub context: ContextIndex,
+    /// Dependencies between tasks.
+    pub deps: DependencyGraph,
+    /// Barriers.
+    pub barriers: BTreeMap<BarrierName, Barrier>,
+    /// Locks.
+    pub locks: BTreeMap<LockName, Lock>,
+    /// LSNs of the records about each subject, in order.
+    pub history: BTreeMap<Subject, Vec<Lsn>>,
+    /// The next LSN to apply.
+    pub next_lsn: Lsn,
+    /// Time of the last applied record.
+    pub last_time: Timestamp,
+}
+
+impl State {
+    /// An empty state, before the first record.
+    #[must_use]
+    pub fn new() -> State {
+        State { next_lsn: Lsn::FIRST, ..State::default() }
+    }
+
+    /// Applies the record at `lsn`, appended at `time`.
+    pub fn apply(&mut self, recorded: &Recorded, lsn: Lsn, time: Timestamp) {
+        self.note_history(recorded, lsn);
+        let actor = &recorded.actor;
+        match &recorded.event {
+            Event::AgentStarted { .. } | Event::AgentHeartbeat { .. } | Event::AgentStopped { .. } => {
+                agents::apply(&mut self.agents, &recorded.event, time);
+                if let Event::AgentHeartbeat { agent, lease_until } = &recorded.event {
+                    self.tasks.extend_leases(agent, *lease_until, time);
+                }
+                if let Event::AgentStopped { agent, .. } = &recorded.event {
+                    self.tasks.release_all(agent, time);
+                }
+            }
+            Event::TaskCreated { .. }
+            | Event::TaskClaimed { .. }
+            | Event::TaskLeaseLapsed { .. }
+            | Event::TaskReleased { .. }
+            | Event::TaskBlocked { .. }
+            | Event::TaskUnblocked { .. }
+            | Event::TaskOutputAdded { .. }
+            | Event::TaskCompleted { .. }
+            | Event::TaskFailed { .. }
+            | Event::TaskAttemptFailed { .. } => self.tasks.apply(&recorded.event, lsn, time),
+            Event::ContextUpdated { .. } | Event::ContextDeleted { .. } => {
+                self.context.apply(actor, &recorded.event, lsn, time);
+            }
+            Event::DependencyRegistered { .. }
+            | Event::DependencyReady { .. }
+            | Event::DependencyFailed { .. } => {
+                self.deps.apply(&recorded.event);
+            }
+            Event::BarrierCreated { .. } | Event::BarrierSignalled { .. } => {
+                sync::apply_barrier(&mut self.barriers, &recorded.event);
+            }
+            Event::LockAcquired { .. } | Event::LockReleased { .. } => {
+                sync::apply_lock(&mut self.locks, &recorded.event, lsn);
+            }
+            Event::Custom { .. } => {}
+        }
+        self.next_lsn = lsn.next();
+        self.last_time = self.last_time.max(time);
+    }
+
+    fn note_history(&mut self, recorded: &Recorded, lsn: Lsn) {
+        let event = &recorded.event;
+        let mut subjects = vec![Subject::Agent(recorded.actor.to_string())];
+        if let Some(agent) = event.subject_agent().filter(|a| **a != recorded.actor) {
+            subjects.push(Subject::Agent(agent.to_string()));
+        }
+        if let Some(task) = event.task() {
+            subjects.push(Subject::Task(task.to_string()));
+        }
+        if let Some(key) = event.context_key() {
+            subjects.push(Subject::Context(key.to_string()));
+        }
+        for subject in subjects {
+            self.history.entry(subject).or_default().push(lsn);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,271 @@
+//! Unit tests of the projections: each event's effect, and the indexes claims rely on.
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::model::*;
+use crate::types::{Lsn, Timestamp};
+
+fn agent(name: &str) -> AgentId {
+    AgentId::new(name).unwrap()
+}
+
+fn task_id(name: &str) -> TaskId {
+    TaskId::new(name).unwrap()
+}
+
+fn new_task(id: &str, priority: Priority) -> Task {
+    Task {
+        id: task_id(id),
+        name: id.into(),
+        description: String::new(),
+        priority,
+        required_capabilities: Vec::new(),
+        status: TaskStatus::Pending,
+        assigned_to: None,
+        outputs: Vec::new(),
+        metadata: serde_json::Value::Null,
+        created_at: Timestamp(0),
+        updated_at: Timestamp(0),
+        attempts: 0,
+        max_attempts: 3,
+        failures: 0,
+        lease_until: None,
+        created_by: agent("creator"),
+        idempotency_key: Some(format!("key-{id}")),
+        created_lsn: 0,
+    }
+}
+
+/// Applies events in order with LSNs 1, 2, ... and times 10, 20, ...
+fn fold(events: Vec<Event>) -> State {
+    let mut state = State::new();
+    for (i, event) in events.into_iter().enumerate() {
+        let n = i as u64 + 1;
+        state.apply(&Recorded { actor: agent("actor"), event }, Lsn(n), Timestamp(n as i64 * 10));
+    }
+    state
+}
+
+#[test]
+fn pending_tasks_come_in_claim_order_and_claims_leave_it() {
+    let state = fold(vec![
+        Event::TaskCreated { task: Box::new(new_task("low", Priority::Low)) },
+        Event::TaskCreated { task: Box::new(new_task("high-old", Priority::High)) },
+        Event::TaskCreated { task: Box::new(new_task("high-new", Priority::High)) },
+        Event::TaskClaimed { task: task_id("high-old"), agent: agent("a"), lease_until: Timestamp(1000) },
+    ]);
+    let order: Vec<&str> = state.tasks.pending_in_claim_order().map(|t| t.id.as_str()).collect();
+    assert_eq!(order, ["high-new", "low"]);
+    let claimed = state.tasks.get(&task_id("high-old")).unwrap();
+    assert_eq!(
+        (claimed.status.clone(), claimed.attempts, claimed.assigned_to.clone()),
+        (TaskStatus::InProgress, 1, Some(agent("a")))
+    );
+    assert_eq!(claimed.created_lsn, 2);
+    assert_eq!(state.tasks.by_idempotency_key("key-low").unwrap().id, task_id("low"));
+}
+
+#[test]
+fn leases_lapse_extend_and_are_returned_on_stop() {
+    let mut state = fold(vec![
+        Event::TaskCreated { task: Box::new(new_task("t", Priority::Normal)) },
+        Event::AgentStarted {
+            agent: agent("a"),
+            role: "r".into(),
+            capabilities: vec![],
+            heartbeat_timeout_ms: 1,
+        },
+        Event::TaskClaimed { task: task_id("t"), agent: agent("a"), lease_until: Timestamp(100) },
+    ]);
+    assert_eq!(state.tasks.lapsed(Timestamp(100)).count(), 0);
+    assert_eq!(state.tasks.lapsed(Timestamp(101)).count(), 1);
+    state.apply(
+        &Recorded {
+            actor: agent("a"),
+            event: Event::AgentHeartbeat { agent: agent("a"), lease_until: Timestamp(500) },
+        },
+        Lsn(4),
+        Timestamp(40),
+    );
+    assert_eq!(state.tasks.lapsed(Timestamp(101)).count(), 0, "the heartbeat extended the lease");
+    assert_eq!(state.tasks.get(&task_id("t")).unwrap().lease_until, Some(Timestamp(500)));
+    state.apply(
+        &Recorded {
+            actor: agent("b"),
+            event: Event::TaskLeaseLapsed { task: task_id("t"), agent: agent("a") },
+        },
+        Lsn(5),
+        Timestamp(50),
+    );
+    let t = state.tasks.get(&task_id("t")).unwrap();
+    assert_eq!((t.status.clone(), t.failures, t.lease_until), (TaskStatus::Pending, 1, None));
+    assert_eq!(state.tasks.pending_in_claim_order().count(), 1);
+    state.apply(
+        &Recorded {
+            actor: agent("a"),
+            event: Event::TaskClaimed { task: task_id("t"), agent: agent("a"), lease_until: Timestamp(900) },
+        },
+        Lsn(6),
+        Timestamp(60),
+    );
+    state.apply(
+        &Recorded {
+            actor: agent("a"),
+            event: Event::AgentStopped { agent: agent("a"), reason: "done".into() },
+        },
+        Lsn(7),
+        Timestamp(70),
+    );
+    assert_eq!(
+        state.tasks.get(&task_id("t")).unwrap().status,
+        TaskStatus::Pending,
+        "a stopped agent's tasks return"
+    );
+    assert_eq!(state.agents["a"].status, AgentStatus::Stopped("done".into()));
+}
+
+#[test]
+fn task_outcomes() {
+    let state = fold(vec![
+        Event::TaskCreated { task: Box::new(new_task("t", Priority::Normal)) },
+        Event::TaskCreated { task: Box::new(new_task("u", Priority::Normal)) },
+        Event::TaskClaimed { task: task_id("t"), agent: agent("a"), lease_until: Timestamp(100) },
+        Event::TaskOutputAdded { task: task_id("t"), output: "a.txt".into() },
+        Event::TaskCompleted { task: task_id("t"), outputs: vec!["a.txt".into(), "b.txt".into()] },
+        Event::TaskBlocked { task: task_id("u"), reason: "waiting".into() },
+    ]);
+    let t = state.tasks.get(&task_id("t")).unwrap();
+    assert_eq!(
+        (t.status.clone(), t.outputs.clone()),
+        (TaskStatus::Completed, vec!["a.txt".to_string(), "b.txt".into()])
+    );
+    assert_eq!(t.updated_at, Timestamp(50));
+    assert_eq!(state.tasks.get(&task_id("u")).unwrap().status, TaskStatus::Blocked("waiting".into()));
+    assert_eq!(state.tasks.pending_in_claim_order().count(), 0);
+}
+
+#[test]
+fn context_versions_deletes_and_prefixes() {
+    let set = |key: &str, value: i32, version: u64| Event::ContextUpdated {
+        key: ContextKey::new(key).unwrap(),
+        value: serde_json::json!(value),
+        visibility: Visibility::Shared,
+        expires_at: None,
+        metadata: BTreeMap::new(),
+        version,
+    };
+    let state = fold(vec![
+        set("api/spec", 1, 1),
+        set("api/spec", 2, 2),
+        set("api/url", 3, 1),
+        set("apix", 4, 1),
+        Event::ContextDeleted { key: ContextKey::new("api/url").unwrap(), version: 2 },
+    ]);
+    let spec = ContextKey::new("api/spec").unwrap();
+    let current = state.context.current(&spec).unwrap();
+    assert_eq!(
+        (current.value.clone(), current.version, current.created_at, current.updated_at),
+        (serde_json::json!(2), 2, Timestamp(10), Timestamp(20))
+    );
+    assert_eq!(
+        state.context.at_version(&spec, 1).unwrap().entry.as_ref().unwrap().value,
+        serde_json::json!(1)
+    );
+    assert!(state.context.at_version(&spec, 3).is_none() && state.context.at_version(&spec, 0).is_none());
+    let url = ContextKey::new("api/url").unwrap();
+    assert!(state.context.current(&url).is_none());
+    assert_eq!(state.context.version(&url), 2);
+    let keys: Vec<&str> = state.context.with_prefix("api/").map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["api/spec"]);
+}
+
+#[test]
+fn dependencies_cycles_readiness_and_chains() {
+    let dep = |id: &str, provider: &str, consumer: &str| Event::DependencyRegistered {
+        dependency: Dependency {
+            id: DependencyId::new(id).unwrap(),
+            provider: task_id(provider),
+            consumer: task_id(consumer),
+            artifact_type: ArtifactType::Completion,
+            artifact_path: None,
+            status: DependencyStatus::Pending,
+        },
+    };
+    let state = fold(vec![
+        dep("d1", "design", "build"),
+        dep("d2", "build", "test"),
+        dep("d3", "lint", "test"),
+        Event::DependencyReady {
+            dependency: DependencyId::new("d3").unwrap(),
+            artifact_path: Some("lint.log".into()),
+        },
+    ]);
+    let deps = &state.deps;
+    assert!(deps.would_cycle(&task_id("test"), &task_id("design")), "design -> build -> test -> design");
+    assert!(deps.would_cycle(&task_id("build"), &task_id("build")));
+    assert!(!deps.would_cycle(&task_id("design"), &task_id("test")));
+    let unmet: Vec<&str> = deps.unmet(&task_id("test")).iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(unmet, ["d2"]);
+    assert!(deps.is_ready(&task_id("design")) && !deps.is_ready(&task_id("build")));
+    let chain: Vec<&str> = deps.chain(&task_id("test")).iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(chain, ["d2", "d3", "d1"]);
+    assert_eq!(
+        deps.get(&DependencyId::new("d3").unwrap()).unwrap().artifact_path.as_deref(),
+        Some("lint.log")
+    );
+}
+
+#[test]
+fn barriers_complete_and_lock_tokens_are_the_granting_lsn() {
+    let name = BarrierName::new("builds").unwrap();
+    let lock = LockName::new("deploy").unwrap();
+    let state = fold(vec![
+        Event::BarrierCreated { name: name.clone(), participants: vec!["fe".into(), "be".into()] },
+        Event::BarrierSignalled { name: name.clone(), participant: "fe".into() },
+        Event::LockAcquired { name: lock.clone(), holder: agent("a"), lease_until: Timestamp(99) },
+    ]);
+    assert!(!state.barriers[&name].is_complete());
+    assert_eq!(state.locks[&lock].token, Lsn(3));
+    let mut state = state;
+    state.apply(
+        &Recorded {
+            actor: agent("x"),
+            event: Event::BarrierSignalled { name: name.clone(), participant: "be".into() },
+        },
+        Lsn(4),
+        Timestamp(40),
+    );
+    assert!(state.barriers[&name].is_complete());
+    state.apply(
+        &Recorded {
+            actor: agent("b"),
+            event: Event::LockReleased { name: lock.clone(), holder: agent("b") },
+        },
+        Lsn(5),
+        Timestamp(50),
+    );
+    assert!(state.locks.contains_key(&lock), "only the holder's release counts");
+    state.apply(
+        &Recorded {
+            actor: agent("a"),
+            event: Event::LockReleased { name: lock.clone(), holder: agent("a") },
+        },
+        Lsn(6),
+        Timestamp(60),
+    );
+    assert!(!state.locks.contains_key(&lock));
+}
+
+#[test]
+fn history_lists_the_records_about_each_subject() {
+    let state = fold(vec![
+        Event::TaskCreated { task: Box::new(new_task("t", Priority::Normal)) },
+        Event::TaskClaimed { task: task_id("t"), agent: agent("a"), lease_until: Timestamp(100) },
+        Event::Custom { event_type: "x".into(), data: serde_json::json!(null), metadata: BTreeMap::new() },
+    ]);
+    assert_eq!(state.history[&Subject::Task("t".into())], [Lsn(1), Lsn(2)]);
+    assert_eq!(state.history[&Subject::Agent("a".into())], [Lsn(2)]);
+    assert_eq!(state.history[&Subject::Agent("actor".into())], [Lsn(1), Lsn(2), Lsn(3)]);
+    assert_eq!(state.next_lsn, Lsn(4));
+}
