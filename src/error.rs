@@ -152,6 +152,141 @@ pub enum Error {
         reason: String,
     },
 
+    /// No agent with this id is registered (or it has stopped).
+    #[error("unknown agent {agent}{detail}")]
+    UnknownAgent {
+        /// The agent.
+        agent: String,
+        /// ": it stopped" when it stopped.
+        detail: String,
+    },
+
+    /// No task with this id exists.
+    #[error("unknown task {task}")]
+    UnknownTask {
+        /// The task.
+        task: String,
+    },
+
+    /// A task with this id exists already.
+    #[error("task {task} exists already")]
+    TaskExists {
+        /// The task.
+        task: String,
+    },
+
+    /// The task state machine does not allow this change.
+    #[error("task {task} cannot go from {from} to {to}")]
+    IllegalTransition {
+        /// The task.
+        task: String,
+        /// Its status.
+        from: &'static str,
+        /// The status asked for.
+        to: &'static str,
+    },
+
+    /// An agent acted on a task it does not hold.
+    #[error("agent {agent} does not hold task {task} (held by {holder})")]
+    NotHolder {
+        /// The task.
+        task: String,
+        /// The acting agent.
+        agent: String,
+        /// Who holds it ("nobody" if no one).
+        holder: String,
+    },
+
+    /// A task's dependencies are not all ready.
+    #[error("dependencies of task {task} are not ready: {unmet:?}")]
+    DependenciesNotReady {
+        /// The task.
+        task: String,
+        /// The dependencies (or provider tasks) not ready.
+        unmet: Vec<String>,
+    },
+
+    /// A dependency would close a cycle.
+    #[error("a dependency of task {consumer} on task {provider} would close a cycle")]
+    Cycle {
+        /// Provider task.
+        provider: String,
+        /// Consumer task.
+        consumer: String,
+    },
+
+    /// No dependency with this id exists.
+    #[error("unknown dependency {dependency}")]
+    UnknownDependency {
+        /// The dependency.
+        dependency: String,
+    },
+
+    /// A compare-and-set found another version.
+    #[error("context key {key}: expected {expected}, found version {found}")]
+    VersionMismatch {
+        /// The key.
+        key: String,
+        /// What the condition wanted ("version N" or "absent").
+        expected: String,
+        /// The key's version (0: never set).
+        found: u64,
+    },
+
+    /// A value is larger than allowed.
+    #[error("value for {what} is {size} bytes; at most {max} are allowed")]
+    ValueTooLarge {
+        /// What the value is for.
+        what: String,
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// The reader may not see this context entry.
+    #[error("agent {reader} may not read context key {key} (visibility {visibility})")]
+    NotVisible {
+        /// The key.
+        key: String,
+        /// The reader.
+        reader: String,
+        /// The entry's visibility.
+        visibility: String,
+    },
+
+    /// No barrier with this name exists.
+    #[error("unknown barrier {barrier}")]
+    UnknownBarrier {
+        /// The barrier.
+        barrier: String,
+    },
+
+    /// The participant is not one of the barrier's.
+    #[error("{participant} is not a participant of barrier {barrier}")]
+    NotParticipant {
+        /// The barrier.
+        barrier: String,
+        /// The participant.
+        participant: String,
+    },
+
+    /// The lock is held by another agent.
+    #[error("lock {lock} is held by {holder}")]
+    LockHeld {
+        /// The lock.
+        lock: String,
+        /// The holder.
+        holder: String,
+    },
+
+    /// Waiting ran out of time.
+    #[error("timed out waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+    },
+
     /// A record payload could not be encoded.
     #[error("cannot encode a record: {reason}")]
     Encode {

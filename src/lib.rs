@@ -36,12 +36,14 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("maos-coord currently supports Linux only (fallocate, statfs magic numbers, boot id)");
 
+pub mod coordinator;
 mod error;
 pub mod log;
 pub mod model;
 pub mod projection;
 mod types;
 
+pub use coordinator::{CoordinationService, Coordinator, CoordinatorOptions, SetOptions};
 pub use error::{Error, FrameError, Result};
 pub use log::{
     Appended, Built, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport,

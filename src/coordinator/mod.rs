@@ -1,0 +1,238 @@
+//! The coordinator (the original design's `CoordinationService`): the async API agents use.
+//!
+//! Every command runs as a compare-and-append on the log ([`Log::append_with`]): under the append
+//! lock it catches the projections up to the tail, validates the command against that state,
+//! and turns it into events, which are appended as one atomic batch. An invalid command returns
+//! its error and appends nothing. Every query catches up with the log first and is answered from
+//! the projections in memory. So decisions such as "this task is still free" are linearizable
+//! across processes (design.md, "One path for data").
+
+mod agents;
+mod context;
+mod tasks;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub use context::SetOptions;
+pub use tasks::ATTEMPTS_EXHAUSTED;
+
+use crate::error::{Error, Result};
+use crate::log::{Built, Durability, Log};
+use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
+use crate::projection::{AgentStatus, State, Subject};
+use crate::types::{Lsn, RecordKind, Timestamp};
+
+/// The coordination service. Cheap to clone; clones share projections.
+#[derive(Clone)]
+pub struct Coordinator {
+    log: Log,
+    state: Arc<Mutex<State>>,
+    opts: Arc<CoordinatorOptions>,
+}
+
+/// The original design's name for the coordinator.
+pub type CoordinationService = Coordinator;
+
+/// Options of a coordinator.
+#[derive(Debug, Clone)]
+pub struct CoordinatorOptions {
+    root: PathBuf,
+    durability: Durability,
+    /// How long a claim holds a task without a heartbeat.
+    pub lease: Duration,
+    /// How long an agent may stay silent before it is reported gone.
+    pub heartbeat_timeout: Duration,
+    /// Largest encoded context value or event data.
+    pub max_value_size: usize,
+    /// How often waiting calls look for new records.
+    pub poll_interval: Duration,
+}
+
+impl CoordinatorOptions {
+    /// Durability of every command (default [`Durability::Sync`]).
+    #[must_use]
+    pub fn durability(mut self, durability: Durability) -> CoordinatorOptions {
+        self.durability = durability;
+        self
+    }
+
+    /// Lease of a claim (default 5 minutes).
+    #[must_use]
+    pub fn lease(mut self, lease: Duration) -> CoordinatorOptions {
+        self.lease = lease;
+        self
+    }
+
+    /// Heartbeat timeout of agents (default 60 seconds).
+    #[must_use]
+    pub fn heartbeat_timeout(mut self, timeout: Duration) -> CoordinatorOptions {
+        self.heartbeat_timeout = timeout;
+        self
+    }
+
+    /// Largest encoded context value or event data (default 256 KiB).
+    #[must_use]
+    pub fn max_value_size(mut self, bytes: usize) -> CoordinatorOptions {
+        self.max_value_size = bytes;
+        self
+    }
+
+    /// Opens (creating if needed) the store in `<root>/.maos/coordination/` and replays it.
+    pub fn open(self) -> Result<Coordinator> {
+        let log = Log::options(store_dir(&self.root).join("log")).durability(self.durability).open()?;
+        let coordinator =
+            Coordinator { log, state: Arc::new(Mutex::new(State::new())), opts: Arc::new(self) };
+        drop(coordinator.refresh()?);
+        Ok(coordinator)
+    }
+}
+
+/// `<root>/.maos/coordination`.
+#[must_use]
+pub fn store_dir(root: &Path) -> PathBuf {
+    root.join(".maos").join("coordination")
+}
+
+impl Coordinator {
+    /// Options for the store of the project at `root`.
+    pub fn options(root: impl AsRef<Path>) -> CoordinatorOptions {
+        CoordinatorOptions {
+            root: root.as_ref().to_owned(),
+            durability: Durability::Sync,
+            lease: Duration::from_secs(300),
+            heartbeat_timeout: Duration::from_secs(60),
+            max_value_size: 256 * 1024,
+            poll_interval: Duration::from_millis(2),
+        }
+    }
+
+    /// Opens the store of the project at `root` with default options.
+    pub fn open(root: impl AsRef<Path>) -> Result<Coordinator> {
+        Coordinator::options(root).open()
+    }
+
+    /// The log underneath.
+    #[must_use]
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// Runs a command: under the append lock, catch up, let `decide` validate it against the
+    /// state and return its events, append them.
+    async fn execute<T, F>(&self, actor: &AgentId, decide: F) -> Result<(Lsn, T)>
+    where
+        F: FnOnce(&State, Timestamp) -> Result<(Vec<Event>, T)> + Send + 'static,
+        T: Send + 'static,
+    {
+        let log = self.log.clone();
+        let state = self.state.clone();
+        let actor = actor.clone();
+        let (appended, value) = self
+            .log
+            .append_with_async(move |tail| {
+                let mut state = crate::log::lock(&state);
+                catch_up(&log, &mut state, tail)?;
+                let now = Timestamp::now().max(state.last_time);
+                let (events, value) = decide(&state, now)?;
+                let kind = RecordKind::new(EVENT_RECORD_KIND)?;
+                let records = events
+                    .into_iter()
+                    .map(|event| Ok((kind, Recorded { actor: actor.clone(), event }.encode()?)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Built { records, value })
+            })
+            .await?;
+        Ok((appended.first, value))
+    }
+
+    /// The projections, caught up with everything appended so far (by any process).
+    fn refresh(&self) -> Result<MutexGuard<'_, State>> {
+        let mut state = crate::log::lock(&self.state);
+        let tail = self.log.next_lsn();
+        catch_up(&self.log, &mut state, tail)?;
+        Ok(state)
+    }
+
+    /// Reads the state through `read`, after catching up.
+    pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T> {
+        let state = self.refresh()?;
+        Ok(read(&state))
+    }
+
+    /// The records about a task, a context key or an agent, oldest first (the audit trail).
+    pub fn history(&self, subject: &Subject) -> Result<Vec<(Lsn, Timestamp, Recorded)>> {
+        let lsns = self.read(|s| s.history.get(subject).cloned().unwrap_or_default())?;
+        let mut out = Vec::with_capacity(lsns.len());
+        for lsn in lsns {
+            let mut reader = self.log.reader_from(lsn)?;
+            if let Some(record) = reader.next()? {
+                out.push((record.lsn, record.timestamp, Recorded::decode(record.lsn, record.payload)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends a custom event; returns its LSN.
+    pub async fn emit_event(
+        &self,
+        actor: &AgentId,
+        event_type: impl Into<String>,
+        data: serde_json::Value,
+        metadata: std::collections::BTreeMap<String, String>,
+    ) -> Result<Lsn> {
+        let event_type = event_type.into();
+        crate::model::validate_name("event type", &event_type)?;
+        self.check_size("event data", &data)?;
+        let actor_id = actor.clone();
+        let (lsn, ()) = self
+            .execute(actor, move |state, _| {
+                require_agent(state, &actor_id)?;
+                Ok((vec![Event::Custom { event_type, data, metadata }], ()))
+            })
+            .await?;
+        Ok(lsn)
+    }
+
+    fn check_size(&self, what: &str, value: &serde_json::Value) -> Result<()> {
+        let size = rmp_serde::to_vec(value).map_err(|e| Error::Encode { reason: e.to_string() })?.len();
+        if size > self.opts.max_value_size {
+            return Err(Error::ValueTooLarge { what: what.to_owned(), size, max: self.opts.max_value_size });
+        }
+        Ok(())
+    }
+}
+
+/// Applies the records in `[state.next_lsn, tail)` to `state`.
+fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<()> {
+    if state.next_lsn >= tail {
+        return Ok(());
+    }
+    let mut reader = log.reader_from(state.next_lsn)?;
+    while reader.position() < tail {
+        let Some(record) = reader.next()? else { break };
+        if record.kind.get() == EVENT_RECORD_KIND {
+            let recorded = Recorded::decode(record.lsn, record.payload)?;
+            state.apply(&recorded, record.lsn, record.timestamp);
+        } else {
+            state.next_lsn = record.lsn.next();
+        }
+    }
+    Ok(())
+}
+
+/// The agent must be registered and active.
+fn require_agent(state: &State, agent: &AgentId) -> Result<()> {
+    match state.agents.get(agent.as_str()) {
+        Some(a) if a.status == AgentStatus::Active => Ok(()),
+        Some(a) => Err(Error::UnknownAgent {
+            agent: agent.to_string(),
+            detail: match &a.status {
+                AgentStatus::Stopped(reason) => format!(": it stopped ({reason})"),
+                AgentStatus::Active => String::new(),
+            },
+        }),
+        None => Err(Error::UnknownAgent { agent: agent.to_string(), detail: String::new() }),
+    }
+}

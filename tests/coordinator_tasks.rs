@@ -1,0 +1,200 @@
+//! Tasks through the coordinator: creation, idempotency, claims in order, leases, attempts,
+//! holders, the state machine, and errors that append nothing.
+
+use std::time::Duration;
+
+use maos_coord::model::{AgentId, NewTask, Priority, TaskId, TaskStatus};
+use maos_coord::{Coordinator, Durability, Error};
+
+fn open(root: &std::path::Path) -> Coordinator {
+    Coordinator::options(root)
+        .durability(Durability::Buffered)
+        .lease(Duration::from_millis(200))
+        .open()
+        .unwrap()
+}
+
+fn agent(name: &str) -> AgentId {
+    AgentId::new(name).unwrap()
+}
+
+fn caps(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn claims_take_the_highest_priority_then_the_oldest_that_the_agent_can_do() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let a = agent("worker");
+    c.register_agent(&a, "builder", caps(&["rust"])).await.unwrap();
+    let low = c.create_task(&a, NewTask::new("low").priority(Priority::Low)).await.unwrap();
+    let high1 = c.create_task(&a, NewTask::new("high1").priority(Priority::High)).await.unwrap();
+    let _python =
+        c.create_task(&a, NewTask::new("py").priority(Priority::Critical).requires("python")).await.unwrap();
+    let high2 = c.create_task(&a, NewTask::new("high2").priority(Priority::High)).await.unwrap();
+    let order: Vec<TaskId> = [
+        c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().unwrap().id,
+        c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().unwrap().id,
+        c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().unwrap().id,
+    ]
+    .into();
+    assert_eq!(order, [high1.id, high2.id, low.id]);
+    assert!(c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().is_none(), "the python task needs python");
+    let claimed = c.get_task(&order[0]).unwrap().unwrap();
+    assert_eq!(
+        (claimed.status, claimed.assigned_to, claimed.attempts),
+        (TaskStatus::InProgress, Some(a.clone()), 1)
+    );
+}
+
+#[tokio::test]
+async fn creating_again_with_an_idempotency_key_returns_the_first_task_and_appends_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let a = agent("a");
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    let first = c.create_task(&a, NewTask::new("build").idempotency_key("build-42")).await.unwrap();
+    let next = c.log().next_lsn();
+    let again = c.create_task(&a, NewTask::new("other name").idempotency_key("build-42")).await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(c.log().next_lsn(), next, "nothing appended");
+    let err = c.create_task(&a, NewTask::new("x").id(first.id.clone())).await.unwrap_err();
+    assert!(matches!(err, Error::TaskExists { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_lapsed_lease_makes_the_task_claimable_and_records_whose_lease_lapsed() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let (a, b) = (agent("a"), agent("b"));
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    c.register_agent(&b, "r", vec![]).await.unwrap();
+    let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
+    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    assert!(c.claim_next_task(&b, &[]).await.unwrap().is_none(), "a holds the lease");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let reclaimed = c.claim_next_task(&b, &[]).await.unwrap().unwrap();
+    assert_eq!(
+        (reclaimed.id.clone(), reclaimed.assigned_to.clone(), reclaimed.attempts),
+        (t.id.clone(), Some(b.clone()), 2)
+    );
+    let history = c.history(&maos_coord::projection::Subject::Task(t.id.to_string())).unwrap();
+    let lapse = history.iter().find(|(_, _, r)| r.event.type_name() == "TaskLeaseLapsed").unwrap();
+    assert_eq!(lapse.2.event.subject_agent(), Some(&a), "the record names whose lease lapsed");
+    assert_eq!(lapse.2.actor, b);
+    // The lapsed holder can no longer complete it.
+    let err = c.complete_task(&a, &t.id, vec![]).await.unwrap_err();
+    assert!(matches!(err, Error::NotHolder { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn heartbeats_extend_leases() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let (a, b) = (agent("a"), agent("b"));
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    c.register_agent(&b, "r", vec![]).await.unwrap();
+    c.create_task(&a, NewTask::new("t")).await.unwrap();
+    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        c.heartbeat(&a).await.unwrap();
+    }
+    assert!(c.claim_next_task(&b, &[]).await.unwrap().is_none(), "heartbeats kept the lease");
+}
+
+#[tokio::test]
+async fn attempts_are_exhausted_after_max_attempts_lapses_or_failures() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let a = agent("a");
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    let t = c.create_task(&a, NewTask::new("flaky").max_attempts(3)).await.unwrap();
+    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.fail_task(&a, &t.id, "crashed").await.unwrap();
+    assert_eq!(c.get_task(&t.id).unwrap().unwrap().status, TaskStatus::Pending);
+    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await; // second attempt lapses
+    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.fail_task(&a, &t.id, "crashed again").await.unwrap();
+    let failed = c.get_task(&t.id).unwrap().unwrap();
+    assert_eq!(
+        (failed.status, failed.failures, failed.attempts),
+        (TaskStatus::Failed("attempts exhausted".into()), 3, 3)
+    );
+}
+
+#[tokio::test]
+async fn release_gives_a_task_back_without_failing_it() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let a = agent("a");
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
+    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.add_output(&a, &t.id, "half.txt").await.unwrap();
+    c.release_task(&a, &t.id).await.unwrap();
+    let released = c.get_task(&t.id).unwrap().unwrap();
+    assert_eq!(
+        (released.status, released.failures, released.outputs),
+        (TaskStatus::Pending, 0, vec!["half.txt".to_string()])
+    );
+}
+
+#[tokio::test]
+async fn invalid_commands_are_typed_errors_and_append_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let (a, b, ghost) = (agent("a"), agent("b"), agent("ghost"));
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    c.register_agent(&b, "r", vec![]).await.unwrap();
+    let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
+    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    let before = c.log().next_lsn();
+    let unknown = TaskId::new("nope").unwrap();
+    let errors = [
+        c.create_task(&ghost, NewTask::new("x")).await.unwrap_err(),
+        c.complete_task(&b, &t.id, vec![]).await.unwrap_err(),
+        c.complete_task(&a, &unknown, vec![]).await.unwrap_err(),
+        c.update_task_status(&a, &t.id, TaskStatus::InProgress).await.unwrap_err(),
+        c.create_task(&a, NewTask::new("x").max_attempts(0)).await.unwrap_err(),
+    ];
+    assert!(matches!(&errors[0], Error::UnknownAgent { agent, .. } if agent == "ghost"), "{}", errors[0]);
+    assert!(matches!(&errors[1], Error::NotHolder { holder, .. } if holder == "a"), "{}", errors[1]);
+    assert!(matches!(&errors[2], Error::UnknownTask { .. }), "{}", errors[2]);
+    assert!(
+        matches!(&errors[3], Error::IllegalTransition { from: "InProgress", to: "InProgress", .. }),
+        "{}",
+        errors[3]
+    );
+    assert!(matches!(&errors[4], Error::InvalidArgument { .. }), "{}", errors[4]);
+    c.complete_task(&a, &t.id, vec!["out".into()]).await.unwrap();
+    let after_complete = c.log().next_lsn();
+    let err = c.update_task_status(&a, &t.id, TaskStatus::Blocked("late".into())).await.unwrap_err();
+    assert_eq!(err.to_string(), format!("task {} cannot go from Completed to Blocked", t.id));
+    assert_eq!(c.log().next_lsn(), after_complete);
+    assert_eq!(after_complete.get(), before.get() + 1, "only the completion was appended");
+    c.stop_agent(&b, "done").await.unwrap();
+    let err = c.claim_next_task(&b, &[]).await.unwrap_err();
+    assert!(err.to_string().contains("it stopped (done)"), "{err}");
+}
+
+#[tokio::test]
+async fn the_state_survives_reopening_and_other_handles_see_it() {
+    let root = tempfile::tempdir().unwrap();
+    let a = agent("a");
+    let id = {
+        let c = open(root.path());
+        c.register_agent(&a, "r", vec![]).await.unwrap();
+        let t = c.create_task(&a, NewTask::new("persist")).await.unwrap();
+        c.claim_next_task(&a, &[]).await.unwrap();
+        t.id
+    };
+    let c = open(root.path());
+    let t = c.get_task(&id).unwrap().unwrap();
+    assert_eq!((t.status, t.assigned_to), (TaskStatus::InProgress, Some(a.clone())));
+    assert_eq!(c.get_tasks_for_agent(&a).unwrap().len(), 1);
+    assert_eq!(c.list_tasks(Some("InProgress")).unwrap().len(), 1);
+    assert_eq!(c.list_tasks(Some("Pending")).unwrap().len(), 0);
+}
