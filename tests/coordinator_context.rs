@@ -60,7 +60,9 @@ async fn visibility_is_enforced_for_reads_lists_and_overwrites() {
     let root = tempfile::tempdir().unwrap();
     let (c, a, b, x) = setup(root.path()).await;
     c.set_context(&a, &key("team/private"), json!(1), Visibility::Private).await.unwrap();
-    c.set_context(&a, &key("team/restricted"), json!(2), Visibility::Restricted(vec![b.clone()])).await.unwrap();
+    c.set_context(&a, &key("team/restricted"), json!(2), Visibility::Restricted(vec![b.clone()]))
+        .await
+        .unwrap();
     c.set_context(&a, &key("team/shared"), json!(3), Visibility::Shared).await.unwrap();
     let err = c.get_context(&b, &key("team/private")).unwrap_err();
     assert!(matches!(err, Error::NotVisible { .. }), "{err}");
@@ -89,7 +91,11 @@ async fn an_expired_key_reads_as_absent() {
     assert!(c.get_context(&a, &k).unwrap().is_none());
     assert!(c.list_context(&a, "").unwrap().is_empty());
     let absent = SetOptions { condition: SetCondition::Absent, ..SetOptions::default() };
-    assert_eq!(c.set_context_with(&a, &k, json!("again"), absent).await.unwrap(), 2, "expired counts as absent");
+    assert_eq!(
+        c.set_context_with(&a, &k, json!("again"), absent).await.unwrap(),
+        2,
+        "expired counts as absent"
+    );
 }
 
 #[tokio::test]

@@ -9,14 +9,19 @@
 
 mod agents;
 mod context;
+mod deps;
+mod sync;
 mod tasks;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use context::SetOptions;
+pub use sync::LockGrant;
 pub use tasks::ATTEMPTS_EXHAUSTED;
+pub use watch::{ContextWatcher, Delivery, Subscription};
 
 use crate::error::{Error, Result};
 use crate::log::{Built, Durability, Log};

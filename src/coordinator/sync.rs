@@ -1,0 +1,151 @@
+//! Barriers and locks.
+
+use std::time::{Duration, Instant};
+
+use super::{require_agent, Coordinator};
+use crate::error::{Error, Result};
+use crate::model::{AgentId, BarrierName, Event, LockName};
+use crate::types::Lsn;
+
+/// A granted lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockGrant {
+    /// Fencing token: the LSN of the record that granted the lock. Every later grant of any
+    /// lock has a larger token, so a resource can refuse writes carrying an older one.
+    pub token: Lsn,
+}
+
+impl Coordinator {
+    /// Creates a barrier that completes once every participant has signalled.
+    pub async fn create_barrier(
+        &self,
+        actor: &AgentId,
+        name: &BarrierName,
+        participants: Vec<String>,
+    ) -> Result<()> {
+        if participants.is_empty() {
+            return Err(Error::InvalidArgument {
+                name: "participants",
+                reason: "a barrier needs at least one".into(),
+            });
+        }
+        let (id, name) = (actor.clone(), name.clone());
+        self.execute(actor, move |state, _| {
+            require_agent(state, &id)?;
+            Ok((vec![Event::BarrierCreated { name, participants }], ()))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Signals a barrier for `participant`; returns whether the barrier is now complete.
+    pub async fn signal_barrier(
+        &self,
+        actor: &AgentId,
+        name: &BarrierName,
+        participant: &str,
+    ) -> Result<bool> {
+        let (id, barrier, participant) = (actor.clone(), name.clone(), participant.to_owned());
+        self.execute(actor, move |state, _| {
+            require_agent(state, &id)?;
+            let b = state
+                .barriers
+                .get(&barrier)
+                .ok_or_else(|| Error::UnknownBarrier { barrier: barrier.to_string() })?;
+            if !b.participants.contains(&participant) {
+                return Err(Error::NotParticipant { barrier: barrier.to_string(), participant });
+            }
+            Ok((vec![Event::BarrierSignalled { name: barrier, participant }], ()))
+        })
+        .await?;
+        self.read(|s| s.barriers.get(name).is_some_and(crate::projection::Barrier::is_complete))
+    }
+
+    /// Waits until every participant of the barrier has signalled (from any process), for at
+    /// most `timeout`.
+    pub async fn wait_barrier(&self, name: &BarrierName, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let complete =
+                self.read(|s| s.barriers.get(name).map(crate::projection::Barrier::is_complete))?;
+            match complete {
+                None => return Err(Error::UnknownBarrier { barrier: name.to_string() }),
+                Some(true) => return Ok(()),
+                Some(false) if Instant::now() >= deadline => {
+                    return Err(Error::Timeout { what: format!("barrier {name}") });
+                }
+                Some(false) => tokio::time::sleep(self.opts.poll_interval).await,
+            }
+        }
+    }
+
+    /// Takes a lock for `lease` if it is free, lapsed, or already held by `agent` (then the
+    /// lease is renewed with a new token); `None` if another agent holds it.
+    pub async fn try_lock(
+        &self,
+        agent: &AgentId,
+        name: &LockName,
+        lease: Duration,
+    ) -> Result<Option<LockGrant>> {
+        let (id, lock) = (agent.clone(), name.clone());
+        let (first, position) = self
+            .execute(agent, move |state, now| {
+                require_agent(state, &id)?;
+                let mut events = Vec::new();
+                if let Some(held) = state.locks.get(&lock) {
+                    if held.holder != id && held.lease_until >= now {
+                        return Ok((Vec::new(), None));
+                    }
+                    if held.holder != id {
+                        events.push(Event::LockReleased { name: lock.clone(), holder: held.holder.clone() });
+                    }
+                }
+                let position = events.len() as u64;
+                events.push(Event::LockAcquired { name: lock, holder: id, lease_until: now.plus(lease) });
+                Ok((events, Some(position)))
+            })
+            .await?;
+        Ok(position.map(|p| LockGrant { token: Lsn(first.get() + p) }))
+    }
+
+    /// As [`Coordinator::try_lock`], waiting up to `timeout` for the lock.
+    pub async fn lock(
+        &self,
+        agent: &AgentId,
+        name: &LockName,
+        lease: Duration,
+        timeout: Duration,
+    ) -> Result<LockGrant> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(grant) = self.try_lock(agent, name, lease).await? {
+                return Ok(grant);
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout { what: format!("lock {name}") });
+            }
+            tokio::time::sleep(self.opts.poll_interval).await;
+        }
+    }
+
+    /// Releases a lock `agent` holds.
+    pub async fn unlock(&self, agent: &AgentId, name: &LockName) -> Result<()> {
+        let (id, lock) = (agent.clone(), name.clone());
+        self.execute(agent, move |state, _| {
+            require_agent(state, &id)?;
+            match state.locks.get(&lock) {
+                Some(held) if held.holder == id => {
+                    Ok((vec![Event::LockReleased { name: lock, holder: id }], ()))
+                }
+                Some(held) => {
+                    Err(Error::LockHeld { lock: lock.to_string(), holder: held.holder.to_string() })
+                }
+                None => {
+                    Err(Error::InvalidArgument { name: "unlock", reason: format!("lock {lock} is not held") })
+                }
+            }
+        })
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,121 @@
+//! Subscriptions: events matching a filter, and the updates of one context key, delivered in
+//! LSN order from any process. Waiting callers look for new records every `poll_interval`
+//! (2 ms by default); file-notification wake-ups replace the polling in a later release.
+
+use super::{require_agent, Coordinator};
+use crate::error::Result;
+use crate::log::LogReader;
+use crate::model::{AgentId, ContextEntry, ContextKey, Event, EventFilter, Recorded, EVENT_RECORD_KIND};
+use crate::types::{Lsn, Timestamp};
+
+/// One delivered event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Its LSN.
+    pub lsn: Lsn,
+    /// When it was appended.
+    pub time: Timestamp,
+    /// The event and its actor.
+    pub recorded: Recorded,
+}
+
+/// Events matching a filter, in LSN order, from a starting LSN on.
+pub struct Subscription {
+    coordinator: Coordinator,
+    reader: LogReader,
+    filter: EventFilter,
+}
+
+impl Subscription {
+    /// The next matching event, waiting for one to be appended if needed.
+    pub async fn next(&mut self) -> Result<Delivery> {
+        loop {
+            if let Some(d) = self.try_next()? {
+                return Ok(d);
+            }
+            tokio::time::sleep(self.coordinator.opts.poll_interval).await;
+        }
+    }
+
+    /// The next matching event already in the log, if any.
+    pub fn try_next(&mut self) -> Result<Option<Delivery>> {
+        while let Some(record) = self.reader.next()? {
+            if record.kind.get() != EVENT_RECORD_KIND {
+                continue;
+            }
+            let recorded = Recorded::decode(record.lsn, record.payload)?;
+            if self.filter.matches(&recorded) {
+                return Ok(Some(Delivery { lsn: record.lsn, time: record.timestamp, recorded }));
+            }
+        }
+        Ok(None)
+    }
+
+    /// LSN of the next record the subscription will look at.
+    #[must_use]
+    pub fn position(&self) -> Lsn {
+        self.reader.position()
+    }
+}
+
+/// Every later update of one context key, in order.
+pub struct ContextWatcher {
+    subscription: Subscription,
+    key: ContextKey,
+    reader: AgentId,
+}
+
+impl ContextWatcher {
+    /// The next version of the key (`None` for a delete), waiting for it if needed.
+    pub async fn next(&mut self) -> Result<(u64, Option<ContextEntry>)> {
+        loop {
+            let delivery = self.subscription.next().await?;
+            let version = match &delivery.recorded.event {
+                Event::ContextUpdated { key, version, .. } | Event::ContextDeleted { key, version }
+                    if *key == self.key =>
+                {
+                    *version
+                }
+                _ => continue,
+            };
+            let entry =
+                self.subscription.coordinator.get_context_version(&self.reader, &self.key, version)?;
+            return Ok((version, entry));
+        }
+    }
+}
+
+impl Coordinator {
+    /// Events matching `filter` appended from now on.
+    pub fn subscribe(&self, agent: &AgentId, filter: EventFilter) -> Result<Subscription> {
+        self.subscribe_from(agent, filter, self.log.next_lsn())
+    }
+
+    /// Events matching `filter` from `lsn` on.
+    pub fn subscribe_from(&self, agent: &AgentId, filter: EventFilter, lsn: Lsn) -> Result<Subscription> {
+        self.read(|s| require_agent(s, agent))??;
+        Ok(Subscription { coordinator: self.clone(), reader: self.log.reader_from(lsn)?, filter })
+    }
+
+    /// Every later update of `key` (or, with `from_version`, every update from that version
+    /// on), as `reader` may see them.
+    pub fn watch_context(
+        &self,
+        reader: &AgentId,
+        key: &ContextKey,
+        from_version: Option<u64>,
+    ) -> Result<ContextWatcher> {
+        let start = match from_version {
+            Some(v) => self
+                .read(|s| s.context.at_version(key, v.max(1)).map(|v| v.lsn))?
+                .unwrap_or(self.log.next_lsn()),
+            None => self.log.next_lsn(),
+        };
+        let filter = EventFilter::all().types(["ContextUpdated", "ContextDeleted"]);
+        Ok(ContextWatcher {
+            subscription: self.subscribe_from(reader, filter, start)?,
+            key: key.clone(),
+            reader: reader.clone(),
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! Dependencies, barriers, locks and subscriptions through the coordinator.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use maos_coord::model::{
+    AgentId, ArtifactType, BarrierName, ContextKey, DependencyStatus, EventFilter, LockName, NewTask,
+    TaskStatus, Visibility,
+};
+use maos_coord::{Coordinator, Durability, Error};
+use serde_json::json;
+
+fn agent(name: &str) -> AgentId {
+    AgentId::new(name).unwrap()
+}
+
+async fn setup(root: &std::path::Path) -> (Coordinator, AgentId) {
+    let c = Coordinator::options(root).durability(Durability::Buffered).open().unwrap();
+    let a = agent("lead");
+    c.register_agent(&a, "lead", vec!["any".into()]).await.unwrap();
+    (c, a)
+}
+
+#[tokio::test]
+async fn dependencies_gate_claims_and_completion_readies_them() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let design = c.create_task(&a, NewTask::new("design")).await.unwrap();
+    let build = c.create_task(&a, NewTask::new("build")).await.unwrap();
+    let test = c.create_task(&a, NewTask::new("test")).await.unwrap();
+    c.register_dependency(&a, &design.id, &build.id, ArtifactType::File).await.unwrap();
+    let d2 = c.register_dependency(&a, &build.id, &test.id, ArtifactType::Completion).await.unwrap();
+    let before = c.log().next_lsn();
+    let err = c.register_dependency(&a, &test.id, &design.id, ArtifactType::Completion).await.unwrap_err();
+    assert!(matches!(err, Error::Cycle { .. }), "{err}");
+    assert_eq!(c.log().next_lsn(), before, "a refused cycle leaves nothing in the log");
+    assert_eq!(
+        c.get_ready_tasks(&a).unwrap().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        ["design"]
+    );
+    assert_eq!(c.why_not_ready(&test.id).unwrap()[0].id, d2);
+    assert_eq!(c.get_dependency_chain(&test.id).unwrap().len(), 2);
+
+    let claimed = c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    assert_eq!(claimed.id, design.id, "build and test wait for their providers");
+    assert!(c.claim_next_task(&a, &[]).await.unwrap().is_none());
+    c.complete_task(&a, &design.id, vec!["design.md".into()]).await.unwrap();
+    assert_eq!(c.claim_next_task(&a, &[]).await.unwrap().unwrap().id, build.id);
+    c.mark_dependency_ready(&a, &d2, Some("target/app".into())).await.unwrap();
+    let dep = c.get_dependency(&d2).unwrap().unwrap();
+    assert_eq!((dep.status, dep.artifact_path.as_deref()), (DependencyStatus::Ready, Some("target/app")));
+    assert!(c.why_not_ready(&test.id).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn coordinate_task_refuses_until_its_providers_completed() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let api = c.create_task(&a, NewTask::new("api")).await.unwrap();
+    let err = c.coordinate_task(&a, NewTask::new("client"), vec![api.id.clone()]).await.unwrap_err();
+    assert!(matches!(err, Error::DependenciesNotReady { .. }), "{err}");
+    c.claim_next_task(&a, &[]).await.unwrap();
+    c.complete_task(&a, &api.id, vec![]).await.unwrap();
+    let client = c.coordinate_task(&a, NewTask::new("client"), vec![api.id.clone()]).await.unwrap();
+    assert_eq!(client.status, TaskStatus::Pending);
+    assert_eq!(c.get_dependency_chain(&client.id).unwrap()[0].provider, api.id);
+}
+
+#[tokio::test]
+async fn a_failed_provider_fails_its_dependencies() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let p = c.create_task(&a, NewTask::new("p").max_attempts(1)).await.unwrap();
+    let q = c.create_task(&a, NewTask::new("q")).await.unwrap();
+    let d = c.register_dependency(&a, &p.id, &q.id, ArtifactType::Completion).await.unwrap();
+    c.claim_next_task(&a, &[]).await.unwrap();
+    c.fail_task(&a, &p.id, "boom").await.unwrap();
+    assert_eq!(c.get_task(&p.id).unwrap().unwrap().status, TaskStatus::Failed("attempts exhausted".into()));
+    assert!(matches!(c.get_dependency(&d).unwrap().unwrap().status, DependencyStatus::Failed(_)));
+}
+
+#[tokio::test]
+async fn barriers_complete_when_every_participant_signalled() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let b = BarrierName::new("builds").unwrap();
+    c.create_barrier(&a, &b, vec!["frontend".into(), "backend".into()]).await.unwrap();
+    let err = c.signal_barrier(&a, &b, "mobile").await.unwrap_err();
+    assert!(matches!(err, Error::NotParticipant { .. }), "{err}");
+    assert!(!c.signal_barrier(&a, &b, "frontend").await.unwrap());
+    assert!(matches!(c.wait_barrier(&b, Duration::from_millis(20)).await, Err(Error::Timeout { .. })));
+    let waiter = {
+        let (c, b) = (c.clone(), b.clone());
+        tokio::spawn(async move { c.wait_barrier(&b, Duration::from_secs(5)).await })
+    };
+    assert!(c.signal_barrier(&a, &b, "backend").await.unwrap());
+    waiter.await.unwrap().unwrap();
+    assert!(matches!(
+        c.wait_barrier(&BarrierName::new("none").unwrap(), Duration::ZERO).await,
+        Err(Error::UnknownBarrier { .. })
+    ));
+}
+
+#[tokio::test]
+async fn locks_have_leases_and_increasing_fencing_tokens() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let b = agent("other");
+    c.register_agent(&b, "r", vec![]).await.unwrap();
+    let l = LockName::new("deploy").unwrap();
+    let first = c.try_lock(&a, &l, Duration::from_millis(100)).await.unwrap().unwrap();
+    assert!(c.try_lock(&b, &l, Duration::from_millis(100)).await.unwrap().is_none());
+    let err = c.unlock(&b, &l).await.unwrap_err();
+    assert!(matches!(err, Error::LockHeld { .. }), "{err}");
+    let second = c.lock(&b, &l, Duration::from_secs(1), Duration::from_secs(2)).await.unwrap();
+    assert!(second.token > first.token, "a lapsed lease frees the lock, with a larger token");
+    c.unlock(&b, &l).await.unwrap();
+    let third = c.try_lock(&a, &l, Duration::from_secs(1)).await.unwrap().unwrap();
+    assert!(third.token > second.token);
+    assert!(matches!(
+        c.lock(&b, &l, Duration::from_secs(1), Duration::from_millis(30)).await,
+        Err(Error::Timeout { .. })
+    ));
+}
+
+#[tokio::test]
+async fn subscriptions_deliver_matching_events_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let mut tasks = c.subscribe(&a, EventFilter::all().types(["TaskCreated", "TaskCompleted"])).unwrap();
+    let mut custom = c.subscribe(&a, EventFilter::all().types(["deploy"]).metadata("env", "prod")).unwrap();
+    let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
+    c.emit_event(&a, "deploy", json!({"v": 1}), BTreeMap::from([("env".into(), "dev".into())]))
+        .await
+        .unwrap();
+    let prod = c
+        .emit_event(&a, "deploy", json!({"v": 2}), BTreeMap::from([("env".into(), "prod".into())]))
+        .await
+        .unwrap();
+    c.claim_next_task(&a, &[]).await.unwrap();
+    c.complete_task(&a, &t.id, vec![]).await.unwrap();
+    assert_eq!(tasks.next().await.unwrap().recorded.event.type_name(), "TaskCreated");
+    assert_eq!(tasks.next().await.unwrap().recorded.event.type_name(), "TaskCompleted");
+    assert!(tasks.try_next().unwrap().is_none());
+    let d = custom.next().await.unwrap();
+    assert_eq!(d.lsn, prod);
+    assert!(custom.try_next().unwrap().is_none());
+}
+
+#[tokio::test]
+async fn watch_context_yields_every_later_update_in_order() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let k = ContextKey::new("spec").unwrap();
+    c.set_context(&a, &k, json!(1), Visibility::Shared).await.unwrap();
+    let mut from_start = c.watch_context(&a, &k, Some(1)).unwrap();
+    let mut live = c.watch_context(&a, &k, None).unwrap();
+    c.set_context(&a, &k, json!(2), Visibility::Shared).await.unwrap();
+    c.set_context(&a, &ContextKey::new("other").unwrap(), json!(0), Visibility::Shared).await.unwrap();
+    c.delete_context(&a, &k).await.unwrap();
+    let versions: Vec<(u64, Option<serde_json::Value>)> = [
+        from_start.next().await.unwrap(),
+        from_start.next().await.unwrap(),
+        from_start.next().await.unwrap(),
+    ]
+    .into_iter()
+    .map(|(v, e)| (v, e.map(|e| e.value)))
+    .collect();
+    assert_eq!(versions, [(1, Some(json!(1))), (2, Some(json!(2))), (3, None)]);
+    assert_eq!(live.next().await.unwrap().0, 2);
+    assert_eq!(live.next().await.unwrap().0, 3);
+}
