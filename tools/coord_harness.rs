@@ -1,0 +1,112 @@
+//! Agent processes for multi-process coordination tests and benchmarks.
+//!
+//! - `claim`: claim and complete tasks until none is left; prints `claimed TASK` per task.
+//! - `cas`: increment the JSON counter under a context key N times with compare-and-set.
+//! - `barrier`: signal a barrier as a participant, then wait until it completes.
+//! - `lock`: take and release a lock N times; prints each fencing token.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use maos_coord::model::{AgentId, BarrierName, ContextKey, LockName};
+use maos_coord::{Coordinator, Durability, Error};
+
+#[derive(Parser)]
+#[command(about = "Agent processes for maos-coord tests and benchmarks")]
+struct Args {
+    /// Project root of the store.
+    #[arg(long)]
+    root: PathBuf,
+    /// This process's agent id.
+    #[arg(long)]
+    agent: String,
+    /// Acknowledge commands once on stable storage (default: in the page cache).
+    #[arg(long)]
+    sync: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Claim,
+    Cas {
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        times: u64,
+    },
+    Barrier {
+        #[arg(long)]
+        barrier: String,
+        #[arg(long)]
+        participant: String,
+    },
+    Lock {
+        #[arg(long)]
+        lock: String,
+        #[arg(long)]
+        times: u64,
+    },
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("maos-coord-harness: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), Error> {
+    let durability = if args.sync { Durability::Sync } else { Durability::Buffered };
+    let c = Coordinator::options(&args.root).durability(durability).open()?;
+    let me = AgentId::new(args.agent)?;
+    c.register_agent(&me, "harness", vec!["work".into()]).await?;
+    match args.command {
+        Cmd::Claim => {
+            let caps = vec!["work".to_string()];
+            let started = Instant::now();
+            let mut n = 0u64;
+            while let Some(task) = c.claim_next_task(&me, &caps).await? {
+                c.complete_task(&me, &task.id, vec![]).await?;
+                println!("claimed {}", task.id);
+                n += 1;
+            }
+            eprintln!("{me}: {n} claim+complete cycles in {:.3} s", started.elapsed().as_secs_f64());
+        }
+        Cmd::Cas { key, times } => {
+            let key = ContextKey::new(key)?;
+            let mut done = 0;
+            while done < times {
+                let current = c.get_context(&me, &key)?;
+                let (value, version) = current.map_or((0, 0), |e| (e.value.as_u64().unwrap_or(0), e.version));
+                match c.compare_and_set(&me, &key, serde_json::json!(value + 1), version).await {
+                    Ok(_) => done += 1,
+                    Err(Error::VersionMismatch { .. }) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Cmd::Barrier { barrier, participant } => {
+            let barrier = BarrierName::new(barrier)?;
+            c.signal_barrier(&me, &barrier, &participant).await?;
+            c.wait_barrier(&barrier, Duration::from_secs(30)).await?;
+            println!("passed");
+        }
+        Cmd::Lock { lock, times } => {
+            let lock = LockName::new(lock)?;
+            for _ in 0..times {
+                let grant = c.lock(&me, &lock, Duration::from_secs(30), Duration::from_secs(30)).await?;
+                println!("token {}", grant.token);
+                c.unlock(&me, &lock).await?;
+            }
+        }
+    }
+    Ok(())
+}
