@@ -60,8 +60,9 @@ async fn ten_thousand_tasks_claimed_by_four_processes_are_each_claimed_and_compl
 #[tokio::test]
 async fn compare_and_set_races_between_processes_lose_no_update() {
     let root = tempfile::tempdir().unwrap();
-    let children: Vec<_> =
-        (0..3).map(|i| spawn(root.path(), &format!("c{i}"), &["cas", "--key", "counter", "--times", "200"])).collect();
+    let children: Vec<_> = (0..3)
+        .map(|i| spawn(root.path(), &format!("c{i}"), &["cas", "--key", "counter", "--times", "200"]))
+        .collect();
     for child in children {
         output(child);
     }
@@ -93,11 +94,13 @@ async fn a_barrier_releases_agents_in_other_processes() {
 #[tokio::test]
 async fn lock_fencing_tokens_rise_across_processes() {
     let root = tempfile::tempdir().unwrap();
-    let children: Vec<_> =
-        (0..3).map(|i| spawn(root.path(), &format!("l{i}"), &["lock", "--lock", "deploy", "--times", "50"])).collect();
+    let children: Vec<_> = (0..3)
+        .map(|i| spawn(root.path(), &format!("l{i}"), &["lock", "--lock", "deploy", "--times", "50"]))
+        .collect();
     let mut all = Vec::new();
     for child in children {
-        let tokens: Vec<u64> = output(child).lines().map(|l| l.trim_start_matches("token ").parse().unwrap()).collect();
+        let tokens: Vec<u64> =
+            output(child).lines().map(|l| l.trim_start_matches("token ").parse().unwrap()).collect();
         assert!(tokens.windows(2).all(|w| w[0] < w[1]), "each process sees rising tokens");
         all.extend(tokens);
     }

@@ -10,6 +10,7 @@
 mod agents;
 mod context;
 mod deps;
+mod pipeline;
 mod sync;
 mod tasks;
 mod watch;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use context::SetOptions;
+pub use pipeline::{PipelineStage, PipelineStatus};
 pub use sync::LockGrant;
 pub use tasks::ATTEMPTS_EXHAUSTED;
 pub use watch::{ContextWatcher, Delivery, Subscription};

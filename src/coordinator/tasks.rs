@@ -265,7 +265,7 @@ fn claim_order(task: &Task) -> (Reverse<crate::model::Priority>, u64) {
     (Reverse(task.priority), task.created_lsn)
 }
 
-fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {
+pub(super) fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {
     Task {
         id: id.clone(),
         name: spec.name,

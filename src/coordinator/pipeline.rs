@@ -1,0 +1,133 @@
+//! Pipelines: stages of tasks run in order; every task of a stage depends on every task of the
+//! stage before. A pipeline is its tasks, marked in their metadata (`pipeline`, `stage`), and
+//! their dependencies, all created in one atomic batch; its status and outputs derive from them.
+
+use serde_json::json;
+
+use super::{require_agent, Coordinator};
+use crate::error::{Error, Result};
+use crate::model::{
+    AgentId, ArtifactType, Dependency, DependencyId, DependencyStatus, Event, NewTask, Task, TaskId,
+    TaskStatus,
+};
+
+/// One stage: tasks that may run at the same time.
+#[derive(Debug, Clone)]
+pub struct PipelineStage {
+    /// Stage name.
+    pub name: String,
+    /// Its tasks.
+    pub tasks: Vec<NewTask>,
+}
+
+/// Where a pipeline stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineStatus {
+    /// Pending, InProgress, Completed, or Failed (with the failed task).
+    pub status: TaskStatus,
+    /// Each stage's name and tasks, in order.
+    pub stages: Vec<(String, Vec<Task>)>,
+    /// Outputs of every task, stage by stage.
+    pub outputs: Vec<String>,
+}
+
+impl Coordinator {
+    /// Creates a pipeline: its tasks and the dependencies between consecutive stages.
+    pub async fn create_pipeline(
+        &self,
+        actor: &AgentId,
+        name: &str,
+        stages: Vec<PipelineStage>,
+    ) -> Result<Vec<Vec<TaskId>>> {
+        crate::model::validate_name("pipeline name", name)?;
+        if stages.is_empty() || stages.iter().any(|s| s.tasks.is_empty()) {
+            return Err(Error::InvalidArgument {
+                name: "stages",
+                reason: "a pipeline needs stages with tasks".into(),
+            });
+        }
+        let (id, name) = (actor.clone(), name.to_owned());
+        let (_, ids) = self
+            .execute(actor, move |state, _| {
+                require_agent(state, &id)?;
+                if state.tasks.iter().any(|t| t.metadata.get("pipeline").and_then(|p| p.as_str()) == Some(&name)) {
+                    return Err(Error::InvalidArgument { name: "pipeline", reason: format!("pipeline {name} exists already") });
+                }
+                let mut events = Vec::new();
+                let mut ids: Vec<Vec<TaskId>> = Vec::new();
+                for (i, stage) in stages.into_iter().enumerate() {
+                    let mut stage_ids = Vec::new();
+                    for spec in stage.tasks {
+                        let task_id = spec.id.clone().unwrap_or_else(TaskId::generate);
+                        if state.tasks.get(&task_id).is_some() {
+                            return Err(Error::TaskExists { task: task_id.to_string() });
+                        }
+                        let metadata = json!({"pipeline": name, "stage": i, "stage_name": stage.name, "data": spec.metadata});
+                        let spec = spec.id(task_id.clone()).metadata(metadata);
+                        events.push(Event::TaskCreated { task: Box::new(super::tasks::new_task(&task_id, spec, &id)) });
+                        for provider in ids.last().into_iter().flatten() {
+                            let dependency = Dependency {
+                                id: DependencyId::new(format!("{provider}->{task_id}"))?,
+                                provider: provider.clone(),
+                                consumer: task_id.clone(),
+                                artifact_type: ArtifactType::Completion,
+                                artifact_path: None,
+                                status: DependencyStatus::Pending,
+                            };
+                            events.push(Event::DependencyRegistered { dependency });
+                        }
+                        stage_ids.push(task_id);
+                    }
+                    ids.push(stage_ids);
+                }
+                Ok((events, ids))
+            })
+            .await?;
+        Ok(ids)
+    }
+
+    /// Status, tasks and outputs of a pipeline.
+    pub fn pipeline_status(&self, name: &str) -> Result<PipelineStatus> {
+        self.read(|s| {
+            let mut stages: Vec<(String, Vec<Task>)> = Vec::new();
+            let mut tasks: Vec<&Task> = s
+                .tasks
+                .iter()
+                .filter(|t| t.metadata.get("pipeline").and_then(|p| p.as_str()) == Some(name))
+                .collect();
+            tasks.sort_by_key(|t| {
+                (t.metadata.get("stage").and_then(serde_json::Value::as_u64), t.created_lsn)
+            });
+            for t in tasks {
+                let stage = t.metadata.get("stage").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+                let stage_name = t.metadata.get("stage_name").and_then(|n| n.as_str()).unwrap_or_default();
+                if stages.len() <= stage {
+                    stages.resize(stage + 1, (String::new(), Vec::new()));
+                }
+                if let Some(slot) = stages.get_mut(stage) {
+                    slot.0 = stage_name.to_owned();
+                    slot.1.push(t.clone());
+                }
+            }
+            if stages.is_empty() {
+                return Err(Error::InvalidArgument {
+                    name: "pipeline",
+                    reason: format!("no pipeline named {name}"),
+                });
+            }
+            let all: Vec<&Task> = stages.iter().flat_map(|(_, t)| t).collect();
+            let status = if let Some(failed) = all.iter().find(|t| matches!(t.status, TaskStatus::Failed(_)))
+            {
+                TaskStatus::Failed(format!("task {} failed", failed.id))
+            } else if all.iter().all(|t| t.status == TaskStatus::Completed) {
+                TaskStatus::Completed
+            } else if all.iter().any(|t| t.status != TaskStatus::Pending) {
+                TaskStatus::InProgress
+            } else {
+                TaskStatus::Pending
+            };
+            let outputs = all.iter().flat_map(|t| t.outputs.iter().cloned()).collect();
+            Ok(PipelineStatus { status, stages, outputs })
+        })?
+    }
+}

@@ -1,0 +1,175 @@
+//! Property: random command sequences applied live give exactly the state a fresh replay of the
+//! log gives (projections are a deterministic fold of the records).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use maos_coord::model::{
+    AgentId, ArtifactType, BarrierName, ContextKey, LockName, NewTask, Priority, TaskId, TaskStatus,
+    Visibility,
+};
+use maos_coord::{Coordinator, Durability};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create { by: usize, key: Option<u8>, priority: u8 },
+    Claim { by: usize },
+    Complete { by: usize, task: u8 },
+    Fail { by: usize, task: u8 },
+    Release { by: usize, task: u8 },
+    Block { by: usize, task: u8 },
+    Unblock { by: usize, task: u8 },
+    Set { by: usize, key: u8, value: i64, private: bool },
+    Cas { by: usize, key: u8, version: u64 },
+    Delete { by: usize, key: u8 },
+    Depend { by: usize, provider: u8, consumer: u8 },
+    Barrier { by: usize, signal: bool },
+    Lock { by: usize, unlock: bool },
+    Emit { by: usize },
+    Heartbeat { by: usize },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let by = 0usize..3;
+    prop_oneof![
+        (by.clone(), proptest::option::of(0u8..4), 0u8..4).prop_map(|(by, key, priority)| Op::Create {
+            by,
+            key,
+            priority
+        }),
+        by.clone().prop_map(|by| Op::Claim { by }),
+        (by.clone(), 0u8..8).prop_map(|(by, task)| Op::Complete { by, task }),
+        (by.clone(), 0u8..8).prop_map(|(by, task)| Op::Fail { by, task }),
+        (by.clone(), 0u8..8).prop_map(|(by, task)| Op::Release { by, task }),
+        (by.clone(), 0u8..8).prop_map(|(by, task)| Op::Block { by, task }),
+        (by.clone(), 0u8..8).prop_map(|(by, task)| Op::Unblock { by, task }),
+        (by.clone(), 0u8..4, any::<i64>(), any::<bool>()).prop_map(|(by, key, value, private)| Op::Set {
+            by,
+            key,
+            value,
+            private
+        }),
+        (by.clone(), 0u8..4, 0u64..4).prop_map(|(by, key, version)| Op::Cas { by, key, version }),
+        (by.clone(), 0u8..4).prop_map(|(by, key)| Op::Delete { by, key }),
+        (by.clone(), 0u8..8, 0u8..8).prop_map(|(by, provider, consumer)| Op::Depend {
+            by,
+            provider,
+            consumer
+        }),
+        (by.clone(), any::<bool>()).prop_map(|(by, signal)| Op::Barrier { by, signal }),
+        (by.clone(), any::<bool>()).prop_map(|(by, unlock)| Op::Lock { by, unlock }),
+        by.clone().prop_map(|by| Op::Emit { by }),
+        by.prop_map(|by| Op::Heartbeat { by }),
+    ]
+}
+
+async fn run(c: &Coordinator, agents: &[AgentId], ops: &[Op]) {
+    let mut tasks: Vec<TaskId> = Vec::new();
+    let task = |tasks: &Vec<TaskId>, i: u8| tasks.get(i as usize % tasks.len().max(1)).cloned();
+    let key = |i: u8| ContextKey::new(format!("k{i}")).unwrap();
+    let barrier = BarrierName::new("b").unwrap();
+    let lock = LockName::new("l").unwrap();
+    for op in ops {
+        // Errors are part of the game: an invalid command must simply append nothing.
+        match op.clone() {
+            Op::Create { by, key, priority } => {
+                let priority =
+                    [Priority::Low, Priority::Normal, Priority::High, Priority::Critical][priority as usize];
+                let mut spec = NewTask::new("t").priority(priority).max_attempts(2);
+                if let Some(k) = key {
+                    spec = spec.idempotency_key(format!("key{k}"));
+                }
+                if let Ok(t) = c.create_task(&agents[by], spec).await {
+                    tasks.push(t.id);
+                }
+            }
+            Op::Claim { by } => drop(c.claim_next_task(&agents[by], &[]).await),
+            Op::Complete { by, task: t } => {
+                if let Some(t) = task(&tasks, t) {
+                    drop(c.complete_task(&agents[by], &t, vec!["out".into()]).await);
+                }
+            }
+            Op::Fail { by, task: t } => {
+                if let Some(t) = task(&tasks, t) {
+                    drop(c.fail_task(&agents[by], &t, "e").await);
+                }
+            }
+            Op::Release { by, task: t } => {
+                if let Some(t) = task(&tasks, t) {
+                    drop(c.release_task(&agents[by], &t).await);
+                }
+            }
+            Op::Block { by, task: t } => {
+                if let Some(t) = task(&tasks, t) {
+                    drop(c.update_task_status(&agents[by], &t, TaskStatus::Blocked("b".into())).await);
+                }
+            }
+            Op::Unblock { by, task: t } => {
+                if let Some(t) = task(&tasks, t) {
+                    drop(c.update_task_status(&agents[by], &t, TaskStatus::Pending).await);
+                }
+            }
+            Op::Set { by, key: k, value, private } => {
+                let vis = if private { Visibility::Private } else { Visibility::Shared };
+                drop(c.set_context(&agents[by], &key(k), serde_json::json!(value), vis).await);
+            }
+            Op::Cas { by, key: k, version } => {
+                drop(c.compare_and_set(&agents[by], &key(k), serde_json::json!(version), version).await)
+            }
+            Op::Delete { by, key: k } => drop(c.delete_context(&agents[by], &key(k)).await),
+            Op::Depend { by, provider, consumer } => {
+                if let (Some(p), Some(q)) = (task(&tasks, provider), task(&tasks, consumer)) {
+                    drop(c.register_dependency(&agents[by], &p, &q, ArtifactType::Completion).await);
+                }
+            }
+            Op::Barrier { by, signal } => {
+                if signal {
+                    drop(c.signal_barrier(&agents[by], &barrier, &format!("p{by}")).await);
+                } else {
+                    drop(
+                        c.create_barrier(&agents[by], &barrier, vec!["p0".into(), "p1".into(), "p2".into()])
+                            .await,
+                    );
+                }
+            }
+            Op::Lock { by, unlock } => {
+                if unlock {
+                    drop(c.unlock(&agents[by], &lock).await);
+                } else {
+                    drop(c.try_lock(&agents[by], &lock, Duration::from_millis(1)).await);
+                }
+            }
+            Op::Emit { by } => {
+                drop(c.emit_event(&agents[by], "custom", serde_json::json!(by), BTreeMap::new()).await)
+            }
+            Op::Heartbeat { by } => drop(c.heartbeat(&agents[by]).await),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn live_state_equals_a_fresh_replay(ops in proptest::collection::vec(op(), 1..60)) {
+        let root = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let live = runtime.block_on(async {
+            let c = Coordinator::options(root.path())
+                .durability(Durability::Buffered)
+                .lease(Duration::from_millis(2))
+                .open()
+                .unwrap();
+            let agents: Vec<AgentId> = (0..3).map(|i| AgentId::new(format!("a{i}")).unwrap()).collect();
+            for a in &agents {
+                c.register_agent(a, "r", vec![]).await.unwrap();
+            }
+            run(&c, &agents, &ops).await;
+            c.read(|s| s.clone()).unwrap()
+        });
+        let replayed = Coordinator::open(root.path()).unwrap().read(|s| s.clone()).unwrap();
+        prop_assert_eq!(&live, &replayed);
+        prop_assert_eq!(live.next_lsn, replayed.next_lsn);
+    }
+}
