@@ -13,18 +13,23 @@ fn stdout(o: &Output) -> String {
 }
 
 #[test]
-fn the_demo_runs_several_agents_and_verifies_the_store() {
+fn the_demo_coordinates_agent_processes_through_one_store() {
     let root = tempfile::tempdir().unwrap();
-    let o = run(root.path(), &["demo", "--agents", "3", "--records", "100"]);
+    let o = run(root.path(), &["demo"]);
     assert!(o.status.success(), "{}{}", stdout(&o), String::from_utf8_lossy(&o.stderr));
     let text = stdout(&o);
-    assert!(text.contains("appended 300 records from 3 processes"), "{text}");
-    assert!(text.contains("agent-2: 100 records, all present, in order"), "{text}");
-    assert!(text.contains("every checksum correct"), "{text}");
+    assert!(text.contains("backend-engineer: received api-spec version 1"), "{text}");
+    assert_eq!(text.matches("passed the barrier").count(), 3, "{text}");
+    let completed: Vec<&str> = text.lines().filter(|l| l.contains("LSN") && l.contains(" by ")).collect();
+    assert_eq!(completed.len(), 4, "{text}");
+    assert!(
+        completed[0].contains("create-architecture") && completed[3].contains("integration-tests"),
+        "{text}"
+    );
     // --root keeps the store, which the log commands then read.
     let o = run(root.path(), &["log", "verify", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["records"], 300);
+    assert!(v["records"].as_u64().unwrap() > 30);
 }
 
 #[test]

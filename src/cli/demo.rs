@@ -1,13 +1,16 @@
-//! `maos-coord demo`: several agent processes append to one store at the same time; the store
-//! is then replayed and checked, and what happened is printed.
+//! `maos-coord demo`: the original design's three coordination patterns, with every agent a
+//! separate process sharing one fresh store: producer and consumer through shared context, a
+//! barrier, and a three-stage pipeline whose tasks wait for the stage before.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use maos_coord::{Durability, Log, RecordKind};
-use serde::{Deserialize, Serialize};
+use maos_coord::coordinator::PipelineStage;
+use maos_coord::model::{AgentId, BarrierName, ContextKey, NewTask, TaskStatus, Visibility};
+use maos_coord::projection::Subject;
+use maos_coord::{Coordinator, Durability};
+use serde_json::json;
 
 use super::{Failure, Out, StoreArgs, EXIT_ERROR};
 
@@ -16,135 +19,206 @@ pub struct DemoArgs {
     /// Project root for the store (default: a fresh temporary directory, removed afterwards).
     #[arg(long)]
     root: Option<PathBuf>,
-    /// Number of agent processes.
-    #[arg(long, default_value_t = 4)]
-    agents: u32,
-    /// Records each agent appends.
-    #[arg(long, default_value_t = 500)]
-    records: u64,
 }
 
 #[derive(clap::Args)]
 pub struct AgentArgs {
     #[command(flatten)]
     store: StoreArgs,
+    /// The agent's id.
     #[arg(long)]
     name: String,
+    /// producer, consumer, builder or worker.
     #[arg(long)]
-    records: u64,
+    role: String,
+    /// Capabilities (workers).
+    #[arg(long)]
+    capability: Vec<String>,
 }
 
-/// What a demo agent records.
-#[derive(Serialize, Deserialize)]
-struct Note {
-    agent: String,
-    seq: u64,
-    what: String,
-}
-
-const KIND_NOTE: u16 = 100;
+const BARRIER: &str = "builds";
+const PIPELINE: &str = "release";
 
 fn fail(e: impl std::fmt::Display) -> Failure {
     Failure::Error(e.to_string(), EXIT_ERROR)
 }
 
-pub fn run(args: &DemoArgs, out: &mut Out) -> Result<(), Failure> {
-    let temp = tempfile::tempdir().map_err(fail)?;
-    let store = StoreArgs { root: args.root.clone().unwrap_or_else(|| temp.path().to_owned()) };
-    out.line(format_args!("store: {}", store.root.join(".maos/coordination").display()))?;
-    let log = Log::options(store.log_dir()).durability(Durability::Sync).open()?;
-    let start_lsn = log.next_lsn();
-    let exe = std::env::current_exe().map_err(fail)?;
-    let started = Instant::now();
-    out.line(format_args!(
-        "starting {} agent processes, {} records each (Sync durability)",
-        args.agents, args.records
-    ))?;
-    let children = (0..args.agents)
-        .map(|i| {
-            Command::new(&exe)
-                .args(["demo-agent", "--root"])
-                .arg(&store.root)
-                .args(["--name", &format!("agent-{i}"), "--records", &args.records.to_string()])
-                .spawn()
-                .map_err(fail)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    for mut child in children {
-        let status = child.wait().map_err(fail)?;
-        if !status.success() {
-            return Err(fail(format!("an agent process failed: {status}")));
-        }
-    }
-    let elapsed = started.elapsed();
-    replay(&log, start_lsn, args, elapsed, out)
+fn open(root: &Path) -> Result<Coordinator, Failure> {
+    Ok(Coordinator::options(root).durability(Durability::Sync).open()?)
 }
 
-fn replay(
-    log: &Log,
-    from: maos_coord::Lsn,
-    args: &DemoArgs,
-    elapsed: std::time::Duration,
-    out: &mut Out,
-) -> Result<(), Failure> {
-    let mut reader = log.reader_from(from)?;
-    let mut per_agent: BTreeMap<String, u64> = BTreeMap::new();
-    let mut switches = 0u64;
-    let mut previous = String::new();
-    let mut total = 0u64;
-    while let Some(record) = reader.next()? {
-        let note: Note = rmp_serde::from_slice(record.payload)
-            .map_err(|e| fail(format!("record {} does not decode: {e}", record.lsn)))?;
-        let expected = per_agent.entry(note.agent.clone()).or_insert(0);
-        if note.seq != *expected {
-            return Err(fail(format!("record {}: {} seq {} out of order", record.lsn, note.agent, note.seq)));
-        }
-        *expected += 1;
-        if note.agent != previous {
-            switches += 1;
-            previous = note.agent;
-        }
-        total += 1;
+fn id(name: &str) -> Result<AgentId, Failure> {
+    Ok(AgentId::new(name)?)
+}
+
+pub fn run(args: &DemoArgs, out: &mut Out) -> Result<(), Failure> {
+    let temp = tempfile::tempdir().map_err(fail)?;
+    let root = args.root.clone().unwrap_or_else(|| temp.path().to_owned());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)?;
+    runtime.block_on(orchestrate(&root, out))
+}
+
+async fn orchestrate(root: &Path, out: &mut Out) -> Result<(), Failure> {
+    let started = Instant::now();
+    out.line(format_args!("store: {}", maos_coord::coordinator::store_dir(root).display()))?;
+    let c = open(root)?;
+    let me = id("orchestrator")?;
+    c.register_agent(&me, "orchestrator", vec![]).await?;
+
+    out.line("\n1. producer and consumer through shared context")?;
+    let consumer = spawn(root, "backend-engineer", "consumer", &[])?;
+    let producer = spawn(root, "api-architect", "producer", &[])?;
+    print_agent(out, producer)?;
+    print_agent(out, consumer)?;
+
+    out.line("\n2. a barrier across processes")?;
+    let barrier = BarrierName::new(BARRIER)?;
+    let parts = ["frontend-build", "backend-build", "database-migration"];
+    c.create_barrier(&me, &barrier, parts.iter().map(|p| p.to_string()).collect()).await?;
+    let builders: Vec<Child> =
+        parts.iter().map(|p| spawn(root, p, "builder", &[])).collect::<Result<_, _>>()?;
+    c.wait_barrier(&barrier, Duration::from_secs(30)).await?;
+    out.line("  orchestrator: all three builds signalled; the barrier opened")?;
+    for child in builders {
+        print_agent(out, child)?;
     }
-    out.line(format_args!(
-        "appended {total} records from {} processes in {:.2} s ({:.0} records/s, each acknowledged durable)",
-        per_agent.len(),
-        elapsed.as_secs_f64(),
-        total as f64 / elapsed.as_secs_f64()
-    ))?;
-    for (agent, count) in &per_agent {
-        out.line(format_args!("  {agent}: {count} records, all present, in order"))?;
+
+    out.line("\n3. a three-stage pipeline worked on by three agent processes")?;
+    let stage = |name: &str, tasks: &[(&str, &str)]| PipelineStage {
+        name: name.into(),
+        tasks: tasks
+            .iter()
+            .map(|(t, cap)| {
+                NewTask::new(*t)
+                    .id(maos_coord::model::TaskId::new(*t)
+                        .unwrap_or_else(|_| maos_coord::model::TaskId::generate()))
+                    .requires(*cap)
+            })
+            .collect(),
+    };
+    c.create_pipeline(
+        &me,
+        PIPELINE,
+        vec![
+            stage("design", &[("create-architecture", "design")]),
+            stage("implement", &[("implement-api", "rust"), ("implement-ui", "web")]),
+            stage("test", &[("integration-tests", "qa")]),
+        ],
+    )
+    .await?;
+    let workers = [
+        ("architect", vec!["design"]),
+        ("engineer", vec!["rust", "web"]),
+        ("qa-engineer", vec!["qa", "web"]),
+    ];
+    let children: Vec<Child> =
+        workers.iter().map(|(name, caps)| spawn(root, name, "worker", caps)).collect::<Result<_, _>>()?;
+    for child in children {
+        print_agent(out, child)?;
     }
+    let status = c.pipeline_status(PIPELINE)?;
+    if status.status != TaskStatus::Completed {
+        return Err(fail(format!("the pipeline ended as {:?}", status.status)));
+    }
+    let mut order: Vec<(u64, String, String)> = Vec::new();
+    for (_, tasks) in &status.stages {
+        for t in tasks {
+            for (lsn, _, r) in c.history(&Subject::Task(t.id.to_string()))? {
+                if r.event.type_name() == "TaskCompleted" {
+                    order.push((lsn.get(), t.id.to_string(), r.actor.to_string()));
+                }
+            }
+        }
+    }
+    order.sort();
+    out.line("  completion order in the log:")?;
+    for (lsn, task, agent) in &order {
+        out.line(format_args!("    LSN {lsn:>3}  {task:<20} by {agent}"))?;
+    }
+    out.line(format_args!("  pipeline outputs: {}", status.outputs.join(", ")))?;
+    let report = c.log().verify()?;
     out.line(format_args!(
-        "the log interleaves the agents {switches} times; LSNs {from} to {} are dense",
-        log.next_lsn().get() - 1
+        "\n{} records from 9 processes, every checksum verified, in {:.2} s",
+        report.records,
+        started.elapsed().as_secs_f64()
     ))?;
-    let report = log.verify()?;
-    out.line(format_args!(
-        "verify: {} records in {} segment(s), every checksum correct",
-        report.records, report.segments
-    ))?;
-    if per_agent.values().any(|&n| n != args.records) || per_agent.len() != args.agents as usize {
-        return Err(fail("records are missing"));
+    Ok(())
+}
+
+fn spawn(root: &Path, name: &str, role: &str, caps: &[&str]) -> Result<Child, Failure> {
+    let exe = std::env::current_exe().map_err(fail)?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["demo-agent", "--root"]).arg(root).args(["--name", name, "--role", role]);
+    for cap in caps {
+        cmd.args(["--capability", cap]);
+    }
+    cmd.stdout(Stdio::piped()).spawn().map_err(fail)
+}
+
+fn print_agent(out: &mut Out, child: Child) -> Result<(), Failure> {
+    let output = child.wait_with_output().map_err(fail)?;
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        out.line(format_args!("  {line}"))?;
+    }
+    if !output.status.success() {
+        return Err(fail(format!("an agent process failed: {}", output.status)));
     }
     Ok(())
 }
 
 pub fn agent(args: &AgentArgs, _out: &mut Out) -> Result<(), Failure> {
-    let log = Log::options(args.store.log_dir()).durability(Durability::Sync).open()?;
-    let kind = RecordKind::new(KIND_NOTE)?;
-    let mut seq = 0;
-    while seq < args.records {
-        // Alternate single records and small atomic batches.
-        let n = if seq % 3 == 0 { 4.min(args.records - seq) } else { 1 };
-        let notes = (seq..seq + n)
-            .map(|s| {
-                let what = if s % 7 == 0 { "checkpoint" } else { "progress" };
-                rmp_serde::to_vec(&Note { agent: args.name.clone(), seq: s, what: what.into() }).map_err(fail)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        log.append_batch(kind, &notes)?;
-        seq += n;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)?;
+    runtime.block_on(act(args))
+}
+
+async fn act(args: &AgentArgs) -> Result<(), Failure> {
+    let c = open(&args.store.root)?;
+    let me = id(&args.name)?;
+    c.register_agent(&me, &args.role, args.capability.clone()).await?;
+    let name = &args.name;
+    match args.role.as_str() {
+        "producer" => {
+            let spec = json!({"version": "1.0.0", "endpoints": ["/tasks", "/agents"]});
+            let version = c.set_context(&me, &ContextKey::new("api-spec")?, spec, Visibility::Shared).await?;
+            println!("{name}: published api-spec version {version}");
+        }
+        "consumer" => {
+            let key = ContextKey::new("api-spec")?;
+            let mut watch = c.watch_context(&me, &key, Some(1))?;
+            let (version, entry) = tokio::time::timeout(Duration::from_secs(30), watch.next())
+                .await
+                .map_err(|_| fail("no api-spec within 30 s"))??;
+            let endpoints = entry.map(|e| e.value["endpoints"].clone()).unwrap_or_default();
+            println!("{name}: received api-spec version {version}, endpoints {endpoints}");
+        }
+        "builder" => {
+            tokio::time::sleep(Duration::from_millis(20 * (name.len() as u64 % 5))).await;
+            let barrier = BarrierName::new(BARRIER)?;
+            c.signal_barrier(&me, &barrier, name).await?;
+            c.wait_barrier(&barrier, Duration::from_secs(30)).await?;
+            println!("{name}: signalled, and passed the barrier");
+        }
+        "worker" => work(&c, &me).await?,
+        other => return Err(fail(format!("unknown demo role {other}"))),
+    }
+    c.stop_agent(&me, "done").await?;
+    Ok(())
+}
+
+/// Claims and completes pipeline tasks until the pipeline is finished.
+async fn work(c: &Coordinator, me: &AgentId) -> Result<(), Failure> {
+    let caps = c.agent(me)?.map(|a| a.capabilities).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.pipeline_status(PIPELINE)?.status != TaskStatus::Completed {
+        match c.claim_next_task(me, &caps).await? {
+            Some(task) => {
+                tokio::time::sleep(Duration::from_millis(30)).await; // the work
+                c.complete_task(me, &task.id, vec![format!("{}.out", task.id)]).await?;
+                println!("{me}: completed {}", task.id);
+            }
+            None if Instant::now() > deadline => return Err(fail("the pipeline did not finish in 30 s")),
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
     }
     Ok(())
 }

@@ -30,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a demo: several agent processes append to one fresh store at once, then it is replayed.
+    /// Run the demo: agent processes coordinate through one fresh store (shared context, a
+    /// barrier, a three-stage pipeline).
     Demo(demo::DemoArgs),
     /// Inspect and maintain the log of a store.
     #[command(subcommand)]
