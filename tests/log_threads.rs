@@ -20,13 +20,18 @@ fn log_threads() -> usize {
 #[test]
 fn dropping_the_last_handle_ends_the_background_threads() {
     let dir = tempfile::tempdir().unwrap();
-    let log = small(dir.path()).durability(Durability::Flush(Duration::from_millis(1))).open().unwrap();
+    let flushed = small(dir.path()).durability(Durability::Flush(Duration::from_millis(1))).open().unwrap();
+    let other = tempfile::tempdir().unwrap();
+    let synced = small(other.path()).durability(Durability::Sync).open().unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    runtime.block_on(log.append_async(kind(), b"x")).unwrap();
-    assert_eq!(log_threads(), 2, "flusher and appender run");
-    let clone = log.clone();
-    drop(log);
-    assert_eq!(log_threads(), 2, "a clone keeps the log open");
+    runtime.block_on(flushed.append_async(kind(), b"x")).unwrap();
+    runtime.block_on(synced.append_async(kind(), b"y")).unwrap();
+    assert_eq!(log_threads(), 2, "the flusher of one log, the appender of the other (async Sync callers)");
+    let clone = synced.clone();
+    drop(synced);
+    drop(flushed);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(log_threads(), 1, "a clone keeps its log open");
     drop(clone);
     let deadline = Instant::now() + Duration::from_secs(2);
     while log_threads() > 0 {

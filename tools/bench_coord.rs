@@ -1,0 +1,85 @@
+//! Coordination throughput: claim + complete cycles per second with 1 and 8 agent processes,
+//! under `Buffered` and `Sync`. Each configuration runs three times on a fresh store; the median
+//! is printed. `cargo run --release --bin maos-bench-coord [-- --tasks 4000 --sync-tasks 1000]`
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use clap::Parser;
+use maos_coord::model::{AgentId, NewTask};
+use maos_coord::{Coordinator, Durability};
+
+#[derive(Parser)]
+struct Args {
+    /// Tasks per run under `Buffered`.
+    #[arg(long, default_value_t = 4000)]
+    tasks: u64,
+    /// Tasks per run under `Sync`.
+    #[arg(long, default_value_t = 1000)]
+    sync_tasks: u64,
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    let harness = std::env::current_exe()?.with_file_name("maos-coord-harness");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    println!("| durability | processes | tasks | claim+complete cycles/s (median of 3) |");
+    println!("| --- | --- | --- | --- |");
+    for (durability, tasks) in [(Durability::Buffered, args.tasks), (Durability::Sync, args.sync_tasks)] {
+        for processes in [1usize, 8] {
+            let mut rates = Vec::new();
+            for _ in 0..3 {
+                let dir = tempfile::tempdir()?;
+                runtime.block_on(create_tasks(dir.path(), tasks))?;
+                rates.push(claim_all(
+                    &harness,
+                    dir.path(),
+                    processes,
+                    durability == Durability::Sync,
+                    tasks,
+                )?);
+            }
+            rates.sort_by(f64::total_cmp);
+            let name = if durability == Durability::Sync { "Sync" } else { "Buffered" };
+            println!("| {name} | {processes} | {tasks} | {:.0} |", rates[1]);
+        }
+    }
+    Ok(())
+}
+
+async fn create_tasks(root: &Path, n: u64) -> Result<(), maos_coord::Error> {
+    let c = Coordinator::options(root).durability(Durability::Buffered).open()?;
+    let me = AgentId::new("planner")?;
+    c.register_agent(&me, "planner", vec![]).await?;
+    for i in 0..n {
+        c.create_task(&me, NewTask::new(format!("t{i}")).requires("work")).await?;
+    }
+    Ok(())
+}
+
+fn claim_all(
+    harness: &Path,
+    root: &Path,
+    processes: usize,
+    sync: bool,
+    tasks: u64,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let children: Vec<_> = (0..processes)
+        .map(|i| {
+            let mut cmd = Command::new(harness);
+            cmd.arg("--root").arg(root).args(["--agent", &format!("w{i}")]);
+            if sync {
+                cmd.arg("--sync");
+            }
+            cmd.arg("claim").stdout(Stdio::null()).stderr(Stdio::null()).spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for mut child in children {
+        if !child.wait()?.success() {
+            return Err("a claiming process failed".into());
+        }
+    }
+    Ok(tasks as f64 / started.elapsed().as_secs_f64())
+}
