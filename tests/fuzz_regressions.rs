@@ -62,3 +62,13 @@ fn the_valid_seed_segment_written_from_the_spec_is_readable() {
         ]
     );
 }
+
+#[test]
+fn saved_ops_vs_model_inputs_agree_with_the_model() {
+    let inputs = inputs("ops_vs_model");
+    assert!(!inputs.is_empty());
+    for (_, data) in inputs {
+        let dir = tempfile::tempdir().unwrap();
+        maos_coord::coordinator::fuzzing::ops_vs_model(dir.path(), &data);
+    }
+}

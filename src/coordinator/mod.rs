@@ -10,6 +10,8 @@
 mod agents;
 mod context;
 mod deps;
+#[doc(hidden)]
+pub mod fuzzing;
 mod pipeline;
 mod sync;
 mod tasks;
