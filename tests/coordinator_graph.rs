@@ -209,3 +209,48 @@ async fn a_pipeline_runs_its_stages_in_order() {
     assert_eq!(status.outputs.len(), 4);
     assert!(c.create_pipeline(&a, "release", vec![stage("x", &["y"])]).await.is_err(), "names are unique");
 }
+
+#[tokio::test]
+async fn audit_history_lists_what_happened_to_a_key_and_an_agent() {
+    use maos_coord::projection::Subject;
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let k = ContextKey::new("spec").unwrap();
+    c.set_context(&a, &k, json!(1), Visibility::Shared).await.unwrap();
+    c.delete_context(&a, &k).await.unwrap();
+    let key_history: Vec<String> = c
+        .history(&Subject::Context("spec".into()))
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, r)| format!("{} by {}", r.event.type_name(), r.actor))
+        .collect();
+    assert_eq!(key_history, ["ContextUpdated by lead", "ContextDeleted by lead"]);
+    let agent_history = c.history(&Subject::Agent("lead".into())).unwrap();
+    assert_eq!(agent_history.first().unwrap().2.event.type_name(), "AgentStarted");
+    assert_eq!(agent_history.len(), 3);
+    assert!(agent_history.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "in LSN and time order");
+}
+
+#[tokio::test]
+async fn silent_agents_are_reported_gone_and_unknown_dependencies_are_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::options(root.path())
+        .durability(Durability::Buffered)
+        .heartbeat_timeout(Duration::from_millis(50))
+        .open()
+        .unwrap();
+    let (a, b) = (agent("a"), agent("b"));
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    c.register_agent(&b, "r", vec![]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    c.heartbeat(&a).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(c.gone_agents().unwrap(), [b.clone()]);
+    c.stop_agent(&b, "bye").await.unwrap();
+    assert!(c.gone_agents().unwrap().is_empty(), "a stopped agent is not gone, it stopped");
+    let err = c
+        .mark_dependency_ready(&a, &maos_coord::model::DependencyId::new("x->y").unwrap(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::UnknownDependency { .. }), "{err}");
+}
