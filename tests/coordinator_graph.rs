@@ -245,7 +245,7 @@ async fn silent_agents_are_reported_gone_and_unknown_dependencies_are_errors() {
     tokio::time::sleep(Duration::from_millis(40)).await;
     c.heartbeat(&a).await.unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
-    assert_eq!(c.gone_agents().unwrap(), [b.clone()]);
+    assert_eq!(c.gone_agents().unwrap(), std::slice::from_ref(&b));
     c.stop_agent(&b, "bye").await.unwrap();
     assert!(c.gone_agents().unwrap().is_empty(), "a stopped agent is not gone, it stopped");
     let err = c
