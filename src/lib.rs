@@ -1,31 +1,43 @@
 //! maos-coord: an append-only, event-sourced coordination store for multi-agent systems.
 //!
 //! Agents (separate OS processes on one host) share tasks, context and events through one durable,
-//! auditable store under `.maos/coordination/` of a project. This crate provides the storage layer:
-//! a segmented, checksummed, memory-mapped [`log`](crate::log) that many processes append to at once,
-//! with group commit, explicit [`Durability`] levels and crash recovery. The byte-exact on-disk
-//! format is specified in `log-format.md` at the repository root.
+//! auditable store under `.maos/coordination/` of a project. Layers, bottom up:
+//! [`log`] (segmented, checksummed, memory-mapped, many appending processes, group commit, crash
+//! recovery), [`model`] (what is recorded), [`projection`] (state as a fold of the records) and
+//! [`coordinator`] (the async API). The byte-exact on-disk format is `log-format.md` at the
+//! repository root.
 //!
 //! # Example
 //!
 //! ```
-//! use maos_coord::{Durability, Log, RecordKind};
+//! use maos_coord::model::{AgentId, ContextKey, NewTask, Visibility};
+//! use maos_coord::{Coordinator, Durability};
 //!
 //! # fn main() -> Result<(), maos_coord::Error> {
-//! let dir = tempfile::tempdir().expect("temporary directory");
-//! let log = Log::options(dir.path()).durability(Durability::Buffered).open()?;
+//! # let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+//! # runtime.block_on(async {
+//! let project = tempfile::tempdir().expect("temporary directory");
+//! let c = Coordinator::options(project.path()).durability(Durability::Buffered).open()?;
+//! let me = AgentId::new("builder")?;
+//! c.register_agent(&me, "engineer", vec!["rust".into()]).await?;
+//! let task = c.create_task(&me, NewTask::new("compile").requires("rust")).await?;
+//! let claimed = c.claim_next_task(&me, &["rust".into()]).await?.expect("a task");
+//! assert_eq!(claimed.id, task.id);
+//! c.complete_task(&me, &claimed.id, vec!["target/app".into()]).await?;
 //!
-//! let kind = RecordKind::new(7)?;
-//! let first = log.append(kind, b"hello")?;
-//! log.append_batch(kind, &[b"a".as_slice(), b"b".as_slice()])?;
+//! let key = ContextKey::new("build/result")?;
+//! c.set_context(&me, &key, serde_json::json!({"ok": true}), Visibility::Shared).await?;
+//! assert_eq!(c.get_context(&me, &key)?.expect("set").version, 1);
 //!
-//! let mut reader = log.reader_from(first)?;
-//! let mut payloads = Vec::new();
-//! while let Some(record) = reader.next()? {
-//!     payloads.push(record.payload.to_vec());
+//! // The log underneath: every change above is a record.
+//! let mut reader = c.log().reader()?;
+//! let mut records = 0;
+//! while reader.next()?.is_some() {
+//!     records += 1;
 //! }
-//! assert_eq!(payloads, [b"hello".to_vec(), b"a".to_vec(), b"b".to_vec()]);
-//! # Ok(())
+//! assert_eq!(records, 5);
+//! # Ok::<(), maos_coord::Error>(())
+//! # })
 //! # }
 //! ```
 #![deny(missing_docs)]

@@ -28,7 +28,7 @@ pub struct Recorded {
 impl Recorded {
     /// MessagePack bytes of the record payload.
     pub fn encode(&self) -> Result<Vec<u8>> {
-        rmp_serde::to_vec(self).map_err(|e| Error::Encode { reason: e.to_string() })
+        rmp_serde::to_vec_named(self).map_err(|e| Error::Encode { reason: e.to_string() })
     }
 
     /// Decodes a record payload.
