@@ -139,6 +139,23 @@ fn two_handles_in_one_process_append_to_one_sequence() {
     assert_eq!(read_all(&a).len(), 200);
 }
 
+/// Records are "writer:i"; every writer's records must all be there, in its own order.
+fn assert_each_writer_in_order(log: &Log, writers: u64, each: u64) {
+    let records = read_all(log);
+    assert_eq!(records.len() as u64, writers * each);
+    for t in 0..writers {
+        let mine: Vec<u64> = records
+            .iter()
+            .filter_map(|(_, p)| {
+                let s = String::from_utf8(p.clone()).unwrap();
+                let (writer, i) = s.split_once(':').unwrap();
+                (writer == t.to_string()).then(|| i.parse().unwrap())
+            })
+            .collect();
+        assert_eq!(mine, (0..each).collect::<Vec<_>>(), "writer {t} in its own order");
+    }
+}
+
 #[test]
 fn concurrent_threads_share_group_commits_without_losing_records() {
     let dir = tempfile::tempdir().unwrap();
@@ -153,19 +170,7 @@ fn concurrent_threads_share_group_commits_without_losing_records() {
             });
         }
     });
-    let records = read_all(&log);
-    assert_eq!(records.len(), 800);
-    for t in 0..8 {
-        let mine: Vec<u64> = records
-            .iter()
-            .filter_map(|(_, p)| {
-                let s = String::from_utf8(p.clone()).unwrap();
-                let (writer, i) = s.split_once(':').unwrap();
-                (writer == t.to_string()).then(|| i.parse().unwrap())
-            })
-            .collect();
-        assert_eq!(mine, (0..100).collect::<Vec<_>>(), "thread {t} in its own order");
-    }
+    assert_each_writer_in_order(&log, 8, 100);
 }
 
 #[test]
@@ -189,19 +194,7 @@ fn async_callers_share_group_commits_and_keep_their_order() {
             t.await.unwrap();
         }
     });
-    let records = read_all(&log);
-    assert_eq!(records.len(), 800);
-    for t in 0..16u64 {
-        let mine: Vec<u64> = records
-            .iter()
-            .filter_map(|(_, p)| {
-                let s = String::from_utf8(p.clone()).unwrap();
-                let (writer, i) = s.split_once(':').unwrap();
-                (writer == t.to_string()).then(|| i.parse().unwrap())
-            })
-            .collect();
-        assert_eq!(mine, (0..50).collect::<Vec<_>>(), "task {t} in its own order");
-    }
+    assert_each_writer_in_order(&log, 16, 50);
 }
 
 #[test]

@@ -10,6 +10,16 @@ use maos_coord::{Log, Lsn};
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_maos-log-harness");
 
+/// Runs the harness in several processes at once and waits for all of them to succeed.
+fn run_processes(n: u32, args: impl Fn(u32) -> Vec<String>) {
+    let children: Vec<_> = (0..n)
+        .map(|w| Command::new(HARNESS).args(args(w)).stdout(std::process::Stdio::null()).spawn().unwrap())
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+}
+
 fn records_by_writer(dir: &std::path::Path) -> (u64, BTreeMap<u32, Vec<u64>>) {
     let log = Log::open(dir).unwrap();
     let mut reader = log.reader().unwrap();
@@ -27,20 +37,13 @@ fn records_by_writer(dir: &std::path::Path) -> (u64, BTreeMap<u32, Vec<u64>>) {
 #[test]
 fn four_processes_append_ten_thousand_records_each() {
     let dir = tempfile::tempdir().unwrap();
-    let children: Vec<_> = (0..4)
-        .map(|w| {
-            Command::new(HARNESS)
-                .args(["append", "--dir"])
-                .arg(dir.path())
-                .args(["--writer", &w.to_string(), "--count", "10000", "--durability", "buffered"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    let d = dir.path().display().to_string();
+    run_processes(4, |w| {
+        let w = w.to_string();
+        ["append", "--dir", &d, "--writer", &w, "--count", "10000", "--durability", "buffered"]
+            .map(String::from)
+            .to_vec()
+    });
     let (total, by_writer) = records_by_writer(dir.path());
     assert_eq!(total, 40_000);
     assert_eq!(by_writer.len(), 4);
@@ -52,29 +55,13 @@ fn four_processes_append_ten_thousand_records_each() {
 #[test]
 fn batches_from_several_processes_are_never_interleaved() {
     let dir = tempfile::tempdir().unwrap();
-    let children: Vec<_> = (0..3)
-        .map(|w| {
-            Command::new(HARNESS)
-                .args(["append", "--dir"])
-                .arg(dir.path())
-                .args([
-                    "--writer",
-                    &w.to_string(),
-                    "--count",
-                    "3000",
-                    "--batch",
-                    "30",
-                    "--durability",
-                    "sync",
-                ])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    let d = dir.path().display().to_string();
+    run_processes(3, |w| {
+        let w = w.to_string();
+        ["append", "--dir", &d, "--writer", &w, "--count", "3000", "--batch", "30", "--durability", "sync"]
+            .map(String::from)
+            .to_vec()
+    });
     let log = Log::open(dir.path()).unwrap();
     let mut reader = log.reader().unwrap();
     let mut run: Vec<(u32, u64)> = Vec::new();
@@ -94,19 +81,8 @@ fn compare_and_append_is_linearizable_across_processes() {
     // Each process reads the counter in the last record and appends it plus one, under the
     // append lock: no increment may be lost or duplicated.
     let dir = tempfile::tempdir().unwrap();
-    let children: Vec<_> = (0..4)
-        .map(|_| {
-            Command::new(HARNESS)
-                .args(["count", "--dir"])
-                .arg(dir.path())
-                .args(["--times", "500"])
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    let d = dir.path().display().to_string();
+    run_processes(4, |_| ["count", "--dir", &d, "--times", "500"].map(String::from).to_vec());
     let log = Log::open(dir.path()).unwrap();
     let mut reader = log.reader().unwrap();
     let mut expected = 1u64;

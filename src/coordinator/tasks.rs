@@ -187,9 +187,7 @@ impl Coordinator {
         let id = agent.clone();
         let task_id = task.clone();
         self.execute(agent, move |state, _| {
-            require_agent(state, &id)?;
-            let current =
-                state.tasks.get(&task_id).ok_or_else(|| Error::UnknownTask { task: task_id.to_string() })?;
+            let current = acting_on(state, &id, &task_id)?;
             if !current.status.can_become(&status) || status == TaskStatus::InProgress {
                 return Err(illegal(current, &status));
             }
@@ -227,9 +225,7 @@ impl Coordinator {
         let id = agent.clone();
         let task_id = task.clone();
         self.execute(agent, move |state, _| {
-            require_agent(state, &id)?;
-            let current =
-                state.tasks.get(&task_id).ok_or_else(|| Error::UnknownTask { task: task_id.to_string() })?;
+            let current = acting_on(state, &id, &task_id)?;
             if current.status.is_final()
                 || (next != TaskStatus::InProgress && !current.status.can_become(&next))
             {
@@ -298,6 +294,12 @@ fn fail_for_good(state: &State, task: &TaskId, error: &str) -> Vec<Event> {
         });
     }
     events
+}
+
+/// The acting agent must be active and the task must exist.
+fn acting_on<'a>(state: &'a State, agent: &AgentId, task: &TaskId) -> Result<&'a Task> {
+    require_agent(state, agent)?;
+    state.tasks.get(task).ok_or_else(|| Error::UnknownTask { task: task.to_string() })
 }
 
 fn check_holder(task: &Task, agent: &AgentId) -> Result<()> {
