@@ -100,6 +100,30 @@ impl DependencyGraph {
         n
     }
 
+    /// Dependencies of a provider task are InProgress while it is claimed, Pending again when it
+    /// is given back.
+    pub(super) fn follow_provider(&mut self, event: &Event) {
+        let (task, from, to) = match event {
+            Event::TaskClaimed { task, .. } => {
+                (task, DependencyStatus::Pending, DependencyStatus::InProgress)
+            }
+            Event::TaskLeaseLapsed { task, .. }
+            | Event::TaskReleased { task, .. }
+            | Event::TaskAttemptFailed { task, .. }
+            | Event::TaskBlocked { task, .. } => {
+                (task, DependencyStatus::InProgress, DependencyStatus::Pending)
+            }
+            _ => return,
+        };
+        let ids: Vec<DependencyId> =
+            self.of_provider(task).iter().filter(|d| d.status == from).map(|d| d.id.clone()).collect();
+        for id in ids {
+            if let Some(d) = self.deps.get_mut(&id) {
+                d.status = to.clone();
+            }
+        }
+    }
+
     pub(super) fn apply(&mut self, event: &Event) {
         match event {
             Event::DependencyRegistered { dependency } => {

@@ -87,7 +87,10 @@ impl State {
             | Event::TaskOutputAdded { .. }
             | Event::TaskCompleted { .. }
             | Event::TaskFailed { .. }
-            | Event::TaskAttemptFailed { .. } => self.tasks.apply(&recorded.event, lsn, time),
+            | Event::TaskAttemptFailed { .. } => {
+                self.tasks.apply(&recorded.event, lsn, time);
+                self.deps.follow_provider(&recorded.event);
+            }
             Event::ContextUpdated { .. } | Event::ContextDeleted { .. } => {
                 self.context.apply(actor, &recorded.event, lsn, time);
             }

@@ -269,3 +269,30 @@ fn history_lists_the_records_about_each_subject() {
     assert_eq!(state.history[&Subject::Agent("actor".into())], [Lsn(1), Lsn(2), Lsn(3)]);
     assert_eq!(state.next_lsn, Lsn(4));
 }
+
+#[test]
+fn dependencies_follow_their_provider_task() {
+    let state = fold(vec![
+        Event::TaskCreated { task: Box::new(new_task("p", Priority::Normal)) },
+        Event::DependencyRegistered {
+            dependency: Dependency {
+                id: DependencyId::new("p->q").unwrap(),
+                provider: task_id("p"),
+                consumer: task_id("q"),
+                artifact_type: ArtifactType::File,
+                artifact_path: None,
+                status: DependencyStatus::Pending,
+            },
+        },
+        Event::TaskClaimed { task: task_id("p"), agent: agent("a"), lease_until: Timestamp(100) },
+    ]);
+    let dep = DependencyId::new("p->q").unwrap();
+    assert_eq!(state.deps.get(&dep).unwrap().status, DependencyStatus::InProgress);
+    let mut state = state;
+    state.apply(
+        &Recorded { actor: agent("a"), event: Event::TaskReleased { task: task_id("p"), agent: agent("a") } },
+        Lsn(4),
+        Timestamp(40),
+    );
+    assert_eq!(state.deps.get(&dep).unwrap().status, DependencyStatus::Pending);
+}
