@@ -198,3 +198,19 @@ async fn the_state_survives_reopening_and_other_handles_see_it() {
     assert_eq!(c.list_tasks(Some("InProgress")).unwrap().len(), 1);
     assert_eq!(c.list_tasks(Some("Pending")).unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn a_coordination_record_that_does_not_decode_is_an_error_naming_its_lsn() {
+    let root = tempfile::tempdir().unwrap();
+    {
+        let c = open(root.path());
+        c.register_agent(&agent("a"), "r", vec![]).await.unwrap();
+        let kind = maos_coord::RecordKind::new(maos_coord::model::EVENT_RECORD_KIND).unwrap();
+        c.log().append(kind, b"\xc1 not messagepack").unwrap();
+        // Records of other kinds are skipped by the projections.
+        c.log().append(maos_coord::RecordKind::new(999).unwrap(), b"someone else's").unwrap();
+    }
+    let err = Coordinator::open(root.path()).err().unwrap();
+    assert!(matches!(err, Error::Decode { lsn, .. } if lsn.get() == 2), "{err}");
+    assert!(err.to_string().contains("cannot decode record 2"));
+}
