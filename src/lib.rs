@@ -53,6 +53,7 @@ mod error;
 pub mod log;
 pub mod model;
 pub mod projection;
+pub mod snapshot;
 mod types;
 
 pub use coordinator::{CoordinationService, Coordinator, CoordinatorOptions, SetOptions};

@@ -56,7 +56,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn replay(records: u64) -> Result<(), Box<dyn std::error::Error>> {
     use maos_coord::model::{Event, Recorded, EVENT_RECORD_KIND};
     let dir = tempfile::tempdir()?;
-    let log = maos_coord::Log::options(dir.path().join(".maos/coordination/log")).durability(Durability::Buffered).open()?;
+    let log = maos_coord::Log::options(dir.path().join(".maos/coordination/log"))
+        .durability(Durability::Buffered)
+        .open()?;
     let kind = maos_coord::RecordKind::new(EVENT_RECORD_KIND)?;
     let actor = AgentId::new("writer")?;
     let mut batch = Vec::new();

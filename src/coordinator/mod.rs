@@ -18,6 +18,7 @@ mod tasks;
 mod watch;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -31,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::log::{Built, Durability, Log};
 use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State, Subject};
+use crate::snapshot::{SkippedSnapshot, Snapshots};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// The coordination service. Cheap to clone; clones share projections.
@@ -39,6 +41,18 @@ pub struct Coordinator {
     log: Log,
     state: Arc<Mutex<State>>,
     opts: Arc<CoordinatorOptions>,
+    snapshots: Arc<SnapshotState>,
+}
+
+/// Snapshot bookkeeping of one coordinator.
+struct SnapshotState {
+    store: Snapshots,
+    /// LSN of the newest snapshot this process knows of.
+    last: AtomicU64,
+    /// A background snapshot is being written.
+    writing: AtomicBool,
+    /// Snapshots skipped when the store was opened.
+    skipped: Vec<SkippedSnapshot>,
 }
 
 /// The original design's name for the coordinator.
@@ -57,6 +71,10 @@ pub struct CoordinatorOptions {
     pub max_value_size: usize,
     /// How often waiting calls look for new records.
     pub poll_interval: Duration,
+    /// A snapshot is written in the background every this many records (0: never).
+    pub snapshot_every: u64,
+    /// How many snapshots to keep.
+    pub keep_snapshots: usize,
 }
 
 impl CoordinatorOptions {
@@ -88,11 +106,40 @@ impl CoordinatorOptions {
         self
     }
 
-    /// Opens (creating if needed) the store in `<root>/.maos/coordination/` and replays it.
+    /// Snapshot every `records` records (default 100,000; 0 turns automatic snapshots off).
+    #[must_use]
+    pub fn snapshot_every(mut self, records: u64) -> CoordinatorOptions {
+        self.snapshot_every = records;
+        self
+    }
+
+    /// Number of snapshots kept (default 2).
+    #[must_use]
+    pub fn keep_snapshots(mut self, keep: usize) -> CoordinatorOptions {
+        self.keep_snapshots = keep;
+        self
+    }
+
+    /// Opens (creating if needed) the store in `<root>/.maos/coordination/`: loads the newest
+    /// valid snapshot and replays the log after it.
     pub fn open(self) -> Result<Coordinator> {
-        let log = Log::options(store_dir(&self.root).join("log")).durability(self.durability).open()?;
-        let coordinator =
-            Coordinator { log, state: Arc::new(Mutex::new(State::new())), opts: Arc::new(self) };
+        let store = store_dir(&self.root);
+        let log = Log::options(store.join("log")).durability(self.durability).open()?;
+        let snapshots = Snapshots::open(&store.join("snapshots"), self.keep_snapshots)?;
+        let (state, skipped) = snapshots.load(log.next_lsn())?;
+        let state = state.unwrap_or_else(State::new);
+        let snapshots = SnapshotState {
+            store: snapshots,
+            last: AtomicU64::new(state.next_lsn.get()),
+            writing: AtomicBool::new(false),
+            skipped,
+        };
+        let coordinator = Coordinator {
+            log,
+            state: Arc::new(Mutex::new(state)),
+            opts: Arc::new(self),
+            snapshots: Arc::new(snapshots),
+        };
         drop(coordinator.refresh()?);
         Ok(coordinator)
     }
@@ -114,6 +161,8 @@ impl Coordinator {
             heartbeat_timeout: Duration::from_secs(60),
             max_value_size: 256 * 1024,
             poll_interval: Duration::from_millis(2),
+            snapshot_every: 100_000,
+            keep_snapshots: 2,
         }
     }
 
@@ -153,7 +202,44 @@ impl Coordinator {
                 Ok(Built { records, value })
             })
             .await?;
+        self.maybe_snapshot(appended.next());
         Ok((appended.first, value))
+    }
+
+    /// Writes a snapshot of every projection now; returns its LSN (records below it are in it).
+    pub fn snapshot(&self) -> Result<Lsn> {
+        let image = self.refresh()?.to_image();
+        let lsn = image.next_lsn;
+        self.snapshots.store.write(&image)?;
+        self.snapshots.last.fetch_max(lsn.get(), Ordering::AcqRel);
+        Ok(lsn)
+    }
+
+    /// Snapshots skipped as invalid when this coordinator opened the store.
+    #[must_use]
+    pub fn skipped_snapshots(&self) -> &[SkippedSnapshot] {
+        &self.snapshots.skipped
+    }
+
+    /// Starts a background snapshot once `snapshot_every` records passed since the last one.
+    fn maybe_snapshot(&self, next: Lsn) {
+        let every = self.opts.snapshot_every;
+        let due =
+            every > 0 && next.get().saturating_sub(self.snapshots.last.load(Ordering::Acquire)) >= every;
+        if !due || self.snapshots.writing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let coordinator = self.clone();
+        let spawned = std::thread::Builder::new().name("maos-snapshot".into()).spawn(move || {
+            if let Err(e) = coordinator.snapshot() {
+                tracing::error!(error = %e, "background snapshot failed");
+            }
+            coordinator.snapshots.writing.store(false, Ordering::Release);
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a snapshot thread");
+            self.snapshots.writing.store(false, Ordering::Release);
+        }
     }
 
     /// The projections, caught up with everything appended so far (by any process).

@@ -6,7 +6,7 @@ use crate::model::{AgentId, Event};
 use crate::types::Timestamp;
 
 /// Whether an agent is running.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum AgentStatus {
     /// Registered and not stopped.
     Active,
@@ -15,7 +15,7 @@ pub enum AgentStatus {
 }
 
 /// A registered agent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Agent {
     /// Its id.
     pub id: AgentId,

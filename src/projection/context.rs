@@ -7,7 +7,7 @@ use crate::model::{AgentId, ContextEntry, ContextKey, Event};
 use crate::types::{Lsn, Timestamp};
 
 /// One version of a key: the entry, or `None` where the version is a delete.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContextVersion {
     /// The record that made this version.
     pub lsn: Lsn,
@@ -54,6 +54,15 @@ impl ContextIndex {
             .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(move |(k, _)| k.as_str().starts_with(prefix))
             .filter_map(|(_, v)| v.last().and_then(|v| v.entry.as_ref()))
+    }
+
+    /// Every key with its versions (for snapshots).
+    pub(super) fn to_image(&self) -> Vec<(ContextKey, Vec<ContextVersion>)> {
+        self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    pub(super) fn from_image(keys: Vec<(ContextKey, Vec<ContextVersion>)>) -> ContextIndex {
+        ContextIndex { keys: keys.into_iter().collect() }
     }
 
     pub(super) fn apply(&mut self, actor: &AgentId, event: &Event, lsn: Lsn, time: Timestamp) {

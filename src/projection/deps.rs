@@ -91,6 +91,19 @@ impl DependencyGraph {
         deps
     }
 
+    /// Every dependency, in id order (for snapshots).
+    pub(super) fn to_image(&self) -> Vec<Dependency> {
+        self.deps.values().cloned().collect()
+    }
+
+    pub(super) fn from_image(deps: Vec<Dependency>) -> DependencyGraph {
+        let mut graph = DependencyGraph::default();
+        for dependency in deps {
+            graph.apply(&Event::DependencyRegistered { dependency });
+        }
+        graph
+    }
+
     fn node(&mut self, task: &TaskId) -> NodeIndex {
         if let Some(&n) = self.nodes.get(task) {
             return n;

@@ -24,7 +24,7 @@ use crate::model::{BarrierName, Event, LockName, Recorded};
 use crate::types::{Lsn, Timestamp};
 
 /// What an audit trail is kept for.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Subject {
     /// A task.
     Task(String),
@@ -32,6 +32,29 @@ pub enum Subject {
     Context(String),
     /// An agent (as actor or subject).
     Agent(String),
+}
+
+/// A [`State`] as plain data: what a snapshot stores (log-format.md, "Snapshots").
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StateImage {
+    /// The first LSN not applied.
+    pub next_lsn: Lsn,
+    /// Time of the last applied record.
+    pub last_time: Timestamp,
+    /// Agents.
+    pub agents: Vec<Agent>,
+    /// Tasks.
+    pub tasks: Vec<crate::model::Task>,
+    /// Context keys and their versions.
+    pub context: Vec<(crate::model::ContextKey, Vec<ContextVersion>)>,
+    /// Dependencies.
+    pub dependencies: Vec<crate::model::Dependency>,
+    /// Barriers.
+    pub barriers: Vec<(BarrierName, Barrier)>,
+    /// Locks.
+    pub locks: Vec<(LockName, Lock)>,
+    /// Audit trails.
+    pub history: Vec<(Subject, Vec<Lsn>)>,
 }
 
 /// Every projection, as of [`State::next_lsn`].
@@ -109,6 +132,38 @@ impl State {
         }
         self.next_lsn = lsn.next();
         self.last_time = self.last_time.max(time);
+    }
+
+    /// The state as plain data, for a snapshot (indexes and the graph are rebuilt on load).
+    #[must_use]
+    pub fn to_image(&self) -> StateImage {
+        StateImage {
+            next_lsn: self.next_lsn,
+            last_time: self.last_time,
+            agents: self.agents.values().cloned().collect(),
+            tasks: self.tasks.to_image(),
+            context: self.context.to_image(),
+            dependencies: self.deps.to_image(),
+            barriers: self.barriers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            locks: self.locks.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            history: self.history.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+
+    /// The state a snapshot image describes.
+    #[must_use]
+    pub fn from_image(image: StateImage) -> State {
+        State {
+            next_lsn: image.next_lsn,
+            last_time: image.last_time,
+            agents: image.agents.into_iter().map(|a| (a.id.to_string(), a)).collect(),
+            tasks: TaskRegistry::from_image(image.tasks),
+            context: ContextIndex::from_image(image.context),
+            deps: DependencyGraph::from_image(image.dependencies),
+            barriers: image.barriers.into_iter().collect(),
+            locks: image.locks.into_iter().collect(),
+            history: image.history.into_iter().collect(),
+        }
     }
 
     fn note_history(&mut self, recorded: &Recorded, lsn: Lsn) {

@@ -6,7 +6,7 @@ use crate::model::{AgentId, BarrierName, Event, LockName};
 use crate::types::{Lsn, Timestamp};
 
 /// A barrier: done once every participant signalled.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Barrier {
     /// Who must signal.
     pub participants: Vec<String>,
@@ -23,7 +23,7 @@ impl Barrier {
 }
 
 /// A held lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Lock {
     /// Who holds it.
     pub holder: AgentId,

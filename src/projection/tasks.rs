@@ -63,6 +63,24 @@ impl TaskRegistry {
         self.tasks.values().filter(move |t| t.assigned_to.as_ref() == Some(agent))
     }
 
+    /// Every task (for snapshots).
+    pub(super) fn to_image(&self) -> Vec<Task> {
+        self.tasks.values().cloned().collect()
+    }
+
+    pub(super) fn from_image(tasks: Vec<Task>) -> TaskRegistry {
+        let mut registry = TaskRegistry::default();
+        for task in tasks {
+            if let Some(key) = &task.idempotency_key {
+                registry.by_key.insert(key.clone(), task.id.clone());
+            }
+            let id = task.id.clone();
+            registry.tasks.insert(id.clone(), task);
+            registry.reindex(&id, None);
+        }
+        registry
+    }
+
     pub(super) fn apply(&mut self, event: &Event, lsn: Lsn, time: Timestamp) {
         match event {
             Event::TaskCreated { task } => {
