@@ -50,7 +50,7 @@ impl Snapshots {
                 found.push((Lsn(lsn), entry.path()));
             }
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|(lsn, _)| std::cmp::Reverse(*lsn));
         Ok(found)
     }
 
