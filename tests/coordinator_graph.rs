@@ -212,7 +212,7 @@ async fn a_pipeline_runs_its_stages_in_order() {
 
 #[tokio::test]
 async fn audit_history_lists_what_happened_to_a_key_and_an_agent() {
-    use maos_coord::projection::Subject;
+    use maos_coord::model::Subject;
     let root = tempfile::tempdir().unwrap();
     let (c, a) = setup(root.path()).await;
     let k = ContextKey::new("spec").unwrap();

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use maos_coord::coordinator::PipelineStage;
+use maos_coord::model::Subject;
 use maos_coord::model::{AgentId, BarrierName, ContextKey, NewTask, TaskStatus, Visibility};
-use maos_coord::projection::Subject;
 use maos_coord::{Coordinator, Durability};
 use serde_json::json;
 

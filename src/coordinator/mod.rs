@@ -30,8 +30,8 @@ pub use watch::{ContextWatcher, Delivery, Subscription};
 
 use crate::error::{Error, Result};
 use crate::log::{Built, Durability, Log};
-use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
-use crate::projection::{AgentStatus, State, Subject};
+use crate::model::{AgentId, Event, Recorded, Subject, EVENT_RECORD_KIND};
+use crate::projection::{AgentStatus, State};
 use crate::snapshot::{SkippedSnapshot, Snapshots};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
@@ -256,14 +256,18 @@ impl Coordinator {
         Ok(read(&state))
     }
 
-    /// The records about a task, a context key or an agent, oldest first (the audit trail).
+    /// The records about a task, a context key or an agent, oldest first (the audit trail):
+    /// one pass over the log.
     pub fn history(&self, subject: &Subject) -> Result<Vec<(Lsn, Timestamp, Recorded)>> {
-        let lsns = self.read(|s| s.history.get(subject).cloned().unwrap_or_default())?;
-        let mut out = Vec::with_capacity(lsns.len());
-        for lsn in lsns {
-            let mut reader = self.log.reader_from(lsn)?;
-            if let Some(record) = reader.next()? {
-                out.push((record.lsn, record.timestamp, Recorded::decode(record.lsn, record.payload)?));
+        let mut reader = self.log.reader()?;
+        let mut out = Vec::new();
+        while let Some(record) = reader.next()? {
+            if record.kind.get() != EVENT_RECORD_KIND {
+                continue;
+            }
+            let recorded = Recorded::decode(record.lsn, record.payload)?;
+            if subject.matches(&recorded) {
+                out.push((record.lsn, record.timestamp, recorded));
             }
         }
         Ok(out)

@@ -62,6 +62,32 @@ impl EventFilter {
     }
 }
 
+/// What an audit trail is asked for: the records about one task, context key or agent.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Subject {
+    /// A task.
+    Task(String),
+    /// A context key.
+    Context(String),
+    /// An agent, as the actor or as the agent the event is about.
+    Agent(String),
+}
+
+impl Subject {
+    /// Whether `recorded` is about this subject.
+    #[must_use]
+    pub fn matches(&self, recorded: &Recorded) -> bool {
+        let event = &recorded.event;
+        match self {
+            Subject::Task(id) => event.task().is_some_and(|t| t.as_str() == id),
+            Subject::Context(key) => event.context_key().is_some_and(|k| k.as_str() == key),
+            Subject::Agent(id) => {
+                recorded.actor.as_str() == id || event.subject_agent().is_some_and(|a| a.as_str() == id)
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,7 @@ mod task;
 pub use context::{ContextEntry, SetCondition, Visibility};
 pub use dependency::{ArtifactType, Dependency, DependencyStatus};
 pub use event::{Event, Recorded, EVENT_RECORD_KIND};
-pub use filter::EventFilter;
+pub use filter::{EventFilter, Subject};
 pub use ids::{
     validate_name, AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId, MAX_NAME_LEN,
 };

@@ -23,17 +23,6 @@ pub use tasks::TaskRegistry;
 use crate::model::{BarrierName, Event, LockName, Recorded};
 use crate::types::{Lsn, Timestamp};
 
-/// What an audit trail is kept for.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Subject {
-    /// A task.
-    Task(String),
-    /// A context key.
-    Context(String),
-    /// An agent (as actor or subject).
-    Agent(String),
-}
-
 /// A [`State`] as plain data: what a snapshot stores (log-format.md, "Snapshots").
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StateImage {
@@ -53,8 +42,6 @@ pub struct StateImage {
     pub barriers: Vec<(BarrierName, Barrier)>,
     /// Locks.
     pub locks: Vec<(LockName, Lock)>,
-    /// Audit trails.
-    pub history: Vec<(Subject, Vec<Lsn>)>,
 }
 
 /// Every projection, as of [`State::next_lsn`].
@@ -72,8 +59,6 @@ pub struct State {
     pub barriers: BTreeMap<BarrierName, Barrier>,
     /// Locks.
     pub locks: BTreeMap<LockName, Lock>,
-    /// LSNs of the records about each subject, in order.
-    pub history: BTreeMap<Subject, Vec<Lsn>>,
     /// The next LSN to apply.
     pub next_lsn: Lsn,
     /// Time of the last applied record.
@@ -89,7 +74,6 @@ impl State {
 
     /// Applies the record at `lsn`, appended at `time`.
     pub fn apply(&mut self, recorded: &Recorded, lsn: Lsn, time: Timestamp) {
-        self.note_history(recorded, lsn);
         let actor = &recorded.actor;
         match &recorded.event {
             Event::AgentStarted { .. } | Event::AgentHeartbeat { .. } | Event::AgentStopped { .. } => {
@@ -146,7 +130,6 @@ impl State {
             dependencies: self.deps.to_image(),
             barriers: self.barriers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             locks: self.locks.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            history: self.history.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         }
     }
 
@@ -162,24 +145,6 @@ impl State {
             deps: DependencyGraph::from_image(image.dependencies),
             barriers: image.barriers.into_iter().collect(),
             locks: image.locks.into_iter().collect(),
-            history: image.history.into_iter().collect(),
-        }
-    }
-
-    fn note_history(&mut self, recorded: &Recorded, lsn: Lsn) {
-        let event = &recorded.event;
-        let mut subjects = vec![Subject::Agent(recorded.actor.to_string())];
-        if let Some(agent) = event.subject_agent().filter(|a| **a != recorded.actor) {
-            subjects.push(Subject::Agent(agent.to_string()));
-        }
-        if let Some(task) = event.task() {
-            subjects.push(Subject::Task(task.to_string()));
-        }
-        if let Some(key) = event.context_key() {
-            subjects.push(Subject::Context(key.to_string()));
-        }
-        for subject in subjects {
-            self.history.entry(subject).or_default().push(lsn);
         }
     }
 }

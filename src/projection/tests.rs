@@ -258,16 +258,21 @@ fn barriers_complete_and_lock_tokens_are_the_granting_lsn() {
 }
 
 #[test]
-fn history_lists_the_records_about_each_subject() {
-    let state = fold(vec![
-        Event::TaskCreated { task: Box::new(new_task("t", Priority::Normal)) },
-        Event::TaskClaimed { task: task_id("t"), agent: agent("a"), lease_until: Timestamp(100) },
-        Event::Custom { event_type: "x".into(), data: serde_json::json!(null), metadata: BTreeMap::new() },
-    ]);
-    assert_eq!(state.history[&Subject::Task("t".into())], [Lsn(1), Lsn(2)]);
-    assert_eq!(state.history[&Subject::Agent("a".into())], [Lsn(2)]);
-    assert_eq!(state.history[&Subject::Agent("actor".into())], [Lsn(1), Lsn(2), Lsn(3)]);
-    assert_eq!(state.next_lsn, Lsn(4));
+fn subjects_match_the_records_about_them() {
+    let claimed = Recorded {
+        actor: agent("b"),
+        event: Event::TaskLeaseLapsed { task: task_id("t"), agent: agent("a") },
+    };
+    assert!(Subject::Task("t".into()).matches(&claimed));
+    assert!(!Subject::Task("u".into()).matches(&claimed));
+    assert!(Subject::Agent("a".into()).matches(&claimed), "the agent the event is about");
+    assert!(Subject::Agent("b".into()).matches(&claimed), "the actor");
+    assert!(!Subject::Context("t".into()).matches(&claimed));
+    let deleted = Recorded {
+        actor: agent("a"),
+        event: Event::ContextDeleted { key: ContextKey::new("k").unwrap(), version: 2 },
+    };
+    assert!(Subject::Context("k".into()).matches(&deleted));
 }
 
 #[test]
