@@ -69,8 +69,6 @@ pub struct CoordinatorOptions {
     pub heartbeat_timeout: Duration,
     /// Largest encoded context value or event data.
     pub max_value_size: usize,
-    /// How often waiting calls look for new records.
-    pub poll_interval: Duration,
     /// A snapshot is written in the background every this many records (0: never).
     pub snapshot_every: u64,
     /// How many snapshots to keep.
@@ -160,7 +158,6 @@ impl Coordinator {
             lease: Duration::from_secs(300),
             heartbeat_timeout: Duration::from_secs(60),
             max_value_size: 256 * 1024,
-            poll_interval: Duration::from_millis(2),
             snapshot_every: 100_000,
             keep_snapshots: 2,
         }

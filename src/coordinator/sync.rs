@@ -66,6 +66,7 @@ impl Coordinator {
     pub async fn wait_barrier(&self, name: &BarrierName, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
+            let next = self.log.next_lsn();
             let complete =
                 self.read(|s| s.barriers.get(name).map(crate::projection::Barrier::is_complete))?;
             match complete {
@@ -74,7 +75,9 @@ impl Coordinator {
                 Some(false) if Instant::now() >= deadline => {
                     return Err(Error::Timeout { what: format!("barrier {name}") });
                 }
-                Some(false) => tokio::time::sleep(self.opts.poll_interval).await,
+                Some(false) => {
+                    self.log.wait_for(next, deadline.saturating_duration_since(Instant::now())).await;
+                }
             }
         }
     }
@@ -118,13 +121,23 @@ impl Coordinator {
     ) -> Result<LockGrant> {
         let deadline = Instant::now() + timeout;
         loop {
+            let next = self.log.next_lsn();
             if let Some(grant) = self.try_lock(agent, name, lease).await? {
                 return Ok(grant);
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 return Err(Error::Timeout { what: format!("lock {name}") });
             }
-            tokio::time::sleep(self.opts.poll_interval).await;
+            // Woken by the next record (an unlock, say), or when the holder's lease ends.
+            let lease_end = self.read(|s| s.locks.get(name).map(|l| l.lease_until))?;
+            let until_lapse = lease_end.map_or(Duration::ZERO, |t| {
+                Duration::from_micros(
+                    u64::try_from(t.as_micros() - crate::Timestamp::now().as_micros()).unwrap_or(0),
+                )
+            });
+            let wait = (deadline - now).min(until_lapse + Duration::from_millis(1));
+            self.log.wait_for(next, wait).await;
         }
     }
 

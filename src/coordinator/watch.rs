@@ -1,6 +1,8 @@
 //! Subscriptions: events matching a filter, and the updates of one context key, delivered in
-//! LSN order from any process. Waiting callers look for new records every `poll_interval`
-//! (2 ms by default); file-notification wake-ups replace the polling in a later release.
+//! LSN order from any process. A caught-up subscriber sleeps until the log wakes it (appends in
+//! this process directly, other processes' through file notifications).
+
+use std::time::Duration;
 
 use super::{require_agent, Coordinator};
 use crate::error::Result;
@@ -33,7 +35,7 @@ impl Subscription {
             if let Some(d) = self.try_next()? {
                 return Ok(d);
             }
-            tokio::time::sleep(self.coordinator.opts.poll_interval).await;
+            self.coordinator.log.wait_for(self.reader.position(), Duration::from_secs(3600)).await;
         }
     }
 

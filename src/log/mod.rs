@@ -19,6 +19,7 @@ mod recovery;
 mod scan;
 mod segment;
 mod sync;
+mod wake;
 mod writer;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,7 @@ pub(crate) struct Shared {
     recovery: RecoveryReport,
     flusher: sync::Flusher,
     appender: group::Appender,
+    wake: wake::Wake,
 }
 
 impl Log {
@@ -82,6 +84,7 @@ impl Log {
             writer: writer::Writer::new(),
             flusher: sync::Flusher::new(),
             appender: group::Appender::new(),
+            wake: wake::Wake::new(),
             dir,
             opts,
             control,
@@ -169,6 +172,13 @@ impl Log {
     /// As [`Log::append`], for async callers.
     pub async fn append_async(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
         Ok(self.append_records_async([(kind, payload)]).await?.first)
+    }
+
+    /// Waits until the log holds the record `lsn` (appended by any process), for at most
+    /// `timeout`; true if it does. Appends in this process wake waiters at once, other processes'
+    /// through file notifications; without them a waiter still looks every `wake_fallback`.
+    pub async fn wait_for(&self, lsn: Lsn, timeout: std::time::Duration) -> bool {
+        wake::wait_for(&self.shared, lsn, timeout).await
     }
 
     /// Makes every record appended so far (by any process) durable; returns the durable

@@ -38,6 +38,7 @@ pub struct LogOptions {
     pub(crate) max_record_size: u32,
     pub(crate) durability: Durability,
     pub(crate) recovery: RecoveryMode,
+    pub(crate) wake_fallback: Duration,
 }
 
 /// Default segment size: 64 MiB.
@@ -53,6 +54,7 @@ impl LogOptions {
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             durability: Durability::Sync,
             recovery: RecoveryMode::TruncateTornTail,
+            wake_fallback: Duration::from_millis(50),
         }
     }
 
@@ -81,6 +83,14 @@ impl LogOptions {
     #[must_use]
     pub fn recovery_mode(mut self, mode: RecoveryMode) -> LogOptions {
         self.recovery = mode;
+        self
+    }
+
+    /// How often a waiting reader looks for new records when no notification came (default
+    /// 50 ms): the bound on the delay a missed file notification can cause.
+    #[must_use]
+    pub fn wake_fallback(mut self, interval: Duration) -> LogOptions {
+        self.wake_fallback = interval;
         self
     }
 

@@ -198,6 +198,7 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
         fail_rest(&mut results, &e);
     }
     shared.control.publish(run.start);
+    shared.wake.appended();
     results.into_iter().map(|r| r.unwrap_or_else(|| Err(internal("batch was never placed")))).collect()
 }
 
