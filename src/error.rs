@@ -280,6 +280,15 @@ pub enum Error {
         holder: String,
     },
 
+    /// A subscription cursor file does not check out.
+    #[error("invalid cursor file {path}: {reason}")]
+    CorruptCursor {
+        /// The cursor file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// Waiting ran out of time.
     #[error("timed out waiting for {what}")]
     Timeout {

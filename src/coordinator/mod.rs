@@ -9,6 +9,7 @@
 
 mod agents;
 mod context;
+mod cursor;
 mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -23,6 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use context::SetOptions;
+pub use cursor::DurableSubscription;
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use sync::LockGrant;
 pub use tasks::ATTEMPTS_EXHAUSTED;
@@ -166,6 +168,12 @@ impl Coordinator {
     /// Opens the store of the project at `root` with default options.
     pub fn open(root: impl AsRef<Path>) -> Result<Coordinator> {
         Coordinator::options(root).open()
+    }
+
+    /// The store directory, `<root>/.maos/coordination`.
+    #[must_use]
+    pub fn store_dir(&self) -> PathBuf {
+        store_dir(&self.opts.root)
     }
 
     /// The log underneath.
