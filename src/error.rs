@@ -132,6 +132,15 @@ pub enum Error {
         last: Lsn,
     },
 
+    /// The records asked for were removed by compaction.
+    #[error("LSN {requested} was compacted away (the log now starts at LSN {first}); resume from the state and a later position")]
+    Compacted {
+        /// The LSN asked for.
+        requested: Lsn,
+        /// The first LSN the log still holds.
+        first: Lsn,
+    },
+
     /// An option or argument is out of range.
     #[error("invalid {name}: {reason}")]
     InvalidArgument {

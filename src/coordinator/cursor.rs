@@ -81,11 +81,23 @@ impl Coordinator {
     }
 }
 
+/// The cursor file of `agent`'s subscription `name`.
+pub(super) fn cursor_path(store: &Path, agent: &AgentId, name: &str) -> PathBuf {
+    store.join("cursors").join(format!("{}.{}.cursor", hex(agent.as_str()), hex(name)))
+}
+
+/// Reads a cursor file: the LSN delivery resumes from.
+pub(super) fn read_cursor(path: &Path) -> Result<Lsn> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    decode(&bytes).map_err(|reason| Error::CorruptCursor { path: path.to_owned(), reason })
+}
+
 fn hex(s: &str) -> String {
     s.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
-fn write_cursor(dir: &Path, path: &Path, next: Lsn) -> Result<()> {
+pub(super) fn write_cursor(dir: &Path, path: &Path, next: Lsn) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     let mut bytes = Vec::with_capacity(CURSOR_LEN);
     bytes.extend_from_slice(&CURSOR_MAGIC);
     bytes.extend_from_slice(&CURSOR_VERSION.to_le_bytes());

@@ -8,6 +8,7 @@
 //! across processes (design.md, "One path for data").
 
 mod agents;
+mod compaction;
 mod context;
 mod cursor;
 mod deps;
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
 pub use cursor::DurableSubscription;
 pub use pipeline::{PipelineStage, PipelineStatus};
@@ -75,6 +77,7 @@ pub struct CoordinatorOptions {
     pub snapshot_every: u64,
     /// How many snapshots to keep.
     pub keep_snapshots: usize,
+    segment_size: Option<u64>,
 }
 
 impl CoordinatorOptions {
@@ -113,6 +116,14 @@ impl CoordinatorOptions {
         self
     }
 
+    /// Size of the log's segment files (default 64 MiB); records may then be at most half of it
+    /// (and at most 1 MiB).
+    #[must_use]
+    pub fn segment_size(mut self, bytes: u64) -> CoordinatorOptions {
+        self.segment_size = Some(bytes);
+        self
+    }
+
     /// Number of snapshots kept (default 2).
     #[must_use]
     pub fn keep_snapshots(mut self, keep: usize) -> CoordinatorOptions {
@@ -124,10 +135,21 @@ impl CoordinatorOptions {
     /// valid snapshot and replays the log after it.
     pub fn open(self) -> Result<Coordinator> {
         let store = store_dir(&self.root);
-        let log = Log::options(store.join("log")).durability(self.durability).open()?;
+        let mut log_options = Log::options(store.join("log")).durability(self.durability);
+        if let Some(bytes) = self.segment_size {
+            // A record must fit a segment: small segments get a smaller record limit.
+            let max_record = u32::try_from(bytes / 2).unwrap_or(u32::MAX).min(1 << 20);
+            log_options = log_options.segment_size(bytes).max_record_size(max_record);
+        }
+        let log = log_options.open()?;
         let snapshots = Snapshots::open(&store.join("snapshots"), self.keep_snapshots)?;
         let (state, skipped) = snapshots.load(log.next_lsn())?;
         let state = state.unwrap_or_else(State::new);
+        let first = log.first_lsn()?;
+        if state.next_lsn < first {
+            // The records between the state and the log's start were compacted away.
+            return Err(Error::Compacted { requested: state.next_lsn, first });
+        }
         let snapshots = SnapshotState {
             store: snapshots,
             last: AtomicU64::new(state.next_lsn.get()),
@@ -162,6 +184,7 @@ impl Coordinator {
             max_value_size: 256 * 1024,
             snapshot_every: 100_000,
             keep_snapshots: 2,
+            segment_size: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 
+mod compact;
 mod control;
 mod group;
 mod index;
@@ -239,6 +240,14 @@ impl Log {
         })
     }
 
+    /// Removes (or, with `archive`, moves there) the oldest sealed segments whose records all lie
+    /// below `limit`, oldest first, so that the log only ever loses a prefix; returns the files.
+    /// The newest segment is never removed. Readers in other processes keep their maps of removed
+    /// segments; a reader asking for a removed LSN gets [`Error::Compacted`].
+    pub fn remove_segments_before(&self, limit: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>> {
+        compact::remove_segments_before(&self.shared, limit, archive)
+    }
+
     /// Torn tails this handle cut while appending: bytes of appenders in other processes that
     /// died in the middle of a write (see log-format.md, "Appending").
     pub fn repairs(&self) -> Vec<TornTailReport> {
@@ -335,7 +344,18 @@ impl Shared {
         }
         let base = read_lock(&self.segments).range(..=lsn).next_back().map(|(b, _)| *b);
         match base {
-            Some(base) => Ok((base, self.segment(base)?)),
+            Some(base) => match self.segment(base) {
+                Err(e) if is_not_found(&e) => {
+                    // Removed by a compaction (perhaps in another process) since we last looked.
+                    self.refresh_segments()?;
+                    let first = self.first_lsn()?;
+                    if lsn < first {
+                        return Err(Error::Compacted { requested: lsn, first });
+                    }
+                    Ok((base, self.segment(base)?))
+                }
+                other => Ok((base, other?)),
+            },
             None => Err(Error::LsnOutOfRange {
                 requested: lsn,
                 first: self.first_lsn()?,
@@ -354,6 +374,10 @@ impl Shared {
         let slot = segments.entry(base).or_insert(None);
         Ok(slot.get_or_insert(seg).clone())
     }
+}
+
+pub(crate) fn is_not_found(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
 // Lock helpers: a panic while a lock is held leaves plain data behind (positions, maps), which

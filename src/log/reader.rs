@@ -53,6 +53,9 @@ impl LogReader {
     pub(crate) fn seek(shared: Arc<Shared>, lsn: Lsn) -> Result<LogReader> {
         let tail = shared.control.tail_lsn();
         let first = shared.first_lsn()?;
+        if lsn < first && lsn >= Lsn::FIRST {
+            return Err(Error::Compacted { requested: lsn, first });
+        }
         if lsn < first || lsn > tail {
             return Err(Error::LsnOutOfRange { requested: lsn, first, last: Lsn(tail.0.saturating_sub(1)) });
         }
@@ -165,16 +168,22 @@ impl LogReader {
         if let Some(base) = self.segment_base {
             self.segment.index_complete(&self.shared.dir, base, (self.next, self.offset));
         }
-        let segment = self.shared.segment(self.next).map_err(|e| match e {
-            Error::Io { ref source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                Error::SegmentGap {
-                    dir: self.shared.dir.clone(),
-                    expected: self.next,
-                    found: format!("{} ends before LSN {}", self.segment.path.display(), self.next),
-                }
+        let segment = match self.shared.segment(self.next) {
+            Err(e) if super::is_not_found(&e) => {
+                self.shared.refresh_segments()?;
+                let first = self.shared.first_lsn()?;
+                return Err(if self.next < first {
+                    Error::Compacted { requested: self.next, first }
+                } else {
+                    Error::SegmentGap {
+                        dir: self.shared.dir.clone(),
+                        expected: self.next,
+                        found: format!("{} ends before LSN {}", self.segment.path.display(), self.next),
+                    }
+                });
             }
-            other => other,
-        })?;
+            other => other?,
+        };
         self.map = segment.map();
         self.segment = segment;
         self.offset = SEGMENT_HEADER_LEN as u64;
