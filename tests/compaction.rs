@@ -1,6 +1,8 @@
 //! Compaction: removes the segments the kept snapshots cover, respects durable cursors unless
 //! forced, archives on request, is safe to stop at any step, and other handles keep working.
 
+mod common;
+
 use std::collections::BTreeMap;
 
 use maos_coord::coordinator::CompactOptions;
@@ -14,13 +16,7 @@ fn options(root: &std::path::Path) -> maos_coord::CoordinatorOptions {
 }
 
 fn segments(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(root.join(".maos/coordination/log"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    files.sort();
-    files
+    common::segment_files(&root.join(".maos/coordination/log"))
 }
 
 async fn busy(c: &Coordinator, me: &AgentId, round: u32) {
