@@ -83,3 +83,20 @@ fn verify_exits_with_3_and_names_the_place_of_corruption() {
         "{err}"
     );
 }
+
+#[test]
+fn store_snapshot_and_compact_from_the_shell() {
+    let root = tempfile::tempdir().unwrap();
+    assert!(run(root.path(), &["demo"]).status.success());
+    let o = run(root.path(), &["store", "compact"]);
+    assert!(stdout(&o).contains("nothing to compact"), "{}", stdout(&o));
+    let o = run(root.path(), &["store", "snapshot"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lsn: u64 = stdout(&o).trim().parse().unwrap();
+    assert!(lsn > 30);
+    let o = run(root.path(), &["store", "compact", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["snapshot"], lsn);
+    assert_eq!(report["removed"].as_array().unwrap().len(), 0, "the only segment is the newest: kept");
+    assert!(root.path().join(format!(".maos/coordination/snapshots/{lsn:020}.snap")).exists());
+}

@@ -3,6 +3,7 @@
 
 mod demo;
 mod log_cmd;
+mod store_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,6 +37,9 @@ enum Command {
     /// Inspect and maintain the log of a store.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Maintain a store: snapshots and compaction.
+    #[command(subcommand)]
+    Store(store_cmd::StoreCommand),
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
@@ -108,6 +112,7 @@ pub fn run() -> ExitCode {
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::DemoAgent(args) => demo::agent(&args, &mut out),
         Command::Log(cmd) => log_cmd::run(cmd, &mut out),
+        Command::Store(cmd) => store_cmd::run(cmd, &mut out),
     };
     match result {
         Ok(()) | Err(Failure::Pipe) => ExitCode::from(EXIT_OK),

@@ -1,0 +1,76 @@
+//! `maos-coord store ...`: maintenance of a whole store (snapshots, compaction).
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use maos_coord::coordinator::CompactOptions;
+use maos_coord::Coordinator;
+use serde_json::json;
+
+use super::{Failure, Out, StoreArgs};
+
+#[derive(Subcommand)]
+pub enum StoreCommand {
+    /// Write a snapshot of every projection now; prints its LSN.
+    Snapshot {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove (or archive) the log segments the kept snapshots cover and every durable cursor
+    /// has passed.
+    Compact {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Remove segments even if a durable cursor has not passed them.
+        #[arg(long)]
+        force: bool,
+        /// Move removed segments into this directory instead of deleting them.
+        #[arg(long)]
+        archive: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
+    match cmd {
+        StoreCommand::Snapshot { store } => {
+            let c = Coordinator::open(&store.root)?;
+            out.line(c.snapshot()?)?;
+        }
+        StoreCommand::Compact { store, force, archive, json } => {
+            let c = Coordinator::open(&store.root)?;
+            let report = c.compact(&CompactOptions { force, archive })?;
+            let held =
+                report.held_back_by.as_ref().map(|(path, lsn)| json!({"cursor": path, "lsn": lsn.get()}));
+            if json {
+                out.line(json!({
+                    "limit": report.limit.get(),
+                    "snapshot": report.snapshot.map(|l| l.get()),
+                    "held_back_by": held,
+                    "removed": report.removed,
+                    "first_lsn": c.log().first_lsn()?.get(),
+                }))?;
+            } else {
+                match report.snapshot {
+                    None => out.line(
+                        "nothing to compact: the store has no snapshot yet (run `maos-coord store snapshot`)",
+                    )?,
+                    Some(_) => out.line(format_args!(
+                        "removed {} files; the log now starts at LSN {}",
+                        report.removed.len(),
+                        c.log().first_lsn()?
+                    ))?,
+                }
+                if let Some((path, lsn)) = &report.held_back_by {
+                    out.line(format_args!(
+                        "held back at LSN {lsn} by cursor {} (use --force to remove anyway)",
+                        path.display()
+                    ))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
