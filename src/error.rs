@@ -377,6 +377,22 @@ pub enum FrameError {
         /// LSN in the frame.
         found: Lsn,
     },
+    /// In the compacted-records file: an LSN not above the one before it.
+    #[error("LSN {found} does not follow LSN {after}")]
+    LsnNotIncreasing {
+        /// LSN of the previous frame.
+        after: Lsn,
+        /// LSN in the frame.
+        found: Lsn,
+    },
+    /// The compacted-records file ends after another number of records than its header says.
+    #[error("{found} records where the header says {header}")]
+    CountMismatch {
+        /// Records the header announces.
+        header: u64,
+        /// Records found.
+        found: u64,
+    },
     /// Reserved bits or fields are not zero, or the kind is 0.
     #[error("reserved field set: {what}")]
     Reserved {

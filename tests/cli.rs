@@ -2,6 +2,8 @@
 
 use std::process::{Command, Output};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_maos-coord");
 
 fn run(root: &std::path::Path, args: &[&str]) -> Output {
@@ -99,4 +101,25 @@ fn store_snapshot_and_compact_from_the_shell() {
     assert_eq!(report["snapshot"], lsn);
     assert_eq!(report["removed"].as_array().unwrap().len(), 0, "the only segment is the newest: kept");
     assert!(root.path().join(format!(".maos/coordination/snapshots/{lsn:020}.snap")).exists());
+}
+
+#[tokio::test]
+async fn keyed_compaction_from_the_shell_and_dump_shows_the_kept_records() {
+    let root = tempfile::tempdir().unwrap();
+    drop(common::store::store(root.path()).await);
+    let o = run(root.path(), &["store", "compact", "--keyed", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (kept, examined) = (report["kept"].as_u64().unwrap(), report["examined"].as_u64().unwrap());
+    assert!(kept > 0 && kept < examined, "{report}");
+    let first = report["first_lsn"].as_u64().unwrap();
+    let o = run(root.path(), &["log", "dump", "--json"]);
+    let lsns: Vec<u64> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["lsn"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lsns.iter().filter(|&&l| l < first).count() as u64, kept);
+    assert!(lsns.windows(2).all(|w| w[0] < w[1]));
+    let o = run(root.path(), &["log", "verify"]);
+    assert!(stdout(&o).contains(&format!("{kept} records kept by keyed compaction")), "{}", stdout(&o));
 }

@@ -3,55 +3,14 @@
 
 mod common;
 
+use common::store::{busy, copy_store, options, segments, state, store};
+
 use std::collections::BTreeMap;
 
 use maos_coord::coordinator::CompactOptions;
-use maos_coord::model::{AgentId, ContextKey, EventFilter, NewTask, Visibility};
-use maos_coord::projection::State;
-use maos_coord::{Coordinator, Durability, Error, Lsn};
+use maos_coord::model::{EventFilter, NewTask};
+use maos_coord::{Error, Lsn};
 use serde_json::json;
-
-fn options(root: &std::path::Path) -> maos_coord::CoordinatorOptions {
-    Coordinator::options(root).durability(Durability::Buffered).snapshot_every(0).segment_size(16384)
-}
-
-fn segments(root: &std::path::Path) -> Vec<std::path::PathBuf> {
-    common::segment_files(&root.join(".maos/coordination/log"))
-}
-
-async fn busy(c: &Coordinator, me: &AgentId, round: u32) {
-    for i in 0..40 {
-        let t = c.create_task(me, NewTask::new(format!("r{round}-{i}"))).await.unwrap();
-        c.claim_next_task(me, &[]).await.unwrap();
-        c.complete_task(me, &t.id, vec![]).await.unwrap_or(());
-        c.set_context(
-            me,
-            &ContextKey::new(format!("k{}", i % 3)).unwrap(),
-            json!([round, i]),
-            Visibility::Shared,
-        )
-        .await
-        .unwrap();
-    }
-}
-
-/// A store with two snapshots and records after them, over many small segments.
-async fn store(root: &std::path::Path) -> (Coordinator, AgentId) {
-    let c = options(root).open().unwrap();
-    let me = AgentId::new("a").unwrap();
-    c.register_agent(&me, "r", vec![]).await.unwrap();
-    for round in 0..3 {
-        busy(&c, &me, round).await;
-        if round > 0 {
-            c.snapshot().unwrap();
-        }
-    }
-    (c, me)
-}
-
-fn state(c: &Coordinator) -> State {
-    c.read(|s| s.clone()).unwrap()
-}
 
 #[tokio::test]
 async fn compaction_removes_what_the_oldest_kept_snapshot_covers_and_the_state_stays() {
@@ -79,7 +38,7 @@ async fn archived_segments_are_moved_not_deleted() {
     let root = tempfile::tempdir().unwrap();
     let (c, _) = store(root.path()).await;
     let archive = root.path().join("archive");
-    let report = c.compact(&CompactOptions { force: false, archive: Some(archive.clone()) }).unwrap();
+    let report = c.compact(&CompactOptions { archive: Some(archive.clone()), ..Default::default() }).unwrap();
     let archived: Vec<_> = std::fs::read_dir(&archive).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(archived.len(), report.removed.len());
     assert!(archived.iter().any(|n| n.to_str().unwrap().ends_with(".seg")));
@@ -96,7 +55,7 @@ async fn a_cursor_behind_blocks_removal_unless_forced_and_then_its_owner_is_told
     assert!(report.removed.is_empty(), "the cursor at LSN {} holds the log", d.lsn.next());
     assert_eq!(report.held_back_by.as_ref().unwrap().1, d.lsn.next());
 
-    let report = c.compact(&CompactOptions { force: true, archive: None }).unwrap();
+    let report = c.compact(&CompactOptions { force: true, ..Default::default() }).unwrap();
     assert!(!report.removed.is_empty());
     let err = c.subscribe_durable(&me, "slow", EventFilter::all()).err().unwrap();
     assert!(matches!(err, Error::Compacted { .. }), "{err}");
@@ -139,26 +98,4 @@ async fn another_handle_keeps_working_during_and_after_compaction() {
     assert_eq!(sub.next().await.unwrap().recorded.event.type_name(), "ping");
     busy(&other, &me, 9).await;
     assert_eq!(state(&other), state(&c));
-}
-
-fn copy_store(from: &std::path::Path, to: &std::path::Path) {
-    for entry in walk(from) {
-        let rel = entry.strip_prefix(from).unwrap();
-        let target = to.join(rel);
-        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-        std::fs::copy(&entry, &target).unwrap();
-    }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }

@@ -4,12 +4,15 @@
 //! - `cas`: increment the JSON counter under a context key N times with compare-and-set.
 //! - `barrier`: signal a barrier as a participant, then wait until it completes.
 //! - `lock`: take and release a lock N times; prints each fencing token.
+//! - `compact`: compact the store (`--keyed`), optionally aborting the process right after a
+//!   given step (`--abort-at-step`, see `maos_coord::log::fault::abort_at_compaction_step`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use maos_coord::coordinator::CompactOptions;
 use maos_coord::model::{AgentId, BarrierName, ContextKey, LockName};
 use maos_coord::{Coordinator, Durability, Error};
 
@@ -50,6 +53,12 @@ enum Cmd {
         #[arg(long)]
         times: u64,
     },
+    Compact {
+        #[arg(long)]
+        keyed: bool,
+        #[arg(long)]
+        abort_at_step: Option<u64>,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -67,6 +76,14 @@ async fn run(args: Args) -> Result<(), Error> {
     let durability = if args.sync { Durability::Sync } else { Durability::Buffered };
     let c = Coordinator::options(&args.root).durability(durability).open()?;
     let me = AgentId::new(args.agent)?;
+    if let Cmd::Compact { keyed, abort_at_step } = args.command {
+        if let Some(step) = abort_at_step {
+            maos_coord::log::fault::abort_at_compaction_step(step);
+        }
+        let report = c.compact(&CompactOptions { keyed, ..CompactOptions::default() })?;
+        println!("removed {} files", report.removed.len());
+        return Ok(());
+    }
     c.register_agent(&me, "harness", vec!["work".into()]).await?;
     match args.command {
         Cmd::Claim => {
@@ -107,6 +124,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 c.unlock(&me, &lock).await?;
             }
         }
+        Cmd::Compact { .. } => {}
     }
     Ok(())
 }

@@ -28,7 +28,8 @@ pub enum LogCommand {
     Dump {
         #[command(flatten)]
         store: StoreArgs,
-        /// First LSN to print (default: the first the log holds).
+        /// First LSN to print (default: everything the store holds, starting with the records
+        /// keyed compaction kept).
         #[arg(long)]
         from: Option<u64>,
         /// Print at most this many records.
@@ -113,6 +114,7 @@ fn verify(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
         out.line(json!({
             "ok": true, "records": report.records, "segments": report.segments,
             "first_lsn": report.first.get(), "next_lsn": report.next.get(), "payload_bytes": report.payload_bytes,
+            "compacted_records": report.compacted_records,
         }))?;
     } else {
         out.line(format_args!(
@@ -123,6 +125,12 @@ fn verify(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
             report.segments,
             report.payload_bytes
         ))?;
+        if report.compacted_records > 0 {
+            out.line(format_args!(
+                "ok: {} records kept by keyed compaction, every checksum verified",
+                report.compacted_records
+            ))?;
+        }
     }
     Ok(())
 }
@@ -135,11 +143,10 @@ fn dump(
     out: &mut Out,
 ) -> Result<(), Failure> {
     let log = open(store)?;
-    let from = match from {
-        Some(lsn) => Lsn(lsn),
-        None => log.first_lsn()?,
+    let mut reader = match from {
+        Some(lsn) => Reader::Log(log.reader_from(Lsn(lsn))?),
+        None => Reader::Audit(log.audit_reader()?),
     };
-    let mut reader = log.reader_from(from)?;
     let mut printed = 0;
     while limit.is_none_or(|l| printed < l) {
         let Some(record) = reader.next()? else { break };
@@ -161,6 +168,21 @@ fn dump(
         printed += 1;
     }
     Ok(())
+}
+
+/// The log from an LSN, or everything the store holds.
+enum Reader {
+    Log(maos_coord::log::LogReader),
+    Audit(maos_coord::log::AuditReader),
+}
+
+impl Reader {
+    fn next(&mut self) -> maos_coord::Result<Option<maos_coord::log::Record<'_>>> {
+        match self {
+            Reader::Log(r) => r.next(),
+            Reader::Audit(r) => r.next(),
+        }
+    }
 }
 
 fn append(store: &StoreArgs, kind: u16, data: &str, buffered: bool, out: &mut Out) -> Result<(), Failure> {

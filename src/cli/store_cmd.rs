@@ -27,6 +27,10 @@ pub enum StoreCommand {
         /// Move removed segments into this directory instead of deleting them.
         #[arg(long)]
         archive: Option<PathBuf>,
+        /// Keyed compaction: first keep the records nothing later superseded (the latest record
+        /// of each context key, the creation and final record of each task, ...) for audits.
+        #[arg(long)]
+        keyed: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -39,9 +43,9 @@ pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
             let c = Coordinator::open(&store.root)?;
             out.line(c.snapshot()?)?;
         }
-        StoreCommand::Compact { store, force, archive, json } => {
+        StoreCommand::Compact { store, force, archive, keyed, json } => {
             let c = Coordinator::open(&store.root)?;
-            let report = c.compact(&CompactOptions { force, archive })?;
+            let report = c.compact(&CompactOptions { force, archive, keyed })?;
             let held =
                 report.held_back_by.as_ref().map(|(path, lsn)| json!({"cursor": path, "lsn": lsn.get()}));
             if json {
@@ -51,6 +55,8 @@ pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
                     "held_back_by": held,
                     "removed": report.removed,
                     "first_lsn": c.log().first_lsn()?.get(),
+                    "examined": report.keyed.map(|k| k.0),
+                    "kept": report.keyed.map(|k| k.1),
                 }))?;
             } else {
                 match report.snapshot {
@@ -62,6 +68,9 @@ pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
                         report.removed.len(),
                         c.log().first_lsn()?
                     ))?,
+                }
+                if let Some((examined, kept)) = report.keyed {
+                    out.line(format_args!("kept {kept} of {examined} records examined for the audit trail"))?;
                 }
                 if let Some((path, lsn)) = &report.held_back_by {
                     out.line(format_args!(

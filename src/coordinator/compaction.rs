@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::Coordinator;
 use crate::error::{Error, Result};
-use crate::model::AgentId;
+use crate::model::{AgentId, Recorded, Supersession, EVENT_RECORD_KIND};
 use crate::snapshot;
 use crate::types::Lsn;
 
@@ -17,6 +17,11 @@ pub struct CompactOptions {
     pub force: bool,
     /// Move removed segments here (same filesystem) instead of deleting them, for audits.
     pub archive: Option<PathBuf>,
+    /// Keyed compaction: before removing segments, keep the records nothing later superseded
+    /// (the latest record of every context key, the creation and final record of every task, ...:
+    /// [`Supersession`]) in the compacted-records file, where [`Coordinator::history`] and
+    /// `maos-coord log dump` still find them.
+    pub keyed: bool,
 }
 
 /// What a compaction did.
@@ -30,11 +35,16 @@ pub struct CompactionReport {
     pub held_back_by: Option<(PathBuf, Lsn)>,
     /// Files removed or archived.
     pub removed: Vec<PathBuf>,
+    /// Keyed compaction only: records examined (the old compacted-records file and the removed
+    /// segments) and records the compacted-records file now holds.
+    pub keyed: Option<(u64, u64)>,
 }
 
 impl Coordinator {
     /// Removes the sealed segments wholly below the oldest kept snapshot (so that falling back to
-    /// an older snapshot stays possible) and, unless `force`, below every durable cursor.
+    /// an older snapshot stays possible) and, unless `force`, below every durable cursor. With
+    /// `keyed`, the records of those segments that nothing later superseded are kept first. The
+    /// state is unchanged either way: it comes from the snapshots and the log after them.
     pub fn compact(&self, opts: &CompactOptions) -> Result<CompactionReport> {
         let snapshot = self.oldest_valid_snapshot()?;
         let Some(covered) = snapshot else {
@@ -43,6 +53,7 @@ impl Coordinator {
                 snapshot,
                 held_back_by: None,
                 removed: Vec::new(),
+                keyed: None,
             });
         };
         let slowest = self.slowest_cursor()?;
@@ -52,8 +63,33 @@ impl Coordinator {
             limit = position;
             held_back_by = Some((path, position));
         }
-        let removed = self.log.remove_segments_before(limit, opts.archive.as_deref())?;
-        Ok(CompactionReport { limit, snapshot, held_back_by, removed })
+        let archive = opts.archive.as_deref();
+        if !opts.keyed {
+            let removed = self.log.remove_segments_before(limit, archive)?;
+            return Ok(CompactionReport { limit, snapshot, held_back_by, removed, keyed: None });
+        }
+        let supersession = self.supersession()?;
+        let done = self.log.compact_keyed(limit, archive, |record| {
+            if record.kind.get() != EVENT_RECORD_KIND {
+                return Ok(true); // never drop what this layer does not understand
+            }
+            let recorded = Recorded::decode(record.lsn, record.payload)?;
+            Ok(supersession.keeps(record.lsn, &recorded.event))
+        })?;
+        let keyed = Some((done.examined, done.kept));
+        Ok(CompactionReport { limit, snapshot, held_back_by, removed: done.removed, keyed })
+    }
+
+    /// The latest definition and change of every entity in everything the store holds.
+    fn supersession(&self) -> Result<Supersession> {
+        let mut supersession = Supersession::new();
+        let mut reader = self.log.audit_reader()?;
+        while let Some(record) = reader.next()? {
+            if record.kind.get() == EVENT_RECORD_KIND {
+                supersession.note(record.lsn, &Recorded::decode(record.lsn, record.payload)?.event);
+            }
+        }
+        Ok(supersession)
     }
 
     /// Moves a durable subscription's cursor to `lsn` (after a [`Error::Compacted`] answer: to the

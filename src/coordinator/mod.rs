@@ -285,9 +285,11 @@ impl Coordinator {
     }
 
     /// The records about a task, a context key or an agent, oldest first (the audit trail):
-    /// one pass over the log.
+    /// one pass over everything the store holds. Below a keyed compaction's range only the kept
+    /// records remain (a finished task's creation and final record, a key's latest record); a
+    /// plain compaction removes its range from the trail altogether.
     pub fn history(&self, subject: &Subject) -> Result<Vec<(Lsn, Timestamp, Recorded)>> {
-        let mut reader = self.log.reader()?;
+        let mut reader = self.log.audit_reader()?;
         let mut out = Vec::new();
         while let Some(record) = reader.next()? {
             if record.kind.get() != EVENT_RECORD_KIND {

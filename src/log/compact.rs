@@ -1,32 +1,126 @@
-//! Removing the oldest sealed segments (log-format.md, "Compaction"): a prefix of the log, one
-//! segment at a time (unlink or rename into an archive directory, then directory sync), so that a
-//! crash at any step leaves a log that opens and merely starts later.
+//! Compaction (log-format.md, "Compaction"): removing a prefix of the log, one sealed segment at a
+//! time (unlink or rename into an archive directory, then directory sync), optionally first
+//! keeping chosen records of it in the compacted-records file. A crash at any step leaves a log
+//! that opens and merely starts later. One compaction at a time per store (`compact.lock`).
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::compacted::{CompactedFile, CompactedWriter};
 use super::index::index_path;
+use super::reader::Record;
 use super::{io, read_lock, Shared};
 use crate::error::{Error, Result};
 use crate::types::Lsn;
+
+/// What [`super::Log::compact_keyed`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct KeyedCompaction {
+    /// The log now starts here (records below it are in the compacted-records file or gone).
+    pub new_start: Option<Lsn>,
+    /// Records examined (the old compacted-records file and the removed segments).
+    pub examined: u64,
+    /// Records the compacted-records file now holds.
+    pub kept: u64,
+    /// Segment and index files removed or archived.
+    pub removed: Vec<PathBuf>,
+}
+
+/// The exclusive compaction lock of a store, released on drop (closing the file releases it).
+struct CompactLock {
+    _file: File,
+}
+
+impl CompactLock {
+    fn take(dir: &Path) -> Result<CompactLock> {
+        let path = dir.join("compact.lock");
+        let file = io::open_rw(&path, true)?;
+        file.lock().map_err(|e| Error::io("lock", &path, e))?;
+        Ok(CompactLock { _file: file })
+    }
+}
+
+/// Where the log would start after removing the sealed segments wholly below `limit` (the base of
+/// the first segment kept), or `None` if no segment qualifies.
+fn new_start(shared: &Shared, limit: Lsn) -> Result<Option<Lsn>> {
+    shared.refresh_segments()?;
+    let bases: Vec<Lsn> = read_lock(&shared.segments).keys().copied().collect();
+    let newest = shared.control.tail_segment();
+    let mut start = None;
+    for pair in bases.windows(2) {
+        let [base, next] = pair else { break };
+        if *next > limit || *base >= newest {
+            break;
+        }
+        start = Some(*next);
+    }
+    Ok(start)
+}
 
 pub(super) fn remove_segments_before(
     shared: &Shared,
     limit: Lsn,
     archive: Option<&Path>,
 ) -> Result<Vec<PathBuf>> {
-    shared.refresh_segments()?;
-    let bases: Vec<Lsn> = read_lock(&shared.segments).keys().copied().collect();
-    let newest = shared.control.tail_segment();
+    let _lock = CompactLock::take(&shared.dir)?;
+    match new_start(shared, limit)? {
+        Some(start) => remove_below(shared, start, archive),
+        None => Ok(Vec::new()),
+    }
+}
+
+pub(super) fn compact_keyed(
+    shared: &Arc<Shared>,
+    limit: Lsn,
+    archive: Option<&Path>,
+    mut keep: impl FnMut(&Record<'_>) -> Result<bool>,
+) -> Result<KeyedCompaction> {
+    let _lock = CompactLock::take(&shared.dir)?;
+    let Some(start) = new_start(shared, limit)? else { return Ok(KeyedCompaction::default()) };
+    let old = CompactedFile::open(&shared.dir, shared.opts.max_record_size)?;
+    let log_first = shared.first_lsn()?;
+    let first = old.as_ref().map_or(log_first, |o| o.header().first.min(log_first));
+    let mut out = CompactedWriter::create(&shared.dir, first)?;
+    let mut examined = 0u64;
+    if let Some(old) = &old {
+        for record in old.records() {
+            let record = record?;
+            examined += 1;
+            if keep(&record)? {
+                out.push(&record)?;
+            }
+        }
+    }
+    // Records an interrupted compaction already moved into the old file are not read twice.
+    let from = old.as_ref().map_or(log_first, |o| o.header().end.max(log_first));
+    if from < start {
+        let mut reader = super::reader::LogReader::seek(shared.clone(), from)?;
+        while reader.position() < start {
+            let Some(record) = reader.next()? else { break };
+            examined += 1;
+            if keep(&record)? {
+                out.push(&record)?;
+            }
+        }
+    }
+    // A later limit than an interrupted compaction's never shrinks the compacted range.
+    let end = old.as_ref().map_or(start, |o| o.header().end.max(start));
+    drop(old);
+    let kept = out.install(end)?;
+    let removed = remove_below(shared, start, archive)?;
+    Ok(KeyedCompaction { new_start: Some(start), examined, kept, removed })
+}
+
+/// Removes (or archives) every segment below `start`, oldest first.
+fn remove_below(shared: &Shared, start: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>> {
     if let Some(dir) = archive {
         io::create_dir_synced(dir)?;
     }
+    let bases: Vec<Lsn> = read_lock(&shared.segments).range(..start).map(|(b, _)| *b).collect();
     let mut removed = Vec::new();
-    for pair in bases.windows(2) {
-        let [base, next] = pair else { break };
-        if *next > limit || *base >= newest {
-            break;
-        }
-        let path = shared.dir.join(super::format::segment_file_name(*base));
+    for (step, base) in (3..).zip(bases) {
+        let path = shared.dir.join(super::format::segment_file_name(base));
         for file in [index_path(&path), path.clone()] {
             match move_or_remove(&file, archive) {
                 Ok(()) => removed.push(file),
@@ -38,6 +132,7 @@ pub(super) fn remove_segments_before(
         if let Some(dir) = archive {
             io::sync_dir(dir)?;
         }
+        super::writer::fault::compaction_step(step);
     }
     shared.refresh_segments()?;
     Ok(removed)

@@ -239,6 +239,25 @@ fn frame_crc(frame: &[u8]) -> u32 {
 /// field is checked against `max_payload` and the buffer before anything is read through it.
 #[must_use]
 pub fn decode_frame(buf: &[u8], expected: Lsn, max_payload: u32) -> Decoded<'_> {
+    decode_frame_where(buf, LsnRule::Exactly(expected), max_payload)
+}
+
+/// Decodes the frame at the start of `buf`, whose LSN must be greater than `after`: the frames
+/// of the compacted-records file, whose LSNs increase with gaps (log-format.md, "Compacted
+/// records file").
+#[must_use]
+pub fn decode_frame_after(buf: &[u8], after: Lsn, max_payload: u32) -> Decoded<'_> {
+    decode_frame_where(buf, LsnRule::Above(after), max_payload)
+}
+
+/// Which LSN a frame must carry.
+#[derive(Clone, Copy)]
+enum LsnRule {
+    Exactly(Lsn),
+    Above(Lsn),
+}
+
+fn decode_frame_where(buf: &[u8], rule: LsnRule, max_payload: u32) -> Decoded<'_> {
     let Some(header) = buf.get(..FRAME_HEADER_LEN) else {
         return if nonzero(buf) {
             Decoded::Invalid(FrameError::TruncatedHeader { available: buf.len() })
@@ -265,10 +284,10 @@ pub fn decode_frame(buf: &[u8], expected: Lsn, max_payload: u32) -> Decoded<'_> 
     if stored != computed {
         return Decoded::Invalid(FrameError::Checksum { stored, computed });
     }
-    check_frame_fields(frame, len, total, expected)
+    check_frame_fields(frame, len, total, rule)
 }
 
-fn check_frame_fields(frame: &[u8], len: u32, total: usize, expected: Lsn) -> Decoded<'_> {
+fn check_frame_fields(frame: &[u8], len: u32, total: usize, rule: LsnRule) -> Decoded<'_> {
     let marker = frame.get(FR_MARKER).copied().unwrap_or(0);
     if marker != FRAME_MARKER {
         return Decoded::Invalid(FrameError::BadMarker { found: marker });
@@ -291,8 +310,14 @@ fn check_frame_fields(frame: &[u8], len: u32, total: usize, expected: Lsn) -> De
         return Decoded::Invalid(FrameError::Reserved { what: "kind 0" });
     };
     let lsn = Lsn(u64_at(frame, FR_LSN));
-    if lsn != expected {
-        return Decoded::Invalid(FrameError::LsnMismatch { expected, found: lsn });
+    match rule {
+        LsnRule::Exactly(expected) if lsn != expected => {
+            return Decoded::Invalid(FrameError::LsnMismatch { expected, found: lsn });
+        }
+        LsnRule::Above(after) if lsn <= after => {
+            return Decoded::Invalid(FrameError::LsnNotIncreasing { after, found: lsn });
+        }
+        _ => {}
     }
     Decoded::Frame(Frame {
         lsn,

@@ -10,21 +10,23 @@ use crate::types::{Lsn, Timestamp};
 
 const MAX_PAYLOAD: u32 = 1 << 16;
 
-/// Decodes `data[8..]` as a frame, a segment header and a run of frames, expecting the LSN in
-/// `data[..8]`.
+/// Decodes `data[8..]` as a frame, a segment header, a compacted-records header and a run of
+/// frames, expecting the LSN in `data[..8]`.
 pub fn decode_record(data: &[u8]) {
     let lsn = Lsn(format::u64_at(data, 0));
     let rest = data.get(8..).unwrap_or_default();
     let _ = format::decode_frame(rest, lsn, MAX_PAYLOAD);
+    let _ = format::decode_frame_after(rest, lsn, MAX_PAYLOAD);
     let _ = SegmentHeader::decode(rest);
+    let _ = super::compacted::CompactedHeader::decode(rest);
     let start = ScanStart { offset: 0, lsn, time: Timestamp(0), last_frame: 0 };
     let scanned = scan::scan(rest, start, MAX_PAYLOAD, |_, _| {});
     let _ = scan::valid_frame_follows(rest, 0, lsn.next(), MAX_PAYLOAD);
     let _ = scan::nonzero_end(rest, scanned.committed_offset);
 }
 
-/// Writes `data` as the only segment of a store in `dir`, opens it
-/// in both recovery modes and reads and verifies everything.
+/// Writes `data` as the only segment of a store in `dir` and as its compacted-records file,
+/// opens it in both recovery modes and reads and verifies everything.
 pub fn open_segment(dir: &Path, data: &[u8]) {
     let (base, capacity) = match SegmentHeader::decode(data) {
         Ok(h) => (h.base_lsn, h.capacity),
@@ -35,7 +37,9 @@ pub fn open_segment(dir: &Path, data: &[u8]) {
         return;
     }
     let name = format::segment_file_name(base);
-    if std::fs::write(dir.join(name), data).is_err() {
+    if std::fs::write(dir.join(name), data).is_err()
+        || std::fs::write(dir.join(super::compacted::COMPACTED_FILE), data).is_err()
+    {
         return;
     }
     for mode in [RecoveryMode::Strict, RecoveryMode::TruncateTornTail] {
@@ -48,6 +52,9 @@ pub fn open_segment(dir: &Path, data: &[u8]) {
         if let Ok(log) = opened {
             let _ = log.verify();
             if let Ok(mut reader) = log.reader() {
+                while let Ok(Some(_)) = reader.next() {}
+            }
+            if let Ok(mut reader) = log.audit_reader() {
                 while let Ok(Some(_)) = reader.next() {}
             }
         }

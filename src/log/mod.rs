@@ -9,7 +9,9 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 
+mod audit;
 mod compact;
+pub mod compacted;
 mod control;
 mod group;
 mod index;
@@ -27,6 +29,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
+pub use audit::AuditReader;
+pub use compact::KeyedCompaction;
 pub use options::{Durability, LogOptions, RecoveryMode};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TornTailReport};
@@ -231,7 +235,16 @@ impl Log {
             records += 1;
             payload_bytes += record.payload.len() as u64;
         }
+        let compacted = compacted::CompactedFile::open(&self.shared.dir, self.shared.opts.max_record_size)?;
+        let mut compacted_records = 0u64;
+        if let Some(file) = &compacted {
+            for record in file.records() {
+                record?;
+                compacted_records += 1;
+            }
+        }
         Ok(VerifyReport {
+            compacted_records,
             first,
             next: reader.position(),
             records,
@@ -246,6 +259,27 @@ impl Log {
     /// segments; a reader asking for a removed LSN gets [`Error::Compacted`].
     pub fn remove_segments_before(&self, limit: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>> {
         compact::remove_segments_before(&self.shared, limit, archive)
+    }
+
+    /// Keyed compaction: like [`Log::remove_segments_before`], but first rewrites the
+    /// compacted-records file to hold every record of its old contents and of the removed
+    /// segments for which `keep` says yes (log-format.md, "Compacted records file"). The file is
+    /// replaced atomically before any segment is removed, so a crash at any step loses nothing
+    /// `keep` wanted. Dense readers ([`Log::reader_from`]) never see compacted records; read them
+    /// with [`Log::audit_reader`].
+    pub fn compact_keyed(
+        &self,
+        limit: Lsn,
+        archive: Option<&Path>,
+        keep: impl FnMut(&Record<'_>) -> Result<bool>,
+    ) -> Result<KeyedCompaction> {
+        compact::compact_keyed(&self.shared, limit, archive, keep)
+    }
+
+    /// A reader over everything the store holds for audits: the records keyed compaction kept,
+    /// then the log from the end of their range.
+    pub fn audit_reader(&self) -> Result<AuditReader> {
+        AuditReader::open(self.shared.clone())
     }
 
     /// Torn tails this handle cut while appending: bytes of appenders in other processes that
@@ -304,6 +338,8 @@ pub struct VerifyReport {
     pub payload_bytes: u64,
     /// Segment files.
     pub segments: usize,
+    /// Records in the compacted-records file (keyed compaction), each checked.
+    pub compacted_records: u64,
 }
 
 impl Shared {

@@ -353,6 +353,20 @@ pub mod fault {
     use crate::error::Result;
 
     static ABORT_AFTER_BYTES: AtomicU64 = AtomicU64::new(u64::MAX);
+    static ABORT_AT_COMPACTION_STEP: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    /// Arms a fault in compaction: the process aborts right after step `step` (1: the new
+    /// compacted-records file is synced under its temporary name; 2: it is renamed into place;
+    /// 3 and on: one more removed segment). For crash tests only.
+    pub fn abort_at_compaction_step(step: u64) {
+        ABORT_AT_COMPACTION_STEP.store(step, Ordering::SeqCst);
+    }
+
+    pub(crate) fn compaction_step(step: u64) {
+        if ABORT_AT_COMPACTION_STEP.load(Ordering::Relaxed) == step {
+            std::process::abort();
+        }
+    }
 
     /// Arms the fault: the next group write stops after `bytes` bytes and the process aborts,
     /// leaving a torn write behind. For crash tests only.

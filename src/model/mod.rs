@@ -6,6 +6,7 @@ mod dependency;
 mod event;
 mod filter;
 mod ids;
+mod retention;
 mod task;
 
 pub use context::{ContextEntry, SetCondition, Visibility};
@@ -15,4 +16,5 @@ pub use filter::{EventFilter, Subject};
 pub use ids::{
     validate_name, AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId, MAX_NAME_LEN,
 };
+pub use retention::{Entity, Role, Supersession};
 pub use task::{NewTask, Priority, Task, TaskStatus, DEFAULT_MAX_ATTEMPTS};

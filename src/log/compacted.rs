@@ -1,0 +1,330 @@
+//! The compacted-records file (log-format.md, "Compacted records file"): what keyed compaction
+//! kept of the segments it removed. Same frames as a segment, LSNs increasing with gaps, an
+//! exact length; replaced as a whole (temporary file, sync, rename, directory sync).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::format::{self, decode_frame_after, u32_at, u64_at, Decoded};
+use super::io;
+use super::reader::Record;
+use crate::error::{Error, FrameError, Result};
+use crate::types::{Lsn, Timestamp};
+
+/// Name of the compacted-records file in the log directory.
+pub const COMPACTED_FILE: &str = "compacted.log";
+/// `b"MAOSKEPT"`.
+pub const COMPACTED_MAGIC: [u8; 8] = *b"MAOSKEPT";
+/// Size of the file header; the first frame starts here.
+pub const COMPACTED_HEADER_LEN: usize = 64;
+const H_VERSION: usize = 8;
+const H_FLAGS: usize = 12;
+const H_FIRST: usize = 16;
+const H_END: usize = 24;
+const H_RECORDS: usize = 32;
+const H_BODY_LEN: usize = 40;
+const H_CREATED: usize = 48;
+const H_RESERVED: usize = 56;
+const H_CRC: usize = 60;
+
+/// The decoded header of the compacted-records file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactedHeader {
+    /// First LSN of the compacted range (where the log started before its first compaction).
+    pub first: Lsn,
+    /// End of the compacted range (exclusive): records from here on are in segments.
+    pub end: Lsn,
+    /// Number of records the file holds.
+    pub records: u64,
+    /// Bytes of frames after the header; the file is exactly header plus body.
+    pub body_len: u64,
+    /// When the file was written.
+    pub created: Timestamp,
+}
+
+impl CompactedHeader {
+    /// Encodes the header into its 64 bytes.
+    #[must_use]
+    pub fn encode(&self) -> [u8; COMPACTED_HEADER_LEN] {
+        let mut b = [0u8; COMPACTED_HEADER_LEN];
+        let mut put = |at: usize, bytes: &[u8]| {
+            if let Some(dst) = b.get_mut(at..at + bytes.len()) {
+                dst.copy_from_slice(bytes);
+            }
+        };
+        put(0, &COMPACTED_MAGIC);
+        put(H_VERSION, &format::FORMAT_VERSION.to_le_bytes());
+        put(H_FIRST, &self.first.0.to_le_bytes());
+        put(H_END, &self.end.0.to_le_bytes());
+        put(H_RECORDS, &self.records.to_le_bytes());
+        put(H_BODY_LEN, &self.body_len.to_le_bytes());
+        put(H_CREATED, &self.created.0.to_le_bytes());
+        let crc = crc32fast::hash(b.get(..H_CRC).unwrap_or_default());
+        if let Some(dst) = b.get_mut(H_CRC..) {
+            dst.copy_from_slice(&crc.to_le_bytes());
+        }
+        b
+    }
+
+    /// Decodes and checks a header.
+    pub fn decode(bytes: &[u8]) -> std::result::Result<CompactedHeader, String> {
+        let b =
+            bytes.get(..COMPACTED_HEADER_LEN).ok_or_else(|| format!("only {} header bytes", bytes.len()))?;
+        if b.get(..8) != Some(COMPACTED_MAGIC.as_slice()) {
+            return Err("bad magic (not a compacted-records file)".into());
+        }
+        let (stored, computed) = (u32_at(b, H_CRC), crc32fast::hash(b.get(..H_CRC).unwrap_or_default()));
+        if stored != computed {
+            return Err(format!(
+                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ));
+        }
+        let version = u32_at(b, H_VERSION);
+        if version != format::FORMAT_VERSION {
+            return Err(format!("unsupported format version {version}"));
+        }
+        if u32_at(b, H_FLAGS) != 0 || u32_at(b, H_RESERVED) != 0 {
+            return Err("flags or reserved bytes are set".into());
+        }
+        let header = CompactedHeader {
+            first: Lsn(u64_at(b, H_FIRST)),
+            end: Lsn(u64_at(b, H_END)),
+            records: u64_at(b, H_RECORDS),
+            body_len: u64_at(b, H_BODY_LEN),
+            created: Timestamp(u64_at(b, H_CREATED) as i64),
+        };
+        if header.first.0 == 0 || header.end < header.first {
+            return Err(format!("impossible range {} to {}", header.first, header.end));
+        }
+        Ok(header)
+    }
+}
+
+/// An open compacted-records file.
+pub struct CompactedFile {
+    path: PathBuf,
+    map: Mmap,
+    header: CompactedHeader,
+    max_payload: u32,
+}
+
+impl CompactedFile {
+    /// Opens the file in `dir`, or `None` if the log was never compacted by key.
+    pub fn open(dir: &Path, max_payload: u32) -> Result<Option<CompactedFile>> {
+        let path = dir.join(COMPACTED_FILE);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        let len = io::file_len(&file, &path)?;
+        let map = io::map_read(&file, &path, len)?;
+        let header = CompactedHeader::decode(&map)
+            .map_err(|reason| Error::CorruptHeader { segment: path.clone(), reason })?;
+        let expected = COMPACTED_HEADER_LEN as u64 + header.body_len;
+        if len != expected {
+            return Err(Error::CorruptHeader {
+                segment: path,
+                reason: format!("file is {len} bytes, its header says {expected}"),
+            });
+        }
+        Ok(Some(CompactedFile { path, map, header, max_payload }))
+    }
+
+    /// Its header.
+    #[must_use]
+    pub fn header(&self) -> &CompactedHeader {
+        &self.header
+    }
+
+    /// The file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The record at byte `offset` and the offset after it, `None` at the end of the body.
+    /// `after` is the LSN of the record before (the frame must carry a greater one, below the
+    /// header's end); `seen` the number of records before it.
+    pub fn record_at(&self, offset: u64, after: Lsn, seen: u64) -> Result<Option<(Record<'_>, u64)>> {
+        let rest = self.map.get(offset as usize..).unwrap_or_default();
+        let corrupt =
+            |reason| Error::Corruption { segment: self.path.clone(), offset, lsn: after.next(), reason };
+        if rest.is_empty() {
+            if seen != self.header.records {
+                return Err(corrupt(FrameError::CountMismatch { header: self.header.records, found: seen }));
+            }
+            return Ok(None);
+        }
+        match decode_frame_after(rest, after, self.max_payload) {
+            Decoded::Frame(f) if f.lsn >= self.header.end || f.lsn < self.header.first => {
+                Err(corrupt(FrameError::LsnMismatch { expected: self.header.end, found: f.lsn }))
+            }
+            Decoded::Frame(f) if f.flags != 0 => Err(corrupt(FrameError::Reserved { what: "flags" })),
+            Decoded::Frame(f) => {
+                let record = Record { lsn: f.lsn, timestamp: f.timestamp, kind: f.kind, payload: f.payload };
+                Ok(Some((record, offset + f.len as u64)))
+            }
+            Decoded::End => Err(corrupt(FrameError::TruncatedHeader { available: rest.len() })),
+            Decoded::Invalid(reason) => Err(corrupt(reason)),
+        }
+    }
+
+    /// Every record, in LSN order, each checked.
+    pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>>> + '_ {
+        let mut at = (COMPACTED_HEADER_LEN as u64, Lsn(self.header.first.0.saturating_sub(1)), 0u64);
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            match self.record_at(at.0, at.1, at.2) {
+                Ok(Some((record, next))) => {
+                    at = (next, record.lsn, at.2 + 1);
+                    Some(Ok(record))
+                }
+                Ok(None) => None,
+                Err(e) => {
+                    failed = true;
+                    Some(Err(e))
+                }
+            }
+        })
+    }
+}
+
+/// Writes a new compacted-records file under a temporary name; [`CompactedWriter::install`]
+/// makes it durable and puts it in place.
+pub struct CompactedWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    out: BufWriter<File>,
+    first: Lsn,
+    last: Lsn,
+    records: u64,
+    body_len: u64,
+    frame: Vec<u8>,
+}
+
+impl CompactedWriter {
+    /// Starts a file whose range begins at `first`.
+    pub fn create(dir: &Path, first: Lsn) -> Result<CompactedWriter> {
+        let tmp = dir.join(format!("{COMPACTED_FILE}.tmp"));
+        let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let mut out = BufWriter::with_capacity(1 << 20, file);
+        out.write_all(&[0u8; COMPACTED_HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
+        Ok(CompactedWriter {
+            dir: dir.to_path_buf(),
+            tmp,
+            out,
+            first,
+            last: Lsn(0),
+            records: 0,
+            body_len: 0,
+            frame: Vec::new(),
+        })
+    }
+
+    /// Appends a record (LSNs must increase; batch flags are not kept: each record stands alone).
+    pub fn push(&mut self, record: &Record<'_>) -> Result<()> {
+        if record.lsn <= self.last || record.lsn < self.first {
+            return Err(Error::InvalidArgument {
+                name: "compacted record",
+                reason: format!("LSN {} after LSN {} (range from {})", record.lsn, self.last, self.first),
+            });
+        }
+        self.frame.clear();
+        format::push_unfinished_frame(&mut self.frame, record.kind, record.payload);
+        format::finalize_frame(&mut self.frame, record.lsn, record.timestamp, 0);
+        self.out.write_all(&self.frame).map_err(|e| Error::io("write", &self.tmp, e))?;
+        self.last = record.lsn;
+        self.records += 1;
+        self.body_len += self.frame.len() as u64;
+        Ok(())
+    }
+
+    /// Writes the header (range ends before `end`), syncs the file, renames it over the old one
+    /// and syncs the directory. Returns the number of records.
+    pub fn install(self, end: Lsn) -> Result<u64> {
+        let CompactedWriter { dir, tmp, out, first, last, records, body_len, .. } = self;
+        if end <= last || end < first {
+            return Err(Error::InvalidArgument {
+                name: "compacted range",
+                reason: format!("end {end} is not past the last kept record {last} (range from {first})"),
+            });
+        }
+        let file = out.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        let header = CompactedHeader { first, end, records, body_len, created: Timestamp::now() };
+        std::os::unix::fs::FileExt::write_all_at(&file, &header.encode(), 0)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        super::writer::fault::compaction_step(1);
+        io::rename_synced(&tmp, &dir.join(COMPACTED_FILE), &dir)?;
+        super::writer::fault::compaction_step(2);
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::RecordKind;
+
+    fn write(dir: &Path, lsns: &[u64], end: u64) {
+        let mut w = CompactedWriter::create(dir, Lsn(1)).unwrap();
+        let kind = RecordKind::new(1).unwrap();
+        for &lsn in lsns {
+            let payload = lsn.to_le_bytes();
+            w.push(&Record { lsn: Lsn(lsn), timestamp: Timestamp(lsn as i64), kind, payload: &payload })
+                .unwrap();
+        }
+        w.install(Lsn(end)).unwrap();
+    }
+
+    #[test]
+    fn records_round_trip_with_gaps() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(CompactedFile::open(dir.path(), 1024).unwrap().is_none());
+        write(dir.path(), &[3, 7, 8, 100], 200);
+        let file = CompactedFile::open(dir.path(), 1024).unwrap().unwrap();
+        assert_eq!((file.header().first, file.header().end, file.header().records), (Lsn(1), Lsn(200), 4));
+        let lsns: Vec<u64> = file.records().map(|r| r.unwrap().lsn.0).collect();
+        assert_eq!(lsns, [3, 7, 8, 100]);
+        assert!(!dir.path().join("compacted.log.tmp").exists());
+    }
+
+    #[test]
+    fn out_of_order_records_and_short_ranges_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = CompactedWriter::create(dir.path(), Lsn(1)).unwrap();
+        let kind = RecordKind::new(1).unwrap();
+        w.push(&Record { lsn: Lsn(5), timestamp: Timestamp(0), kind, payload: b"x" }).unwrap();
+        assert!(w.push(&Record { lsn: Lsn(5), timestamp: Timestamp(0), kind, payload: b"x" }).is_err());
+        assert!(w.install(Lsn(5)).is_err());
+    }
+
+    #[test]
+    fn every_bit_flip_and_truncation_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), &[2, 9], 10);
+        let path = dir.path().join(COMPACTED_FILE);
+        let good = std::fs::read(&path).unwrap();
+        let check = |bytes: &[u8]| -> Result<()> {
+            std::fs::write(&path, bytes).unwrap();
+            let file = CompactedFile::open(dir.path(), 1024)?.unwrap();
+            file.records().collect::<Result<Vec<_>>>().map(|_| ())
+        };
+        check(&good).unwrap();
+        for bit in 0..good.len() * 8 {
+            let mut bad = good.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(check(&bad).is_err(), "bit {bit} flip went unnoticed");
+        }
+        for cut in 0..good.len() {
+            assert!(check(&good[..cut]).is_err(), "cut at {cut} went unnoticed");
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Keyed compaction: the state is unchanged, the audit trail keeps exactly the records nothing
+//! later superseded, a second compaction drops what became superseded since, and a process killed
+//! after any step leaves a store with the same state and a consistent trail.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Command;
+
+use common::store::{busy, copy_store, options, segments, state, store};
+use maos_coord::coordinator::CompactOptions;
+use maos_coord::model::{AgentId, ContextKey, Event, Recorded, Subject, Visibility, EVENT_RECORD_KIND};
+use maos_coord::{Coordinator, Lsn};
+use serde_json::json;
+
+const HARNESS: &str = env!("CARGO_BIN_EXE_maos-coord-harness");
+
+fn keyed() -> CompactOptions {
+    CompactOptions { keyed: true, ..CompactOptions::default() }
+}
+
+/// Everything the store holds for audits, as (LSN, event).
+fn trail(c: &Coordinator) -> Vec<(Lsn, Event)> {
+    let mut reader = c.log().audit_reader().unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = reader.next().unwrap() {
+        assert_eq!(r.kind.get(), EVENT_RECORD_KIND);
+        out.push((r.lsn, Recorded::decode(r.lsn, r.payload).unwrap().event));
+    }
+    out
+}
+
+/// The trail keyed compaction must leave, computed by brute force from the trail before it: below
+/// `start`, a record stays iff no later record has the same entity and role.
+fn expected_after(before: &[(Lsn, Event)], start: Lsn) -> Vec<(Lsn, Event)> {
+    let mut later = HashSet::new();
+    let mut kept: Vec<(Lsn, Event)> = before
+        .iter()
+        .rev()
+        .filter(|(lsn, event)| {
+            let lineage = event.lineage();
+            let superseded = lineage.as_ref().is_some_and(|l| later.contains(l));
+            if let Some(l) = lineage {
+                later.insert(l);
+            }
+            *lsn >= start || !superseded
+        })
+        .cloned()
+        .collect();
+    kept.reverse();
+    kept
+}
+
+fn assert_strictly_increasing(trail: &[(Lsn, Event)]) {
+    assert!(trail.windows(2).all(|w| w[0].0 < w[1].0), "audit trail out of order");
+}
+
+#[tokio::test]
+async fn keyed_compaction_keeps_exactly_the_unsuperseded_records_and_the_state() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, me) = store(root.path()).await;
+    let state_before = state(&c);
+    let before = trail(&c);
+    let n = segments(root.path()).len();
+
+    let report = c.compact(&keyed()).unwrap();
+    let start = c.log().first_lsn().unwrap();
+    assert!(start > Lsn(1) && segments(root.path()).len() < n, "{report:?}");
+    let (examined, kept) = report.keyed.unwrap();
+    assert_eq!(examined, start.get() - 1);
+    let after = trail(&c);
+    assert_eq!(after, expected_after(&before, start));
+    assert_eq!(kept as usize, after.iter().filter(|(l, _)| *l < start).count());
+    assert!(kept > 0 && kept < examined * 3 / 5, "kept {kept} of {examined}");
+    assert_strictly_increasing(&after);
+
+    // A finished task below the range keeps its creation and its final record.
+    let finished = before.iter().find_map(|(_, e)| match e {
+        Event::TaskCompleted { task, .. } => Some(task.clone()),
+        _ => None,
+    });
+    let history = c.history(&Subject::Task(finished.unwrap().to_string())).unwrap();
+    let names: Vec<&str> = history.iter().map(|(_, _, r)| r.event.type_name()).collect();
+    assert_eq!(names, ["TaskCreated", "TaskCompleted"]);
+    // A key's history holds no superseded update below the range.
+    let below =
+        c.history(&Subject::Context("k0".into())).unwrap().iter().filter(|(l, _, _)| *l < start).count();
+    assert!(below <= 1, "{below} records of k0 below LSN {start}");
+
+    let verified = c.log().verify().unwrap();
+    assert_eq!(verified.compacted_records, kept);
+    drop(c);
+    let reopened = options(root.path()).open().unwrap();
+    assert_eq!(state(&reopened), state_before);
+    assert_eq!(trail(&reopened), after);
+    busy(&reopened, &me, 7).await;
+}
+
+#[tokio::test]
+async fn a_second_keyed_compaction_drops_what_was_superseded_since() {
+    let root = tempfile::tempdir().unwrap();
+    let c = options(root.path()).open().unwrap();
+    let me = AgentId::new("a").unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    let solo = ContextKey::new("solo").unwrap();
+    c.set_context(&me, &solo, json!(1), Visibility::Shared).await.unwrap();
+    let solo_records = |c: &Coordinator| -> Vec<Lsn> {
+        c.history(&Subject::Context("solo".into())).unwrap().into_iter().map(|(l, _, _)| l).collect()
+    };
+    let first_set = solo_records(&c)[0];
+    for round in 0..3 {
+        busy(&c, &me, round).await;
+        c.snapshot().unwrap();
+    }
+    c.compact(&keyed()).unwrap();
+    assert_eq!(solo_records(&c), [first_set], "kept: nothing superseded it yet");
+    assert!(first_set < c.log().first_lsn().unwrap());
+
+    c.set_context(&me, &solo, json!(2), Visibility::Shared).await.unwrap();
+    let second_set = solo_records(&c)[1];
+    for round in 10..12 {
+        busy(&c, &me, round).await;
+        c.snapshot().unwrap();
+    }
+    let before = trail(&c);
+    let state_before = state(&c);
+    c.compact(&keyed()).unwrap();
+    let start = c.log().first_lsn().unwrap();
+    assert!(second_set < start);
+    let after = trail(&c);
+    assert_eq!(after, expected_after(&before, start));
+    assert_eq!(solo_records(&c), [second_set], "the first record moved out of the file");
+    assert_eq!(state(&c), state_before);
+}
+
+#[tokio::test]
+async fn archive_and_plain_compaction_after_keyed_compaction() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, me) = store(root.path()).await;
+    let archive = root.path().join("archive");
+    let report =
+        c.compact(&CompactOptions { keyed: true, archive: Some(archive.clone()), force: false }).unwrap();
+    let archived = std::fs::read_dir(&archive).unwrap().count();
+    assert_eq!(archived, report.removed.len());
+    // A plain compaction later removes segments without keeping anything of them; the kept
+    // records of the earlier keyed compaction stay.
+    let kept = c.log().verify().unwrap().compacted_records;
+    for round in 20..22 {
+        busy(&c, &me, round).await;
+        c.snapshot().unwrap();
+    }
+    c.compact(&CompactOptions::default()).unwrap();
+    let after = trail(&c);
+    assert_eq!(after.iter().filter(|(l, _)| *l < report.limit).count() as u64, kept);
+    assert_strictly_increasing(&after);
+}
+
+/// Runs a compaction in another process that aborts right after `step`; true if it aborted.
+fn compact_in_process(root: &Path, step: u64) -> bool {
+    let status = Command::new(HARNESS)
+        .args(["--root", root.to_str().unwrap(), "--agent", "compactor", "compact", "--keyed"])
+        .args(["--abort-at-step", &step.to_string()])
+        .output()
+        .unwrap();
+    if status.status.success() {
+        return false;
+    }
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.status.signal(), Some(6), "{}", String::from_utf8_lossy(&status.stderr));
+    true
+}
+
+#[tokio::test]
+async fn a_keyed_compaction_killed_after_any_step_leaves_the_same_state_and_a_consistent_trail() {
+    let pristine = tempfile::tempdir().unwrap();
+    let (c, _) = store(pristine.path()).await;
+    let state_before = state(&c);
+    let before = trail(&c);
+    drop(c);
+    let mut step = 1;
+    loop {
+        let dir = tempfile::tempdir().unwrap();
+        copy_store(pristine.path(), dir.path());
+        let aborted = compact_in_process(dir.path(), step);
+        let c = options(dir.path()).open().unwrap_or_else(|e| panic!("after step {step}: {e}"));
+        assert_eq!(state(&c), state_before, "after step {step}");
+        let start = c.log().first_lsn().unwrap();
+        let now = trail(&c);
+        let installed = dir.path().join(".maos/coordination/log/compacted.log").exists();
+        assert_eq!(installed, step >= 2 || !aborted, "after step {step}");
+        if installed {
+            // The new file covers the whole range even while segments it replaces linger.
+            let finished = trail_after_full_compaction(pristine.path()).await;
+            assert_eq!(now, finished, "after step {step} (log starts at {start})");
+        } else {
+            assert_eq!(now, before, "after step {step}");
+        }
+        // Finishing the interrupted compaction gives the same result as an uninterrupted one.
+        c.compact(&keyed()).unwrap();
+        assert_eq!(trail(&c), trail_after_full_compaction(pristine.path()).await, "after step {step}");
+        c.log().verify().unwrap();
+        if !aborted {
+            assert!(step > 3, "the compaction has at least three steps");
+            break;
+        }
+        step += 1;
+    }
+}
+
+/// The trail of a copy of `pristine` after one uninterrupted keyed compaction.
+async fn trail_after_full_compaction(pristine: &Path) -> Vec<(Lsn, Event)> {
+    let dir = tempfile::tempdir().unwrap();
+    copy_store(pristine, dir.path());
+    let c = options(dir.path()).open().unwrap();
+    c.compact(&keyed()).unwrap();
+    trail(&c)
+}
+
+#[tokio::test]
+async fn a_damaged_compacted_file_is_reported_by_name_and_compaction_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, me) = store(root.path()).await;
+    c.compact(&keyed()).unwrap();
+    busy(&c, &me, 5).await;
+    c.snapshot().unwrap();
+    busy(&c, &me, 6).await;
+    c.snapshot().unwrap();
+    let file = root.path().join(".maos/coordination/log/compacted.log");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() - 20;
+    bytes[at] ^= 0x10;
+    std::fs::write(&file, &bytes).unwrap();
+    let err = c.log().verify().unwrap_err().to_string();
+    assert!(err.contains("compacted.log"), "{err}");
+    let segments_before = segments(root.path());
+    assert!(c.compact(&keyed()).is_err());
+    assert_eq!(segments(root.path()), segments_before);
+    assert_eq!(std::fs::read(&file).unwrap(), bytes);
+}
