@@ -148,3 +148,47 @@ async fn snapshots_are_taken_automatically_every_n_records() {
     let reopened = options(root.path()).open().unwrap();
     assert_eq!(reopened.read(|s| s.clone()).unwrap(), full_replay(root.path()));
 }
+
+#[tokio::test]
+async fn snapshots_are_taken_automatically_every_m_bytes() {
+    let root = tempfile::tempdir().unwrap();
+    let me = AgentId::new("a").unwrap();
+    let c = options(root.path()).snapshot_every_bytes(64 << 10).open().unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    work(&c, &me, 0).await; // ~100 small records: far below 64 KiB
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(snapshot_files(root.path()).is_empty(), "no snapshot before 64 KiB of log");
+    let big = json!("x".repeat(8 << 10));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut i = 0;
+    while snapshot_files(root.path()).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no snapshot after {i} values of 8 KiB");
+        let key = ContextKey::new(format!("big{i}")).unwrap();
+        c.set_context(&me, &key, big.clone(), Visibility::Shared).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        i += 1;
+    }
+    assert!((3..=10).contains(&i), "a snapshot after {i} values of 8 KiB (threshold 64 KiB)");
+}
+
+#[tokio::test]
+async fn a_snapshot_never_waits_for_the_live_projections() {
+    let root = tempfile::tempdir().unwrap();
+    let me = AgentId::new("a").unwrap();
+    let c = options(root.path()).open().unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    work(&c, &me, 0).await;
+    // While the live state is locked (as by a long command), a snapshot still completes.
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = c.clone();
+    c.read(move |live| {
+        std::thread::spawn(move || done_tx.send(writer.snapshot().map(|lsn| lsn.get())));
+        let lsn =
+            done_rx.recv_timeout(Duration::from_secs(10)).expect("the snapshot waited for the state lock");
+        assert_eq!(lsn.unwrap(), live.next_lsn.get());
+    })
+    .unwrap();
+    drop(c);
+    let reopened = options(root.path()).open().unwrap();
+    assert_eq!(reopened.read(|s| s.clone()).unwrap(), full_replay(root.path()));
+}

@@ -102,7 +102,7 @@ impl Coordinator {
     fn oldest_valid_snapshot(&self) -> Result<Option<Lsn>> {
         let mut oldest = None;
         for (lsn, path) in self.snapshots.store.list()? {
-            let valid = std::fs::read(&path).ok().and_then(|b| snapshot::decode(&b).ok()).is_some();
+            let valid = snapshot::read_file(&path).is_ok();
             if valid && lsn <= self.log.next_lsn() {
                 oldest = Some(lsn);
             }

@@ -15,12 +15,12 @@ mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
 mod pipeline;
+mod snapshotting;
 mod sync;
 mod tasks;
 mod watch;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -36,8 +36,9 @@ use crate::error::{Error, Result};
 use crate::log::{Built, Durability, Log};
 use crate::model::{AgentId, Event, Recorded, Subject, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
-use crate::snapshot::{SkippedSnapshot, Snapshots};
+use crate::snapshot::Snapshots;
 use crate::types::{Lsn, RecordKind, Timestamp};
+use snapshotting::SnapshotState;
 
 /// The coordination service. Cheap to clone; clones share projections.
 #[derive(Clone)]
@@ -46,17 +47,6 @@ pub struct Coordinator {
     state: Arc<Mutex<State>>,
     opts: Arc<CoordinatorOptions>,
     snapshots: Arc<SnapshotState>,
-}
-
-/// Snapshot bookkeeping of one coordinator.
-struct SnapshotState {
-    store: Snapshots,
-    /// LSN of the newest snapshot this process knows of.
-    last: AtomicU64,
-    /// A background snapshot is being written.
-    writing: AtomicBool,
-    /// Snapshots skipped when the store was opened.
-    skipped: Vec<SkippedSnapshot>,
 }
 
 /// The original design's name for the coordinator.
@@ -75,6 +65,9 @@ pub struct CoordinatorOptions {
     pub max_value_size: usize,
     /// A snapshot is written in the background every this many records (0: never).
     pub snapshot_every: u64,
+    /// ... or once this process appended or read this many bytes of log since its last one
+    /// (0: never).
+    pub snapshot_every_bytes: u64,
     /// How many snapshots to keep.
     pub keep_snapshots: usize,
     segment_size: Option<u64>,
@@ -116,6 +109,15 @@ impl CoordinatorOptions {
         self
     }
 
+    /// Snapshot also once this process appended or read `bytes` bytes of log (frames, headers
+    /// included) since its last snapshot (default 256 MiB; 0 turns the byte trigger off). Bounds
+    /// replay time when records are large.
+    #[must_use]
+    pub fn snapshot_every_bytes(mut self, bytes: u64) -> CoordinatorOptions {
+        self.snapshot_every_bytes = bytes;
+        self
+    }
+
     /// Size of the log's segment files (default 64 MiB); records may then be at most half of it
     /// (and at most 1 MiB).
     #[must_use]
@@ -150,12 +152,7 @@ impl CoordinatorOptions {
             // The records between the state and the log's start were compacted away.
             return Err(Error::Compacted { requested: state.next_lsn, first });
         }
-        let snapshots = SnapshotState {
-            store: snapshots,
-            last: AtomicU64::new(state.next_lsn.get()),
-            writing: AtomicBool::new(false),
-            skipped,
-        };
+        let snapshots = SnapshotState::new(snapshots, state.next_lsn, skipped);
         let coordinator = Coordinator {
             log,
             state: Arc::new(Mutex::new(state)),
@@ -183,6 +180,7 @@ impl Coordinator {
             heartbeat_timeout: Duration::from_secs(60),
             max_value_size: 256 * 1024,
             snapshot_every: 100_000,
+            snapshot_every_bytes: 256 << 20,
             keep_snapshots: 2,
             segment_size: None,
         }
@@ -214,12 +212,13 @@ impl Coordinator {
     {
         let log = self.log.clone();
         let state = self.state.clone();
+        let snapshots = self.snapshots.clone();
         let actor = actor.clone();
         let (appended, value) = self
             .log
             .append_with_async(move |tail| {
                 let mut state = crate::log::lock(&state);
-                catch_up(&log, &mut state, tail)?;
+                snapshots.count_bytes(catch_up(&log, &mut state, tail)?);
                 let now = Timestamp::now().max(state.last_time);
                 let (events, value) = decide(&state, now)?;
                 let kind = RecordKind::new(EVENT_RECORD_KIND)?;
@@ -234,47 +233,11 @@ impl Coordinator {
         Ok((appended.first, value))
     }
 
-    /// Writes a snapshot of every projection now; returns its LSN (records below it are in it).
-    pub fn snapshot(&self) -> Result<Lsn> {
-        let image = self.refresh()?.to_image();
-        let lsn = image.next_lsn;
-        self.snapshots.store.write(&image)?;
-        self.snapshots.last.fetch_max(lsn.get(), Ordering::AcqRel);
-        Ok(lsn)
-    }
-
-    /// Snapshots skipped as invalid when this coordinator opened the store.
-    #[must_use]
-    pub fn skipped_snapshots(&self) -> &[SkippedSnapshot] {
-        &self.snapshots.skipped
-    }
-
-    /// Starts a background snapshot once `snapshot_every` records passed since the last one.
-    fn maybe_snapshot(&self, next: Lsn) {
-        let every = self.opts.snapshot_every;
-        let due =
-            every > 0 && next.get().saturating_sub(self.snapshots.last.load(Ordering::Acquire)) >= every;
-        if !due || self.snapshots.writing.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let coordinator = self.clone();
-        let spawned = std::thread::Builder::new().name("maos-snapshot".into()).spawn(move || {
-            if let Err(e) = coordinator.snapshot() {
-                tracing::error!(error = %e, "background snapshot failed");
-            }
-            coordinator.snapshots.writing.store(false, Ordering::Release);
-        });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start a snapshot thread");
-            self.snapshots.writing.store(false, Ordering::Release);
-        }
-    }
-
     /// The projections, caught up with everything appended so far (by any process).
     fn refresh(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = crate::log::lock(&self.state);
         let tail = self.log.next_lsn();
-        catch_up(&self.log, &mut state, tail)?;
+        self.snapshots.count_bytes(catch_up(&self.log, &mut state, tail)?);
         Ok(state)
     }
 
@@ -334,13 +297,15 @@ impl Coordinator {
 }
 
 /// Applies the records in `[state.next_lsn, tail)` to `state`.
-fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<()> {
+fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<u64> {
     if state.next_lsn >= tail {
-        return Ok(());
+        return Ok(0);
     }
     let mut reader = log.reader_from(state.next_lsn)?;
+    let mut bytes = 0u64;
     while reader.position() < tail {
         let Some(record) = reader.next()? else { break };
+        bytes += crate::log::format::frame_len(record.payload.len()) as u64;
         if record.kind.get() == EVENT_RECORD_KIND {
             let recorded = Recorded::decode(record.lsn, record.payload)?;
             state.apply(&recorded, record.lsn, record.timestamp);
@@ -348,7 +313,7 @@ fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<()> {
             state.next_lsn = record.lsn.next();
         }
     }
-    Ok(())
+    Ok(bytes)
 }
 
 /// The agent must be registered and active.

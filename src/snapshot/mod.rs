@@ -3,6 +3,7 @@
 //! synced; the newest `keep` are kept. A snapshot that does not check out is skipped with a
 //! warning, falling back to the one before it or to a full replay.
 
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -54,13 +55,26 @@ impl Snapshots {
         Ok(found)
     }
 
-    /// Writes a snapshot of `state` durably and removes all but the newest `keep`.
+    /// Writes a snapshot of `state` durably and removes all but the newest `keep`. The body is
+    /// encoded straight into the file (no buffer the size of the state), then the header with its
+    /// length and checksum is written in front of it.
     pub fn write(&self, state: &StateImage) -> Result<PathBuf> {
-        let bytes = encode(state)?;
-        let path = self.dir.join(format!("{:020}.snap", state.next_lsn.get()));
-        let tmp = self.dir.join(format!("{:020}.snap.{}.tmp", state.next_lsn.get(), std::process::id()));
-        std::fs::write(&tmp, &bytes).map_err(|e| Error::io("write", &tmp, e))?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io("fsync", &tmp, e))?;
+        use std::os::unix::fs::FileExt;
+        let lsn = state.next_lsn.get();
+        let path = self.dir.join(format!("{lsn:020}.snap"));
+        let tmp = self.dir.join(format!("{lsn:020}.snap.{}.tmp", std::process::id()));
+        let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, file));
+        out.inner.write_all(&[0; HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
+        rmp_serde::encode::write_named(&mut out, state).map_err(|e| match e {
+            rmp_serde::encode::Error::InvalidValueWrite(inner) => Error::io("write", &tmp, inner.into()),
+            other => Error::Encode { reason: other.to_string() },
+        })?;
+        let (crc, len) = (out.crc.clone().finalize(), out.len);
+        let file = out.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+        file.write_all_at(&header(lsn, len, crc), 0).map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        drop(file);
         std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
         sync_dir(&self.dir)?;
         self.prune()?;
@@ -87,18 +101,15 @@ impl Snapshots {
     pub fn load(&self, limit: Lsn) -> Result<(Option<State>, Vec<SkippedSnapshot>)> {
         let mut skipped = Vec::new();
         for (lsn, path) in self.list()? {
-            let reason = match std::fs::read(&path) {
-                Err(e) => format!("cannot read it: {e}"),
-                Ok(bytes) => match decode(&bytes) {
-                    Ok(image) if image.next_lsn != lsn => {
-                        format!("holds LSN {} but is named {lsn}", image.next_lsn)
-                    }
-                    Ok(image) if image.next_lsn > limit => {
-                        format!("is ahead of the log, which ends before LSN {limit}")
-                    }
-                    Ok(image) => return Ok((Some(State::from_image(image)), skipped)),
-                    Err(reason) => reason,
-                },
+            let reason = match read_file(&path) {
+                Ok(image) if image.next_lsn != lsn => {
+                    format!("holds LSN {} but is named {lsn}", image.next_lsn)
+                }
+                Ok(image) if image.next_lsn > limit => {
+                    format!("is ahead of the log, which ends before LSN {limit}")
+                }
+                Ok(image) => return Ok((Some(State::from_image(image)), skipped)),
+                Err(reason) => reason,
             };
             tracing::warn!(snapshot = %path.display(), %reason, "skipping a snapshot");
             skipped.push(SkippedSnapshot { path, reason });
@@ -111,26 +122,62 @@ fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// The bytes of a snapshot file.
-pub fn encode(state: &StateImage) -> Result<Vec<u8>> {
-    let body = rmp_serde::to_vec_named(state).map_err(|e| Error::Encode { reason: e.to_string() })?;
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
-    out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&state.next_lsn.get().to_le_bytes());
-    out.extend_from_slice(&Timestamp::now().as_micros().to_le_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-    let header_crc = crc32fast::hash(&out);
-    out.extend_from_slice(&header_crc.to_le_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+/// The 48-byte header of a snapshot of `lsn` whose body has `len` bytes and CRC `crc`.
+fn header(lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
+    let mut out = [0u8; HEADER_LEN];
+    let fields: [&[u8]; 7] = [
+        &SNAPSHOT_MAGIC,
+        &SNAPSHOT_VERSION.to_le_bytes(),
+        &0u32.to_le_bytes(),
+        &lsn.to_le_bytes(),
+        &Timestamp::now().as_micros().to_le_bytes(),
+        &len.to_le_bytes(),
+        &crc.to_le_bytes(),
+    ];
+    let mut at = 0;
+    for field in fields {
+        if let Some(dst) = out.get_mut(at..at + field.len()) {
+            dst.copy_from_slice(field);
+        }
+        at += field.len();
+    }
+    let header_crc = crc32fast::hash(out.get(..44).unwrap_or_default());
+    if let Some(dst) = out.get_mut(44..) {
+        dst.copy_from_slice(&header_crc.to_le_bytes());
+    }
+    out
 }
 
-/// Checks and decodes a snapshot file; the error says what is wrong.
-pub fn decode(bytes: &[u8]) -> std::result::Result<StateImage, String> {
-    let header = bytes.get(..HEADER_LEN).ok_or_else(|| format!("only {} bytes", bytes.len()))?;
+/// Checks and decodes a snapshot file, streaming it (no buffer the size of the file); the error
+/// says what is wrong. The body's length and checksum are checked in a first pass, so the
+/// decoder only ever sees bytes that were written as they are.
+pub fn read_file(path: &Path) -> std::result::Result<StateImage, String> {
+    use std::io::{Seek, SeekFrom};
+    let unreadable = |e: std::io::Error| format!("cannot read it: {e}");
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let mut input = BufReader::with_capacity(1 << 20, file);
+    let mut head = [0u8; HEADER_LEN];
+    input.read_exact(&mut head).map_err(|e| format!("cannot read its header: {e}"))?;
+    let (lsn, len, crc) = check_header(&head)?;
+    let mut body = Checksummed::new(&mut input);
+    std::io::copy(&mut body, &mut std::io::sink()).map_err(unreadable)?;
+    if body.len != len {
+        return Err("body length mismatch".into());
+    }
+    if body.crc.finalize() != crc {
+        return Err("body checksum mismatch".into());
+    }
+    input.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(unreadable)?;
+    let image: StateImage =
+        rmp_serde::from_read(input.take(len)).map_err(|e| format!("body does not decode: {e}"))?;
+    if image.next_lsn.get() != lsn {
+        return Err("header and body disagree on the LSN".into());
+    }
+    Ok(image)
+}
+
+/// Checks a header; returns the LSN, body length and body CRC it announces.
+fn check_header(header: &[u8]) -> std::result::Result<(u64, u64, u32), String> {
     if header.get(..8) != Some(SNAPSHOT_MAGIC.as_slice()) {
         return Err("bad magic".into());
     }
@@ -141,13 +188,56 @@ pub fn decode(bytes: &[u8]) -> std::result::Result<StateImage, String> {
     if version != SNAPSHOT_VERSION || u32_at(header, 12) != 0 {
         return Err(format!("unsupported version {version}"));
     }
-    let len = usize::try_from(u64_at(header, 32)).map_err(|_| "body length overflows".to_owned())?;
+    Ok((u64_at(header, 16), u64_at(header, 32), u32_at(header, 40)))
+}
+
+/// A reader or writer that checksums and counts the bytes passing through.
+struct Checksummed<T> {
+    inner: T,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<T> Checksummed<T> {
+    fn new(inner: T) -> Checksummed<T> {
+        Checksummed { inner, crc: crc32fast::Hasher::new(), len: 0 }
+    }
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        let written = buf.get(..n).unwrap_or_default();
+        self.crc.update(written);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<R: Read> Read for Checksummed<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let read = buf.get(..n).unwrap_or_default();
+        self.crc.update(read);
+        self.len += n as u64;
+        Ok(n)
+    }
+}
+
+/// Checks and decodes the bytes of a snapshot file; the error says what is wrong.
+pub fn decode(bytes: &[u8]) -> std::result::Result<StateImage, String> {
+    let (lsn, len, crc) = check_header(bytes.get(..HEADER_LEN).ok_or("shorter than a header")?)?;
+    let len = usize::try_from(len).map_err(|_| "body length overflows".to_owned())?;
     let body = bytes.get(HEADER_LEN..).filter(|b| b.len() == len).ok_or("body length mismatch")?;
-    if u32_at(header, 40) != crc32fast::hash(body) {
+    if crc32fast::hash(body) != crc {
         return Err("body checksum mismatch".into());
     }
     let image: StateImage = rmp_serde::from_slice(body).map_err(|e| format!("body does not decode: {e}"))?;
-    if image.next_lsn.get() != u64_at(header, 16) {
+    if image.next_lsn.get() != lsn {
         return Err("header and body disagree on the LSN".into());
     }
     Ok(image)

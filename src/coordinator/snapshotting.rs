@@ -1,0 +1,107 @@
+//! Writing snapshots, on demand and in the background (log-format.md, "Snapshots").
+//!
+//! The snapshot writer never touches the live projections: it loads the newest snapshot on disk
+//! (or starts empty), replays the log up to the tail into that private copy with the same
+//! `apply`, and writes the result. Commands and appends are never held up by it, whatever the
+//! size of the state; the price is the replay of the records since the previous snapshot and the
+//! decoding of that snapshot, on the snapshot thread.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::{catch_up, Coordinator};
+use crate::error::{Error, Result};
+use crate::projection::State;
+use crate::snapshot::{SkippedSnapshot, Snapshots};
+use crate::types::Lsn;
+
+/// Snapshot bookkeeping of one coordinator.
+pub(super) struct SnapshotState {
+    pub(super) store: Snapshots,
+    /// LSN of the newest snapshot this process knows of.
+    last: AtomicU64,
+    /// Log bytes (frames) this process appended or applied since it last started a snapshot.
+    bytes_since: AtomicU64,
+    /// A background snapshot is being written.
+    writing: AtomicBool,
+    /// One snapshot at a time per coordinator.
+    writer: Mutex<()>,
+    /// Snapshots skipped when the store was opened.
+    pub(super) skipped: Vec<SkippedSnapshot>,
+}
+
+impl SnapshotState {
+    pub(super) fn new(store: Snapshots, loaded: Lsn, skipped: Vec<SkippedSnapshot>) -> SnapshotState {
+        SnapshotState {
+            store,
+            last: AtomicU64::new(loaded.get()),
+            bytes_since: AtomicU64::new(0),
+            writing: AtomicBool::new(false),
+            writer: Mutex::new(()),
+            skipped,
+        }
+    }
+
+    /// Counts log bytes towards the `snapshot_every_bytes` trigger.
+    pub(super) fn count_bytes(&self, bytes: u64) {
+        self.bytes_since.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+impl Coordinator {
+    /// Writes a snapshot of every projection now; returns its LSN (records below it are in it).
+    /// The live projections are not locked meanwhile: the snapshot is built from the newest
+    /// snapshot on disk plus the log after it.
+    pub fn snapshot(&self) -> Result<Lsn> {
+        let _one_at_a_time = crate::log::lock(&self.snapshots.writer);
+        let tail = self.log.next_lsn();
+        let mut state = self.newest_snapshot_state()?;
+        if let Err(e) = catch_up(&self.log, &mut state, tail) {
+            // Another process compacted past the snapshot we loaded after writing a newer one.
+            let Error::Compacted { .. } = e else { return Err(e) };
+            state = self.newest_snapshot_state()?;
+            catch_up(&self.log, &mut state, tail)?;
+        }
+        let image = state.to_image();
+        drop(state);
+        let lsn = image.next_lsn;
+        self.snapshots.store.write(&image)?;
+        self.snapshots.last.fetch_max(lsn.get(), Ordering::AcqRel);
+        Ok(lsn)
+    }
+
+    fn newest_snapshot_state(&self) -> Result<State> {
+        let (state, _skipped) = self.snapshots.store.load(self.log.next_lsn())?;
+        Ok(state.unwrap_or_else(State::new))
+    }
+
+    /// Snapshots skipped as invalid when this coordinator opened the store.
+    #[must_use]
+    pub fn skipped_snapshots(&self) -> &[SkippedSnapshot] {
+        &self.snapshots.skipped
+    }
+
+    /// Starts a background snapshot once `snapshot_every` records or `snapshot_every_bytes`
+    /// bytes passed since the last one.
+    pub(super) fn maybe_snapshot(&self, next: Lsn) {
+        let (every, every_bytes) = (self.opts.snapshot_every, self.opts.snapshot_every_bytes);
+        let records = next.get().saturating_sub(self.snapshots.last.load(Ordering::Acquire));
+        let bytes = self.snapshots.bytes_since.load(Ordering::Relaxed);
+        let due = (every > 0 && records >= every) || (every_bytes > 0 && bytes >= every_bytes);
+        if !due || self.snapshots.writing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.snapshots.bytes_since.store(0, Ordering::Relaxed);
+        let coordinator = self.clone();
+        let spawned = std::thread::Builder::new().name("maos-snapshot".into()).spawn(move || {
+            if let Err(e) = coordinator.snapshot() {
+                tracing::error!(error = %e, "background snapshot failed");
+            }
+            coordinator.snapshots.writing.store(false, Ordering::Release);
+        });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start a snapshot thread");
+            self.snapshots.writing.store(false, Ordering::Release);
+        }
+    }
+}
