@@ -306,11 +306,13 @@ fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<u64> {
     while reader.position() < tail {
         let Some(record) = reader.next()? else { break };
         bytes += crate::log::format::frame_len(record.payload.len()) as u64;
-        if record.kind.get() == EVENT_RECORD_KIND {
+        if record.kind.get() != EVENT_RECORD_KIND {
+            state.next_lsn = record.lsn.next();
+        } else if Recorded::is_custom(record.payload) {
+            state.pass(record.lsn, record.timestamp);
+        } else {
             let recorded = Recorded::decode(record.lsn, record.payload)?;
             state.apply(&recorded, record.lsn, record.timestamp);
-        } else {
-            state.next_lsn = record.lsn.next();
         }
     }
     Ok(bytes)

@@ -35,6 +35,33 @@ impl Recorded {
     pub fn decode(lsn: Lsn, payload: &[u8]) -> Result<Recorded> {
         rmp_serde::from_slice(payload).map_err(|e| Error::Decode { lsn, reason: e.to_string() })
     }
+
+    /// Whether a payload is surely an [`Event::Custom`], by reading only the MessagePack header
+    /// up to the event's variant name (no allocation, nothing decoded): replay passes over
+    /// application events, which change no projection, without decoding their data. `false`
+    /// when unsure (then the payload is decoded as usual).
+    #[must_use]
+    pub fn is_custom(payload: &[u8]) -> bool {
+        use rmp::decode::{read_map_len, read_str_from_slice};
+        let mut rest = payload;
+        let Ok(fields) = read_map_len(&mut rest) else { return false };
+        for _ in 0..fields {
+            let Ok((field, after)) = read_str_from_slice(rest) else { return false };
+            rest = after;
+            match field {
+                "actor" => match read_str_from_slice(rest) {
+                    Ok((_, after)) => rest = after,
+                    Err(_) => return false,
+                },
+                "event" => {
+                    return read_map_len(&mut rest).is_ok_and(|n| n == 1)
+                        && read_str_from_slice(rest).is_ok_and(|(variant, _)| variant == "Custom");
+                }
+                _ => return false,
+            }
+        }
+        false
+    }
 }
 
 /// Everything that can happen in the store.
@@ -296,5 +323,58 @@ impl Event {
             Event::Custom { metadata, .. } | Event::ContextUpdated { metadata, .. } => Some(metadata),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ContextKey, LockName, TaskId};
+
+    #[test]
+    fn is_custom_agrees_with_decoding() {
+        let custom_named = AgentId::new("Custom").unwrap();
+        let events = [
+            Event::Custom {
+                event_type: "event".into(),
+                data: serde_json::json!({"Custom": 1}),
+                metadata: BTreeMap::new(),
+            },
+            Event::Custom {
+                event_type: "Custom".into(),
+                data: serde_json::json!(null),
+                metadata: BTreeMap::new(),
+            },
+            Event::ContextUpdated {
+                key: ContextKey::new("Custom").unwrap(),
+                value: serde_json::json!("Custom"),
+                visibility: Visibility::Shared,
+                expires_at: None,
+                metadata: BTreeMap::new(),
+                version: 1,
+            },
+            Event::AgentHeartbeat { agent: custom_named.clone(), lease_until: Timestamp(5) },
+            Event::TaskClaimed {
+                task: TaskId::generate(),
+                agent: custom_named.clone(),
+                lease_until: Timestamp(1),
+            },
+            Event::LockAcquired {
+                name: LockName::new("l").unwrap(),
+                holder: custom_named.clone(),
+                lease_until: Timestamp(1),
+            },
+        ];
+        for event in events {
+            let payload = Recorded { actor: custom_named.clone(), event }.encode().unwrap();
+            let decoded = Recorded::decode(Lsn(1), &payload).unwrap();
+            assert_eq!(
+                Recorded::is_custom(&payload),
+                matches!(decoded.event, Event::Custom { .. }),
+                "{decoded:?}"
+            );
+        }
+        assert!(!Recorded::is_custom(b""));
+        assert!(!Recorded::is_custom(&[0xde, 0xad, 0xbe, 0xef]));
     }
 }

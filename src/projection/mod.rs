@@ -114,6 +114,12 @@ impl State {
             }
             Event::Custom { .. } => {}
         }
+        self.pass(lsn, time);
+    }
+
+    /// Moves past a record that changes no projection (an application event, found by
+    /// [`Recorded::is_custom`] without decoding it): what [`State::apply`] does for one.
+    pub fn pass(&mut self, lsn: Lsn, time: Timestamp) {
         self.next_lsn = lsn.next();
         self.last_time = self.last_time.max(time);
     }

@@ -1,5 +1,6 @@
 //! The task registry, with the indexes claims need: pending tasks in claim order (priority, then
-//! age) and claimed tasks by the end of their lease.
+//! age), claimed tasks by the end of their lease, and claimed tasks by holder (heartbeats and
+//! stops touch only the holder's tasks).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +17,29 @@ pub struct TaskRegistry {
     pending: BTreeSet<(Reverse<Priority>, u64, TaskId)>,
     /// In-progress tasks by lease end.
     leases: BTreeSet<(Timestamp, TaskId)>,
+    /// In-progress tasks by holder.
+    held: BTreeMap<AgentId, BTreeSet<TaskId>>,
+}
+
+/// What a task is indexed by.
+struct Indexed {
+    status: TaskStatus,
+    lease: Option<Timestamp>,
+    priority: Priority,
+    created: u64,
+    holder: Option<AgentId>,
+}
+
+impl Indexed {
+    fn of(task: &Task) -> Indexed {
+        Indexed {
+            status: task.status.clone(),
+            lease: task.lease_until,
+            priority: task.priority,
+            created: task.created_lsn,
+            holder: task.assigned_to.clone(),
+        }
+    }
 }
 
 impl TaskRegistry {
@@ -159,29 +183,33 @@ impl TaskRegistry {
     }
 
     fn held_by(&self, agent: &AgentId) -> Vec<TaskId> {
-        self.tasks
-            .values()
-            .filter(|t| t.status == TaskStatus::InProgress && t.assigned_to.as_ref() == Some(agent))
-            .map(|t| t.id.clone())
-            .collect()
+        self.held.get(agent).map(|ids| ids.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Changes a task, keeping the indexes right.
     fn update(&mut self, id: &TaskId, time: Timestamp, change: impl FnOnce(&mut Task)) {
         let Some(task) = self.tasks.get_mut(id) else { return };
-        let before = (task.status.clone(), task.lease_until, task.priority, task.created_lsn);
+        let before = Indexed::of(task);
         change(task);
         task.updated_at = time;
         self.reindex(id, Some(before));
     }
 
-    fn reindex(&mut self, id: &TaskId, before: Option<(TaskStatus, Option<Timestamp>, Priority, u64)>) {
-        if let Some((status, lease, priority, created)) = before {
-            if status == TaskStatus::Pending {
-                self.pending.remove(&(Reverse(priority), created, id.clone()));
+    fn reindex(&mut self, id: &TaskId, before: Option<Indexed>) {
+        if let Some(before) = before {
+            if before.status == TaskStatus::Pending {
+                self.pending.remove(&(Reverse(before.priority), before.created, id.clone()));
             }
-            if let Some(until) = lease {
+            if let Some(until) = before.lease {
                 self.leases.remove(&(until, id.clone()));
+            }
+            if let (TaskStatus::InProgress, Some(holder)) = (&before.status, &before.holder) {
+                if let Some(ids) = self.held.get_mut(holder) {
+                    ids.remove(id);
+                    if ids.is_empty() {
+                        self.held.remove(holder);
+                    }
+                }
             }
         }
         let Some(task) = self.tasks.get(id) else { return };
@@ -190,6 +218,9 @@ impl TaskRegistry {
         }
         if let (TaskStatus::InProgress, Some(until)) = (&task.status, task.lease_until) {
             self.leases.insert((until, id.clone()));
+        }
+        if let (TaskStatus::InProgress, Some(holder)) = (&task.status, &task.assigned_to) {
+            self.held.entry(holder.clone()).or_default().insert(id.clone());
         }
     }
 }
