@@ -61,8 +61,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn replay_mixed(records: u64) -> Result<(), Box<dyn std::error::Error>> {
     use maos_coord::model::{ContextKey, Visibility};
     let dir = tempfile::tempdir()?;
-    let options = || Coordinator::options(dir.path()).durability(Durability::Buffered).snapshot_every(0);
-    let c = options().snapshot_every_bytes(0).open()?;
+    let c = Coordinator::options(dir.path())
+        .durability(Durability::Buffered)
+        .snapshot_every(0)
+        .snapshot_every_bytes(0)
+        .open()?;
     let me = AgentId::new("worker")?;
     c.register_agent(&me, "worker", vec![]).await?;
     let mut i = 0u64;
@@ -81,21 +84,25 @@ async fn replay_mixed(records: u64) -> Result<(), Box<dyn std::error::Error>> {
         i += 1;
     }
     drop(c);
-    let n = records;
+    let took = median_open(dir.path())?;
+    println!(
+        "open with full replay of {records} mixed records: {took:.3} s (median of 3), {:.2} M records/s",
+        records as f64 / took / 1e6
+    );
+    Ok(())
+}
+
+/// Median of three timed opens of the store at `root`, in seconds.
+fn median_open(root: &Path) -> Result<f64, maos_coord::Error> {
     let mut times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let c = options().open()?;
+        let c = Coordinator::options(root).durability(Durability::Buffered).snapshot_every(0).open()?;
         times.push(started.elapsed().as_secs_f64());
         drop(c);
     }
     times.sort_by(f64::total_cmp);
-    println!(
-        "open with full replay of {n} mixed records: {:.3} s (median of 3), {:.2} M records/s",
-        times[1],
-        n as f64 / times[1] / 1e6
-    );
-    Ok(())
+    Ok(times[1])
 }
 
 /// Opening a store replays its log into the projections: records per second of that replay.
@@ -111,18 +118,10 @@ fn replay(records: u64) -> Result<(), Box<dyn std::error::Error>> {
         log.append_batch(kind, &batch_of(&actor, 1000)?)?;
     }
     drop(log);
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let started = Instant::now();
-        let c = Coordinator::options(dir.path()).durability(Durability::Buffered).open()?;
-        times.push(started.elapsed().as_secs_f64());
-        drop(c);
-    }
-    times.sort_by(f64::total_cmp);
+    let took = median_open(dir.path())?;
     println!(
-        "\nopen with full replay of {records} custom-event records: {:.3} s (median of 3), {:.2} M records/s",
-        times[1],
-        records as f64 / times[1] / 1e6
+        "\nopen with full replay of {records} custom-event records: {took:.3} s (median of 3), {:.2} M records/s",
+        records as f64 / took / 1e6
     );
     // A recent snapshot, then 1,000 more records: opening replays only those.
     let c = Coordinator::options(dir.path()).durability(Durability::Buffered).open()?;
@@ -133,16 +132,9 @@ fn replay(records: u64) -> Result<(), Box<dyn std::error::Error>> {
         .open()?;
     log.append_batch(kind, &batch_of(&actor, 1000)?)?;
     drop(log);
-    let mut times = Vec::new();
-    for _ in 0..3 {
-        let started = Instant::now();
-        drop(Coordinator::options(dir.path()).durability(Durability::Buffered).open()?);
-        times.push(started.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
     println!(
         "open of the same store with a snapshot 1,000 records old: {:.1} ms (median of 3)",
-        times[1] * 1e3
+        median_open(dir.path())? * 1e3
     );
     Ok(())
 }
