@@ -70,8 +70,8 @@ impl Coordinator {
         }
         let supersession = self.supersession()?;
         let done = self.log.compact_keyed(limit, archive, |record| {
-            if record.kind.get() != EVENT_RECORD_KIND {
-                return Ok(true); // never drop what this layer does not understand
+            if record.kind.get() != EVENT_RECORD_KIND || Recorded::is_custom(record.payload) {
+                return Ok(true); // nothing supersedes these; never drop what this layer does not understand
             }
             let recorded = Recorded::decode(record.lsn, record.payload)?;
             Ok(supersession.keeps(record.lsn, &recorded.event))
@@ -85,7 +85,7 @@ impl Coordinator {
         let mut supersession = Supersession::new();
         let mut reader = self.log.audit_reader()?;
         while let Some(record) = reader.next()? {
-            if record.kind.get() == EVENT_RECORD_KIND {
+            if record.kind.get() == EVENT_RECORD_KIND && !Recorded::is_custom(record.payload) {
                 supersession.note(record.lsn, &Recorded::decode(record.lsn, record.payload)?.event);
             }
         }

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use super::compacted::{CompactedFile, COMPACTED_HEADER_LEN};
+use super::compacted::{CompactedFile, Position};
 use super::reader::{LogReader, Record};
 use super::Shared;
 use crate::error::Result;
@@ -20,16 +20,13 @@ pub struct AuditReader {
 
 struct Compacted {
     file: CompactedFile,
-    /// Position of the next record: byte offset, LSN before it, records before it.
-    at: Cell<(u64, Lsn, u64)>,
+    at: Cell<Position>,
 }
 
 impl AuditReader {
     pub(super) fn open(shared: Arc<Shared>) -> Result<AuditReader> {
-        let compacted = CompactedFile::open(&shared.dir, shared.opts.max_record_size)?.map(|file| {
-            let before_first = Lsn(file.header().first.0.saturating_sub(1));
-            Compacted { at: Cell::new((COMPACTED_HEADER_LEN as u64, before_first, 0)), file }
-        });
+        let compacted = CompactedFile::open(&shared.dir, shared.opts.max_record_size)?
+            .map(|file| Compacted { at: file.start(), file });
         Ok(AuditReader { shared, compacted, log: None })
     }
 
@@ -44,9 +41,7 @@ impl AuditReader {
     #[allow(clippy::should_implement_trait)] // lending: the record borrows the reader
     pub fn next(&mut self) -> Result<Option<Record<'_>>> {
         if let Some(c) = &self.compacted {
-            let (offset, last, seen) = c.at.get();
-            if let Some((record, next)) = c.file.record_at(offset, last, seen)? {
-                c.at.set((next, record.lsn, seen + 1));
+            if let Some(record) = c.file.next(&c.at)? {
                 return Ok(Some(record));
             }
         }

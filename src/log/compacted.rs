@@ -2,13 +2,14 @@
 //! kept of the segments it removed. Same frames as a segment, LSNs increasing with gaps, an
 //! exact length; replaced as a whole (temporary file, sync, rename, directory sync).
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::format::{self, decode_frame_after, u32_at, u64_at, Decoded};
+use super::format::{self, decode_frame_after, put, u32_at, u64_at, Decoded};
 use super::io;
 use super::reader::Record;
 use crate::error::{Error, FrameError, Result};
@@ -50,22 +51,15 @@ impl CompactedHeader {
     #[must_use]
     pub fn encode(&self) -> [u8; COMPACTED_HEADER_LEN] {
         let mut b = [0u8; COMPACTED_HEADER_LEN];
-        let mut put = |at: usize, bytes: &[u8]| {
-            if let Some(dst) = b.get_mut(at..at + bytes.len()) {
-                dst.copy_from_slice(bytes);
-            }
-        };
-        put(0, &COMPACTED_MAGIC);
-        put(H_VERSION, &format::FORMAT_VERSION.to_le_bytes());
-        put(H_FIRST, &self.first.0.to_le_bytes());
-        put(H_END, &self.end.0.to_le_bytes());
-        put(H_RECORDS, &self.records.to_le_bytes());
-        put(H_BODY_LEN, &self.body_len.to_le_bytes());
-        put(H_CREATED, &self.created.0.to_le_bytes());
+        put(&mut b, 0, &COMPACTED_MAGIC);
+        put(&mut b, H_VERSION, &format::FORMAT_VERSION.to_le_bytes());
+        put(&mut b, H_FIRST, &self.first.0.to_le_bytes());
+        put(&mut b, H_END, &self.end.0.to_le_bytes());
+        put(&mut b, H_RECORDS, &self.records.to_le_bytes());
+        put(&mut b, H_BODY_LEN, &self.body_len.to_le_bytes());
+        put(&mut b, H_CREATED, &self.created.0.to_le_bytes());
         let crc = crc32fast::hash(b.get(..H_CRC).unwrap_or_default());
-        if let Some(dst) = b.get_mut(H_CRC..) {
-            dst.copy_from_slice(&crc.to_le_bytes());
-        }
+        put(&mut b, H_CRC, &crc.to_le_bytes());
         b
     }
 
@@ -146,54 +140,61 @@ impl CompactedFile {
         &self.path
     }
 
-    /// The record at byte `offset` and the offset after it, `None` at the end of the body.
-    /// `after` is the LSN of the record before (the frame must carry a greater one, below the
-    /// header's end); `seen` the number of records before it.
-    pub fn record_at(&self, offset: u64, after: Lsn, seen: u64) -> Result<Option<(Record<'_>, u64)>> {
+    /// Where reading starts: before the first record.
+    #[must_use]
+    pub fn start(&self) -> Cell<Position> {
+        let before_first = Lsn(self.header.first.0.saturating_sub(1));
+        Cell::new(Position { offset: COMPACTED_HEADER_LEN as u64, last: before_first, seen: 0 })
+    }
+
+    /// The record at `at` (checked: a greater LSN than the one before, inside the range), moving
+    /// `at` past it; `None` at the end of the body, once the record count is checked too.
+    pub fn next(&self, at: &Cell<Position>) -> Result<Option<Record<'_>>> {
+        let Position { offset, last, seen } = at.get();
         let rest = self.map.get(offset as usize..).unwrap_or_default();
         let corrupt =
-            |reason| Error::Corruption { segment: self.path.clone(), offset, lsn: after.next(), reason };
+            |reason| Error::Corruption { segment: self.path.clone(), offset, lsn: last.next(), reason };
         if rest.is_empty() {
             if seen != self.header.records {
                 return Err(corrupt(FrameError::CountMismatch { header: self.header.records, found: seen }));
             }
             return Ok(None);
         }
-        match decode_frame_after(rest, after, self.max_payload) {
+        match decode_frame_after(rest, last, self.max_payload) {
             Decoded::Frame(f) if f.lsn >= self.header.end || f.lsn < self.header.first => {
                 Err(corrupt(FrameError::LsnMismatch { expected: self.header.end, found: f.lsn }))
             }
             Decoded::Frame(f) if f.flags != 0 => Err(corrupt(FrameError::Reserved { what: "flags" })),
             Decoded::Frame(f) => {
-                let record = Record { lsn: f.lsn, timestamp: f.timestamp, kind: f.kind, payload: f.payload };
-                Ok(Some((record, offset + f.len as u64)))
+                at.set(Position { offset: offset + f.len as u64, last: f.lsn, seen: seen + 1 });
+                Ok(Some(Record { lsn: f.lsn, timestamp: f.timestamp, kind: f.kind, payload: f.payload }))
             }
             Decoded::End => Err(corrupt(FrameError::TruncatedHeader { available: rest.len() })),
             Decoded::Invalid(reason) => Err(corrupt(reason)),
         }
     }
 
-    /// Every record, in LSN order, each checked.
+    /// Every record, in LSN order, each checked; stops after the first error.
     pub fn records(&self) -> impl Iterator<Item = Result<Record<'_>>> + '_ {
-        let mut at = (COMPACTED_HEADER_LEN as u64, Lsn(self.header.first.0.saturating_sub(1)), 0u64);
+        let at = self.start();
         let mut failed = false;
         std::iter::from_fn(move || {
             if failed {
                 return None;
             }
-            match self.record_at(at.0, at.1, at.2) {
-                Ok(Some((record, next))) => {
-                    at = (next, record.lsn, at.2 + 1);
-                    Some(Ok(record))
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    failed = true;
-                    Some(Err(e))
-                }
-            }
+            let next = self.next(&at).transpose();
+            failed = matches!(next, Some(Err(_)));
+            next
         })
     }
+}
+
+/// A reading position in the compacted-records file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    offset: u64,
+    last: Lsn,
+    seen: u64,
 }
 
 /// Writes a new compacted-records file under a temporary name; [`CompactedWriter::install`]

@@ -339,7 +339,7 @@ pub fn nonzero(bytes: &[u8]) -> bool {
     chunks.iter().any(|c| u64::from_ne_bytes(*c) != 0) || rest.iter().any(|&b| b != 0)
 }
 
-fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
+pub(crate) fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
         dst.copy_from_slice(bytes);
     }

@@ -7,7 +7,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::log::format::{u32_at, u64_at};
+use crate::log::format::{put, u32_at, u64_at};
 use crate::projection::{State, StateImage};
 use crate::types::{Lsn, Timestamp};
 
@@ -125,26 +125,14 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// The 48-byte header of a snapshot of `lsn` whose body has `len` bytes and CRC `crc`.
 fn header(lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
     let mut out = [0u8; HEADER_LEN];
-    let fields: [&[u8]; 7] = [
-        &SNAPSHOT_MAGIC,
-        &SNAPSHOT_VERSION.to_le_bytes(),
-        &0u32.to_le_bytes(),
-        &lsn.to_le_bytes(),
-        &Timestamp::now().as_micros().to_le_bytes(),
-        &len.to_le_bytes(),
-        &crc.to_le_bytes(),
-    ];
-    let mut at = 0;
-    for field in fields {
-        if let Some(dst) = out.get_mut(at..at + field.len()) {
-            dst.copy_from_slice(field);
-        }
-        at += field.len();
-    }
+    put(&mut out, 0, &SNAPSHOT_MAGIC);
+    put(&mut out, 8, &SNAPSHOT_VERSION.to_le_bytes());
+    put(&mut out, 16, &lsn.to_le_bytes());
+    put(&mut out, 24, &Timestamp::now().as_micros().to_le_bytes());
+    put(&mut out, 32, &len.to_le_bytes());
+    put(&mut out, 40, &crc.to_le_bytes());
     let header_crc = crc32fast::hash(out.get(..44).unwrap_or_default());
-    if let Some(dst) = out.get_mut(44..) {
-        dst.copy_from_slice(&header_crc.to_le_bytes());
-    }
+    put(&mut out, 44, &header_crc.to_le_bytes());
     out
 }
 
