@@ -242,6 +242,19 @@ pub enum Error {
         found: u64,
     },
 
+    /// A past version of a context key whose record compaction removed.
+    #[error("version {version} of context key {key} (LSN {lsn}) was compacted away (the log now starts at LSN {first}); only the current version is kept")]
+    VersionCompacted {
+        /// The key.
+        key: String,
+        /// The version asked for.
+        version: u64,
+        /// The record that made it.
+        lsn: Lsn,
+        /// The first LSN the log still holds.
+        first: Lsn,
+    },
+
     /// A value is larger than allowed.
     #[error("value for {what} is {size} bytes; at most {max} are allowed")]
     ValueTooLarge {

@@ -24,6 +24,9 @@ struct Args {
     /// Records of the mixed replay measurement (tasks, context, heartbeats, application events).
     #[arg(long, default_value_t = 1_000_000)]
     mixed_records: u64,
+    /// Keep the mixed store in this directory and reuse it when it exists (to profile the replay).
+    #[arg(long)]
+    mixed_store: Option<std::path::PathBuf>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -52,16 +55,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     replay(args.replay_records)?;
-    runtime.block_on(replay_mixed(args.mixed_records))?;
+    runtime.block_on(replay_mixed(args.mixed_records, args.mixed_store.as_deref()))?;
     Ok(())
 }
 
 /// Full replay of what agents typically write: per ten records a task created, claimed and
 /// completed, three context updates (over 1,000 keys), a heartbeat and three application events.
-async fn replay_mixed(records: u64) -> Result<(), Box<dyn std::error::Error>> {
+async fn replay_mixed(records: u64, keep: Option<&Path>) -> Result<(), Box<dyn std::error::Error>> {
+    let temporary = tempfile::tempdir()?;
+    let root = keep.unwrap_or(temporary.path());
+    if !root.join(".maos").exists() {
+        write_mixed(root, records).await?;
+    }
+    let took = median_open(root)?;
+    println!(
+        "open with full replay of {records} mixed records: {took:.3} s (median of 3), {:.2} M records/s",
+        records as f64 / took / 1e6
+    );
+    Ok(())
+}
+
+/// Writes the mixed workload of [`replay_mixed`] into a new store at `root`.
+async fn write_mixed(root: &Path, records: u64) -> Result<(), Box<dyn std::error::Error>> {
     use maos_coord::model::{ContextKey, Visibility};
-    let dir = tempfile::tempdir()?;
-    let c = Coordinator::options(dir.path())
+    let c = Coordinator::options(root)
         .durability(Durability::Buffered)
         .snapshot_every(0)
         .snapshot_every_bytes(0)
@@ -83,12 +100,6 @@ async fn replay_mixed(records: u64) -> Result<(), Box<dyn std::error::Error>> {
         }
         i += 1;
     }
-    drop(c);
-    let took = median_open(dir.path())?;
-    println!(
-        "open with full replay of {records} mixed records: {took:.3} s (median of 3), {:.2} M records/s",
-        records as f64 / took / 1e6
-    );
     Ok(())
 }
 

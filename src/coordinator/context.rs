@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use super::{require_agent, Coordinator};
 use crate::error::{Error, Result};
-use crate::model::{AgentId, ContextEntry, ContextKey, Event, SetCondition, Visibility};
-use crate::projection::State;
-use crate::types::Timestamp;
+use crate::model::{AgentId, ContextEntry, ContextKey, Event, Recorded, SetCondition, Visibility};
+use crate::projection::{entry_of, ContextVersion, State};
+use crate::types::{Lsn, Timestamp};
 
 /// How [`Coordinator::set_context_with`] sets a key.
 #[derive(Debug, Clone, Default)]
@@ -104,19 +104,63 @@ impl Coordinator {
     }
 
     /// Version `version` of a key (`None` if there is no such version or it was a delete).
+    /// Past versions are read from the log: [`Error::VersionCompacted`] once compaction removed
+    /// their record.
     pub fn get_context_version(
         &self,
         reader: &AgentId,
         key: &ContextKey,
         version: u64,
     ) -> Result<Option<ContextEntry>> {
-        self.read(|s| {
+        let found = self.read(|s| {
             require_agent(s, reader)?;
-            match s.context.at_version(key, version).and_then(|v| v.entry.as_ref()) {
-                Some(e) => visible(e, reader).map(|e| Some(e.clone())),
-                None => Ok(None),
+            if version == s.context.version(key) {
+                let current = s.context.current(key).map(|e| visible(e, reader).cloned()).transpose()?;
+                return Ok(Found::Current(current));
             }
-        })?
+            Ok(s.context.at_version(key, version).copied().map_or(Found::Nothing, Found::Past))
+        })??;
+        match found {
+            Found::Current(entry) => Ok(entry),
+            Found::Past(ContextVersion { lsn, created_at: Some(created_at) }) => {
+                let entry = self.read_context_version(key, version, lsn, created_at)?;
+                visible(&entry, reader)?;
+                Ok(Some(entry))
+            }
+            Found::Past(_) | Found::Nothing => Ok(None),
+        }
+    }
+
+    /// The entry of a past version, from its record at `lsn`.
+    fn read_context_version(
+        &self,
+        key: &ContextKey,
+        version: u64,
+        lsn: Lsn,
+        created_at: Timestamp,
+    ) -> Result<ContextEntry> {
+        let compacted = |first| Error::VersionCompacted { key: key.to_string(), version, lsn, first };
+        let mut records = match self.log.reader_from(lsn) {
+            Ok(records) => records,
+            Err(Error::Compacted { first, .. }) => return Err(compacted(first)),
+            Err(e) => return Err(e),
+        };
+        let Some(record) = records.next()?.filter(|r| r.lsn == lsn) else {
+            return Err(compacted(self.log.first_lsn()?));
+        };
+        let recorded = Recorded::decode(lsn, record.payload)?;
+        match &recorded.event {
+            Event::ContextUpdated { key: k, version: v, .. } if k == key && *v == version => {}
+            _ => {
+                return Err(Error::Decode {
+                    lsn,
+                    reason: format!("the state places version {version} of context key {key} here"),
+                })
+            }
+        }
+        entry_of(recorded.actor, recorded.event, created_at, record.timestamp).ok_or_else(|| {
+            Error::Decode { lsn, reason: format!("no entry for version {version} of context key {key}") }
+        })
     }
 
     /// The current, unexpired entries `reader` may read whose keys start with `prefix`.
@@ -131,6 +175,16 @@ impl Coordinator {
                 .collect())
         })?
     }
+}
+
+/// What the state knows of one version of a key.
+enum Found {
+    /// The current version's entry (`None`: deleted), as the reader may see it.
+    Current(Option<ContextEntry>),
+    /// A past version, to read from the log.
+    Past(ContextVersion),
+    /// No such version.
+    Nothing,
 }
 
 /// The version a set or delete of `key` by `actor` gets, if its condition holds and the actor

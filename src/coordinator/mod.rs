@@ -15,6 +15,7 @@ mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
 mod pipeline;
+mod replay;
 mod snapshotting;
 mod sync;
 mod tasks;
@@ -38,6 +39,7 @@ use crate::model::{AgentId, Event, Recorded, Subject, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
 use crate::snapshot::Snapshots;
 use crate::types::{Lsn, RecordKind, Timestamp};
+use replay::catch_up;
 use snapshotting::SnapshotState;
 
 /// The coordination service. Cheap to clone; clones share projections.
@@ -294,28 +296,6 @@ impl Coordinator {
         }
         Ok(())
     }
-}
-
-/// Applies the records in `[state.next_lsn, tail)` to `state`.
-fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<u64> {
-    if state.next_lsn >= tail {
-        return Ok(0);
-    }
-    let mut reader = log.reader_from(state.next_lsn)?;
-    let mut bytes = 0u64;
-    while reader.position() < tail {
-        let Some(record) = reader.next()? else { break };
-        bytes += crate::log::format::frame_len(record.payload.len()) as u64;
-        if record.kind.get() != EVENT_RECORD_KIND {
-            state.next_lsn = record.lsn.next();
-        } else if Recorded::is_custom(record.payload) {
-            state.pass(record.lsn, record.timestamp);
-        } else {
-            let recorded = Recorded::decode(record.lsn, record.payload)?;
-            state.apply(&recorded, record.lsn, record.timestamp);
-        }
-    }
-    Ok(bytes)
 }
 
 /// The agent must be registered and active.

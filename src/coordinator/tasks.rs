@@ -249,7 +249,7 @@ impl Coordinator {
     }
 
     /// Tasks, all or those whose status has this name (`Pending`, `InProgress`, `Blocked`,
-    /// `Completed`, `Failed`).
+    /// `Completed`, `Failed`), oldest first.
     pub fn list_tasks(&self, status: Option<&str>) -> Result<Vec<Task>> {
         self.read(|s| {
             s.tasks.iter().filter(|t| status.is_none_or(|n| t.status.name() == n)).cloned().collect()

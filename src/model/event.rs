@@ -42,20 +42,22 @@ impl Recorded {
     /// when unsure (then the payload is decoded as usual).
     #[must_use]
     pub fn is_custom(payload: &[u8]) -> bool {
-        use rmp::decode::{read_map_len, read_str_from_slice};
+        use rmp::decode::{read_map_len, read_str_len};
+        /// The bytes of the string at the front of `rest`, compared without UTF-8 validation.
+        fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+            let len = usize::try_from(read_str_len(rest).ok()?).ok()?;
+            let (bytes, after) = rest.split_at_checked(len)?;
+            *rest = after;
+            Some(bytes)
+        }
         let mut rest = payload;
         let Ok(fields) = read_map_len(&mut rest) else { return false };
         for _ in 0..fields {
-            let Ok((field, after)) = read_str_from_slice(rest) else { return false };
-            rest = after;
-            match field {
-                "actor" => match read_str_from_slice(rest) {
-                    Ok((_, after)) => rest = after,
-                    Err(_) => return false,
-                },
-                "event" => {
+            match string(&mut rest) {
+                Some(b"actor") if string(&mut rest).is_some() => {}
+                Some(b"event") => {
                     return read_map_len(&mut rest).is_ok_and(|n| n == 1)
-                        && read_str_from_slice(rest).is_ok_and(|(variant, _)| variant == "Custom");
+                        && string(&mut rest) == Some(b"Custom".as_slice());
                 }
                 _ => return false,
             }

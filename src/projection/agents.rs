@@ -48,19 +48,19 @@ impl Agent {
     }
 }
 
-pub(super) fn apply(agents: &mut BTreeMap<String, Agent>, event: &Event, time: Timestamp) {
+pub(super) fn apply(agents: &mut BTreeMap<String, Agent>, event: Event, time: Timestamp) {
     match event {
         Event::AgentStarted { agent, role, capabilities, heartbeat_timeout_ms } => {
             agents.insert(
                 agent.to_string(),
                 Agent {
-                    id: agent.clone(),
-                    role: role.clone(),
-                    capabilities: capabilities.clone(),
+                    id: agent,
+                    role,
+                    capabilities,
                     status: AgentStatus::Active,
                     registered_at: time,
                     last_heartbeat: time,
-                    heartbeat_timeout_ms: *heartbeat_timeout_ms,
+                    heartbeat_timeout_ms,
                 },
             );
         }
@@ -71,7 +71,7 @@ pub(super) fn apply(agents: &mut BTreeMap<String, Agent>, event: &Event, time: T
         }
         Event::AgentStopped { agent, reason } => {
             if let Some(a) = agents.get_mut(agent.as_str()) {
-                a.status = AgentStatus::Stopped(reason.clone());
+                a.status = AgentStatus::Stopped(reason);
             }
         }
         _ => {}

@@ -1,24 +1,36 @@
-//! The context index: every version of every key (deletes included), so that past versions can
-//! be read and watchers can start from any version.
+//! The context index: the current entry of every key, and where each of its versions was
+//! recorded. Past versions are not held: their records stay in the log, where
+//! [`Coordinator::get_context_version`](crate::Coordinator::get_context_version) reads them, so
+//! memory and snapshots grow with the number of keys, not with the number of updates.
 
 use std::collections::BTreeMap;
 
 use crate::model::{AgentId, ContextEntry, ContextKey, Event};
 use crate::types::{Lsn, Timestamp};
 
-/// One version of a key: the entry, or `None` where the version is a delete.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Where one version of a key was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContextVersion {
     /// The record that made this version.
     pub lsn: Lsn,
-    /// The entry, or `None` for a delete.
-    pub entry: Option<ContextEntry>,
+    /// For a set, when the key's current life began (its first set since the last delete): the
+    /// `created_at` of this version's entry. `None` for a delete.
+    pub created_at: Option<Timestamp>,
 }
 
-/// All context keys and their versions.
+/// One key: its versions and its current entry.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeyHistory {
+    /// Every version, oldest first (version *n* at index *n* - 1).
+    pub versions: Vec<ContextVersion>,
+    /// The latest version's entry; `None` if it is a delete.
+    pub current: Option<ContextEntry>,
+}
+
+/// All context keys.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContextIndex {
-    keys: BTreeMap<ContextKey, Vec<ContextVersion>>,
+    keys: BTreeMap<ContextKey, KeyHistory>,
 }
 
 impl ContextIndex {
@@ -26,26 +38,26 @@ impl ContextIndex {
     /// check, with the time of its command.
     #[must_use]
     pub fn current(&self, key: &ContextKey) -> Option<&ContextEntry> {
-        self.keys.get(key).and_then(|v| v.last()).and_then(|v| v.entry.as_ref())
+        self.keys.get(key).and_then(|k| k.current.as_ref())
     }
 
     /// The key's version: 0 if never set.
     #[must_use]
     pub fn version(&self, key: &ContextKey) -> u64 {
-        self.keys.get(key).map_or(0, |v| v.len() as u64)
+        self.keys.get(key).map_or(0, |k| k.versions.len() as u64)
     }
 
-    /// Version `version` (1-based) of the key.
+    /// Where version `version` (1-based) of the key was recorded.
     #[must_use]
     pub fn at_version(&self, key: &ContextKey, version: u64) -> Option<&ContextVersion> {
         let index = usize::try_from(version.checked_sub(1)?).ok()?;
-        self.keys.get(key).and_then(|v| v.get(index))
+        self.keys.get(key).and_then(|k| k.versions.get(index))
     }
 
     /// Every version of the key, oldest first.
     #[must_use]
     pub fn versions(&self, key: &ContextKey) -> &[ContextVersion] {
-        self.keys.get(key).map_or(&[], Vec::as_slice)
+        self.keys.get(key).map_or(&[], |k| k.versions.as_slice())
     }
 
     /// Current entries whose key starts with `prefix`, in key order.
@@ -53,42 +65,54 @@ impl ContextIndex {
         self.keys
             .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
             .take_while(move |(k, _)| k.as_str().starts_with(prefix))
-            .filter_map(|(_, v)| v.last().and_then(|v| v.entry.as_ref()))
+            .filter_map(|(_, k)| k.current.as_ref())
     }
 
-    /// Every key with its versions (for snapshots).
-    pub(super) fn to_image(&self) -> Vec<(ContextKey, Vec<ContextVersion>)> {
+    /// Every key (for snapshots).
+    pub(super) fn to_image(&self) -> Vec<(ContextKey, KeyHistory)> {
         self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
-    pub(super) fn from_image(keys: Vec<(ContextKey, Vec<ContextVersion>)>) -> ContextIndex {
+    pub(super) fn from_image(keys: Vec<(ContextKey, KeyHistory)>) -> ContextIndex {
         ContextIndex { keys: keys.into_iter().collect() }
     }
 
-    pub(super) fn apply(&mut self, actor: &AgentId, event: &Event, lsn: Lsn, time: Timestamp) {
-        match event {
-            Event::ContextUpdated { key, value, visibility, expires_at, metadata, version } => {
-                let versions = self.keys.entry(key.clone()).or_default();
-                let created_at =
-                    versions.last().and_then(|v| v.entry.as_ref()).map_or(time, |e| e.created_at);
-                let entry = ContextEntry {
-                    key: key.clone(),
-                    value: value.clone(),
-                    owner: actor.clone(),
-                    visibility: visibility.clone(),
-                    version: *version,
-                    created_at,
-                    updated_at: time,
-                    expires_at: *expires_at,
-                    metadata: metadata.clone(),
-                };
-                versions.push(ContextVersion { lsn, entry: Some(entry) });
-            }
-            Event::ContextDeleted { key, .. } => {
-                self.keys.entry(key.clone()).or_default().push(ContextVersion { lsn, entry: None });
-            }
-            _ => {}
-        }
+    pub(super) fn apply(&mut self, actor: AgentId, event: Event, lsn: Lsn, time: Timestamp) {
+        let key = match &event {
+            Event::ContextUpdated { key, .. } | Event::ContextDeleted { key, .. } => key,
+            _ => return,
+        };
+        let history = match self.keys.get_mut(key) {
+            Some(history) => history,
+            None => self.keys.entry(key.clone()).or_default(),
+        };
+        let created_at = match &history.current {
+            Some(current) => current.created_at,
+            None => time,
+        };
+        history.current = entry_of(actor, event, created_at, time);
+        let created_at = history.current.as_ref().map(|e| e.created_at);
+        history.versions.push(ContextVersion { lsn, created_at });
+    }
+}
+
+/// The entry a context record makes: `None` for a delete (or another event). `created_at` is
+/// the start of the key's current life, `time` the record's.
+#[must_use]
+pub fn entry_of(actor: AgentId, event: Event, created_at: Timestamp, time: Timestamp) -> Option<ContextEntry> {
+    match event {
+        Event::ContextUpdated { key, value, visibility, expires_at, metadata, version } => Some(ContextEntry {
+            key,
+            value,
+            owner: actor,
+            visibility,
+            version,
+            created_at,
+            updated_at: time,
+            expires_at,
+            metadata,
+        }),
+        _ => None,
     }
 }
 

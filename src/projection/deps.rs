@@ -99,7 +99,7 @@ impl DependencyGraph {
     pub(super) fn from_image(deps: Vec<Dependency>) -> DependencyGraph {
         let mut graph = DependencyGraph::default();
         for dependency in deps {
-            graph.apply(&Event::DependencyRegistered { dependency });
+            graph.apply(Event::DependencyRegistered { dependency });
         }
         graph
     }
@@ -137,25 +137,25 @@ impl DependencyGraph {
         }
     }
 
-    pub(super) fn apply(&mut self, event: &Event) {
+    pub(super) fn apply(&mut self, event: Event) {
         match event {
             Event::DependencyRegistered { dependency } => {
                 let from = self.node(&dependency.provider);
                 let to = self.node(&dependency.consumer);
                 self.graph.add_edge(from, to, dependency.id.clone());
-                self.deps.insert(dependency.id.clone(), dependency.clone());
+                self.deps.insert(dependency.id.clone(), dependency);
             }
             Event::DependencyReady { dependency, artifact_path } => {
-                if let Some(d) = self.deps.get_mut(dependency) {
+                if let Some(d) = self.deps.get_mut(&dependency) {
                     d.status = DependencyStatus::Ready;
                     if artifact_path.is_some() {
-                        d.artifact_path.clone_from(artifact_path);
+                        d.artifact_path = artifact_path;
                     }
                 }
             }
             Event::DependencyFailed { dependency, reason } => {
-                if let Some(d) = self.deps.get_mut(dependency) {
-                    d.status = DependencyStatus::Failed(reason.clone());
+                if let Some(d) = self.deps.get_mut(&dependency) {
+                    d.status = DependencyStatus::Failed(reason);
                 }
             }
             _ => {}

@@ -15,7 +15,7 @@ mod tasks;
 use std::collections::BTreeMap;
 
 pub use agents::{Agent, AgentStatus};
-pub use context::{ContextIndex, ContextVersion};
+pub use context::{entry_of, ContextIndex, ContextVersion, KeyHistory};
 pub use deps::DependencyGraph;
 pub use sync::{Barrier, Lock};
 pub use tasks::TaskRegistry;
@@ -23,9 +23,10 @@ pub use tasks::TaskRegistry;
 use crate::model::{BarrierName, Event, LockName, Recorded};
 use crate::types::{Lsn, Timestamp};
 
-/// A [`State`] as plain data: what a snapshot stores (log-format.md, "Snapshots").
+/// A [`State`] as plain data: what a snapshot stores (log-format.md, "Snapshots"). `Context` is
+/// the shape of the context part, which older snapshot versions stored differently.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct StateImage {
+pub struct StateImage<Context = Vec<(crate::model::ContextKey, KeyHistory)>> {
     /// The first LSN not applied.
     pub next_lsn: Lsn,
     /// Time of the last applied record.
@@ -35,13 +36,29 @@ pub struct StateImage {
     /// Tasks.
     pub tasks: Vec<crate::model::Task>,
     /// Context keys and their versions.
-    pub context: Vec<(crate::model::ContextKey, Vec<ContextVersion>)>,
+    pub context: Context,
     /// Dependencies.
     pub dependencies: Vec<crate::model::Dependency>,
     /// Barriers.
     pub barriers: Vec<(BarrierName, Barrier)>,
     /// Locks.
     pub locks: Vec<(LockName, Lock)>,
+}
+
+impl<C> StateImage<C> {
+    /// The same image with its context part converted by `convert`.
+    pub fn map_context<D>(self, convert: impl FnOnce(C) -> D) -> StateImage<D> {
+        StateImage {
+            next_lsn: self.next_lsn,
+            last_time: self.last_time,
+            agents: self.agents,
+            tasks: self.tasks,
+            context: convert(self.context),
+            dependencies: self.dependencies,
+            barriers: self.barriers,
+            locks: self.locks,
+        }
+    }
 }
 
 /// Every projection, as of [`State::next_lsn`].
@@ -72,18 +89,20 @@ impl State {
         State { next_lsn: Lsn::FIRST, ..State::default() }
     }
 
-    /// Applies the record at `lsn`, appended at `time`.
-    pub fn apply(&mut self, recorded: &Recorded, lsn: Lsn, time: Timestamp) {
-        let actor = &recorded.actor;
-        match &recorded.event {
+    /// Applies the record at `lsn`, appended at `time` (consuming it: what it carries moves into
+    /// the projections).
+    pub fn apply(&mut self, recorded: Recorded, lsn: Lsn, time: Timestamp) {
+        let Recorded { actor, event } = recorded;
+        match event {
             Event::AgentStarted { .. } | Event::AgentHeartbeat { .. } | Event::AgentStopped { .. } => {
-                agents::apply(&mut self.agents, &recorded.event, time);
-                if let Event::AgentHeartbeat { agent, lease_until } = &recorded.event {
-                    self.tasks.extend_leases(agent, *lease_until, time);
+                match &event {
+                    Event::AgentHeartbeat { agent, lease_until } => {
+                        self.tasks.extend_leases(agent, *lease_until, time);
+                    }
+                    Event::AgentStopped { agent, .. } => self.tasks.release_all(agent, time),
+                    _ => {}
                 }
-                if let Event::AgentStopped { agent, .. } = &recorded.event {
-                    self.tasks.release_all(agent, time);
-                }
+                agents::apply(&mut self.agents, event, time);
             }
             Event::TaskCreated { .. }
             | Event::TaskClaimed { .. }
@@ -95,22 +114,22 @@ impl State {
             | Event::TaskCompleted { .. }
             | Event::TaskFailed { .. }
             | Event::TaskAttemptFailed { .. } => {
-                self.tasks.apply(&recorded.event, lsn, time);
-                self.deps.follow_provider(&recorded.event);
+                self.deps.follow_provider(&event);
+                self.tasks.apply(event, lsn, time);
             }
             Event::ContextUpdated { .. } | Event::ContextDeleted { .. } => {
-                self.context.apply(actor, &recorded.event, lsn, time);
+                self.context.apply(actor, event, lsn, time);
             }
             Event::DependencyRegistered { .. }
             | Event::DependencyReady { .. }
             | Event::DependencyFailed { .. } => {
-                self.deps.apply(&recorded.event);
+                self.deps.apply(event);
             }
             Event::BarrierCreated { .. } | Event::BarrierSignalled { .. } => {
-                sync::apply_barrier(&mut self.barriers, &recorded.event);
+                sync::apply_barrier(&mut self.barriers, event);
             }
             Event::LockAcquired { .. } | Event::LockReleased { .. } => {
-                sync::apply_lock(&mut self.locks, &recorded.event, lsn);
+                sync::apply_lock(&mut self.locks, event, lsn);
             }
             Event::Custom { .. } => {}
         }

@@ -33,31 +33,27 @@ pub struct Lock {
     pub token: Lsn,
 }
 
-pub(super) fn apply_barrier(barriers: &mut BTreeMap<BarrierName, Barrier>, event: &Event) {
+pub(super) fn apply_barrier(barriers: &mut BTreeMap<BarrierName, Barrier>, event: Event) {
     match event {
         Event::BarrierCreated { name, participants } => {
-            barriers.insert(
-                name.clone(),
-                Barrier { participants: participants.clone(), signalled: BTreeSet::new() },
-            );
+            barriers.insert(name, Barrier { participants, signalled: BTreeSet::new() });
         }
         Event::BarrierSignalled { name, participant } => {
-            if let Some(b) = barriers.get_mut(name) {
-                b.signalled.insert(participant.clone());
+            if let Some(b) = barriers.get_mut(&name) {
+                b.signalled.insert(participant);
             }
         }
         _ => {}
     }
 }
 
-pub(super) fn apply_lock(locks: &mut BTreeMap<LockName, Lock>, event: &Event, lsn: Lsn) {
+pub(super) fn apply_lock(locks: &mut BTreeMap<LockName, Lock>, event: Event, lsn: Lsn) {
     match event {
         Event::LockAcquired { name, holder, lease_until } => {
-            locks
-                .insert(name.clone(), Lock { holder: holder.clone(), lease_until: *lease_until, token: lsn });
+            locks.insert(name, Lock { holder, lease_until, token: lsn });
         }
-        Event::LockReleased { name, holder } if locks.get(name).is_some_and(|l| l.holder == *holder) => {
-            locks.remove(name);
+        Event::LockReleased { name, holder } if locks.get(&name).is_some_and(|l| l.holder == holder) => {
+            locks.remove(&name);
         }
         _ => {}
     }

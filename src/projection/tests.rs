@@ -42,7 +42,7 @@ fn fold(events: Vec<Event>) -> State {
     let mut state = State::new();
     for (i, event) in events.into_iter().enumerate() {
         let n = i as u64 + 1;
-        state.apply(&Recorded { actor: agent("actor"), event }, Lsn(n), Timestamp(n as i64 * 10));
+        state.apply(Recorded { actor: agent("actor"), event }, Lsn(n), Timestamp(n as i64 * 10));
     }
     state
 }
@@ -81,7 +81,7 @@ fn leases_lapse_extend_and_are_returned_on_stop() {
     assert_eq!(state.tasks.lapsed(Timestamp(100)).count(), 0);
     assert_eq!(state.tasks.lapsed(Timestamp(101)).count(), 1);
     state.apply(
-        &Recorded {
+        Recorded {
             actor: agent("a"),
             event: Event::AgentHeartbeat { agent: agent("a"), lease_until: Timestamp(500) },
         },
@@ -91,7 +91,7 @@ fn leases_lapse_extend_and_are_returned_on_stop() {
     assert_eq!(state.tasks.lapsed(Timestamp(101)).count(), 0, "the heartbeat extended the lease");
     assert_eq!(state.tasks.get(&task_id("t")).unwrap().lease_until, Some(Timestamp(500)));
     state.apply(
-        &Recorded {
+        Recorded {
             actor: agent("b"),
             event: Event::TaskLeaseLapsed { task: task_id("t"), agent: agent("a") },
         },
@@ -102,7 +102,7 @@ fn leases_lapse_extend_and_are_returned_on_stop() {
     assert_eq!((t.status.clone(), t.failures, t.lease_until), (TaskStatus::Pending, 1, None));
     assert_eq!(state.tasks.pending_in_claim_order().count(), 1);
     state.apply(
-        &Recorded {
+        Recorded {
             actor: agent("a"),
             event: Event::TaskClaimed { task: task_id("t"), agent: agent("a"), lease_until: Timestamp(900) },
         },
@@ -110,7 +110,7 @@ fn leases_lapse_extend_and_are_returned_on_stop() {
         Timestamp(60),
     );
     state.apply(
-        &Recorded {
+        Recorded {
             actor: agent("a"),
             event: Event::AgentStopped { agent: agent("a"), reason: "done".into() },
         },
@@ -161,6 +161,7 @@ fn context_versions_deletes_and_prefixes() {
         set("api/url", 3, 1),
         set("apix", 4, 1),
         Event::ContextDeleted { key: ContextKey::new("api/url").unwrap(), version: 2 },
+        set("api/url", 5, 3),
     ]);
     let spec = ContextKey::new("api/spec").unwrap();
     let current = state.context.current(&spec).unwrap();
@@ -169,15 +170,23 @@ fn context_versions_deletes_and_prefixes() {
         (serde_json::json!(2), 2, Timestamp(10), Timestamp(20))
     );
     assert_eq!(
-        state.context.at_version(&spec, 1).unwrap().entry.as_ref().unwrap().value,
-        serde_json::json!(1)
+        state.context.at_version(&spec, 1),
+        Some(&ContextVersion { lsn: Lsn(1), created_at: Some(Timestamp(10)) })
     );
     assert!(state.context.at_version(&spec, 3).is_none() && state.context.at_version(&spec, 0).is_none());
     let url = ContextKey::new("api/url").unwrap();
-    assert!(state.context.current(&url).is_none());
-    assert_eq!(state.context.version(&url), 2);
+    assert_eq!(
+        state.context.versions(&url),
+        [
+            ContextVersion { lsn: Lsn(3), created_at: Some(Timestamp(30)) },
+            ContextVersion { lsn: Lsn(5), created_at: None },
+            ContextVersion { lsn: Lsn(6), created_at: Some(Timestamp(60)) },
+        ],
+        "a set after a delete starts a new life"
+    );
+    assert_eq!(state.context.current(&url).map(|e| (e.version, e.created_at)), Some((3, Timestamp(60))));
     let keys: Vec<&str> = state.context.with_prefix("api/").map(|e| e.key.as_str()).collect();
-    assert_eq!(keys, ["api/spec"]);
+    assert_eq!(keys, ["api/spec", "api/url"]);
 }
 
 #[test]
@@ -229,7 +238,7 @@ fn barriers_complete_and_lock_tokens_are_the_granting_lsn() {
     assert_eq!(state.locks[&lock].token, Lsn(3));
     let mut state = state;
     state.apply(
-        &Recorded {
+        Recorded {
             actor: agent("x"),
             event: Event::BarrierSignalled { name: name.clone(), participant: "be".into() },
         },
@@ -238,7 +247,7 @@ fn barriers_complete_and_lock_tokens_are_the_granting_lsn() {
     );
     assert!(state.barriers[&name].is_complete());
     state.apply(
-        &Recorded {
+        Recorded {
             actor: agent("b"),
             event: Event::LockReleased { name: lock.clone(), holder: agent("b") },
         },
@@ -247,7 +256,7 @@ fn barriers_complete_and_lock_tokens_are_the_granting_lsn() {
     );
     assert!(state.locks.contains_key(&lock), "only the holder's release counts");
     state.apply(
-        &Recorded {
+        Recorded {
             actor: agent("a"),
             event: Event::LockReleased { name: lock.clone(), holder: agent("a") },
         },
@@ -295,7 +304,7 @@ fn dependencies_follow_their_provider_task() {
     assert_eq!(state.deps.get(&dep).unwrap().status, DependencyStatus::InProgress);
     let mut state = state;
     state.apply(
-        &Recorded { actor: agent("a"), event: Event::TaskReleased { task: task_id("p"), agent: agent("a") } },
+        Recorded { actor: agent("a"), event: Event::TaskReleased { task: task_id("p"), agent: agent("a") } },
         Lsn(4),
         Timestamp(40),
     );

@@ -11,10 +11,12 @@ use crate::log::format::{put, u32_at, u64_at};
 use crate::projection::{State, StateImage};
 use crate::types::{Lsn, Timestamp};
 
+mod v1;
+
 /// `b"MAOSSNP\0"`.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MAOSSNP\0";
-/// Version of the snapshot format.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// Version of the snapshot format this build writes (it also reads version 1).
+pub const SNAPSHOT_VERSION: u32 = 2;
 const HEADER_LEN: usize = 48;
 
 /// The snapshot files of one store.
@@ -146,7 +148,7 @@ pub fn read_file(path: &Path) -> std::result::Result<StateImage, String> {
     let mut input = BufReader::with_capacity(1 << 20, file);
     let mut head = [0u8; HEADER_LEN];
     input.read_exact(&mut head).map_err(|e| format!("cannot read its header: {e}"))?;
-    let (lsn, len, crc) = check_header(&head)?;
+    let (version, lsn, len, crc) = check_header(&head)?;
     let mut body = Checksummed::new(&mut input);
     std::io::copy(&mut body, &mut std::io::sink()).map_err(unreadable)?;
     if body.len != len {
@@ -156,16 +158,24 @@ pub fn read_file(path: &Path) -> std::result::Result<StateImage, String> {
         return Err("body checksum mismatch".into());
     }
     input.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(unreadable)?;
-    let image: StateImage =
-        rmp_serde::from_read(input.take(len)).map_err(|e| format!("body does not decode: {e}"))?;
+    let image = decode_body(version, input.take(len))?;
     if image.next_lsn.get() != lsn {
         return Err("header and body disagree on the LSN".into());
     }
     Ok(image)
 }
 
-/// Checks a header; returns the LSN, body length and body CRC it announces.
-fn check_header(header: &[u8]) -> std::result::Result<(u64, u64, u32), String> {
+/// Decodes a body of snapshot format `version`.
+fn decode_body(version: u32, body: impl Read) -> std::result::Result<StateImage, String> {
+    let undecodable = |e: rmp_serde::decode::Error| format!("body does not decode: {e}");
+    if version == 1 {
+        return rmp_serde::from_read(body).map(v1::upgrade).map_err(undecodable);
+    }
+    rmp_serde::from_read(body).map_err(undecodable)
+}
+
+/// Checks a header; returns the version, LSN, body length and body CRC it announces.
+fn check_header(header: &[u8]) -> std::result::Result<(u32, u64, u64, u32), String> {
     if header.get(..8) != Some(SNAPSHOT_MAGIC.as_slice()) {
         return Err("bad magic".into());
     }
@@ -173,10 +183,10 @@ fn check_header(header: &[u8]) -> std::result::Result<(u64, u64, u32), String> {
         return Err("header checksum mismatch".into());
     }
     let version = u32_at(header, 8);
-    if version != SNAPSHOT_VERSION || u32_at(header, 12) != 0 {
+    if !(1..=SNAPSHOT_VERSION).contains(&version) || u32_at(header, 12) != 0 {
         return Err(format!("unsupported version {version}"));
     }
-    Ok((u64_at(header, 16), u64_at(header, 32), u32_at(header, 40)))
+    Ok((version, u64_at(header, 16), u64_at(header, 32), u32_at(header, 40)))
 }
 
 /// A reader or writer that checksums and counts the bytes passing through.
@@ -218,13 +228,13 @@ impl<R: Read> Read for Checksummed<R> {
 
 /// Checks and decodes the bytes of a snapshot file; the error says what is wrong.
 pub fn decode(bytes: &[u8]) -> std::result::Result<StateImage, String> {
-    let (lsn, len, crc) = check_header(bytes.get(..HEADER_LEN).ok_or("shorter than a header")?)?;
+    let (version, lsn, len, crc) = check_header(bytes.get(..HEADER_LEN).ok_or("shorter than a header")?)?;
     let len = usize::try_from(len).map_err(|_| "body length overflows".to_owned())?;
     let body = bytes.get(HEADER_LEN..).filter(|b| b.len() == len).ok_or("body length mismatch")?;
     if crc32fast::hash(body) != crc {
         return Err("body checksum mismatch".into());
     }
-    let image: StateImage = rmp_serde::from_slice(body).map_err(|e| format!("body does not decode: {e}"))?;
+    let image = decode_body(version, body)?;
     if image.next_lsn.get() != lsn {
         return Err("header and body disagree on the LSN".into());
     }
