@@ -3,8 +3,9 @@
 //! [`Coordinator::get_context_version`](crate::Coordinator::get_context_version) reads them, so
 //! memory and snapshots grow with the number of keys, not with the number of updates.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
+use super::HashMap;
 use crate::model::{AgentId, ContextEntry, ContextKey, Event};
 use crate::types::{Lsn, Timestamp};
 
@@ -30,7 +31,9 @@ pub struct KeyHistory {
 /// All context keys.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContextIndex {
-    keys: BTreeMap<ContextKey, KeyHistory>,
+    keys: HashMap<ContextKey, KeyHistory>,
+    /// The keys in order, for listing by prefix.
+    order: BTreeSet<ContextKey>,
 }
 
 impl ContextIndex {
@@ -62,19 +65,22 @@ impl ContextIndex {
 
     /// Current entries whose key starts with `prefix`, in key order.
     pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a ContextEntry> + 'a {
-        self.keys
+        self.order
             .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-            .take_while(move |(k, _)| k.as_str().starts_with(prefix))
-            .filter_map(|(_, k)| k.current.as_ref())
+            .take_while(move |k| k.as_str().starts_with(prefix))
+            .filter_map(|k| self.current(k))
     }
 
-    /// Every key (for snapshots).
+    /// Every key, in order (for snapshots).
     pub(super) fn to_image(&self) -> Vec<(ContextKey, KeyHistory)> {
-        self.keys.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.order.iter().filter_map(|k| Some((k.clone(), self.keys.get(k)?.clone()))).collect()
     }
 
     pub(super) fn from_image(keys: Vec<(ContextKey, KeyHistory)>) -> ContextIndex {
-        ContextIndex { keys: keys.into_iter().collect() }
+        ContextIndex {
+            order: keys.iter().map(|(k, _)| k.clone()).collect(),
+            keys: keys.into_iter().collect(),
+        }
     }
 
     pub(super) fn apply(&mut self, actor: AgentId, event: Event, lsn: Lsn, time: Timestamp) {
@@ -84,7 +90,10 @@ impl ContextIndex {
         };
         let history = match self.keys.get_mut(key) {
             Some(history) => history,
-            None => self.keys.entry(key.clone()).or_default(),
+            None => {
+                self.order.insert(key.clone());
+                self.keys.entry(key.clone()).or_default()
+            }
         };
         let created_at = match &history.current {
             Some(current) => current.created_at,
@@ -99,19 +108,26 @@ impl ContextIndex {
 /// The entry a context record makes: `None` for a delete (or another event). `created_at` is
 /// the start of the key's current life, `time` the record's.
 #[must_use]
-pub fn entry_of(actor: AgentId, event: Event, created_at: Timestamp, time: Timestamp) -> Option<ContextEntry> {
+pub fn entry_of(
+    actor: AgentId,
+    event: Event,
+    created_at: Timestamp,
+    time: Timestamp,
+) -> Option<ContextEntry> {
     match event {
-        Event::ContextUpdated { key, value, visibility, expires_at, metadata, version } => Some(ContextEntry {
-            key,
-            value,
-            owner: actor,
-            visibility,
-            version,
-            created_at,
-            updated_at: time,
-            expires_at,
-            metadata,
-        }),
+        Event::ContextUpdated { key, value, visibility, expires_at, metadata, version } => {
+            Some(ContextEntry {
+                key,
+                value,
+                owner: actor,
+                visibility,
+                version,
+                created_at,
+                updated_at: time,
+                expires_at,
+                metadata,
+            })
+        }
         _ => None,
     }
 }

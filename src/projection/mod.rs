@@ -21,6 +21,10 @@ pub use sync::{Barrier, Lock};
 pub use tasks::TaskRegistry;
 
 use crate::model::{BarrierName, Event, LockName, Recorded};
+
+/// Hash maps of the projections: looked up for nearly every record replayed, so hashed with
+/// foldhash (fast on short strings, seeded per process) rather than SipHash.
+type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use crate::types::{Lsn, Timestamp};
 
 /// A [`State`] as plain data: what a snapshot stores (log-format.md, "Snapshots"). `Context` is

@@ -6,7 +6,9 @@
 //! numbers, so keeping them right copies no id.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use super::HashMap;
 
 use crate::model::{AgentId, Event, Priority, Task, TaskId, TaskStatus};
 use crate::types::{Lsn, Timestamp};

@@ -247,19 +247,13 @@ fn barriers_complete_and_lock_tokens_are_the_granting_lsn() {
     );
     assert!(state.barriers[&name].is_complete());
     state.apply(
-        Recorded {
-            actor: agent("b"),
-            event: Event::LockReleased { name: lock.clone(), holder: agent("b") },
-        },
+        Recorded { actor: agent("b"), event: Event::LockReleased { name: lock.clone(), holder: agent("b") } },
         Lsn(5),
         Timestamp(50),
     );
     assert!(state.locks.contains_key(&lock), "only the holder's release counts");
     state.apply(
-        Recorded {
-            actor: agent("a"),
-            event: Event::LockReleased { name: lock.clone(), holder: agent("a") },
-        },
+        Recorded { actor: agent("a"), event: Event::LockReleased { name: lock.clone(), holder: agent("a") } },
         Lsn(6),
         Timestamp(60),
     );
