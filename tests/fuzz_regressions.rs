@@ -27,6 +27,15 @@ fn saved_decode_record_inputs_do_not_panic() {
 }
 
 #[test]
+fn saved_decode_event_inputs_decode_alike() {
+    let inputs = inputs("decode_event");
+    assert!(inputs.len() >= maos_coord::model::fuzzing::sample_records().len());
+    for (_, data) in inputs {
+        maos_coord::model::fuzzing::decode_event(&data);
+    }
+}
+
+#[test]
 fn saved_open_segment_inputs_do_not_panic() {
     let inputs = inputs("open_segment");
     assert!(!inputs.is_empty());

@@ -158,8 +158,9 @@ impl Coordinator {
                 })
             }
         }
-        entry_of(recorded.actor, recorded.event, created_at, record.timestamp).ok_or_else(|| {
-            Error::Decode { lsn, reason: format!("no entry for version {version} of context key {key}") }
+        entry_of(recorded.actor, recorded.event, created_at, record.timestamp).ok_or_else(|| Error::Decode {
+            lsn,
+            reason: format!("no entry for version {version} of context key {key}"),
         })
     }
 

@@ -31,8 +31,12 @@ impl Recorded {
         rmp_serde::to_vec_named(self).map_err(|e| Error::Encode { reason: e.to_string() })
     }
 
-    /// Decodes a record payload.
+    /// Decodes a record payload (directly where it is laid out as [`Recorded::encode`] writes
+    /// it, through rmp-serde otherwise: the result is the same).
     pub fn decode(lsn: Lsn, payload: &[u8]) -> Result<Recorded> {
+        if let Some(recorded) = super::decode::fast(payload) {
+            return Ok(recorded);
+        }
         rmp_serde::from_slice(payload).map_err(|e| Error::Decode { lsn, reason: e.to_string() })
     }
 
@@ -42,27 +46,7 @@ impl Recorded {
     /// when unsure (then the payload is decoded as usual).
     #[must_use]
     pub fn is_custom(payload: &[u8]) -> bool {
-        use rmp::decode::{read_map_len, read_str_len};
-        /// The bytes of the string at the front of `rest`, compared without UTF-8 validation.
-        fn string<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
-            let len = usize::try_from(read_str_len(rest).ok()?).ok()?;
-            let (bytes, after) = rest.split_at_checked(len)?;
-            *rest = after;
-            Some(bytes)
-        }
-        let mut rest = payload;
-        let Ok(fields) = read_map_len(&mut rest) else { return false };
-        for _ in 0..fields {
-            match string(&mut rest) {
-                Some(b"actor") if string(&mut rest).is_some() => {}
-                Some(b"event") => {
-                    return read_map_len(&mut rest).is_ok_and(|n| n == 1)
-                        && string(&mut rest) == Some(b"Custom".as_slice());
-                }
-                _ => return false,
-            }
-        }
-        false
+        super::decode::is_custom(payload)
     }
 }
 

@@ -42,6 +42,12 @@ macro_rules! name_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// A name read from a record, as serde reads it (unvalidated: the record was
+            /// validated when it was appended).
+            pub(crate) fn from_record(name: String) -> $name {
+                $name(name)
+            }
         }
 
         impl std::fmt::Display for $name {

@@ -2,9 +2,11 @@
 //! the log records. No files here (design.md, "Layers").
 
 mod context;
+mod decode;
 mod dependency;
 mod event;
 mod filter;
+pub mod fuzzing;
 mod ids;
 mod retention;
 mod task;

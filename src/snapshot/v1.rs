@@ -24,8 +24,10 @@ pub(crate) fn upgrade(image: StateImage<ContextV1>) -> StateImage {
     image.map_context(|keys| {
         keys.into_iter()
             .map(|(key, versions)| {
-                let positions =
-                    versions.iter().map(|v| ContextVersion { lsn: v.lsn, created_at: v.entry.as_ref().map(|e| e.created_at) });
+                let positions = versions.iter().map(|v| ContextVersion {
+                    lsn: v.lsn,
+                    created_at: v.entry.as_ref().map(|e| e.created_at),
+                });
                 let positions = positions.collect();
                 let current = versions.into_iter().last().and_then(|v| v.entry);
                 (key, KeyHistory { versions: positions, current })

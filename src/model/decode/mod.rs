@@ -1,0 +1,525 @@
+//! Reading coordination records without serde's generic machinery: replay decodes millions of
+//! records, and the generic path spends most of its time dispatching on field and variant
+//! names rather than copying data.
+//!
+//! [`fast`] reads a payload exactly as [`Recorded::encode`] writes it (named MessagePack,
+//! log-format.md "Coordination records": every field present, in declaration order). Anything
+//! else (another field order, a missing or unknown field, an unknown variant, another encoding
+//! of a value) it declines, and [`Recorded::decode`] hands the payload to rmp-serde. So it
+//! changes how fast records are read, never what they mean: where it answers, it answers what
+//! rmp-serde would (tested differentially over every variant and every corruption of them).
+
+use std::collections::BTreeMap;
+
+use rmp::Marker;
+use serde_json::{Map, Number, Value};
+
+use super::context::Visibility;
+use super::dependency::{ArtifactType, Dependency, DependencyStatus};
+use super::event::{Event, Recorded};
+use super::ids::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
+use super::task::{Priority, Task, TaskStatus};
+use crate::types::Timestamp;
+
+/// Deepest JSON nesting read here; deeper values are left to rmp-serde.
+const MAX_DEPTH: u32 = 64;
+
+/// The record in `payload`, or `None` where rmp-serde must decide.
+pub(super) fn fast(payload: &[u8]) -> Option<Recorded> {
+    let mut input = Input { rest: payload };
+    input.map(2)?;
+    let actor = input.field(b"actor", Input::agent)?;
+    let event = input.field(b"event", Input::event)?;
+    Some(Recorded { actor, event })
+}
+
+/// Whether `payload` is surely an [`Event::Custom`], reading only up to the variant name.
+pub(super) fn is_custom(payload: &[u8]) -> bool {
+    fn custom(input: &mut Input<'_>) -> Option<bool> {
+        let fields = input.map_len()?;
+        for _ in 0..fields {
+            match input.raw_str()? {
+                b"actor" => {
+                    input.raw_str()?;
+                }
+                b"event" => {
+                    input.map(1)?;
+                    return Some(input.raw_str()? == b"Custom");
+                }
+                _ => return None,
+            }
+        }
+        None
+    }
+    custom(&mut Input { rest: payload }) == Some(true)
+}
+
+/// The unread rest of a payload.
+struct Input<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    fn marker(&mut self) -> Option<Marker> {
+        rmp::decode::read_marker(&mut self.rest).ok()
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (taken, rest) = self.rest.split_at_checked(n)?;
+        self.rest = rest;
+        Some(taken)
+    }
+
+    fn be<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    /// A length of `bytes` big-endian bytes.
+    fn len(&mut self, bytes: usize) -> Option<usize> {
+        match bytes {
+            1 => Some(usize::from(self.be::<1>()?[0])),
+            2 => Some(usize::from(u16::from_be_bytes(self.be()?))),
+            _ => usize::try_from(u32::from_be_bytes(self.be()?)).ok(),
+        }
+    }
+
+    fn map_len(&mut self) -> Option<usize> {
+        match self.marker()? {
+            Marker::FixMap(n) => Some(usize::from(n)),
+            Marker::Map16 => self.len(2),
+            Marker::Map32 => self.len(4),
+            _ => None,
+        }
+    }
+
+    /// A map of exactly `n` entries.
+    fn map(&mut self, n: usize) -> Option<()> {
+        (self.map_len()? == n).then_some(())
+    }
+
+    fn array_len(&mut self) -> Option<usize> {
+        match self.marker()? {
+            Marker::FixArray(n) => Some(usize::from(n)),
+            Marker::Array16 => self.len(2),
+            Marker::Array32 => self.len(4),
+            _ => None,
+        }
+    }
+
+    fn str_after(&mut self, marker: Marker) -> Option<&'a [u8]> {
+        let len = match marker {
+            Marker::FixStr(n) => usize::from(n),
+            Marker::Str8 => self.len(1)?,
+            Marker::Str16 => self.len(2)?,
+            Marker::Str32 => self.len(4)?,
+            _ => return None,
+        };
+        self.take(len)
+    }
+
+    /// The bytes of a string, unchecked (for names compared with known ones).
+    fn raw_str(&mut self) -> Option<&'a [u8]> {
+        let marker = self.marker()?;
+        self.str_after(marker)
+    }
+
+    fn string(&mut self) -> Option<String> {
+        std::str::from_utf8(self.raw_str()?).ok().map(str::to_owned)
+    }
+
+    /// The next entry's key must be `name` (every field name is under 32 bytes, so the encoder
+    /// writes it as a fixstr: its marker byte, then the name); then reads its value.
+    #[inline]
+    fn field<T>(&mut self, name: &[u8], read: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        let marker = Marker::FixStr(u8::try_from(name.len()).ok().filter(|&n| n < 32)?).to_u8();
+        let rest = self.rest.strip_prefix(&[marker])?.strip_prefix(name)?;
+        self.rest = rest;
+        read(self)
+    }
+
+    /// An integer of any width, as rmp-serde accepts one for an integer field.
+    fn int<T: TryFrom<i128>>(&mut self) -> Option<T> {
+        let marker = self.marker()?;
+        T::try_from(self.int_after(marker)?).ok()
+    }
+
+    fn int_after(&mut self, marker: Marker) -> Option<i128> {
+        Some(match marker {
+            Marker::FixPos(n) => i128::from(n),
+            Marker::FixNeg(n) => i128::from(n),
+            Marker::U8 => i128::from(u8::from_be_bytes(self.be()?)),
+            Marker::U16 => i128::from(u16::from_be_bytes(self.be()?)),
+            Marker::U32 => i128::from(u32::from_be_bytes(self.be()?)),
+            Marker::U64 => i128::from(u64::from_be_bytes(self.be()?)),
+            Marker::I8 => i128::from(i8::from_be_bytes(self.be()?)),
+            Marker::I16 => i128::from(i16::from_be_bytes(self.be()?)),
+            Marker::I32 => i128::from(i32::from_be_bytes(self.be()?)),
+            Marker::I64 => i128::from(i64::from_be_bytes(self.be()?)),
+            _ => return None,
+        })
+    }
+
+    fn timestamp(&mut self) -> Option<Timestamp> {
+        self.int().map(Timestamp)
+    }
+
+    /// `nil` as `None`, anything else through `read`.
+    fn option<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.rest.first() == Some(&Marker::Null.to_u8()) {
+            self.rest = self.rest.get(1..)?;
+            return Some(None);
+        }
+        read(self).map(Some)
+    }
+
+    fn strings(&mut self) -> Option<Vec<String>> {
+        let n = self.array_len()?;
+        let mut out = Vec::with_capacity(n.min(self.rest.len()));
+        for _ in 0..n {
+            out.push(self.string()?);
+        }
+        Some(out)
+    }
+
+    fn string_map(&mut self) -> Option<BTreeMap<String, String>> {
+        let n = self.map_len()?;
+        let mut out = BTreeMap::new();
+        for _ in 0..n {
+            let key = self.string()?;
+            out.insert(key, self.string()?);
+        }
+        Some(out)
+    }
+
+    /// A JSON value, as serde_json's `Value` reads itself through rmp-serde.
+    fn json(&mut self, depth: u32) -> Option<Value> {
+        let marker = self.marker()?;
+        Some(match marker {
+            Marker::Null => Value::Null,
+            Marker::True => Value::Bool(true),
+            Marker::False => Value::Bool(false),
+            Marker::F32 => float(f64::from(f32::from_be_bytes(self.be()?))),
+            Marker::F64 => float(f64::from_be_bytes(self.be()?)),
+            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32 => {
+                Value::String(std::str::from_utf8(self.str_after(marker)?).ok()?.to_owned())
+            }
+            Marker::FixArray(_) | Marker::Array16 | Marker::Array32 if depth < MAX_DEPTH => {
+                let n = match marker {
+                    Marker::FixArray(n) => usize::from(n),
+                    Marker::Array16 => self.len(2)?,
+                    _ => self.len(4)?,
+                };
+                let mut items = Vec::with_capacity(n.min(self.rest.len()));
+                for _ in 0..n {
+                    items.push(self.json(depth + 1)?);
+                }
+                Value::Array(items)
+            }
+            Marker::FixMap(_) | Marker::Map16 | Marker::Map32 if depth < MAX_DEPTH => {
+                let n = match marker {
+                    Marker::FixMap(n) => usize::from(n),
+                    Marker::Map16 => self.len(2)?,
+                    _ => self.len(4)?,
+                };
+                let mut map = Map::new();
+                for _ in 0..n {
+                    let key = self.string()?;
+                    map.insert(key, self.json(depth + 1)?);
+                }
+                Value::Object(map)
+            }
+            other => match self.int_after(other)? {
+                n if n < 0 => Value::Number(Number::from(i64::try_from(n).ok()?)),
+                n => Value::Number(Number::from(u64::try_from(n).ok()?)),
+            },
+        })
+    }
+
+    /// A variant name and whether data follows it: a bare string for a unit variant, a
+    /// one-entry map `{name: data}` otherwise.
+    fn variant(&mut self) -> Option<(&'a [u8], bool)> {
+        match self.marker()? {
+            Marker::FixMap(1) => Some((self.raw_str()?, true)),
+            marker => Some((self.str_after(marker)?, false)),
+        }
+    }
+
+    fn agent(&mut self) -> Option<AgentId> {
+        self.string().map(AgentId::from_record)
+    }
+
+    fn task_id(&mut self) -> Option<TaskId> {
+        self.string().map(TaskId::from_record)
+    }
+
+    fn key(&mut self) -> Option<ContextKey> {
+        self.string().map(ContextKey::from_record)
+    }
+
+    fn dependency_id(&mut self) -> Option<DependencyId> {
+        self.string().map(DependencyId::from_record)
+    }
+
+    fn barrier(&mut self) -> Option<BarrierName> {
+        self.string().map(BarrierName::from_record)
+    }
+
+    fn lock(&mut self) -> Option<LockName> {
+        self.string().map(LockName::from_record)
+    }
+
+    fn priority(&mut self) -> Option<Priority> {
+        match self.variant()? {
+            (b"Low", false) => Some(Priority::Low),
+            (b"Normal", false) => Some(Priority::Normal),
+            (b"High", false) => Some(Priority::High),
+            (b"Critical", false) => Some(Priority::Critical),
+            _ => None,
+        }
+    }
+
+    fn status(&mut self) -> Option<TaskStatus> {
+        match self.variant()? {
+            (b"Pending", false) => Some(TaskStatus::Pending),
+            (b"InProgress", false) => Some(TaskStatus::InProgress),
+            (b"Blocked", true) => self.string().map(TaskStatus::Blocked),
+            (b"Completed", false) => Some(TaskStatus::Completed),
+            (b"Failed", true) => self.string().map(TaskStatus::Failed),
+            _ => None,
+        }
+    }
+
+    fn visibility(&mut self) -> Option<Visibility> {
+        match self.variant()? {
+            (b"Private", false) => Some(Visibility::Private),
+            (b"Shared", false) => Some(Visibility::Shared),
+            (b"Restricted", true) => {
+                let n = self.array_len()?;
+                let mut agents = Vec::with_capacity(n.min(self.rest.len()));
+                for _ in 0..n {
+                    agents.push(self.agent()?);
+                }
+                Some(Visibility::Restricted(agents))
+            }
+            _ => None,
+        }
+    }
+
+    fn task(&mut self) -> Option<Task> {
+        self.map(18)?;
+        Some(Task {
+            id: self.field(b"id", Input::task_id)?,
+            name: self.field(b"name", Input::string)?,
+            description: self.field(b"description", Input::string)?,
+            priority: self.field(b"priority", Input::priority)?,
+            required_capabilities: self.field(b"required_capabilities", Input::strings)?,
+            status: self.field(b"status", Input::status)?,
+            assigned_to: self.field(b"assigned_to", |i| i.option(Input::agent))?,
+            outputs: self.field(b"outputs", Input::strings)?,
+            metadata: self.field(b"metadata", |i| i.json(0))?,
+            created_at: self.field(b"created_at", Input::timestamp)?,
+            updated_at: self.field(b"updated_at", Input::timestamp)?,
+            attempts: self.field(b"attempts", Input::int)?,
+            max_attempts: self.field(b"max_attempts", Input::int)?,
+            failures: self.field(b"failures", Input::int)?,
+            lease_until: self.field(b"lease_until", |i| i.option(Input::timestamp))?,
+            created_by: self.field(b"created_by", Input::agent)?,
+            idempotency_key: self.field(b"idempotency_key", |i| i.option(Input::string))?,
+            created_lsn: self.field(b"created_lsn", Input::int)?,
+        })
+    }
+
+    fn dependency(&mut self) -> Option<Dependency> {
+        self.map(6)?;
+        Some(Dependency {
+            id: self.field(b"id", Input::dependency_id)?,
+            provider: self.field(b"provider", Input::task_id)?,
+            consumer: self.field(b"consumer", Input::task_id)?,
+            artifact_type: self.field(b"artifact_type", |i| match i.variant()? {
+                (b"File", false) => Some(ArtifactType::File),
+                (b"Context", false) => Some(ArtifactType::Context),
+                (b"Completion", false) => Some(ArtifactType::Completion),
+                (b"Other", true) => i.string().map(ArtifactType::Other),
+                _ => None,
+            })?,
+            artifact_path: self.field(b"artifact_path", |i| i.option(Input::string))?,
+            status: self.field(b"status", |i| match i.variant()? {
+                (b"Pending", false) => Some(DependencyStatus::Pending),
+                (b"InProgress", false) => Some(DependencyStatus::InProgress),
+                (b"Ready", false) => Some(DependencyStatus::Ready),
+                (b"Failed", true) => i.string().map(DependencyStatus::Failed),
+                _ => None,
+            })?,
+        })
+    }
+
+    /// An event: `{variant: {fields}}`.
+    fn event(&mut self) -> Option<Event> {
+        self.map(1)?;
+        let variant = self.raw_str()?;
+        let fields = self.map_len()?;
+        let expected = |n: usize| (fields == n).then_some(());
+        Some(match variant {
+            b"AgentStarted" => {
+                expected(4)?;
+                Event::AgentStarted {
+                    agent: self.field(b"agent", Input::agent)?,
+                    role: self.field(b"role", Input::string)?,
+                    capabilities: self.field(b"capabilities", Input::strings)?,
+                    heartbeat_timeout_ms: self.field(b"heartbeat_timeout_ms", Input::int)?,
+                }
+            }
+            b"AgentHeartbeat" => {
+                expected(2)?;
+                Event::AgentHeartbeat {
+                    agent: self.field(b"agent", Input::agent)?,
+                    lease_until: self.field(b"lease_until", Input::timestamp)?,
+                }
+            }
+            b"AgentStopped" => {
+                expected(2)?;
+                Event::AgentStopped {
+                    agent: self.field(b"agent", Input::agent)?,
+                    reason: self.field(b"reason", Input::string)?,
+                }
+            }
+            b"TaskCreated" => {
+                expected(1)?;
+                Event::TaskCreated { task: Box::new(self.field(b"task", Input::task)?) }
+            }
+            b"TaskClaimed" => {
+                expected(3)?;
+                Event::TaskClaimed {
+                    task: self.field(b"task", Input::task_id)?,
+                    agent: self.field(b"agent", Input::agent)?,
+                    lease_until: self.field(b"lease_until", Input::timestamp)?,
+                }
+            }
+            b"TaskLeaseLapsed" | b"TaskReleased" => {
+                expected(2)?;
+                let task = self.field(b"task", Input::task_id)?;
+                let agent = self.field(b"agent", Input::agent)?;
+                match variant {
+                    b"TaskLeaseLapsed" => Event::TaskLeaseLapsed { task, agent },
+                    _ => Event::TaskReleased { task, agent },
+                }
+            }
+            b"TaskBlocked" => {
+                expected(2)?;
+                Event::TaskBlocked {
+                    task: self.field(b"task", Input::task_id)?,
+                    reason: self.field(b"reason", Input::string)?,
+                }
+            }
+            b"TaskUnblocked" => {
+                expected(1)?;
+                Event::TaskUnblocked { task: self.field(b"task", Input::task_id)? }
+            }
+            b"TaskOutputAdded" => {
+                expected(2)?;
+                Event::TaskOutputAdded {
+                    task: self.field(b"task", Input::task_id)?,
+                    output: self.field(b"output", Input::string)?,
+                }
+            }
+            b"TaskCompleted" => {
+                expected(2)?;
+                Event::TaskCompleted {
+                    task: self.field(b"task", Input::task_id)?,
+                    outputs: self.field(b"outputs", Input::strings)?,
+                }
+            }
+            b"TaskFailed" | b"TaskAttemptFailed" => {
+                expected(2)?;
+                let task = self.field(b"task", Input::task_id)?;
+                let error = self.field(b"error", Input::string)?;
+                match variant {
+                    b"TaskFailed" => Event::TaskFailed { task, error },
+                    _ => Event::TaskAttemptFailed { task, error },
+                }
+            }
+            b"ContextUpdated" => {
+                expected(6)?;
+                Event::ContextUpdated {
+                    key: self.field(b"key", Input::key)?,
+                    value: self.field(b"value", |i| i.json(0))?,
+                    visibility: self.field(b"visibility", Input::visibility)?,
+                    expires_at: self.field(b"expires_at", |i| i.option(Input::timestamp))?,
+                    metadata: self.field(b"metadata", Input::string_map)?,
+                    version: self.field(b"version", Input::int)?,
+                }
+            }
+            b"ContextDeleted" => {
+                expected(2)?;
+                Event::ContextDeleted {
+                    key: self.field(b"key", Input::key)?,
+                    version: self.field(b"version", Input::int)?,
+                }
+            }
+            b"DependencyRegistered" => {
+                expected(1)?;
+                Event::DependencyRegistered { dependency: self.field(b"dependency", Input::dependency)? }
+            }
+            b"DependencyReady" => {
+                expected(2)?;
+                Event::DependencyReady {
+                    dependency: self.field(b"dependency", Input::dependency_id)?,
+                    artifact_path: self.field(b"artifact_path", |i| i.option(Input::string))?,
+                }
+            }
+            b"DependencyFailed" => {
+                expected(2)?;
+                Event::DependencyFailed {
+                    dependency: self.field(b"dependency", Input::dependency_id)?,
+                    reason: self.field(b"reason", Input::string)?,
+                }
+            }
+            b"BarrierCreated" => {
+                expected(2)?;
+                Event::BarrierCreated {
+                    name: self.field(b"name", Input::barrier)?,
+                    participants: self.field(b"participants", Input::strings)?,
+                }
+            }
+            b"BarrierSignalled" => {
+                expected(2)?;
+                Event::BarrierSignalled {
+                    name: self.field(b"name", Input::barrier)?,
+                    participant: self.field(b"participant", Input::string)?,
+                }
+            }
+            b"LockAcquired" => {
+                expected(3)?;
+                Event::LockAcquired {
+                    name: self.field(b"name", Input::lock)?,
+                    holder: self.field(b"holder", Input::agent)?,
+                    lease_until: self.field(b"lease_until", Input::timestamp)?,
+                }
+            }
+            b"LockReleased" => {
+                expected(2)?;
+                Event::LockReleased {
+                    name: self.field(b"name", Input::lock)?,
+                    holder: self.field(b"holder", Input::agent)?,
+                }
+            }
+            b"Custom" => {
+                expected(3)?;
+                Event::Custom {
+                    event_type: self.field(b"event_type", Input::string)?,
+                    data: self.field(b"data", |i| i.json(0))?,
+                    metadata: self.field(b"metadata", Input::string_map)?,
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// A float as serde_json's `Value` takes one: non-finite ones become `null`.
+fn float(f: f64) -> Value {
+    Number::from_f64(f).map_or(Value::Null, Value::Number)
+}
+
+#[cfg(test)]
+mod tests;
