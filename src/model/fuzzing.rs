@@ -32,8 +32,8 @@ pub fn decode_event(data: &[u8]) {
 /// JSON, empty and full collections, present and absent options).
 #[must_use]
 pub fn sample_records() -> Vec<Recorded> {
-    let agent = |name: &str| AgentId::from_record(name.to_owned());
-    let task_id = |name: &str| TaskId::from_record(name.to_owned());
+    let agent = |name: &str| AgentId::from_record(name);
+    let task_id = |name: &str| TaskId::from_record(name);
     let long = "ü".repeat(200); // 400 bytes: str16
     let metadata: BTreeMap<String, String> = (0..20).map(|i| (format!("k{i}"), format!("v{i}"))).collect(); // map16
     let nested = json!({
@@ -62,7 +62,7 @@ pub fn sample_records() -> Vec<Recorded> {
         created_lsn: u64::MAX,
     };
     let dependency = |artifact_type: ArtifactType, status: DependencyStatus| Dependency {
-        id: DependencyId::from_record("dep-1".into()),
+        id: DependencyId::from_record("dep-1"),
         provider: task_id("p"),
         consumer: task_id("c"),
         artifact_type,
@@ -70,7 +70,7 @@ pub fn sample_records() -> Vec<Recorded> {
         status,
     };
     let update = |visibility: Visibility, expires_at: Option<Timestamp>| Event::ContextUpdated {
-        key: ContextKey::from_record("api/spec".into()),
+        key: ContextKey::from_record("api/spec"),
         value: nested.clone(),
         visibility,
         expires_at,
@@ -98,17 +98,17 @@ pub fn sample_records() -> Vec<Recorded> {
         update(Visibility::Shared, None),
         update(Visibility::Private, Some(Timestamp(99))),
         update(Visibility::Restricted(vec![agent("a"), agent("b")]), None),
-        Event::ContextDeleted { key: ContextKey::from_record("api/spec".into()), version: 0 },
-        Event::DependencyReady { dependency: DependencyId::from_record("d".into()), artifact_path: None },
-        Event::DependencyFailed { dependency: DependencyId::from_record("d".into()), reason: "x".into() },
-        Event::BarrierCreated { name: BarrierName::from_record("b".into()), participants: vec![] },
-        Event::BarrierSignalled { name: BarrierName::from_record("b".into()), participant: "p".into() },
+        Event::ContextDeleted { key: ContextKey::from_record("api/spec"), version: 0 },
+        Event::DependencyReady { dependency: DependencyId::from_record("d"), artifact_path: None },
+        Event::DependencyFailed { dependency: DependencyId::from_record("d"), reason: "x".into() },
+        Event::BarrierCreated { name: BarrierName::from_record("b"), participants: vec![] },
+        Event::BarrierSignalled { name: BarrierName::from_record("b"), participant: "p".into() },
         Event::LockAcquired {
-            name: LockName::from_record("l".into()),
+            name: LockName::from_record("l"),
             holder: agent("a"),
             lease_until: Timestamp(-1),
         },
-        Event::LockReleased { name: LockName::from_record("l".into()), holder: agent("a") },
+        Event::LockReleased { name: LockName::from_record("l"), holder: agent("a") },
         Event::Custom { event_type: "progress".into(), data: nested.clone(), metadata },
         Event::Custom { event_type: "ping".into(), data: json!(null), metadata: BTreeMap::new() },
     ];

@@ -1,6 +1,8 @@
 //! Names of the coordination model (agents, tasks, context keys, ...), validated where they
 //! enter: 1 to 256 bytes of UTF-8 without control characters.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -27,14 +29,14 @@ macro_rules! name_type {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(transparent)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps a name.
             pub fn new(name: impl Into<String>) -> Result<$name> {
                 let name = name.into();
                 validate_name($what, &name)?;
-                Ok($name(name))
+                Ok($name(name.into()))
             }
 
             /// The name.
@@ -45,8 +47,14 @@ macro_rules! name_type {
 
             /// A name read from a record, as serde reads it (unvalidated: the record was
             /// validated when it was appended).
-            pub(crate) fn from_record(name: String) -> $name {
-                $name(name)
+            pub(crate) fn from_record(name: &str) -> $name {
+                $name(name.into())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
             }
         }
 
@@ -100,7 +108,7 @@ impl TaskId {
     /// A new time-ordered id (UUID v7).
     #[must_use]
     pub fn generate() -> TaskId {
-        TaskId(uuid::Uuid::now_v7().to_string())
+        TaskId(uuid::Uuid::now_v7().to_string().into())
     }
 }
 

@@ -244,28 +244,34 @@ impl<'a> Input<'a> {
         }
     }
 
+    fn text(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.raw_str()?).ok()
+    }
+
     fn agent(&mut self) -> Option<AgentId> {
-        self.string().map(AgentId::from_record)
+        let bytes = self.raw_str()?;
+        RECENT_AGENTS.with_borrow_mut(|recent| recent.get(bytes, AgentId::from_record))
     }
 
     fn task_id(&mut self) -> Option<TaskId> {
-        self.string().map(TaskId::from_record)
+        let bytes = self.raw_str()?;
+        RECENT_TASKS.with_borrow_mut(|recent| recent.get(bytes, TaskId::from_record))
     }
 
     fn key(&mut self) -> Option<ContextKey> {
-        self.string().map(ContextKey::from_record)
+        self.text().map(ContextKey::from_record)
     }
 
     fn dependency_id(&mut self) -> Option<DependencyId> {
-        self.string().map(DependencyId::from_record)
+        self.text().map(DependencyId::from_record)
     }
 
     fn barrier(&mut self) -> Option<BarrierName> {
-        self.string().map(BarrierName::from_record)
+        self.text().map(BarrierName::from_record)
     }
 
     fn lock(&mut self) -> Option<LockName> {
-        self.string().map(LockName::from_record)
+        self.text().map(LockName::from_record)
     }
 
     fn priority(&mut self) -> Option<Priority> {
@@ -513,6 +519,40 @@ impl<'a> Input<'a> {
             }
             _ => return None,
         })
+    }
+}
+
+thread_local! {
+    /// Agent ids this thread read last: the same few appear in nearly every record (as actor,
+    /// holder, owner), and sharing one copy saves an allocation per record and memory in the
+    /// state.
+    static RECENT_AGENTS: std::cell::RefCell<Recent<AgentId>> = const { std::cell::RefCell::new(Recent::new()) };
+    /// Task ids this thread read last: a task's creation, claim and completion follow closely.
+    static RECENT_TASKS: std::cell::RefCell<Recent<TaskId>> = const { std::cell::RefCell::new(Recent::new()) };
+}
+
+/// The last few names read, newest first.
+struct Recent<T> {
+    names: [Option<T>; 4],
+}
+
+impl<T: Clone + AsRef<str>> Recent<T> {
+    const fn new() -> Recent<T> {
+        Recent { names: [None, None, None, None] }
+    }
+
+    /// The name spelled `bytes`: a shared copy if it was read lately, else made by `make` (and
+    /// remembered). `None` if `bytes` is not UTF-8.
+    fn get(&mut self, bytes: &[u8], make: impl FnOnce(&str) -> T) -> Option<T> {
+        if let Some(known) = self.names.iter().flatten().find(|n| n.as_ref().as_bytes() == bytes) {
+            return Some(known.clone());
+        }
+        let name = make(std::str::from_utf8(bytes).ok()?);
+        self.names.rotate_right(1);
+        if let Some(newest) = self.names.first_mut() {
+            *newest = Some(name.clone());
+        }
+        Some(name)
     }
 }
 

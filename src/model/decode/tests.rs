@@ -86,10 +86,10 @@ proptest! {
         metadata in proptest::collection::btree_map(".{0,20}", ".{0,40}", 0..40),
         version in any::<u64>(),
     ) {
-        let actor = AgentId::from_record(name.clone());
+        let actor = AgentId::from_record(&name);
         let events = [
             Event::ContextUpdated {
-                key: ContextKey::from_record(name.clone()),
+                key: ContextKey::from_record(&name),
                 value: value.clone(),
                 visibility: Visibility::Restricted(vec![actor.clone()]),
                 expires_at: None,
