@@ -34,6 +34,26 @@ async fn compaction_removes_what_the_oldest_kept_snapshot_covers_and_the_state_s
 }
 
 #[tokio::test]
+async fn past_context_versions_go_with_their_segments_and_say_so() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, me) = store(root.path()).await;
+    let k = maos_coord::model::ContextKey::new("k0").unwrap();
+    let current = c.read(|s| s.context.version(&k)).unwrap();
+    assert!(current > 2);
+    assert!(c.get_context_version(&me, &k, 1).unwrap().is_some());
+    c.compact(&CompactOptions::default()).unwrap();
+    let err = c.get_context_version(&me, &k, 1).unwrap_err();
+    assert!(
+        matches!(&err, Error::VersionCompacted { key, version: 1, .. } if key == "k0"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("version 1 of context key k0") && text.contains("compacted"), "{text}");
+    let latest = c.get_context_version(&me, &k, current).unwrap().unwrap();
+    assert_eq!(Some(latest), c.get_context(&me, &k).unwrap(), "the current version stays");
+}
+
+#[tokio::test]
 async fn archived_segments_are_moved_not_deleted() {
     let root = tempfile::tempdir().unwrap();
     let (c, _) = store(root.path()).await;

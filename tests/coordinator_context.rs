@@ -40,6 +40,46 @@ async fn versions_rise_and_past_versions_stay_readable() {
 }
 
 #[tokio::test]
+async fn past_versions_are_read_whole_from_the_log_as_they_were() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a, b, _) = setup(root.path()).await;
+    let k = key("plan");
+    let metadata = std::collections::BTreeMap::from([("step".to_owned(), "1".to_owned())]);
+    let private = SetOptions { visibility: Visibility::Private, metadata: metadata.clone(), ..SetOptions::default() };
+    c.set_context_with(&a, &k, json!("first"), private).await.unwrap();
+    c.set_context(&a, &k, json!("second"), Visibility::Shared).await.unwrap();
+    c.delete_context(&a, &k).await.unwrap();
+    c.set_context(&b, &k, json!("third"), Visibility::Shared).await.unwrap();
+
+    let read_all = |c: &Coordinator| -> Vec<Option<maos_coord::model::ContextEntry>> {
+        (1..=5).map(|v| c.get_context_version(&a, &k, v).unwrap()).collect()
+    };
+    let versions = read_all(&c);
+    let first = versions[0].clone().unwrap();
+    assert_eq!(
+        (&first.value, &first.owner, &first.visibility, &first.metadata, first.version),
+        (&json!("first"), &a, &Visibility::Private, &metadata, 1)
+    );
+    assert_eq!(first.created_at, first.updated_at);
+    let second = versions[1].clone().unwrap();
+    assert_eq!((second.value, second.version, second.metadata.len()), (json!("second"), 2, 0));
+    assert_eq!(second.created_at, first.created_at, "the same life of the key");
+    assert!(second.updated_at >= first.updated_at);
+    assert!(versions[2].is_none(), "version 3 is the delete");
+    let third = versions[3].clone().unwrap();
+    assert_eq!(Some(&third), c.get_context(&b, &k).unwrap().as_ref());
+    assert_eq!((third.owner.clone(), third.created_at), (b.clone(), third.updated_at), "a new life");
+    assert!(versions[4].is_none(), "no version 5");
+    let err = c.get_context_version(&b, &k, 1).unwrap_err();
+    assert!(matches!(err, Error::NotVisible { .. }), "{err}");
+
+    c.snapshot().unwrap();
+    drop(c);
+    let reopened = Coordinator::options(root.path()).open().unwrap();
+    assert_eq!(read_all(&reopened), versions, "the same after reopening from a snapshot");
+}
+
+#[tokio::test]
 async fn compare_and_set_succeeds_only_on_the_expected_version() {
     let root = tempfile::tempdir().unwrap();
     let (c, a, _, _) = setup(root.path()).await;

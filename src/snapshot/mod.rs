@@ -74,7 +74,7 @@ impl Snapshots {
         })?;
         let (crc, len) = (out.crc.clone().finalize(), out.len);
         let file = out.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-        file.write_all_at(&header(lsn, len, crc), 0).map_err(|e| Error::io("write", &tmp, e))?;
+        file.write_all_at(&header(SNAPSHOT_VERSION, lsn, len, crc), 0).map_err(|e| Error::io("write", &tmp, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
@@ -124,11 +124,12 @@ fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// The 48-byte header of a snapshot of `lsn` whose body has `len` bytes and CRC `crc`.
-fn header(lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
+/// The 48-byte header of a snapshot (format `version`) of `lsn` whose body has `len` bytes and
+/// CRC `crc`.
+fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
     let mut out = [0u8; HEADER_LEN];
     put(&mut out, 0, &SNAPSHOT_MAGIC);
-    put(&mut out, 8, &SNAPSHOT_VERSION.to_le_bytes());
+    put(&mut out, 8, &version.to_le_bytes());
     put(&mut out, 16, &lsn.to_le_bytes());
     put(&mut out, 24, &Timestamp::now().as_micros().to_le_bytes());
     put(&mut out, 32, &len.to_le_bytes());

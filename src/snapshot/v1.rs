@@ -35,3 +35,60 @@ pub(crate) fn upgrade(image: StateImage<ContextV1>) -> StateImage {
             .collect()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{AgentId, Event, Recorded, Visibility};
+    use crate::projection::{entry_of, State};
+    use crate::snapshot::{decode, header, read_file};
+    use crate::types::Timestamp;
+
+    #[test]
+    fn a_version_1_snapshot_loads_as_the_state_it_describes() {
+        let key = ContextKey::new("plan").unwrap();
+        let set = |value: i32| Event::ContextUpdated {
+            key: key.clone(),
+            value: json!(value),
+            visibility: Visibility::Shared,
+            expires_at: None,
+            metadata: Default::default(),
+            version: 0,
+        };
+        let (a, b) = (AgentId::new("a").unwrap(), AgentId::new("b").unwrap());
+        let records = [
+            (a.clone(), set(1)),
+            (a.clone(), set(2)),
+            (a.clone(), Event::ContextDeleted { key: key.clone(), version: 3 }),
+            (b.clone(), set(4)),
+        ];
+        // The state, and what version 1 stored for it: every version in full.
+        let mut state = State::new();
+        let mut versions = Vec::new();
+        let mut life = None;
+        for (n, (actor, event)) in records.into_iter().enumerate() {
+            let (lsn, time) = (Lsn(n as u64 + 1), Timestamp(10 * (n as i64 + 1)));
+            let created_at = *life.get_or_insert(time);
+            let entry = entry_of(actor.clone(), event.clone(), created_at, time);
+            if entry.is_none() {
+                life = None;
+            }
+            versions.push(VersionV1 { lsn, entry });
+            state.apply(Recorded { actor, event }, lsn, time);
+        }
+        let old = state.to_image().map_context(|_| vec![(key.clone(), versions)]);
+        let body = rmp_serde::to_vec_named(&old).unwrap();
+        let mut file = header(1, 5, body.len() as u64, crc32fast::hash(&body)).to_vec();
+        file.extend_from_slice(&body);
+
+        let loaded = State::from_image(decode(&file).unwrap());
+        assert_eq!(loaded, state);
+        assert_eq!(loaded.context.versions(&key), state.context.versions(&key));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("00000000000000000005.snap");
+        std::fs::write(&path, &file).unwrap();
+        assert_eq!(State::from_image(read_file(&path).unwrap()), state);
+    }
+}
