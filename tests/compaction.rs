@@ -43,10 +43,7 @@ async fn past_context_versions_go_with_their_segments_and_say_so() {
     assert!(c.get_context_version(&me, &k, 1).unwrap().is_some());
     c.compact(&CompactOptions::default()).unwrap();
     let err = c.get_context_version(&me, &k, 1).unwrap_err();
-    assert!(
-        matches!(&err, Error::VersionCompacted { key, version: 1, .. } if key == "k0"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::VersionCompacted { key, version: 1, .. } if key == "k0"), "{err}");
     let text = err.to_string();
     assert!(text.contains("version 1 of context key k0") && text.contains("compacted"), "{text}");
     let latest = c.get_context_version(&me, &k, current).unwrap().unwrap();

@@ -45,7 +45,8 @@ async fn past_versions_are_read_whole_from_the_log_as_they_were() {
     let (c, a, b, _) = setup(root.path()).await;
     let k = key("plan");
     let metadata = std::collections::BTreeMap::from([("step".to_owned(), "1".to_owned())]);
-    let private = SetOptions { visibility: Visibility::Private, metadata: metadata.clone(), ..SetOptions::default() };
+    let private =
+        SetOptions { visibility: Visibility::Private, metadata: metadata.clone(), ..SetOptions::default() };
     c.set_context_with(&a, &k, json!("first"), private).await.unwrap();
     c.set_context(&a, &k, json!("second"), Visibility::Shared).await.unwrap();
     c.delete_context(&a, &k).await.unwrap();

@@ -74,7 +74,8 @@ impl Snapshots {
         })?;
         let (crc, len) = (out.crc.clone().finalize(), out.len);
         let file = out.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-        file.write_all_at(&header(SNAPSHOT_VERSION, lsn, len, crc), 0).map_err(|e| Error::io("write", &tmp, e))?;
+        file.write_all_at(&header(SNAPSHOT_VERSION, lsn, len, crc), 0)
+            .map_err(|e| Error::io("write", &tmp, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         drop(file);
         std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
