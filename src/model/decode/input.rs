@@ -41,11 +41,19 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// The number of entries a map or array marker announces (`None` for other markers).
+    fn entries_after(&mut self, marker: Marker) -> Option<usize> {
+        match marker {
+            Marker::FixMap(n) | Marker::FixArray(n) => Some(usize::from(n)),
+            Marker::Map16 | Marker::Array16 => self.len(2),
+            Marker::Map32 | Marker::Array32 => self.len(4),
+            _ => None,
+        }
+    }
+
     pub(super) fn map_len(&mut self) -> Option<usize> {
         match self.marker()? {
-            Marker::FixMap(n) => Some(usize::from(n)),
-            Marker::Map16 => self.len(2),
-            Marker::Map32 => self.len(4),
+            marker @ (Marker::FixMap(_) | Marker::Map16 | Marker::Map32) => self.entries_after(marker),
             _ => None,
         }
     }
@@ -57,9 +65,7 @@ impl<'a> Input<'a> {
 
     pub(super) fn array_len(&mut self) -> Option<usize> {
         match self.marker()? {
-            Marker::FixArray(n) => Some(usize::from(n)),
-            Marker::Array16 => self.len(2),
-            Marker::Array32 => self.len(4),
+            marker @ (Marker::FixArray(_) | Marker::Array16 | Marker::Array32) => self.entries_after(marker),
             _ => None,
         }
     }
@@ -162,11 +168,7 @@ impl<'a> Input<'a> {
                 Value::String(std::str::from_utf8(self.str_after(marker)?).ok()?.to_owned())
             }
             Marker::FixArray(_) | Marker::Array16 | Marker::Array32 if depth < MAX_DEPTH => {
-                let n = match marker {
-                    Marker::FixArray(n) => usize::from(n),
-                    Marker::Array16 => self.len(2)?,
-                    _ => self.len(4)?,
-                };
+                let n = self.entries_after(marker)?;
                 let mut items = Vec::with_capacity(n.min(self.rest.len()));
                 for _ in 0..n {
                     items.push(self.json(depth + 1)?);
@@ -174,11 +176,7 @@ impl<'a> Input<'a> {
                 Value::Array(items)
             }
             Marker::FixMap(_) | Marker::Map16 | Marker::Map32 if depth < MAX_DEPTH => {
-                let n = match marker {
-                    Marker::FixMap(n) => usize::from(n),
-                    Marker::Map16 => self.len(2)?,
-                    _ => self.len(4)?,
-                };
+                let n = self.entries_after(marker)?;
                 let mut map = Map::new();
                 for _ in 0..n {
                     let key = self.string()?;
