@@ -21,11 +21,11 @@ pub use sync::{Barrier, Lock};
 pub use tasks::TaskRegistry;
 
 use crate::model::{BarrierName, Event, LockName, Recorded};
+use crate::types::{Lsn, Timestamp};
 
 /// Hash maps of the projections: looked up for nearly every record replayed, so hashed with
 /// foldhash (fast on short strings, seeded per process) rather than SipHash.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use crate::types::{Lsn, Timestamp};
 
 /// A [`State`] as plain data: what a snapshot stores (log-format.md, "Snapshots"). `Context` is
 /// the shape of the context part, which older snapshot versions stored differently.
