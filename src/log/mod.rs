@@ -1,7 +1,7 @@
 //! The storage layer: a segmented, checksummed, memory-mapped log that many processes append to.
 //!
 //! It knows bytes and LSNs, never what a record means. The byte format is log-format.md; the
-//! modules follow it: [`format`] (pure encode/decode), `io` (every filesystem call and map),
+//! modules follow it: [`format`](mod@format) (pure encode/decode), `io` (every filesystem call and map),
 //! `control` (the lock file), `segment`, `scan`, `recovery`, `writer` (group commit) and
 //! `reader`.
 
