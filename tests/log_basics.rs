@@ -257,3 +257,22 @@ fn append_with_sees_every_earlier_record_and_appends_nothing_on_error() {
     assert_eq!((appended.count, value), (0, Lsn(801)));
     assert_eq!(log.next_lsn(), Lsn(801));
 }
+
+#[test]
+fn early_writeback_changes_nothing_that_is_read_back() {
+    for every in [0, 4096, 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let expected: Vec<(u64, Vec<u8>)> = (1..=300).map(|i| (i, payload(i))).collect();
+        {
+            let log =
+                small(dir.path()).durability(Durability::Buffered).writeback_every(every).open().unwrap();
+            for (_, p) in &expected {
+                log.append(kind(), p).unwrap();
+            }
+            assert_eq!(read_all(&log), expected, "writeback every {every} bytes");
+        }
+        let log = small(dir.path()).open().unwrap();
+        assert_eq!(read_all(&log), expected, "writeback every {every} bytes, reopened");
+        assert_eq!(log.verify().unwrap().records, 300);
+    }
+}

@@ -1,5 +1,6 @@
 //! The one seam through which the log touches the filesystem: open, map, allocate, zero, sync,
-//! rename, directory sync, filesystem checks. All `unsafe` (the memory maps) lives here.
+//! rename, directory sync, filesystem checks. All `unsafe` (the memory maps, `sync_file_range`)
+//! lives here.
 //!
 //! # Mapping safety (SIGBUS)
 //!
@@ -153,6 +154,22 @@ pub fn sync_data(file: &File, path: &Path) -> Result<()> {
     file.sync_data().map_err(|e| Error::io("fdatasync", path, e))
 }
 
+/// Starts writeback of `len` bytes of `file` from `offset` (`sync_file_range` with
+/// `SYNC_FILE_RANGE_WRITE`): returns once the kernel has queued them, without waiting for the
+/// disk, and makes nothing durable by itself.
+pub fn start_writeback(file: &File, path: &Path, offset: u64, len: u64) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+        return Err(Error::InvalidArgument { name: "writeback range", reason: format!("{offset}+{len}") });
+    };
+    // SAFETY: the descriptor is open for as long as `file` is borrowed; the call reads no memory.
+    let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };
+    if rc != 0 {
+        return Err(Error::io("sync_file_range", path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// `fsync` of a directory, so that creates, renames and deletes in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
@@ -234,6 +251,22 @@ pub fn boot_id() -> [u8; 16] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writeback_is_started_for_written_bytes_and_failures_name_the_file() {
+        use std::os::unix::fs::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segment");
+        let file = File::options().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        file.write_all_at(&vec![1u8; 1 << 20], 0).unwrap();
+        start_writeback(&file, &path, 0, 1 << 20).unwrap();
+        let (_, writer) = std::io::pipe().unwrap();
+        let pipe = File::from(std::os::fd::OwnedFd::from(writer));
+        let err = start_writeback(&pipe, Path::new("a-pipe"), 0, 1).unwrap_err().to_string();
+        assert!(err.contains("sync_file_range") && err.contains("a-pipe"), "{err}");
+        let err = start_writeback(&file, &path, u64::MAX, 1).unwrap_err().to_string();
+        assert!(err.contains("writeback range"), "{err}");
+    }
 
     #[test]
     fn network_filesystems_are_recognised() {

@@ -31,7 +31,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 pub use audit::AuditReader;
 pub use compact::KeyedCompaction;
-pub use options::{Durability, LogOptions, RecoveryMode};
+pub use options::{Durability, LogOptions, RecoveryMode, DEFAULT_WRITEBACK_EVERY};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TornTailReport};
 pub use writer::{fault, Appended};

@@ -120,6 +120,8 @@ struct Active {
     path: PathBuf,
     file: File,
     capacity: u64,
+    /// Writeback was last requested up to this offset.
+    written_back: u64,
 }
 
 impl Writer {
@@ -271,6 +273,7 @@ fn flush(
                 set(results, i, Ok(appended));
             }
             run.start = run.tail;
+            start_writeback(shared, current, run.start.offset);
             Ok(())
         }
         Err(e) => {
@@ -339,7 +342,7 @@ fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
     if io::file_len(&file, &path)? < capacity {
         io::preallocate(&file, &path, capacity)?;
     }
-    Ok(Active { base, path, file, capacity })
+    Ok(Active { base, path, file, capacity, written_back: SEGMENT_HEADER_LEN as u64 })
 }
 
 /// Fault injection for crash tests: make the process abort in the middle of copying a batch.
@@ -385,6 +388,21 @@ pub mod fault {
         let _ = file.write_all_at(prefix, offset);
         std::process::abort();
     }
+}
+
+/// Once `writeback_every` bytes of the segment were written since the last request, asks the
+/// kernel to start writing them back, so that dirty pages do not pile up until the seal. Advisory:
+/// a failure is logged, and the sync that seals the segment reports any real I/O error.
+fn start_writeback(shared: &Shared, current: &mut Active, end: u64) {
+    let every = shared.opts.writeback_every;
+    if every == 0 || end < current.written_back.saturating_add(every) {
+        return;
+    }
+    let from = current.written_back;
+    if let Err(e) = io::start_writeback(&current.file, &current.path, from, end - from) {
+        tracing::warn!(error = %e, "could not start writeback");
+    }
+    current.written_back = end;
 }
 
 /// Seals the newest segment (syncs it, so that only the newest segment can ever have a torn
