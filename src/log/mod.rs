@@ -23,6 +23,7 @@ mod scan;
 mod segment;
 mod sync;
 mod wake;
+mod writeback;
 mod writer;
 
 use std::collections::BTreeMap;

@@ -98,10 +98,11 @@ impl LogOptions {
         self
     }
 
-    /// Every `bytes` written to a segment, the appender asks the kernel to start writing them to
-    /// disk (`sync_file_range`, without waiting), so that the sync sealing a full segment finds
-    /// little left to write instead of holding up one append for the whole segment. Default
-    /// 2 MiB; 0 turns it off. Durability is unchanged: nothing counts as durable on its account.
+    /// Every `bytes` written to a segment, the appender hands the full pages to a thread of the
+    /// log that asks the kernel to start writing them to disk (`sync_file_range`), so that the
+    /// sync sealing a full segment finds little left to write instead of holding up one append
+    /// for the whole segment. Default 2 MiB; 0 turns it off. Durability is unchanged: nothing
+    /// counts as durable on its account.
     #[must_use]
     pub fn writeback_every(mut self, bytes: u64) -> LogOptions {
         self.writeback_every = bytes;

@@ -4,12 +4,13 @@
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use super::control::Tail;
 use super::format::{self, SegmentHeader, FLAG_BATCH_CONTINUES, SEGMENT_HEADER_LEN};
 use super::recovery::{self, TornTailReport};
 use super::segment::Segment;
+use super::writeback::Writeback;
 use super::{group, io, lock, Shared};
 use crate::error::{Error, Result};
 use crate::types::{Lsn, RecordKind, Timestamp};
@@ -94,6 +95,9 @@ impl Pending {
     }
 }
 
+/// Early writeback is asked for in whole pages of this size.
+const WRITEBACK_PAGE: u64 = 4096;
+
 /// The in-process side of appending: the group-commit queue, the newest segment's file, the
 /// sync state.
 pub(crate) struct Writer {
@@ -107,6 +111,7 @@ pub(crate) struct Writer {
     /// Wakes the appender thread when it is to lead a group.
     pub(super) appender_turn: Condvar,
     repairs: Mutex<Vec<TornTailReport>>,
+    writeback: Writeback,
 }
 
 /// The newest segment, as the current leader writes it.
@@ -118,7 +123,7 @@ pub(crate) struct Writer {
 struct Active {
     base: Lsn,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     capacity: u64,
     /// Writeback was last requested up to this offset.
     written_back: u64,
@@ -134,6 +139,7 @@ impl Writer {
             synced: Condvar::new(),
             appender_turn: Condvar::new(),
             repairs: Mutex::new(Vec::new()),
+            writeback: Writeback::new(),
         }
     }
 
@@ -342,7 +348,7 @@ fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
     if io::file_len(&file, &path)? < capacity {
         io::preallocate(&file, &path, capacity)?;
     }
-    Ok(Active { base, path, file, capacity, written_back: SEGMENT_HEADER_LEN as u64 })
+    Ok(Active { base, path, file: Arc::new(file), capacity, written_back: SEGMENT_HEADER_LEN as u64 })
 }
 
 /// Fault injection for crash tests: make the process abort in the middle of copying a batch.
@@ -390,19 +396,19 @@ pub mod fault {
     }
 }
 
-/// Once `writeback_every` bytes of the segment were written since the last request, asks the
-/// kernel to start writing them back, so that dirty pages do not pile up until the seal. Advisory:
-/// a failure is logged, and the sync that seals the segment reports any real I/O error.
-fn start_writeback(shared: &Shared, current: &mut Active, end: u64) {
+/// Once `writeback_every` bytes of the segment were written since the last request, hands them
+/// to the writeback thread, so that dirty pages do not pile up until the seal. Only whole pages:
+/// the page the next append writes into is left alone, or that append would wait for its
+/// writeback to finish.
+fn start_writeback(shared: &Shared, current: &mut Active, written: u64) {
     let every = shared.opts.writeback_every;
+    let end = written & !(WRITEBACK_PAGE - 1);
     if every == 0 || end < current.written_back.saturating_add(every) {
         return;
     }
-    let from = current.written_back;
-    if let Err(e) = io::start_writeback(&current.file, &current.path, from, end - from) {
-        tracing::warn!(error = %e, "could not start writeback");
+    if shared.writer.writeback.request(&current.file, &current.path, current.written_back, end) {
+        current.written_back = end;
     }
-    current.written_back = end;
 }
 
 /// Seals the newest segment (syncs it, so that only the newest segment can ever have a torn
