@@ -95,8 +95,9 @@ impl Pending {
     }
 }
 
-/// Early writeback is asked for in whole pages of this size.
-const WRITEBACK_PAGE: u64 = 4096;
+/// Early writeback is asked for in whole blocks of this size: a multiple of every page size
+/// Linux uses, so the page the next append writes into is never among them.
+const WRITEBACK_PAGE: u64 = 64 << 10;
 
 /// The in-process side of appending: the group-commit queue, the newest segment's file, the
 /// sync state.
