@@ -67,6 +67,12 @@ impl Timestamp {
     pub fn plus(self, d: std::time::Duration) -> Timestamp {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
     }
+
+    /// This time minus `d` (saturating).
+    #[must_use]
+    pub fn minus(self, d: std::time::Duration) -> Timestamp {
+        Timestamp(self.0.saturating_sub(i64::try_from(d.as_micros()).unwrap_or(i64::MAX)))
+    }
 }
 
 impl Timestamp {

@@ -123,3 +123,16 @@ async fn keyed_compaction_from_the_shell_and_dump_shows_the_kept_records() {
     let o = run(root.path(), &["log", "verify"]);
     assert!(stdout(&o).contains(&format!("{kept} records kept by keyed compaction")), "{}", stdout(&o));
 }
+
+#[tokio::test]
+async fn application_events_are_bounded_by_age_only_with_keyed_compaction() {
+    let root = tempfile::tempdir().unwrap();
+    drop(common::store::store(root.path()).await);
+    let o = run(root.path(), &["store", "compact", "--keep-events-for", "1h"]);
+    assert_eq!(o.status.code(), Some(2), "--keep-events-for needs --keyed");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--keyed"));
+    let o = run(root.path(), &["store", "compact", "--keyed", "--keep-events-for", "soon"]);
+    assert_eq!(o.status.code(), Some(2), "not a duration");
+    let o = run(root.path(), &["store", "compact", "--keyed", "--keep-events-for", "30days", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -11,7 +11,7 @@ use std::process::Command;
 use common::store::{busy, copy_store, options, segments, state, store};
 use maos_coord::coordinator::CompactOptions;
 use maos_coord::model::{AgentId, ContextKey, Event, Recorded, Subject, Visibility, EVENT_RECORD_KIND};
-use maos_coord::{Coordinator, Lsn};
+use maos_coord::{Coordinator, Error, Lsn, Timestamp};
 use serde_json::json;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_maos-coord-harness");
@@ -50,6 +50,16 @@ fn expected_after(before: &[(Lsn, Event)], start: Lsn) -> Vec<(Lsn, Event)> {
         .collect();
     kept.reverse();
     kept
+}
+
+/// When each record the store holds for audits was appended.
+fn times(c: &Coordinator) -> std::collections::HashMap<Lsn, Timestamp> {
+    let mut reader = c.log().audit_reader().unwrap();
+    let mut out = std::collections::HashMap::new();
+    while let Some(r) = reader.next().unwrap() {
+        out.insert(r.lsn, r.timestamp);
+    }
+    out
 }
 
 fn assert_strictly_increasing(trail: &[(Lsn, Event)]) {
@@ -139,8 +149,9 @@ async fn archive_and_plain_compaction_after_keyed_compaction() {
     let root = tempfile::tempdir().unwrap();
     let (c, me) = store(root.path()).await;
     let archive = root.path().join("archive");
-    let report =
-        c.compact(&CompactOptions { keyed: true, archive: Some(archive.clone()), force: false }).unwrap();
+    let report = c
+        .compact(&CompactOptions { keyed: true, archive: Some(archive.clone()), ..CompactOptions::default() })
+        .unwrap();
     let archived = std::fs::read_dir(&archive).unwrap().count();
     assert_eq!(archived, report.removed.len());
     // A plain compaction later removes segments without keeping anything of them; the kept
@@ -237,4 +248,52 @@ async fn a_damaged_compacted_file_is_reported_by_name_and_compaction_changes_not
     assert!(c.compact(&keyed()).is_err());
     assert_eq!(segments(root.path()), segments_before);
     assert_eq!(std::fs::read(&file).unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn application_events_before_the_bound_are_dropped_and_later_ones_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let c = options(root.path()).open().unwrap();
+    let me = AgentId::new("a").unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    for i in 0..40 {
+        c.emit_event(&me, "old", json!(i), Default::default()).await.unwrap();
+    }
+    busy(&c, &me, 0).await;
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let since = Timestamp::now();
+    for i in 0..40 {
+        c.emit_event(&me, "new", json!(i), Default::default()).await.unwrap();
+    }
+    for round in 1..4 {
+        busy(&c, &me, round).await;
+        c.snapshot().unwrap();
+    }
+    let state_before = state(&c);
+    let before = trail(&c);
+    let appended = times(&c);
+
+    let err = c.compact(&CompactOptions { keep_events_since: Some(since), ..CompactOptions::default() });
+    assert!(matches!(err, Err(Error::InvalidArgument { name: "keep_events_since", .. })), "{err:?}");
+    let opts = CompactOptions { keyed: true, keep_events_since: Some(since), ..CompactOptions::default() };
+    c.compact(&opts).unwrap();
+    let start = c.log().first_lsn().unwrap();
+    let custom =
+        |event: &Event, kind: &str| matches!(event, Event::Custom { event_type, .. } if event_type == kind);
+    assert!(
+        before.iter().any(|(l, e)| *l < start && custom(e, "new")),
+        "some new events lay in the compacted range"
+    );
+    let old_below = |(l, e): &&(Lsn, Event)| *l < start && custom(e, "old");
+    assert_eq!(before.iter().filter(old_below).count(), 40, "every old event lay in the compacted range");
+
+    let expected: Vec<(Lsn, Event)> = expected_after(&before, start)
+        .into_iter()
+        .filter(|(l, e)| *l >= start || !matches!(e, Event::Custom { .. }) || appended[l] >= since)
+        .collect();
+    let after = trail(&c);
+    assert_eq!(after, expected);
+    assert!(!after.iter().any(|(_, e)| custom(e, "old")));
+    assert_eq!(after.iter().filter(|(_, e)| custom(e, "new")).count(), 40, "every new event is kept");
+    assert_eq!(state(&c), state_before);
 }

@@ -31,6 +31,10 @@ pub enum StoreCommand {
         /// of each context key, the creation and final record of each task, ...) for audits.
         #[arg(long)]
         keyed: bool,
+        /// With --keyed: drop application events older than this (e.g. `30days`, `12h`); by
+        /// default keyed compaction keeps every one.
+        #[arg(long, requires = "keyed", value_parser = humantime::parse_duration)]
+        keep_events_for: Option<std::time::Duration>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -43,9 +47,10 @@ pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
             let c = Coordinator::open(&store.root)?;
             out.line(c.snapshot()?)?;
         }
-        StoreCommand::Compact { store, force, archive, keyed, json } => {
+        StoreCommand::Compact { store, force, archive, keyed, keep_events_for, json } => {
             let c = Coordinator::open(&store.root)?;
-            let report = c.compact(&CompactOptions { force, archive, keyed })?;
+            let keep_events_since = keep_events_for.map(|d| maos_coord::Timestamp::now().minus(d));
+            let report = c.compact(&CompactOptions { force, archive, keyed, keep_events_since })?;
             let held =
                 report.held_back_by.as_ref().map(|(path, lsn)| json!({"cursor": path, "lsn": lsn.get()}));
             if json {

@@ -7,7 +7,7 @@ use super::Coordinator;
 use crate::error::{Error, Result};
 use crate::model::{AgentId, Recorded, Supersession, EVENT_RECORD_KIND};
 use crate::snapshot;
-use crate::types::Lsn;
+use crate::types::{Lsn, Timestamp};
 
 /// How to compact.
 #[derive(Debug, Clone, Default)]
@@ -22,6 +22,10 @@ pub struct CompactOptions {
     /// [`Supersession`]) in the compacted-records file, where [`Coordinator::history`] and
     /// `maos-coord log dump` still find them.
     pub keyed: bool,
+    /// Keyed compaction only: application events ([`Event::Custom`](crate::model::Event::Custom))
+    /// recorded before this time are dropped too. Nothing supersedes them, so without a bound
+    /// keyed compaction keeps every one; `None` (the default) keeps them all.
+    pub keep_events_since: Option<Timestamp>,
 }
 
 /// What a compaction did.
@@ -63,6 +67,12 @@ impl Coordinator {
             limit = position;
             held_back_by = Some((path, position));
         }
+        if opts.keep_events_since.is_some() && !opts.keyed {
+            return Err(Error::InvalidArgument {
+                name: "keep_events_since",
+                reason: "applies to keyed compaction only".into(),
+            });
+        }
         let archive = opts.archive.as_deref();
         if !opts.keyed {
             let removed = self.log.remove_segments_before(limit, archive)?;
@@ -70,8 +80,11 @@ impl Coordinator {
         }
         let supersession = self.supersession()?;
         let done = self.log.compact_keyed(limit, archive, |record| {
-            if record.kind.get() != EVENT_RECORD_KIND || Recorded::is_custom(record.payload) {
-                return Ok(true); // nothing supersedes these; never drop what this layer does not understand
+            if record.kind.get() != EVENT_RECORD_KIND {
+                return Ok(true); // never drop what this layer does not understand
+            }
+            if Recorded::is_custom(record.payload) {
+                return Ok(opts.keep_events_since.is_none_or(|since| record.timestamp >= since));
             }
             let recorded = Recorded::decode(record.lsn, record.payload)?;
             Ok(supersession.keeps(record.lsn, &recorded.event))
