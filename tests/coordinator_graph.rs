@@ -158,14 +158,16 @@ async fn watch_context_yields_every_later_update_in_order() {
     c.set_context(&a, &k, json!(2), Visibility::Shared).await.unwrap();
     c.set_context(&a, &ContextKey::new("other").unwrap(), json!(0), Visibility::Shared).await.unwrap();
     c.delete_context(&a, &k).await.unwrap();
-    let versions: Vec<(u64, Option<serde_json::Value>)> = [
+    let watched = [
         from_start.next().await.unwrap(),
         from_start.next().await.unwrap(),
         from_start.next().await.unwrap(),
-    ]
-    .into_iter()
-    .map(|(v, e)| (v, e.map(|e| e.value)))
-    .collect();
+    ];
+    for (version, entry) in &watched {
+        assert_eq!(entry, &c.get_context_version(&a, &k, *version).unwrap(), "the entry the state made");
+    }
+    let versions: Vec<(u64, Option<serde_json::Value>)> =
+        watched.into_iter().map(|(v, e)| (v, e.map(|e| e.value))).collect();
     assert_eq!(versions, [(1, Some(json!(1))), (2, Some(json!(2))), (3, None)]);
     assert_eq!(live.next().await.unwrap().0, 2);
     assert_eq!(live.next().await.unwrap().0, 3);

@@ -217,7 +217,7 @@ fn next_version(
     Ok(version + 1)
 }
 
-fn visible<'a>(entry: &'a ContextEntry, reader: &AgentId) -> Result<&'a ContextEntry> {
+pub(super) fn visible<'a>(entry: &'a ContextEntry, reader: &AgentId) -> Result<&'a ContextEntry> {
     if entry.visibility.allows(&entry.owner, reader) {
         return Ok(entry);
     }

@@ -4,10 +4,12 @@
 
 use std::time::Duration;
 
+use super::context::visible;
 use super::{require_agent, Coordinator};
 use crate::error::Result;
 use crate::log::LogReader;
 use crate::model::{AgentId, ContextEntry, ContextKey, Event, EventFilter, Recorded, EVENT_RECORD_KIND};
+use crate::projection::entry_of;
 use crate::types::{Lsn, Timestamp};
 
 /// One delivered event.
@@ -68,7 +70,8 @@ pub struct ContextWatcher {
 }
 
 impl ContextWatcher {
-    /// The next version of the key (`None` for a delete), waiting for it if needed.
+    /// The next version of the key (`None` for a delete), waiting for it if needed. The entry
+    /// is made from the delivered record itself, as the state made it.
     pub async fn next(&mut self) -> Result<(u64, Option<ContextEntry>)> {
         loop {
             let delivery = self.subscription.next().await?;
@@ -80,8 +83,16 @@ impl ContextWatcher {
                 }
                 _ => continue,
             };
-            let entry =
-                self.subscription.coordinator.get_context_version(&self.reader, &self.key, version)?;
+            let (key, reader) = (&self.key, &self.reader);
+            let life = self.subscription.coordinator.read(|s| {
+                require_agent(s, reader)?;
+                Ok(s.context.at_version(key, version).and_then(|v| v.created_at))
+            })??;
+            let Recorded { actor, event } = delivery.recorded;
+            let entry = life.and_then(|created_at| entry_of(actor, event, created_at, delivery.time));
+            if let Some(entry) = &entry {
+                visible(entry, reader)?;
+            }
             return Ok((version, entry));
         }
     }
