@@ -148,20 +148,13 @@ impl Coordinator {
         let Some(record) = records.next()?.filter(|r| r.lsn == lsn) else {
             return Err(compacted(self.log.first_lsn()?));
         };
-        let recorded = Recorded::decode(lsn, record.payload)?;
-        match &recorded.event {
-            Event::ContextUpdated { key: k, version: v, .. } if k == key && *v == version => {}
-            _ => {
-                return Err(Error::Decode {
-                    lsn,
-                    reason: format!("the state places version {version} of context key {key} here"),
-                })
-            }
-        }
-        entry_of(recorded.actor, recorded.event, created_at, record.timestamp).ok_or_else(|| Error::Decode {
-            lsn,
-            reason: format!("no entry for version {version} of context key {key}"),
-        })
+        let Recorded { actor, event } = Recorded::decode(lsn, record.payload)?;
+        entry_of(actor, event, created_at, record.timestamp)
+            .filter(|entry| entry.key == *key && entry.version == version)
+            .ok_or_else(|| Error::Decode {
+                lsn,
+                reason: format!("the state places version {version} of context key {key} here"),
+            })
     }
 
     /// The current, unexpired entries `reader` may read whose keys start with `prefix`.
