@@ -48,6 +48,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("maos-coord currently supports Linux only (fallocate, statfs magic numbers, boot id)");
 
+pub mod clock;
 pub mod coordinator;
 mod error;
 pub mod log;
@@ -56,6 +57,7 @@ pub mod projection;
 pub mod snapshot;
 mod types;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use coordinator::{CoordinationService, Coordinator, CoordinatorOptions, SetOptions};
 pub use error::{Error, FrameError, Result};
 pub use log::{

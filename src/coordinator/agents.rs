@@ -55,7 +55,6 @@ impl Coordinator {
 
     /// Active agents whose heartbeats stopped for longer than their timeout.
     pub fn gone_agents(&self) -> Result<Vec<AgentId>> {
-        let now = crate::Timestamp::now();
-        self.read(|s| s.agents.values().filter(|a| a.is_gone(now)).map(|a| a.id.clone()).collect())
+        self.read_at(|s, now| s.agents.values().filter(|a| a.is_gone(now)).map(|a| a.id.clone()).collect())
     }
 }

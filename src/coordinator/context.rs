@@ -92,8 +92,7 @@ impl Coordinator {
     /// The current entry of a key as `reader` sees it: `None` if absent, deleted or expired;
     /// [`Error::NotVisible`] if the reader may not read it.
     pub fn get_context(&self, reader: &AgentId, key: &ContextKey) -> Result<Option<ContextEntry>> {
-        let now = Timestamp::now();
-        self.read(|s| {
+        self.read_at(|s, now| {
             require_agent(s, reader)?;
             match s.context.current(key) {
                 Some(e) if e.expired(now) => Ok(None),
@@ -159,8 +158,7 @@ impl Coordinator {
 
     /// The current, unexpired entries `reader` may read whose keys start with `prefix`.
     pub fn list_context(&self, reader: &AgentId, prefix: &str) -> Result<Vec<ContextEntry>> {
-        let now = Timestamp::now();
-        self.read(|s| {
+        self.read_at(|s, now| {
             require_agent(s, reader)?;
             Ok(s.context
                 .with_prefix(prefix)

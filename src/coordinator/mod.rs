@@ -33,6 +33,7 @@ pub use sync::LockGrant;
 pub use tasks::ATTEMPTS_EXHAUSTED;
 pub use watch::{ContextWatcher, Delivery, Subscription};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::log::{Built, Durability, Log};
 use crate::model::{AgentId, Event, Recorded, Subject, EVENT_RECORD_KIND};
@@ -73,6 +74,7 @@ pub struct CoordinatorOptions {
     /// How many snapshots to keep.
     pub keep_snapshots: usize,
     segment_size: Option<u64>,
+    clock: Arc<dyn Clock>,
 }
 
 impl CoordinatorOptions {
@@ -135,11 +137,20 @@ impl CoordinatorOptions {
         self
     }
 
+    /// The clock leases, expiry, heartbeat timeouts and record times are read from (default
+    /// the system clock; tests inject a [`crate::ManualClock`]).
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> CoordinatorOptions {
+        self.clock = clock;
+        self
+    }
+
     /// Opens (creating if needed) the store in `<root>/.maos/coordination/`: loads the newest
     /// valid snapshot and replays the log after it.
     pub fn open(self) -> Result<Coordinator> {
         let store = store_dir(&self.root);
-        let mut log_options = Log::options(store.join("log")).durability(self.durability);
+        let mut log_options =
+            Log::options(store.join("log")).durability(self.durability).clock(self.clock.clone());
         if let Some(bytes) = self.segment_size {
             // A record must fit a segment: small segments get a smaller record limit.
             let max_record = u32::try_from(bytes / 2).unwrap_or(u32::MAX).min(1 << 20);
@@ -185,6 +196,7 @@ impl Coordinator {
             snapshot_every_bytes: 256 << 20,
             keep_snapshots: 2,
             segment_size: None,
+            clock: crate::clock::system(),
         }
     }
 
@@ -216,12 +228,13 @@ impl Coordinator {
         let state = self.state.clone();
         let snapshots = self.snapshots.clone();
         let actor = actor.clone();
+        let clock = self.opts.clock.clone();
         let (appended, value) = self
             .log
             .append_with_async(move |tail| {
                 let mut state = crate::log::lock(&state);
                 snapshots.count_bytes(catch_up(&log, &mut state, tail)?);
-                let now = Timestamp::now().max(state.last_time);
+                let now = clock.now().max(state.last_time);
                 let (events, value) = decide(&state, now)?;
                 let kind = RecordKind::new(EVENT_RECORD_KIND)?;
                 let records = events
@@ -233,6 +246,20 @@ impl Coordinator {
             .await?;
         self.maybe_snapshot(appended.next());
         Ok((appended.first, value))
+    }
+
+    /// Reads the state through `read` after catching up, with the time a command run now would
+    /// decide with (the clock, never before the last record's time): queries that depend on time
+    /// (expiry, leases, liveness) answer as a command would.
+    pub(crate) fn read_at<T>(&self, read: impl FnOnce(&State, Timestamp) -> T) -> Result<T> {
+        let state = self.refresh()?;
+        let now = self.opts.clock.now().max(state.last_time);
+        Ok(read(&state, now))
+    }
+
+    /// The current time by the coordinator's clock.
+    pub(crate) fn clock_now(&self) -> Timestamp {
+        self.opts.clock.now()
     }
 
     /// The projections, caught up with everything appended so far (by any process).

@@ -133,7 +133,7 @@ impl Coordinator {
             let lease_end = self.read(|s| s.locks.get(name).map(|l| l.lease_until))?;
             let until_lapse = lease_end.map_or(Duration::ZERO, |t| {
                 Duration::from_micros(
-                    u64::try_from(t.as_micros() - crate::Timestamp::now().as_micros()).unwrap_or(0),
+                    u64::try_from(t.as_micros() - self.clock_now().as_micros()).unwrap_or(0),
                 )
             });
             let wait = (deadline - now).min(until_lapse + Duration::from_millis(1));

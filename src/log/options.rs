@@ -1,10 +1,12 @@
 //! Options for opening a log.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::format::{frame_len, FRAME_HEADER_LEN, MAX_SEGMENT_SIZE, SEGMENT_HEADER_LEN};
 use super::Log;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 
 /// When an append is acknowledged (log-format.md, "Durability").
@@ -40,6 +42,7 @@ pub struct LogOptions {
     pub(crate) recovery: RecoveryMode,
     pub(crate) wake_fallback: Duration,
     pub(crate) writeback_every: u64,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Default segment size: 64 MiB.
@@ -59,6 +62,7 @@ impl LogOptions {
             recovery: RecoveryMode::TruncateTornTail,
             wake_fallback: Duration::from_millis(50),
             writeback_every: DEFAULT_WRITEBACK_EVERY,
+            clock: crate::clock::system(),
         }
     }
 
@@ -106,6 +110,14 @@ impl LogOptions {
     #[must_use]
     pub fn writeback_every(mut self, bytes: u64) -> LogOptions {
         self.writeback_every = bytes;
+        self
+    }
+
+    /// The clock that stamps records (default the system clock). Record times never go
+    /// backwards: a batch gets `max(clock, time of the last record)`.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> LogOptions {
+        self.clock = clock;
         self
     }
 
