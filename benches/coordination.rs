@@ -64,7 +64,8 @@ fn claim_complete(c: &mut Criterion) {
                     }
                     let start = Instant::now();
                     for _ in 0..iters {
-                        let task = coord.claim_next_task(&me, &[]).await.expect("claim").expect("a task");
+                        let task =
+                            coord.claim_next_task(&me, Some(&[])).await.expect("claim").expect("a task");
                         coord.complete_task(&me, &task.id, vec![]).await.expect("complete");
                     }
                     start.elapsed()

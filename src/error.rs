@@ -333,6 +333,30 @@ pub enum Error {
         /// What the decoder said.
         reason: String,
     },
+
+    /// The lease of a claim ran out (at `ended`): the claim is over whether or not anyone
+    /// noticed or claimed the task since, and the holder may no longer act on the task.
+    #[error("the lease of agent {agent} on task {} ended at {ended}: the claim is lost", tasks.join(", "))]
+    LeaseLost {
+        /// The agent that held the claims.
+        agent: String,
+        /// The tasks whose leases ended.
+        tasks: Vec<String>,
+        /// When the (earliest) lease ended.
+        ended: crate::types::Timestamp,
+    },
+
+    /// The agent registered again since this handle registered it: the handle speaks for an
+    /// earlier incarnation, whose claims and locks were released or taken over.
+    #[error("agent {agent}: incarnation {yours} was superseded by incarnation {current} (the agent registered again)")]
+    StaleIncarnation {
+        /// The agent.
+        agent: String,
+        /// The incarnation this handle registered.
+        yours: u64,
+        /// The agent's current incarnation.
+        current: u64,
+    },
 }
 
 impl Error {

@@ -21,7 +21,7 @@
 //! let me = AgentId::new("builder")?;
 //! c.register_agent(&me, "engineer", vec!["rust".into()]).await?;
 //! let task = c.create_task(&me, NewTask::new("compile").requires("rust")).await?;
-//! let claimed = c.claim_next_task(&me, &["rust".into()]).await?.expect("a task");
+//! let claimed = c.claim_next_task(&me, Some(&["rust".into()])).await?.expect("a task");
 //! assert_eq!(claimed.id, task.id);
 //! c.complete_task(&me, &claimed.id, vec!["target/app".into()]).await?;
 //!

@@ -35,17 +35,17 @@ async fn dependencies_gate_claims_and_completion_readies_them() {
     assert!(matches!(err, Error::Cycle { .. }), "{err}");
     assert_eq!(c.log().next_lsn(), before, "a refused cycle leaves nothing in the log");
     assert_eq!(
-        c.get_ready_tasks(&a).unwrap().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        c.get_ready_tasks(&a, None).unwrap().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
         ["design"]
     );
     assert_eq!(c.why_not_ready(&test.id).unwrap()[0].id, d2);
     assert_eq!(c.get_dependency_chain(&test.id).unwrap().len(), 2);
 
-    let claimed = c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    let claimed = c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     assert_eq!(claimed.id, design.id, "build and test wait for their providers");
-    assert!(c.claim_next_task(&a, &[]).await.unwrap().is_none());
+    assert!(c.claim_next_task(&a, Some(&[])).await.unwrap().is_none());
     c.complete_task(&a, &design.id, vec!["design.md".into()]).await.unwrap();
-    assert_eq!(c.claim_next_task(&a, &[]).await.unwrap().unwrap().id, build.id);
+    assert_eq!(c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap().id, build.id);
     c.mark_dependency_ready(&a, &d2, Some("target/app".into())).await.unwrap();
     let dep = c.get_dependency(&d2).unwrap().unwrap();
     assert_eq!((dep.status, dep.artifact_path.as_deref()), (DependencyStatus::Ready, Some("target/app")));
@@ -59,7 +59,7 @@ async fn coordinate_task_refuses_until_its_providers_completed() {
     let api = c.create_task(&a, NewTask::new("api")).await.unwrap();
     let err = c.coordinate_task(&a, NewTask::new("client"), vec![api.id.clone()]).await.unwrap_err();
     assert!(matches!(err, Error::DependenciesNotReady { .. }), "{err}");
-    c.claim_next_task(&a, &[]).await.unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap();
     c.complete_task(&a, &api.id, vec![]).await.unwrap();
     let client = c.coordinate_task(&a, NewTask::new("client"), vec![api.id.clone()]).await.unwrap();
     assert_eq!(client.status, TaskStatus::Pending);
@@ -73,7 +73,7 @@ async fn a_failed_provider_fails_its_dependencies() {
     let p = c.create_task(&a, NewTask::new("p").max_attempts(1)).await.unwrap();
     let q = c.create_task(&a, NewTask::new("q")).await.unwrap();
     let d = c.register_dependency(&a, &p.id, &q.id, ArtifactType::Completion).await.unwrap();
-    c.claim_next_task(&a, &[]).await.unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap();
     c.fail_task(&a, &p.id, "boom").await.unwrap();
     assert_eq!(c.get_task(&p.id).unwrap().unwrap().status, TaskStatus::Failed("attempts exhausted".into()));
     assert!(matches!(c.get_dependency(&d).unwrap().unwrap().status, DependencyStatus::Failed(_)));
@@ -137,7 +137,7 @@ async fn subscriptions_deliver_matching_events_in_order() {
         .emit_event(&a, "deploy", json!({"v": 2}), BTreeMap::from([("env".into(), "prod".into())]))
         .await
         .unwrap();
-    c.claim_next_task(&a, &[]).await.unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap();
     c.complete_task(&a, &t.id, vec![]).await.unwrap();
     assert_eq!(tasks.next().await.unwrap().recorded.event.type_name(), "TaskCreated");
     assert_eq!(tasks.next().await.unwrap().recorded.event.type_name(), "TaskCompleted");
@@ -193,7 +193,7 @@ async fn a_pipeline_runs_its_stages_in_order() {
     assert_eq!(ids.iter().map(Vec::len).collect::<Vec<_>>(), [1, 2, 1]);
     assert_eq!(c.pipeline_status("release").unwrap().status, TaskStatus::Pending);
     let mut order = Vec::new();
-    while let Some(t) = c.claim_next_task(&a, &[]).await.unwrap() {
+    while let Some(t) = c.claim_next_task(&a, Some(&[])).await.unwrap() {
         c.complete_task(&a, &t.id, vec![format!("{}.out", t.name)]).await.unwrap();
         order.push(t.name);
         if order.len() == 1 {

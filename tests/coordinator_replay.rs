@@ -85,7 +85,7 @@ async fn run(c: &Coordinator, agents: &[AgentId], ops: &[Op]) {
                     tasks.push(t.id);
                 }
             }
-            Op::Claim { by } => drop(c.claim_next_task(&agents[by], &[]).await),
+            Op::Claim { by } => drop(c.claim_next_task(&agents[by], Some(&[])).await),
             Op::Complete { by, task: t } => {
                 if let Some(t) = task(&tasks, t) {
                     drop(c.complete_task(&agents[by], &t, vec!["out".into()]).await);

@@ -34,13 +34,16 @@ async fn claims_take_the_highest_priority_then_the_oldest_that_the_agent_can_do(
         c.create_task(&a, NewTask::new("py").priority(Priority::Critical).requires("python")).await.unwrap();
     let high2 = c.create_task(&a, NewTask::new("high2").priority(Priority::High)).await.unwrap();
     let order: Vec<TaskId> = [
-        c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().unwrap().id,
-        c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().unwrap().id,
-        c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().unwrap().id,
+        c.claim_next_task(&a, Some(&caps(&["rust"]))).await.unwrap().unwrap().id,
+        c.claim_next_task(&a, Some(&caps(&["rust"]))).await.unwrap().unwrap().id,
+        c.claim_next_task(&a, Some(&caps(&["rust"]))).await.unwrap().unwrap().id,
     ]
     .into();
     assert_eq!(order, [high1.id, high2.id, low.id]);
-    assert!(c.claim_next_task(&a, &caps(&["rust"])).await.unwrap().is_none(), "the python task needs python");
+    assert!(
+        c.claim_next_task(&a, Some(&caps(&["rust"]))).await.unwrap().is_none(),
+        "the python task needs python"
+    );
     let claimed = c.get_task(&order[0]).unwrap().unwrap();
     assert_eq!(
         (claimed.status, claimed.assigned_to, claimed.attempts),
@@ -71,10 +74,10 @@ async fn a_lapsed_lease_makes_the_task_claimable_and_records_whose_lease_lapsed(
     c.register_agent(&a, "r", vec![]).await.unwrap();
     c.register_agent(&b, "r", vec![]).await.unwrap();
     let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
-    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
-    assert!(c.claim_next_task(&b, &[]).await.unwrap().is_none(), "a holds the lease");
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
+    assert!(c.claim_next_task(&b, Some(&[])).await.unwrap().is_none(), "a holds the lease");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let reclaimed = c.claim_next_task(&b, &[]).await.unwrap().unwrap();
+    let reclaimed = c.claim_next_task(&b, Some(&[])).await.unwrap().unwrap();
     assert_eq!(
         (reclaimed.id.clone(), reclaimed.assigned_to.clone(), reclaimed.attempts),
         (t.id.clone(), Some(b.clone()), 2)
@@ -96,12 +99,12 @@ async fn heartbeats_extend_leases() {
     c.register_agent(&a, "r", vec![]).await.unwrap();
     c.register_agent(&b, "r", vec![]).await.unwrap();
     c.create_task(&a, NewTask::new("t")).await.unwrap();
-    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         c.heartbeat(&a).await.unwrap();
     }
-    assert!(c.claim_next_task(&b, &[]).await.unwrap().is_none(), "heartbeats kept the lease");
+    assert!(c.claim_next_task(&b, Some(&[])).await.unwrap().is_none(), "heartbeats kept the lease");
 }
 
 #[tokio::test]
@@ -111,12 +114,12 @@ async fn attempts_are_exhausted_after_max_attempts_lapses_or_failures() {
     let a = agent("a");
     c.register_agent(&a, "r", vec![]).await.unwrap();
     let t = c.create_task(&a, NewTask::new("flaky").max_attempts(3)).await.unwrap();
-    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     c.fail_task(&a, &t.id, "crashed").await.unwrap();
     assert_eq!(c.get_task(&t.id).unwrap().unwrap().status, TaskStatus::Pending);
-    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     tokio::time::sleep(Duration::from_millis(250)).await; // second attempt lapses
-    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     c.fail_task(&a, &t.id, "crashed again").await.unwrap();
     let failed = c.get_task(&t.id).unwrap().unwrap();
     assert_eq!(
@@ -132,7 +135,7 @@ async fn release_gives_a_task_back_without_failing_it() {
     let a = agent("a");
     c.register_agent(&a, "r", vec![]).await.unwrap();
     let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
-    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     c.add_output(&a, &t.id, "half.txt").await.unwrap();
     c.release_task(&a, &t.id).await.unwrap();
     let released = c.get_task(&t.id).unwrap().unwrap();
@@ -150,7 +153,7 @@ async fn invalid_commands_are_typed_errors_and_append_nothing() {
     c.register_agent(&a, "r", vec![]).await.unwrap();
     c.register_agent(&b, "r", vec![]).await.unwrap();
     let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
-    c.claim_next_task(&a, &[]).await.unwrap().unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     let before = c.log().next_lsn();
     let unknown = TaskId::new("nope").unwrap();
     let errors = [
@@ -176,7 +179,7 @@ async fn invalid_commands_are_typed_errors_and_append_nothing() {
     assert_eq!(c.log().next_lsn(), after_complete);
     assert_eq!(after_complete.get(), before.get() + 1, "only the completion was appended");
     c.stop_agent(&b, "done").await.unwrap();
-    let err = c.claim_next_task(&b, &[]).await.unwrap_err();
+    let err = c.claim_next_task(&b, Some(&[])).await.unwrap_err();
     assert!(err.to_string().contains("it stopped (done)"), "{err}");
 }
 
@@ -188,7 +191,7 @@ async fn the_state_survives_reopening_and_other_handles_see_it() {
         let c = open(root.path());
         c.register_agent(&a, "r", vec![]).await.unwrap();
         let t = c.create_task(&a, NewTask::new("persist")).await.unwrap();
-        c.claim_next_task(&a, &[]).await.unwrap();
+        c.claim_next_task(&a, Some(&[])).await.unwrap();
         t.id
     };
     let c = open(root.path());

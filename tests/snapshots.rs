@@ -30,7 +30,7 @@ async fn work(c: &Coordinator, me: &AgentId, round: u32) {
     for i in 0..20 {
         let t = c.create_task(me, NewTask::new(format!("r{round}-t{i}"))).await.unwrap();
         if i % 2 == 0 {
-            c.claim_next_task(me, &[]).await.unwrap();
+            c.claim_next_task(me, Some(&[])).await.unwrap();
         }
         if i % 4 == 0 {
             c.complete_task(me, &t.id, vec![format!("out{i}")]).await.unwrap_or(());

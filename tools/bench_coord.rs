@@ -90,7 +90,7 @@ async fn write_mixed(root: &Path, records: u64) -> Result<(), Box<dyn std::error
     let mut i = 0u64;
     while c.log().next_lsn().get() <= records {
         let task = c.create_task(&me, NewTask::new(format!("t{i}"))).await?;
-        c.claim_next_task(&me, &[]).await?;
+        c.claim_next_task(&me, Some(&[])).await?;
         c.complete_task(&me, &task.id, vec![format!("out/{i}")]).await?;
         for k in 0..3 {
             let key = ContextKey::new(format!("key/{}", (i * 3 + k) % 1000))?;

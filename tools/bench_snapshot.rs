@@ -120,7 +120,7 @@ async fn fill(c: &Coordinator, me: &AgentId, args: &Args) -> Result<(), maos_coo
     for i in 0..args.tasks {
         c.create_task(me, NewTask::new(format!("task {i}"))).await?;
         if i % 2 == 0 {
-            if let Some(task) = c.claim_next_task(me, &[]).await? {
+            if let Some(task) = c.claim_next_task(me, Some(&[])).await? {
                 c.complete_task(me, &task.id, vec![]).await?;
             }
         }

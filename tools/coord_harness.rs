@@ -90,7 +90,7 @@ async fn run(args: Args) -> Result<(), Error> {
             let caps = vec!["work".to_string()];
             let started = Instant::now();
             let mut n = 0u64;
-            while let Some(task) = c.claim_next_task(&me, &caps).await? {
+            while let Some(task) = c.claim_next_task(&me, Some(&caps)).await? {
                 c.complete_task(&me, &task.id, vec![]).await?;
                 println!("claimed {}", task.id);
                 n += 1;

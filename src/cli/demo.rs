@@ -210,7 +210,7 @@ async fn work(c: &Coordinator, me: &AgentId) -> Result<(), Failure> {
     let caps = c.agent(me)?.map(|a| a.capabilities).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(30);
     while c.pipeline_status(PIPELINE)?.status != TaskStatus::Completed {
-        match c.claim_next_task(me, &caps).await? {
+        match c.claim_next_task(me, Some(&caps)).await? {
             Some(task) => {
                 tokio::time::sleep(Duration::from_millis(30)).await; // the work
                 c.complete_task(me, &task.id, vec![format!("{}.out", task.id)]).await?;

@@ -1,15 +1,17 @@
 //! Dependency commands and queries: register (cycles refused), mark ready, ready tasks, chains,
 //! and why a task is not ready.
 
-use super::{require_agent, Coordinator};
+use super::{claims, require_agent, transition, Coordinator};
 use crate::error::{Error, Result};
-use crate::model::{
-    AgentId, ArtifactType, Dependency, DependencyId, DependencyStatus, Event, Task, TaskId, TaskStatus,
-};
+use crate::model::{AgentId, ArtifactType, ClaimPolicy, Dependency, DependencyId, Event, Task, TaskId};
 
 impl Coordinator {
     /// Registers that `consumer` needs an artifact of `provider`; refuses (appending nothing) a
-    /// dependency that would close a cycle. Returns its id.
+    /// dependency that would close a cycle. Returns its id. The dependency starts as its
+    /// provider's status makes it ([`DependencyStatus::following`](crate::model::DependencyStatus::following)): ready on a completed
+    /// provider, in progress on a claimed one, failed on one that failed for good or was
+    /// cancelled; then a pending consumer is blocked, with a reason naming the provider, since
+    /// it can never become ready.
     pub async fn register_dependency(
         &self,
         actor: &AgentId,
@@ -36,10 +38,11 @@ impl Coordinator {
                 if state.deps.get(&dep_id).is_some() {
                     return Ok((Vec::new(), dep_id));
                 }
-                let status = match state.tasks.get(&provider).map(|t| &t.status) {
-                    Some(TaskStatus::Completed) => DependencyStatus::Ready,
-                    _ => DependencyStatus::Pending,
-                };
+                let provider_task = state
+                    .tasks
+                    .get(&provider)
+                    .ok_or_else(|| Error::UnknownTask { task: provider.to_string() })?;
+                let (status, block) = transition::register_on(state, provider_task, &consumer);
                 let dependency = Dependency {
                     id: dep_id.clone(),
                     provider,
@@ -48,7 +51,9 @@ impl Coordinator {
                     artifact_path: None,
                     status,
                 };
-                Ok((vec![Event::DependencyRegistered { dependency }], dep_id))
+                let mut events = vec![Event::DependencyRegistered { dependency }];
+                events.extend(block);
+                Ok((events, dep_id))
             })
             .await?;
         Ok(dep)
@@ -78,19 +83,39 @@ impl Coordinator {
         self.read(|s| s.deps.get(dependency).cloned())
     }
 
-    /// Pending tasks `agent` could claim now: its capabilities suffice and every dependency is
-    /// ready.
-    pub fn get_ready_tasks(&self, agent: &AgentId) -> Result<Vec<Task>> {
-        self.read(|s| {
-            let Some(a) = s.agents.get(agent.as_str()) else {
-                return Err(Error::UnknownAgent { agent: agent.to_string(), detail: String::new() });
-            };
-            Ok(s.tasks
-                .pending_in_claim_order()
-                .filter(|t| a.can_do(&t.required_capabilities) && s.deps.is_ready(&t.id))
-                .cloned()
-                .collect())
+    /// The tasks `agent` could claim now, in the order claims take them: the same rule as
+    /// [`Coordinator::claim_next_task`] (whose answer is the first of these), including tasks
+    /// whose lease lapsed and that have attempts left. `capabilities`: the caller's list when
+    /// given (an empty list means none), the agent's registered ones when `None`.
+    pub fn get_ready_tasks(&self, agent: &AgentId, capabilities: Option<&[String]>) -> Result<Vec<Task>> {
+        self.read_at(|s, now| {
+            let capabilities = claims::capabilities(s, agent, capabilities)?;
+            Ok(claims::ready(s, &capabilities, now).into_iter().cloned().collect())
         })?
+    }
+
+    /// Sets the order claims take pending tasks in, for every process (recorded in the log):
+    /// [`ClaimPolicy::Strict`] (the default) or [`ClaimPolicy::Aging`]. `every_ms` of aging
+    /// must be at least 1.
+    pub async fn set_claim_policy(&self, actor: &AgentId, policy: ClaimPolicy) -> Result<()> {
+        if policy == (ClaimPolicy::Aging { every_ms: 0 }) {
+            return Err(Error::InvalidArgument {
+                name: "aging interval",
+                reason: "must be at least 1 ms".into(),
+            });
+        }
+        let id = actor.clone();
+        self.execute(actor, move |state, _| {
+            require_agent(state, &id)?;
+            Ok((vec![Event::ClaimPolicySet { policy }], ()))
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// The store's claim order.
+    pub fn claim_policy(&self) -> Result<ClaimPolicy> {
+        self.read(|s| s.claim_policy)
     }
 
     /// Every dependency `task` waits on, directly or through other tasks, nearest first.
@@ -98,7 +123,8 @@ impl Coordinator {
         self.read(|s| s.deps.chain(task).into_iter().cloned().collect())
     }
 
-    /// Why `task` is not ready: its dependencies that are not ready (empty if it is ready).
+    /// Why `task` is not ready: its dependencies that are not ready (empty if it is ready); a
+    /// failed one says which provider failed or was cancelled, and why.
     pub fn why_not_ready(&self, task: &TaskId) -> Result<Vec<Dependency>> {
         self.read(|s| {
             if s.tasks.get(task).is_none() {

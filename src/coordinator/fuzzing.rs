@@ -53,7 +53,7 @@ async fn run(root: &Path, data: &[u8]) {
                 model.push(ModelTask { status: TaskStatus::Pending, holder: None, failures: 0 });
             }
             1 => {
-                let claimed = c.claim_next_task(agent, &[]).await.expect("claim").map(|t| t.id);
+                let claimed = c.claim_next_task(agent, Some(&[])).await.expect("claim").map(|t| t.id);
                 let expected = model.iter().position(|m| m.status == TaskStatus::Pending);
                 assert_eq!(claimed, expected.map(|i| ids[i].clone()), "claim order");
                 if let Some(i) = expected {

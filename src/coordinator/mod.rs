@@ -8,6 +8,7 @@
 //! across processes (design.md, "One path for data").
 
 mod agents;
+mod claims;
 mod compaction;
 mod context;
 mod cursor;
@@ -19,18 +20,21 @@ mod replay;
 mod snapshotting;
 mod sync;
 mod tasks;
+mod transition;
 mod watch;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use agents::{HeartbeatReport, Registered, Registration};
 pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
 pub use cursor::DurableSubscription;
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use sync::LockGrant;
-pub use tasks::ATTEMPTS_EXHAUSTED;
+pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::{ContextWatcher, Delivery, Subscription};
 
 use crate::clock::Clock;
@@ -50,6 +54,8 @@ pub struct Coordinator {
     state: Arc<Mutex<State>>,
     opts: Arc<CoordinatorOptions>,
     snapshots: Arc<SnapshotState>,
+    /// The incarnation of each agent this handle (and its clones) registered.
+    incarnations: Arc<Mutex<HashMap<AgentId, u64>>>,
 }
 
 /// The original design's name for the coordinator.
@@ -171,6 +177,7 @@ impl CoordinatorOptions {
             state: Arc::new(Mutex::new(state)),
             opts: Arc::new(self),
             snapshots: Arc::new(snapshots),
+            incarnations: Arc::default(),
         };
         drop(coordinator.refresh()?);
         Ok(coordinator)
@@ -217,9 +224,34 @@ impl Coordinator {
         &self.log
     }
 
-    /// Runs a command: under the append lock, catch up, let `decide` validate it against the
-    /// state and return its events, append them.
+    /// Runs a command: under the append lock, catch up, check that `actor` is not an
+    /// incarnation this handle registered that a later registration superseded, let `decide`
+    /// validate the command against the state at time `now` and return its events, append them.
+    /// Returns the LSN of the first event appended (the next LSN when none was).
     async fn execute<T, F>(&self, actor: &AgentId, decide: F) -> Result<(Lsn, T)>
+    where
+        F: FnOnce(&State, Timestamp) -> Result<(Vec<Event>, T)> + Send + 'static,
+        T: Send + 'static,
+    {
+        let known = crate::log::lock(&self.incarnations).get(actor).copied();
+        let id = actor.clone();
+        self.execute_as_new(actor, move |state, now| {
+            if let (Some(yours), Some(agent)) = (known, state.agents.get(id.as_str())) {
+                if agent.incarnation != yours {
+                    return Err(Error::StaleIncarnation {
+                        agent: id.to_string(),
+                        yours,
+                        current: agent.incarnation,
+                    });
+                }
+            }
+            decide(state, now)
+        })
+        .await
+    }
+
+    /// [`Coordinator::execute`] without the incarnation check (a registration starts a new one).
+    async fn execute_as_new<T, F>(&self, actor: &AgentId, decide: F) -> Result<(Lsn, T)>
     where
         F: FnOnce(&State, Timestamp) -> Result<(Vec<Event>, T)> + Send + 'static,
         T: Send + 'static,
@@ -246,6 +278,10 @@ impl Coordinator {
             .await?;
         self.maybe_snapshot(appended.next());
         Ok((appended.first, value))
+    }
+
+    fn remember_incarnation(&self, agent: &AgentId, incarnation: u64) {
+        crate::log::lock(&self.incarnations).insert(agent.clone(), incarnation);
     }
 
     /// Reads the state through `read` after catching up, with the time a command run now would

@@ -1,19 +1,14 @@
 //! Task commands: create (idempotent), claim with leases, complete, fail, release, block, and the
 //! queries on tasks.
 
-use std::cmp::Reverse;
-
-use super::{require_agent, Coordinator};
+use super::transition::{self, end_claim, End};
+use super::{claims, require_agent, Coordinator};
 use crate::error::{Error, Result};
 use crate::model::{
     AgentId, ArtifactType, Dependency, DependencyId, DependencyStatus, Event, NewTask, Task, TaskId,
     TaskStatus,
 };
-use crate::projection::State;
 use crate::types::Timestamp;
-
-/// Why a task failed for good after too many lapses or failures.
-pub const ATTEMPTS_EXHAUSTED: &str = "attempts exhausted";
 
 impl Coordinator {
     /// Creates a task. With an idempotency key that was used before, returns the first task and
@@ -83,38 +78,32 @@ impl Coordinator {
         self.get_task(&id)?.ok_or(Error::UnknownTask { task: id.to_string() })
     }
 
-    /// Claims the best task `agent` can do: highest priority first, then oldest, among pending
-    /// tasks whose required capabilities are in `capabilities` and whose dependencies are all
-    /// ready. Tasks whose lease lapsed are recorded as such and are claimable again (or fail
-    /// for good once their attempts are used up). `None` if nothing is claimable.
-    pub async fn claim_next_task(&self, agent: &AgentId, capabilities: &[String]) -> Result<Option<Task>> {
+    /// Claims the best task `agent` can do (log-format.md, "Claim order"): among the tasks
+    /// claimable now (pending or with a lapsed lease, every required capability among
+    /// `capabilities`, every dependency ready), the highest priority first (effective priority
+    /// under [`ClaimPolicy::Aging`](crate::model::ClaimPolicy)), then the oldest. `capabilities`:
+    /// the caller's list when given (an empty list means none), the agent's registered ones when
+    /// `None`. Every lapsed lease found is recorded (and a task whose attempts it used up fails
+    /// for good). The claim holds a lease of [`CoordinatorOptions::lease`](super::CoordinatorOptions)
+    /// that [`Coordinator::heartbeat`] renews. `None` if nothing is claimable; the same rule as
+    /// [`Coordinator::get_ready_tasks`], whose first task this is.
+    pub async fn claim_next_task(
+        &self,
+        agent: &AgentId,
+        capabilities: Option<&[String]>,
+    ) -> Result<Option<Task>> {
         let id = agent.clone();
-        let capabilities = capabilities.to_vec();
+        let capabilities = capabilities.map(<[String]>::to_vec);
         let lease = self.opts.lease;
         let (_, claimed) = self
             .execute(agent, move |state, now| {
                 require_agent(state, &id)?;
-                let claimable = |t: &Task| {
-                    t.required_capabilities.iter().all(|c| capabilities.contains(c))
-                        && state.deps.is_ready(&t.id)
-                };
+                let capabilities = claims::capabilities(state, &id, capabilities.as_deref())?;
                 let mut events = Vec::new();
-                let mut best: Option<&Task> = None;
                 for task in state.tasks.lapsed(now) {
-                    let holder = task.assigned_to.clone().unwrap_or_else(|| id.clone());
-                    events.push(Event::TaskLeaseLapsed { task: task.id.clone(), agent: holder });
-                    if task.failures + 1 >= task.max_attempts {
-                        events.extend(fail_for_good(state, &task.id, ATTEMPTS_EXHAUSTED));
-                    } else if claimable(task) && best.is_none_or(|b| claim_order(task) < claim_order(b)) {
-                        best = Some(task);
-                    }
+                    events.extend(end_claim(state, task, End::Lapsed));
                 }
-                if let Some(task) = state.tasks.pending_in_claim_order().find(|t| claimable(t)) {
-                    if best.is_none_or(|b| claim_order(task) < claim_order(b)) {
-                        best = Some(task);
-                    }
-                }
-                let claimed = best.map(|t| t.id.clone());
+                let claimed = claims::best(state, &capabilities, now).map(|t| t.id.clone());
                 if let Some(task) = &claimed {
                     events.push(Event::TaskClaimed {
                         task: task.clone(),
@@ -131,77 +120,108 @@ impl Coordinator {
         }
     }
 
-    /// Completes a task the agent holds; the dependencies it provides become ready.
+    /// Completes a task the agent holds under a live lease; the dependencies it provides become
+    /// ready. [`Error::LeaseLost`] once the lease ended, even if nobody claimed the task since.
     pub async fn complete_task(&self, agent: &AgentId, task: &TaskId, outputs: Vec<String>) -> Result<()> {
-        self.holder_command(agent, task, TaskStatus::Completed, move |state, task| {
-            let mut events = vec![Event::TaskCompleted { task: task.clone(), outputs }];
-            for dep in
-                state.deps.of_provider(task).into_iter().filter(|d| d.status != DependencyStatus::Ready)
-            {
-                events.push(Event::DependencyReady {
-                    dependency: dep.id.clone(),
-                    artifact_path: dep.artifact_path.clone(),
-                });
-            }
-            events
-        })
-        .await
+        self.end_held(agent, task, TaskStatus::Completed, End::Completed { outputs }).await
     }
 
-    /// Fails the current attempt of a task the agent holds: it is pending again, or, once its
-    /// attempts are used up, failed for good.
+    /// Fails the current attempt of a task the agent holds under a live lease: it is pending
+    /// again, or, once its attempts are used up, failed for good (its pending consumers are
+    /// then blocked). [`Error::LeaseLost`] once the lease ended.
     pub async fn fail_task(&self, agent: &AgentId, task: &TaskId, error: &str) -> Result<()> {
-        let error = error.to_owned();
-        self.holder_command(agent, task, TaskStatus::Failed(error.clone()), move |state, task| {
-            let mut events = vec![Event::TaskAttemptFailed { task: task.clone(), error }];
-            if state.tasks.get(task).is_some_and(|t| t.failures + 1 >= t.max_attempts) {
-                events.extend(fail_for_good(state, task, ATTEMPTS_EXHAUSTED));
-            }
-            events
-        })
-        .await
+        let end = End::AttemptFailed { error: error.to_owned() };
+        self.end_held(agent, task, TaskStatus::Failed(error.to_owned()), end).await
     }
 
-    /// Gives a task the agent holds back, without failing it.
+    /// Gives a task the agent holds back, without failing it: a release by a live holder does
+    /// not count against the task's attempts. [`Error::LeaseLost`] once the lease ended.
     pub async fn release_task(&self, agent: &AgentId, task: &TaskId) -> Result<()> {
-        let id = agent.clone();
-        self.holder_command(agent, task, TaskStatus::Pending, move |_, task| {
-            vec![Event::TaskReleased { task: task.clone(), agent: id }]
-        })
-        .await
+        self.end_held(agent, task, TaskStatus::Pending, End::Released).await
     }
 
-    /// Adds an output to a task the agent holds.
+    /// Adds an output to a task the agent holds under a live lease.
     pub async fn add_output(&self, agent: &AgentId, task: &TaskId, output: &str) -> Result<()> {
-        let output = output.to_owned();
-        self.holder_command(agent, task, TaskStatus::InProgress, move |_, task| {
-            vec![Event::TaskOutputAdded { task: task.clone(), output }]
+        let (id, task_id, output) = (agent.clone(), task.clone(), output.to_owned());
+        self.execute(agent, move |state, now| {
+            let current = acting_on(state, &id, &task_id)?;
+            if current.status.is_final() {
+                return Err(illegal(current, &TaskStatus::InProgress));
+            }
+            check_holder(current, &id, now)?;
+            Ok((vec![Event::TaskOutputAdded { task: task_id, output }], ()))
         })
-        .await
+        .await?;
+        Ok(())
     }
 
-    /// Changes a task's status along the state machine: `Blocked` (a pending task, or one the
-    /// agent holds), `Pending` (unblocks, or releases a held task), `Completed` and `Failed`
-    /// (for good) of a held task. Claiming is [`Coordinator::claim_next_task`].
+    /// Cancels a task that has not finished (any active agent may; a holder loses its claim):
+    /// its status becomes `Cancelled(reason)` (final), the dependencies on it fail, and the
+    /// pending tasks waiting on it are blocked with a reason naming it. Returns the cancelled
+    /// task. [`Error::IllegalTransition`] for a finished task.
+    pub async fn cancel_task(&self, agent: &AgentId, task: &TaskId, reason: &str) -> Result<Vec<TaskId>> {
+        self.cancel(agent, task, reason, false).await
+    }
+
+    /// As [`Coordinator::cancel_task`], and every unfinished task that waits on it, directly or
+    /// through others, is cancelled too. Returns the cancelled tasks, `task` first.
+    pub async fn cancel_task_cascade(
+        &self,
+        agent: &AgentId,
+        task: &TaskId,
+        reason: &str,
+    ) -> Result<Vec<TaskId>> {
+        self.cancel(agent, task, reason, true).await
+    }
+
+    async fn cancel(
+        &self,
+        agent: &AgentId,
+        task: &TaskId,
+        reason: &str,
+        cascade: bool,
+    ) -> Result<Vec<TaskId>> {
+        let (id, task_id, reason) = (agent.clone(), task.clone(), reason.to_owned());
+        let (_, cancelled) = self
+            .execute(agent, move |state, _| {
+                let current = acting_on(state, &id, &task_id)?;
+                let next = TaskStatus::Cancelled(reason.clone());
+                if !current.status.can_become(&next) {
+                    return Err(illegal(current, &next));
+                }
+                Ok(transition::cancel(state, &task_id, &reason, cascade))
+            })
+            .await?;
+        Ok(cancelled)
+    }
+
+    /// Changes a task's status along the state machine ([`TaskStatus`]), with the same effects
+    /// as the command for that move: `Blocked` (a pending task, or one the agent holds),
+    /// `Pending` (unblocks, or releases a held task, as [`Coordinator::release_task`]),
+    /// `Completed` of a held task (as [`Coordinator::complete_task`]), `Failed` (for good, from
+    /// any unfinished status; a held task only by its holder), `Cancelled` (as
+    /// [`Coordinator::cancel_task`]). Acting on a held task needs a live lease. Claiming is
+    /// [`Coordinator::claim_next_task`].
     pub async fn update_task_status(&self, agent: &AgentId, task: &TaskId, status: TaskStatus) -> Result<()> {
         let id = agent.clone();
         let task_id = task.clone();
-        self.execute(agent, move |state, _| {
+        self.execute(agent, move |state, now| {
             let current = acting_on(state, &id, &task_id)?;
             if !current.status.can_become(&status) || status == TaskStatus::InProgress {
                 return Err(illegal(current, &status));
             }
-            if current.status == TaskStatus::InProgress {
-                check_holder(current, &id)?;
+            let held = current.status == TaskStatus::InProgress;
+            if held && !matches!(status, TaskStatus::Cancelled(_)) {
+                check_holder(current, &id, now)?;
             }
             let events = match status {
+                TaskStatus::Cancelled(reason) => transition::cancel(state, &task_id, &reason, false).0,
+                TaskStatus::Failed(error) => transition::fail_for_good(state, &task_id, &error),
+                TaskStatus::Blocked(reason) if held => end_claim(state, current, End::Blocked { reason }),
                 TaskStatus::Blocked(reason) => vec![Event::TaskBlocked { task: task_id, reason }],
-                TaskStatus::Pending if matches!(current.status, TaskStatus::Blocked(_)) => {
-                    vec![Event::TaskUnblocked { task: task_id }]
-                }
-                TaskStatus::Pending => vec![Event::TaskReleased { task: task_id, agent: id }],
-                TaskStatus::Completed => vec![Event::TaskCompleted { task: task_id, outputs: Vec::new() }],
-                TaskStatus::Failed(error) => fail_for_good(state, &task_id, &error),
+                TaskStatus::Pending if held => end_claim(state, current, End::Released),
+                TaskStatus::Pending => vec![Event::TaskUnblocked { task: task_id }],
+                TaskStatus::Completed => end_claim(state, current, End::Completed { outputs: Vec::new() }),
                 TaskStatus::InProgress => Vec::new(),
             };
             Ok((events, ()))
@@ -210,29 +230,17 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Runs a command on a task that `agent` must hold (in progress, assigned to it), checking
-    /// that the task may become `next`.
-    async fn holder_command<F>(
-        &self,
-        agent: &AgentId,
-        task: &TaskId,
-        next: TaskStatus,
-        events: F,
-    ) -> Result<()>
-    where
-        F: FnOnce(&State, &TaskId) -> Vec<Event> + Send + 'static,
-    {
+    /// Ends the claim `agent` holds on `task` this way (the task may become `next`).
+    async fn end_held(&self, agent: &AgentId, task: &TaskId, next: TaskStatus, end: End) -> Result<()> {
         let id = agent.clone();
         let task_id = task.clone();
-        self.execute(agent, move |state, _| {
+        self.execute(agent, move |state, now| {
             let current = acting_on(state, &id, &task_id)?;
-            if current.status.is_final()
-                || (next != TaskStatus::InProgress && !current.status.can_become(&next))
-            {
+            if current.status.is_final() || !current.status.can_become(&next) {
                 return Err(illegal(current, &next));
             }
-            check_holder(current, &id)?;
-            Ok((events(state, &task_id), ()))
+            check_holder(current, &id, now)?;
+            Ok((end_claim(state, current, end), ()))
         })
         .await?;
         Ok(())
@@ -255,10 +263,6 @@ impl Coordinator {
             s.tasks.iter().filter(|t| status.is_none_or(|n| t.status.name() == n)).cloned().collect()
         })
     }
-}
-
-fn claim_order(task: &Task) -> (Reverse<crate::model::Priority>, u64) {
-    (Reverse(task.priority), task.created_lsn)
 }
 
 pub(super) fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {
@@ -284,27 +288,24 @@ pub(super) fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {
     }
 }
 
-/// A task fails for good: its dependants' dependencies fail with it.
-fn fail_for_good(state: &State, task: &TaskId, error: &str) -> Vec<Event> {
-    let mut events = vec![Event::TaskFailed { task: task.clone(), error: error.to_owned() }];
-    for dep in state.deps.of_provider(task) {
-        events.push(Event::DependencyFailed {
-            dependency: dep.id.clone(),
-            reason: format!("provider task {task} failed: {error}"),
-        });
-    }
-    events
-}
-
 /// The acting agent must be active and the task must exist.
-fn acting_on<'a>(state: &'a State, agent: &AgentId, task: &TaskId) -> Result<&'a Task> {
+fn acting_on<'a>(state: &'a crate::projection::State, agent: &AgentId, task: &TaskId) -> Result<&'a Task> {
     require_agent(state, agent)?;
     state.tasks.get(task).ok_or_else(|| Error::UnknownTask { task: task.to_string() })
 }
 
-fn check_holder(task: &Task, agent: &AgentId) -> Result<()> {
+/// `agent` must hold `task` (in progress, assigned to it) under a lease that has not ended at
+/// `now`: a lease that ran out is over whether or not anyone noticed.
+fn check_holder(task: &Task, agent: &AgentId, now: Timestamp) -> Result<()> {
     if task.status == TaskStatus::InProgress && task.assigned_to.as_ref() == Some(agent) {
-        return Ok(());
+        return match task.lease_until {
+            Some(until) if until < now => Err(Error::LeaseLost {
+                agent: agent.to_string(),
+                tasks: vec![task.id.to_string()],
+                ended: until,
+            }),
+            _ => Ok(()),
+        };
     }
     let holder = match (&task.status, &task.assigned_to) {
         (TaskStatus::InProgress, Some(holder)) => holder.to_string(),

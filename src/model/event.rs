@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::context::Visibility;
 use super::dependency::Dependency;
 use super::ids::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
-use super::task::Task;
+use super::task::{ClaimPolicy, Task};
 use crate::error::{Error, Result};
 use crate::types::{Lsn, Timestamp};
 
@@ -227,6 +227,29 @@ pub enum Event {
         /// Metadata that filters match on.
         metadata: BTreeMap<String, String>,
     },
+    /// A claim ended because its holder is no longer there: it stopped, or registered again as
+    /// a new incarnation without resuming its claims. Counts against the task's attempts like
+    /// a lapse; the task is pending again (or failed for good, in a following record).
+    TaskAbandoned {
+        /// The task.
+        task: TaskId,
+        /// The agent that held it.
+        agent: AgentId,
+        /// Why the holder is gone (`stopped: ...`, `superseded by incarnation N`).
+        reason: String,
+    },
+    /// A task was called off (final); dependencies on it fail.
+    TaskCancelled {
+        /// The task.
+        task: TaskId,
+        /// Why.
+        reason: String,
+    },
+    /// The store's claim order was set; every later claim follows it.
+    ClaimPolicySet {
+        /// The order.
+        policy: ClaimPolicy,
+    },
 }
 
 impl Event {
@@ -257,6 +280,9 @@ impl Event {
             Event::LockAcquired { .. } => "LockAcquired",
             Event::LockReleased { .. } => "LockReleased",
             Event::Custom { event_type, .. } => event_type,
+            Event::TaskAbandoned { .. } => "TaskAbandoned",
+            Event::TaskCancelled { .. } => "TaskCancelled",
+            Event::ClaimPolicySet { .. } => "ClaimPolicySet",
         }
     }
 
@@ -273,7 +299,9 @@ impl Event {
             | Event::TaskOutputAdded { task, .. }
             | Event::TaskCompleted { task, .. }
             | Event::TaskFailed { task, .. }
-            | Event::TaskAttemptFailed { task, .. } => Some(task),
+            | Event::TaskAttemptFailed { task, .. }
+            | Event::TaskAbandoned { task, .. }
+            | Event::TaskCancelled { task, .. } => Some(task),
             _ => None,
         }
     }
@@ -287,7 +315,8 @@ impl Event {
             | Event::AgentStopped { agent, .. }
             | Event::TaskClaimed { agent, .. }
             | Event::TaskLeaseLapsed { agent, .. }
-            | Event::TaskReleased { agent, .. } => Some(agent),
+            | Event::TaskReleased { agent, .. }
+            | Event::TaskAbandoned { agent, .. } => Some(agent),
             Event::LockAcquired { holder, .. } | Event::LockReleased { holder, .. } => Some(holder),
             _ => None,
         }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::{
-    AgentId, ArtifactType, BarrierName, ContextKey, Dependency, DependencyId, DependencyStatus, Event,
-    LockName, Priority, Recorded, Task, TaskId, TaskStatus, Visibility,
+    AgentId, ArtifactType, BarrierName, ClaimPolicy, ContextKey, Dependency, DependencyId, DependencyStatus,
+    Event, LockName, Priority, Recorded, Task, TaskId, TaskStatus, Visibility,
 };
 use crate::types::Timestamp;
 
@@ -111,6 +111,10 @@ pub fn sample_records() -> Vec<Recorded> {
         Event::LockReleased { name: LockName::from_record("l"), holder: agent("a") },
         Event::Custom { event_type: "progress".into(), data: nested.clone(), metadata },
         Event::Custom { event_type: "ping".into(), data: json!(null), metadata: BTreeMap::new() },
+        Event::TaskAbandoned { task: task_id("t"), agent: agent("a"), reason: "stopped: crashed".into() },
+        Event::TaskCancelled { task: task_id("t"), reason: "no longer needed".into() },
+        Event::ClaimPolicySet { policy: ClaimPolicy::Strict },
+        Event::ClaimPolicySet { policy: ClaimPolicy::Aging { every_ms: 60_000 } },
     ];
     let statuses = [
         TaskStatus::Pending,
@@ -118,8 +122,16 @@ pub fn sample_records() -> Vec<Recorded> {
         TaskStatus::Blocked("b".into()),
         TaskStatus::Completed,
         TaskStatus::Failed("f".into()),
+        TaskStatus::Cancelled("c".into()),
     ];
-    let priorities = [Priority::Low, Priority::Normal, Priority::High, Priority::Critical, Priority::Normal];
+    let priorities = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Critical,
+        Priority::Normal,
+        Priority::Low,
+    ];
     for (status, priority) in statuses.into_iter().zip(priorities) {
         events.push(Event::TaskCreated { task: Box::new(task(status, priority)) });
     }

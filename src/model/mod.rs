@@ -19,4 +19,4 @@ pub use ids::{
     validate_name, AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId, MAX_NAME_LEN,
 };
 pub use retention::{Entity, Role, Supersession};
-pub use task::{NewTask, Priority, Task, TaskStatus, DEFAULT_MAX_ATTEMPTS};
+pub use task::{ClaimPolicy, NewTask, Priority, Task, TaskStatus, DEFAULT_MAX_ATTEMPTS};

@@ -66,7 +66,8 @@ impl Event {
             Event::LockAcquired { name, .. } | Event::LockReleased { name, .. } => {
                 (Entity::Lock(name.clone()), Change)
             }
-            Event::Custom { .. } => return None,
+            // Application events belong to no entity; the claim policy is a setting, kept.
+            Event::Custom { .. } | Event::ClaimPolicySet { .. } => return None,
             other => (Entity::Task(other.task()?.clone()), Change),
         })
     }

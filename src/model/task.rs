@@ -19,13 +19,15 @@ pub enum Priority {
     Critical,
 }
 
-/// Where a task is in its life.
+/// Where a task is in its life (log-format.md, "Task state machine").
 ///
 /// ```text
 ///   Pending ──claim──▶ InProgress ──complete──▶ Completed (final)
 ///     ▲  │               │  │  └────fail─────▶ Failed (final)
-///     │  └──block──▶ Blocked ◀┘      (lease lapsed or released: back to Pending;
-///     └──unblock──────┘                attempts exhausted: Failed)
+///     │  └──block──▶ Blocked ◀┘      (released: back to Pending; lease lapsed, holder
+///     └──unblock──────┘                stopped or restarted, attempt failed: back to Pending,
+///                                      or Failed once the attempts are used up)
+///   Pending, InProgress, Blocked ──cancel──▶ Cancelled (final)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum TaskStatus {
@@ -39,6 +41,8 @@ pub enum TaskStatus {
     Completed,
     /// Given up (final).
     Failed(String),
+    /// Called off before it finished, with the reason (final).
+    Cancelled(String),
 }
 
 impl TaskStatus {
@@ -51,30 +55,75 @@ impl TaskStatus {
             TaskStatus::Blocked(_) => "Blocked",
             TaskStatus::Completed => "Completed",
             TaskStatus::Failed(_) => "Failed",
+            TaskStatus::Cancelled(_) => "Cancelled",
         }
     }
 
-    /// Completed and Failed never change again.
+    /// Completed, Failed and Cancelled never change again.
     #[must_use]
     pub fn is_final(&self) -> bool {
-        matches!(self, TaskStatus::Completed | TaskStatus::Failed(_))
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed(_) | TaskStatus::Cancelled(_))
     }
 
     /// Whether the state machine allows going from this status to `next`.
     #[must_use]
     pub fn can_become(&self, next: &TaskStatus) -> bool {
-        use TaskStatus::{Blocked, Completed, Failed, InProgress, Pending};
+        use TaskStatus::{Blocked, Cancelled, Completed, Failed, InProgress, Pending};
         matches!(
             (self, next),
-            (Pending, InProgress | Blocked(_) | Failed(_))
-                | (InProgress, Pending | Blocked(_) | Completed | Failed(_))
-                | (Blocked(_), Pending | Failed(_))
+            (Pending, InProgress | Blocked(_) | Failed(_) | Cancelled(_))
+                | (InProgress, Pending | Blocked(_) | Completed | Failed(_) | Cancelled(_))
+                | (Blocked(_), Pending | Failed(_) | Cancelled(_))
         )
     }
 }
 
 /// Defaults of a new task.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+impl Priority {
+    /// The priority `levels` levels above this one, at most [`Priority::Critical`] (aging).
+    #[must_use]
+    pub fn raised(self, levels: u64) -> Priority {
+        const ORDER: [Priority; 4] = [Priority::Low, Priority::Normal, Priority::High, Priority::Critical];
+        let at = ORDER.iter().position(|p| *p == self).unwrap_or(0) as u64;
+        let to = usize::try_from(at.saturating_add(levels).min(3)).unwrap_or(3);
+        ORDER.get(to).copied().unwrap_or(Priority::Critical)
+    }
+}
+
+/// The order in which claims take pending tasks: a setting of the store, recorded in its log
+/// ([`crate::model::Event::ClaimPolicySet`]), so that every process claims in the same order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum ClaimPolicy {
+    /// Highest priority first, then oldest (the default). A steady stream of higher-priority
+    /// tasks can keep a lower one waiting for ever.
+    #[default]
+    Strict,
+    /// As `Strict`, by effective priority: a task's priority rises one level for every
+    /// `every_ms` milliseconds since it was created, up to `Critical`; among equal effective
+    /// priorities the oldest goes first. Bounds how long any claimable task waits behind newer
+    /// ones (the aging of operating-system schedulers).
+    Aging {
+        /// Milliseconds of waiting that raise a task's priority by one level (at least 1).
+        every_ms: u64,
+    },
+}
+
+impl ClaimPolicy {
+    /// The priority `task` is claimed at, at time `now`.
+    #[must_use]
+    pub fn effective_priority(&self, task: &Task, now: Timestamp) -> Priority {
+        match *self {
+            ClaimPolicy::Strict => task.priority,
+            ClaimPolicy::Aging { every_ms } => {
+                let waited_ms = now.as_micros().saturating_sub(task.created_at.as_micros()).max(0) / 1000;
+                let levels = u64::try_from(waited_ms).unwrap_or(0) / every_ms.max(1);
+                task.priority.raised(levels)
+            }
+        }
+    }
+}
 
 /// What creating a task asks for ([`NewTask::new`] and its setters).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,7 +259,8 @@ mod tests {
     #[test]
     fn the_state_machine_allows_exactly_the_documented_moves() {
         use TaskStatus::*;
-        let all = [Pending, InProgress, Blocked("b".into()), Completed, Failed("f".into())];
+        let all =
+            [Pending, InProgress, Blocked("b".into()), Completed, Failed("f".into()), Cancelled("c".into())];
         let allowed: Vec<(&str, &str)> = all
             .iter()
             .flat_map(|a| all.iter().filter(|b| a.can_become(b)).map(move |b| (a.name(), b.name())))
@@ -221,16 +271,22 @@ mod tests {
                 ("Pending", "InProgress"),
                 ("Pending", "Blocked"),
                 ("Pending", "Failed"),
+                ("Pending", "Cancelled"),
                 ("InProgress", "Pending"),
                 ("InProgress", "Blocked"),
                 ("InProgress", "Completed"),
                 ("InProgress", "Failed"),
+                ("InProgress", "Cancelled"),
                 ("Blocked", "Pending"),
                 ("Blocked", "Failed"),
+                ("Blocked", "Cancelled"),
             ]
         );
         assert!(
-            Completed.is_final() && Failed(String::new()).is_final() && !Blocked(String::new()).is_final()
+            Completed.is_final()
+                && Failed(String::new()).is_final()
+                && Cancelled(String::new()).is_final()
+                && !Blocked(String::new()).is_final()
         );
         assert!(
             Priority::Critical > Priority::High

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::{AgentId, Event};
-use crate::types::Timestamp;
+use crate::types::{Lsn, Timestamp};
 
 /// Whether an agent is running.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -31,6 +31,10 @@ pub struct Agent {
     pub last_heartbeat: Timestamp,
     /// Silence longer than this makes it gone.
     pub heartbeat_timeout_ms: u64,
+    /// Its incarnation: the LSN of the registration that started it. Registering the same id
+    /// again starts a new incarnation (0 in snapshots written before incarnations existed).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 impl Agent {
@@ -48,7 +52,7 @@ impl Agent {
     }
 }
 
-pub(super) fn apply(agents: &mut BTreeMap<String, Agent>, event: Event, time: Timestamp) {
+pub(super) fn apply(agents: &mut BTreeMap<String, Agent>, event: Event, lsn: Lsn, time: Timestamp) {
     match event {
         Event::AgentStarted { agent, role, capabilities, heartbeat_timeout_ms } => {
             agents.insert(
@@ -61,6 +65,7 @@ pub(super) fn apply(agents: &mut BTreeMap<String, Agent>, event: Event, time: Ti
                     registered_at: time,
                     last_heartbeat: time,
                     heartbeat_timeout_ms,
+                    incarnation: lsn.get(),
                 },
             );
         }

@@ -6,7 +6,7 @@ use petgraph::algo::has_path_connecting;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::Direction;
 
-use crate::model::{Dependency, DependencyId, DependencyStatus, Event, TaskId};
+use crate::model::{Dependency, DependencyId, DependencyStatus, Event, TaskId, TaskStatus};
 
 /// Dependencies by id, and the graph they form.
 #[derive(Debug, Clone, Default)]
@@ -113,26 +113,19 @@ impl DependencyGraph {
         n
     }
 
-    /// Dependencies of a provider task are InProgress while it is claimed, Pending again when it
-    /// is given back.
-    pub(super) fn follow_provider(&mut self, event: &Event) {
-        let (task, from, to) = match event {
-            Event::TaskClaimed { task, .. } => {
-                (task, DependencyStatus::Pending, DependencyStatus::InProgress)
-            }
-            Event::TaskLeaseLapsed { task, .. }
-            | Event::TaskReleased { task, .. }
-            | Event::TaskAttemptFailed { task, .. }
-            | Event::TaskBlocked { task, .. } => {
-                (task, DependencyStatus::InProgress, DependencyStatus::Pending)
-            }
-            _ => return,
-        };
-        let ids: Vec<DependencyId> =
-            self.of_provider(task).iter().filter(|d| d.status == from).map(|d| d.id.clone()).collect();
+    /// The dependencies `provider` delivers follow its new status `status` (those marked ready
+    /// by hand and those already failed stay as they are).
+    pub(super) fn follow_provider(&mut self, provider: &TaskId, status: &TaskStatus) {
+        let next = DependencyStatus::following(provider, status);
+        let ids: Vec<DependencyId> = self
+            .of_provider(provider)
+            .iter()
+            .filter(|d| !d.status.is_settled() && d.status != next)
+            .map(|d| d.id.clone())
+            .collect();
         for id in ids {
             if let Some(d) = self.deps.get_mut(&id) {
-                d.status = to.clone();
+                d.status = next.clone();
             }
         }
     }

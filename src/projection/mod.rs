@@ -20,7 +20,7 @@ pub use deps::DependencyGraph;
 pub use sync::{Barrier, Lock};
 pub use tasks::TaskRegistry;
 
-use crate::model::{BarrierName, Event, LockName, Recorded};
+use crate::model::{BarrierName, ClaimPolicy, Event, LockName, Recorded};
 use crate::types::{Lsn, Timestamp};
 
 /// Hash maps of the projections: looked up for nearly every record replayed, so hashed with
@@ -47,6 +47,9 @@ pub struct StateImage<Context = Vec<(crate::model::ContextKey, KeyHistory)>> {
     pub barriers: Vec<(BarrierName, Barrier)>,
     /// Locks.
     pub locks: Vec<(LockName, Lock)>,
+    /// The claim order (absent in snapshots written before it existed: strict).
+    #[serde(default)]
+    pub claim_policy: ClaimPolicy,
 }
 
 impl<C> StateImage<C> {
@@ -61,6 +64,7 @@ impl<C> StateImage<C> {
             dependencies: self.dependencies,
             barriers: self.barriers,
             locks: self.locks,
+            claim_policy: self.claim_policy,
         }
     }
 }
@@ -80,6 +84,8 @@ pub struct State {
     pub barriers: BTreeMap<BarrierName, Barrier>,
     /// Locks.
     pub locks: BTreeMap<LockName, Lock>,
+    /// The order claims take pending tasks in.
+    pub claim_policy: ClaimPolicy,
     /// The next LSN to apply.
     pub next_lsn: Lsn,
     /// Time of the last applied record.
@@ -103,10 +109,16 @@ impl State {
                     Event::AgentHeartbeat { agent, lease_until } => {
                         self.tasks.extend_leases(agent, *lease_until, time);
                     }
-                    Event::AgentStopped { agent, .. } => self.tasks.release_all(agent, time),
+                    Event::AgentStopped { agent, .. } => {
+                        // Logs written before claims ended in their own records (TaskAbandoned)
+                        // left them to this record; commands now end them first.
+                        for task in self.tasks.release_all(agent, time) {
+                            self.follow(&task);
+                        }
+                    }
                     _ => {}
                 }
-                agents::apply(&mut self.agents, event, time);
+                agents::apply(&mut self.agents, event, lsn, time);
             }
             Event::TaskCreated { .. }
             | Event::TaskClaimed { .. }
@@ -117,10 +129,16 @@ impl State {
             | Event::TaskOutputAdded { .. }
             | Event::TaskCompleted { .. }
             | Event::TaskFailed { .. }
-            | Event::TaskAttemptFailed { .. } => {
-                self.deps.follow_provider(&event);
+            | Event::TaskAttemptFailed { .. }
+            | Event::TaskAbandoned { .. }
+            | Event::TaskCancelled { .. } => {
+                let task = event.task().cloned();
                 self.tasks.apply(event, lsn, time);
+                if let Some(task) = task {
+                    self.follow(&task);
+                }
             }
+            Event::ClaimPolicySet { policy } => self.claim_policy = policy,
             Event::ContextUpdated { .. } | Event::ContextDeleted { .. } => {
                 self.context.apply(actor, event, lsn, time);
             }
@@ -138,6 +156,14 @@ impl State {
             Event::Custom { .. } => {}
         }
         self.pass(lsn, time);
+    }
+
+    /// The dependencies `task` provides follow its status (the one rule,
+    /// [`DependencyStatus::following`](crate::model::DependencyStatus::following)).
+    fn follow(&mut self, task: &crate::model::TaskId) {
+        if let Some(t) = self.tasks.get(task) {
+            self.deps.follow_provider(task, &t.status);
+        }
     }
 
     /// Moves past a record that changes no projection (an application event, found by
@@ -159,6 +185,7 @@ impl State {
             dependencies: self.deps.to_image(),
             barriers: self.barriers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             locks: self.locks.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            claim_policy: self.claim_policy,
         }
     }
 
@@ -174,6 +201,7 @@ impl State {
             deps: DependencyGraph::from_image(image.dependencies),
             barriers: image.barriers.into_iter().collect(),
             locks: image.locks.into_iter().collect(),
+            claim_policy: image.claim_policy,
         }
     }
 }

@@ -113,7 +113,9 @@ impl TaskRegistry {
                 t.attempts += 1;
                 t.lease_until = Some(lease_until);
             }),
-            Event::TaskLeaseLapsed { task, .. } | Event::TaskAttemptFailed { task, .. } => {
+            Event::TaskLeaseLapsed { task, .. }
+            | Event::TaskAttemptFailed { task, .. }
+            | Event::TaskAbandoned { task, .. } => {
                 self.update(&task, time, |t| {
                     t.failures += 1;
                     t.status = TaskStatus::Pending;
@@ -144,6 +146,10 @@ impl TaskRegistry {
                 t.status = TaskStatus::Failed(error);
                 t.lease_until = None;
             }),
+            Event::TaskCancelled { task, reason } => self.update(&task, time, |t| {
+                t.status = TaskStatus::Cancelled(reason);
+                t.lease_until = None;
+            }),
             _ => {}
         }
     }
@@ -155,14 +161,29 @@ impl TaskRegistry {
         }
     }
 
-    /// `agent` stopped: the tasks it holds are pending again.
-    pub(super) fn release_all(&mut self, agent: &AgentId, time: Timestamp) {
-        for slot in self.held_by(agent) {
+    /// `agent` stopped (a log written before claims ended in records of their own): the tasks
+    /// it holds are pending again. Returns them.
+    pub(super) fn release_all(&mut self, agent: &AgentId, time: Timestamp) -> Vec<TaskId> {
+        let slots = self.held_by(agent);
+        for &slot in &slots {
             self.change(slot, time, |t| {
                 t.status = TaskStatus::Pending;
                 t.lease_until = None;
             });
         }
+        slots.into_iter().filter_map(|slot| self.at(slot).map(|t| t.id.clone())).collect()
+    }
+
+    /// The tasks `agent` holds (in progress, assigned to it), in creation order.
+    pub fn held_by_agent<'a>(&'a self, agent: &AgentId) -> impl Iterator<Item = &'a Task> + 'a {
+        self.held_by(agent).into_iter().filter_map(|slot| self.at(slot))
+    }
+
+    /// Pending tasks of one priority, oldest first.
+    pub fn pending_at(&self, priority: Priority) -> impl Iterator<Item = &Task> {
+        self.pending
+            .range((Reverse(priority), 0, 0)..=(Reverse(priority), u64::MAX, Slot::MAX))
+            .filter_map(|&(_, _, slot)| self.at(slot))
     }
 
     fn at(&self, slot: Slot) -> Option<&Task> {

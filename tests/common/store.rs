@@ -19,7 +19,7 @@ pub fn segments(root: &Path) -> Vec<PathBuf> {
 pub async fn busy(c: &Coordinator, me: &AgentId, round: u32) {
     for i in 0..40 {
         let t = c.create_task(me, NewTask::new(format!("r{round}-{i}"))).await.unwrap();
-        c.claim_next_task(me, &[]).await.unwrap();
+        c.claim_next_task(me, Some(&[])).await.unwrap();
         c.complete_task(me, &t.id, vec![]).await.unwrap_or(());
         c.set_context(
             me,

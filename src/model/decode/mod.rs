@@ -15,7 +15,7 @@ use super::context::Visibility;
 use super::dependency::{ArtifactType, Dependency, DependencyStatus};
 use super::event::{Event, Recorded};
 use super::ids::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
-use super::task::{Priority, Task, TaskStatus};
+use super::task::{ClaimPolicy, Priority, Task, TaskStatus};
 use input::Input;
 
 /// The record in `payload`, or `None` where rmp-serde must decide.
@@ -93,6 +93,7 @@ impl Input<'_> {
             (b"Blocked", true) => self.string().map(TaskStatus::Blocked),
             (b"Completed", false) => Some(TaskStatus::Completed),
             (b"Failed", true) => self.string().map(TaskStatus::Failed),
+            (b"Cancelled", true) => self.string().map(TaskStatus::Cancelled),
             _ => None,
         }
     }
@@ -309,6 +310,34 @@ impl Input<'_> {
                 Event::LockReleased {
                     name: self.field(b"name", Input::lock)?,
                     holder: self.field(b"holder", Input::agent)?,
+                }
+            }
+            b"TaskAbandoned" => {
+                expected(3)?;
+                Event::TaskAbandoned {
+                    task: self.field(b"task", Input::task_id)?,
+                    agent: self.field(b"agent", Input::agent)?,
+                    reason: self.field(b"reason", Input::string)?,
+                }
+            }
+            b"TaskCancelled" => {
+                expected(2)?;
+                Event::TaskCancelled {
+                    task: self.field(b"task", Input::task_id)?,
+                    reason: self.field(b"reason", Input::string)?,
+                }
+            }
+            b"ClaimPolicySet" => {
+                expected(1)?;
+                Event::ClaimPolicySet {
+                    policy: self.field(b"policy", |i| match i.variant()? {
+                        (b"Strict", false) => Some(ClaimPolicy::Strict),
+                        (b"Aging", true) => {
+                            i.map(1)?;
+                            Some(ClaimPolicy::Aging { every_ms: i.field(b"every_ms", Input::int)? })
+                        }
+                        _ => None,
+                    })?,
                 }
             }
             b"Custom" => {

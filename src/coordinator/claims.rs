@@ -1,0 +1,84 @@
+//! Which tasks an agent can claim now, and in which order: the one rule that
+//! [`Coordinator::claim_next_task`](super::Coordinator::claim_next_task) and
+//! [`Coordinator::get_ready_tasks`](super::Coordinator::get_ready_tasks) share, so a query never
+//! lists what a claim would not hand out, nor the reverse.
+//!
+//! A task is claimable at time `now` by an agent with capabilities `C` when
+//! - it is pending, or in progress with a lease that ended before `now` and attempts left (the
+//!   claim records the lapse first);
+//! - every capability it requires is in `C`;
+//! - every dependency it waits on is ready.
+//!
+//! Claimable tasks go by the store's [`ClaimPolicy`]: highest (effective) priority first, then
+//! oldest (lowest creation LSN).
+
+use std::cmp::Reverse;
+
+use crate::error::{Error, Result};
+use crate::model::{AgentId, ClaimPolicy, Priority, Task, TaskStatus};
+use crate::projection::State;
+use crate::types::Timestamp;
+
+/// The capabilities a request acts with: `given` when the caller names them (an empty list
+/// means none), else the agent's registered capabilities.
+pub(super) fn capabilities(state: &State, agent: &AgentId, given: Option<&[String]>) -> Result<Vec<String>> {
+    if let Some(given) = given {
+        return Ok(given.to_vec());
+    }
+    state
+        .agents
+        .get(agent.as_str())
+        .map(|a| a.capabilities.clone())
+        .ok_or_else(|| Error::UnknownAgent { agent: agent.to_string(), detail: String::new() })
+}
+
+/// Whether `task` can be claimed at `now` with `capabilities`.
+fn claimable(state: &State, task: &Task, capabilities: &[String], now: Timestamp) -> bool {
+    let free = match task.status {
+        TaskStatus::Pending => true,
+        TaskStatus::InProgress => {
+            task.lease_until.is_some_and(|until| until < now)
+                && task.failures.saturating_add(1) < task.max_attempts
+        }
+        _ => false,
+    };
+    free && task.required_capabilities.iter().all(|c| capabilities.contains(c))
+        && state.deps.is_ready(&task.id)
+}
+
+/// Where `task` stands in the claim order at `now`: smaller goes first.
+fn order(policy: &ClaimPolicy, task: &Task, now: Timestamp) -> (Reverse<Priority>, u64) {
+    (Reverse(policy.effective_priority(task, now)), task.created_lsn)
+}
+
+/// Every task claimable at `now` with `capabilities`, in claim order.
+pub(super) fn ready<'a>(state: &'a State, capabilities: &[String], now: Timestamp) -> Vec<&'a Task> {
+    let mut tasks: Vec<&Task> = state
+        .tasks
+        .pending_in_claim_order()
+        .chain(state.tasks.lapsed(now))
+        .filter(|t| claimable(state, t, capabilities, now))
+        .collect();
+    tasks.sort_by_key(|t| order(&state.claim_policy, t, now));
+    tasks
+}
+
+/// The first task of [`ready`], found without ordering every task: under strict priority the
+/// first claimable pending task in index order; under aging the first claimable one of each
+/// priority (within a priority, older tasks have aged at least as much); then the best of those
+/// and of the lapsed ones.
+pub(super) fn best<'a>(state: &'a State, capabilities: &[String], now: Timestamp) -> Option<&'a Task> {
+    let policy = &state.claim_policy;
+    let is_claimable = |t: &&Task| claimable(state, t, capabilities, now);
+    let pending: Vec<&Task> = match policy {
+        ClaimPolicy::Strict => state.tasks.pending_in_claim_order().find(is_claimable).into_iter().collect(),
+        ClaimPolicy::Aging { .. } => [Priority::Critical, Priority::High, Priority::Normal, Priority::Low]
+            .into_iter()
+            .filter_map(|p| state.tasks.pending_at(p).find(is_claimable))
+            .collect(),
+    };
+    pending
+        .into_iter()
+        .chain(state.tasks.lapsed(now).filter(is_claimable))
+        .min_by_key(|t| order(policy, t, now))
+}
