@@ -57,8 +57,16 @@ pub mod projection;
 pub mod snapshot;
 mod types;
 
+/// The README's code blocks, compiled as doc tests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use coordinator::{CoordinationService, Coordinator, CoordinatorOptions, SetOptions};
+pub use coordinator::{
+    CoordinationService, Coordinator, CoordinatorOptions, HeartbeatReport, Registered, Registration,
+    SetOptions,
+};
 pub use error::{Error, FrameError, Result};
 pub use log::{
     Appended, Built, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport,

@@ -236,17 +236,19 @@ async fn audit_history_lists_what_happened_to_a_key_and_an_agent() {
 #[tokio::test]
 async fn silent_agents_are_reported_gone_and_unknown_dependencies_are_errors() {
     let root = tempfile::tempdir().unwrap();
+    let clock = maos_coord::ManualClock::starting_now();
     let c = Coordinator::options(root.path())
         .durability(Durability::Buffered)
         .heartbeat_timeout(Duration::from_millis(50))
+        .clock(clock.shared())
         .open()
         .unwrap();
     let (a, b) = (agent("a"), agent("b"));
     c.register_agent(&a, "r", vec![]).await.unwrap();
     c.register_agent(&b, "r", vec![]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(40)).await;
+    clock.advance(Duration::from_millis(40));
     c.heartbeat(&a).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    clock.advance(Duration::from_millis(30));
     assert_eq!(c.gone_agents().unwrap(), std::slice::from_ref(&b));
     c.stop_agent(&b, "bye").await.unwrap();
     assert!(c.gone_agents().unwrap().is_empty(), "a stopped agent is not gone, it stopped");

@@ -1,15 +1,17 @@
 //! Property: random command sequences applied live give exactly the state a fresh replay of the
 //! log gives, and exactly the state a snapshot taken half-way plus the tail after it gives
-//! (projections are a deterministic fold of the records).
+//! (projections are a deterministic fold of the records). Time is an injected clock that the
+//! sequence itself moves, so leases lapse (and are noticed by claims and heartbeats) at chosen
+//! points, including after backward jumps.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use maos_coord::model::{
-    AgentId, ArtifactType, BarrierName, ContextKey, LockName, NewTask, Priority, TaskId, TaskStatus,
-    Visibility,
+    AgentId, ArtifactType, BarrierName, ClaimPolicy, ContextKey, LockName, NewTask, Priority, TaskId,
+    TaskStatus, Visibility,
 };
-use maos_coord::{Coordinator, Durability};
+use maos_coord::{Coordinator, Durability, ManualClock, Registration};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -29,6 +31,11 @@ enum Op {
     Lock { by: usize, unlock: bool },
     Emit { by: usize },
     Heartbeat { by: usize },
+    Cancel { by: usize, task: u8, cascade: bool },
+    Register { by: usize, resume: bool },
+    Stop { by: usize },
+    Advance { ms: u16, backwards: bool },
+    Policy { by: usize, aging_ms: Option<u16> },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -61,11 +68,16 @@ fn op() -> impl Strategy<Value = Op> {
         (by.clone(), any::<bool>()).prop_map(|(by, signal)| Op::Barrier { by, signal }),
         (by.clone(), any::<bool>()).prop_map(|(by, unlock)| Op::Lock { by, unlock }),
         by.clone().prop_map(|by| Op::Emit { by }),
-        by.prop_map(|by| Op::Heartbeat { by }),
+        by.clone().prop_map(|by| Op::Heartbeat { by }),
+        (by.clone(), 0u8..8, any::<bool>()).prop_map(|(by, task, cascade)| Op::Cancel { by, task, cascade }),
+        (by.clone(), any::<bool>()).prop_map(|(by, resume)| Op::Register { by, resume }),
+        by.clone().prop_map(|by| Op::Stop { by }),
+        (0u16..400, proptest::bool::weighted(0.2)).prop_map(|(ms, backwards)| Op::Advance { ms, backwards }),
+        (by, proptest::option::of(1u16..500)).prop_map(|(by, aging_ms)| Op::Policy { by, aging_ms }),
     ]
 }
 
-async fn run(c: &Coordinator, agents: &[AgentId], ops: &[Op]) {
+async fn run(c: &Coordinator, clock: &ManualClock, agents: &[AgentId], ops: &[Op]) {
     let mut tasks: Vec<TaskId> = Vec::new();
     let task = |tasks: &Vec<TaskId>, i: u8| tasks.get(i as usize % tasks.len().max(1)).cloned();
     let key = |i: u8| ContextKey::new(format!("k{i}")).unwrap();
@@ -138,13 +150,39 @@ async fn run(c: &Coordinator, agents: &[AgentId], ops: &[Op]) {
                 if unlock {
                     drop(c.unlock(&agents[by], &lock).await);
                 } else {
-                    drop(c.try_lock(&agents[by], &lock, Duration::from_millis(1)).await);
+                    drop(c.try_lock(&agents[by], &lock, Duration::from_millis(100)).await);
                 }
             }
             Op::Emit { by } => {
                 drop(c.emit_event(&agents[by], "custom", serde_json::json!(by), BTreeMap::new()).await)
             }
             Op::Heartbeat { by } => drop(c.heartbeat(&agents[by]).await),
+            Op::Cancel { by, task: t, cascade } => {
+                if let Some(t) = task(&tasks, t) {
+                    if cascade {
+                        drop(c.cancel_task_cascade(&agents[by], &t, "cut").await);
+                    } else {
+                        drop(c.cancel_task(&agents[by], &t, "cut").await);
+                    }
+                }
+            }
+            Op::Register { by, resume } => {
+                drop(c.register_agent_with(&agents[by], Registration::new("r").resume(resume)).await)
+            }
+            Op::Stop { by } => drop(c.stop_agent(&agents[by], "stopped").await),
+            Op::Advance { ms, backwards } => {
+                let d = Duration::from_millis(u64::from(ms));
+                if backwards {
+                    clock.rewind(d);
+                } else {
+                    clock.advance(d);
+                }
+            }
+            Op::Policy { by, aging_ms } => {
+                let policy =
+                    aging_ms.map_or(ClaimPolicy::Strict, |ms| ClaimPolicy::Aging { every_ms: ms.into() });
+                drop(c.set_claim_policy(&agents[by], policy).await);
+            }
         }
     }
 }
@@ -157,9 +195,11 @@ proptest! {
         let root = tempfile::tempdir().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
         let live = runtime.block_on(async {
+            let clock = ManualClock::starting_now();
             let c = Coordinator::options(root.path())
                 .durability(Durability::Buffered)
-                .lease(Duration::from_millis(2))
+                .lease(Duration::from_millis(200))
+                .clock(clock.shared())
                 .open()
                 .unwrap();
             let agents: Vec<AgentId> = (0..3).map(|i| AgentId::new(format!("a{i}")).unwrap()).collect();
@@ -167,9 +207,9 @@ proptest! {
                 c.register_agent(a, "r", vec![]).await.unwrap();
             }
             let half = ops.len() / 2;
-            run(&c, &agents, &ops[..half]).await;
+            run(&c, &clock, &agents, &ops[..half]).await;
             c.snapshot().unwrap();
-            run(&c, &agents, &ops[half..]).await;
+            run(&c, &clock, &agents, &ops[half..]).await;
             c.read(|s| s.clone()).unwrap()
         });
         let with_snapshot = Coordinator::open(root.path()).unwrap().read(|s| s.clone()).unwrap();

@@ -4,12 +4,18 @@
 use std::time::Duration;
 
 use maos_coord::model::{AgentId, NewTask, Priority, TaskId, TaskStatus};
-use maos_coord::{Coordinator, Durability, Error};
+use maos_coord::{Coordinator, Durability, Error, ManualClock};
 
 fn open(root: &std::path::Path) -> Coordinator {
+    open_with(root, &ManualClock::starting_now())
+}
+
+/// Leases of 200 ms on a clock that moves only when the test moves it.
+fn open_with(root: &std::path::Path, clock: &ManualClock) -> Coordinator {
     Coordinator::options(root)
         .durability(Durability::Buffered)
         .lease(Duration::from_millis(200))
+        .clock(clock.shared())
         .open()
         .unwrap()
 }
@@ -69,14 +75,15 @@ async fn creating_again_with_an_idempotency_key_returns_the_first_task_and_appen
 #[tokio::test]
 async fn a_lapsed_lease_makes_the_task_claimable_and_records_whose_lease_lapsed() {
     let root = tempfile::tempdir().unwrap();
-    let c = open(root.path());
+    let clock = ManualClock::starting_now();
+    let c = open_with(root.path(), &clock);
     let (a, b) = (agent("a"), agent("b"));
     c.register_agent(&a, "r", vec![]).await.unwrap();
     c.register_agent(&b, "r", vec![]).await.unwrap();
     let t = c.create_task(&a, NewTask::new("t")).await.unwrap();
     c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     assert!(c.claim_next_task(&b, Some(&[])).await.unwrap().is_none(), "a holds the lease");
-    tokio::time::sleep(Duration::from_millis(250)).await;
+    clock.advance(Duration::from_millis(250));
     let reclaimed = c.claim_next_task(&b, Some(&[])).await.unwrap().unwrap();
     assert_eq!(
         (reclaimed.id.clone(), reclaimed.assigned_to.clone(), reclaimed.attempts),
@@ -94,15 +101,17 @@ async fn a_lapsed_lease_makes_the_task_claimable_and_records_whose_lease_lapsed(
 #[tokio::test]
 async fn heartbeats_extend_leases() {
     let root = tempfile::tempdir().unwrap();
-    let c = open(root.path());
+    let clock = ManualClock::starting_now();
+    let c = open_with(root.path(), &clock);
     let (a, b) = (agent("a"), agent("b"));
     c.register_agent(&a, "r", vec![]).await.unwrap();
     c.register_agent(&b, "r", vec![]).await.unwrap();
     c.create_task(&a, NewTask::new("t")).await.unwrap();
     c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        c.heartbeat(&a).await.unwrap();
+        clock.advance(Duration::from_millis(150));
+        let report = c.heartbeat(&a).await.unwrap();
+        assert_eq!((report.renewed.len(), report.lapsed.len()), (1, 0));
     }
     assert!(c.claim_next_task(&b, Some(&[])).await.unwrap().is_none(), "heartbeats kept the lease");
 }
@@ -110,7 +119,8 @@ async fn heartbeats_extend_leases() {
 #[tokio::test]
 async fn attempts_are_exhausted_after_max_attempts_lapses_or_failures() {
     let root = tempfile::tempdir().unwrap();
-    let c = open(root.path());
+    let clock = ManualClock::starting_now();
+    let c = open_with(root.path(), &clock);
     let a = agent("a");
     c.register_agent(&a, "r", vec![]).await.unwrap();
     let t = c.create_task(&a, NewTask::new("flaky").max_attempts(3)).await.unwrap();
@@ -118,7 +128,7 @@ async fn attempts_are_exhausted_after_max_attempts_lapses_or_failures() {
     c.fail_task(&a, &t.id, "crashed").await.unwrap();
     assert_eq!(c.get_task(&t.id).unwrap().unwrap().status, TaskStatus::Pending);
     c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(250)).await; // second attempt lapses
+    clock.advance(Duration::from_millis(250)); // second attempt lapses
     c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
     c.fail_task(&a, &t.id, "crashed again").await.unwrap();
     let failed = c.get_task(&t.id).unwrap().unwrap();

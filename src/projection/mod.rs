@@ -132,7 +132,10 @@ impl State {
             | Event::TaskAttemptFailed { .. }
             | Event::TaskAbandoned { .. }
             | Event::TaskCancelled { .. } => {
-                let task = event.task().cloned();
+                // Creating a task or adding an output leaves its status as it was.
+                let changes_status =
+                    !matches!(event, Event::TaskCreated { .. } | Event::TaskOutputAdded { .. });
+                let task = event.task().filter(|_| changes_status).cloned();
                 self.tasks.apply(event, lsn, time);
                 if let Some(task) = task {
                     self.follow(&task);
