@@ -107,3 +107,68 @@ async fn lock_fencing_tokens_rise_across_processes() {
     let unique: BTreeSet<u64> = all.iter().copied().collect();
     assert_eq!(unique.len(), 150, "no token granted twice");
 }
+
+/// Starts a process that claims one task as `agent` and holds it; returns once it has claimed.
+fn holder(root: &std::path::Path, agent: &str) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = spawn(root, agent, &["hold"]);
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    let task =
+        line.trim().strip_prefix("claimed ").unwrap_or_else(|| panic!("unexpected: {line}")).to_owned();
+    (child, task)
+}
+
+#[tokio::test]
+async fn an_agent_restarted_after_sigkill_is_a_new_incarnation_and_its_old_claim_is_free_at_once() {
+    let root = tempfile::tempdir().unwrap();
+    // Long leases: only the new incarnation can free the claim within this test.
+    let c = Coordinator::options(root.path())
+        .durability(Durability::Buffered)
+        .lease(std::time::Duration::from_secs(3600))
+        .open()
+        .unwrap();
+    let boss = AgentId::new("boss").unwrap();
+    c.register_agent(&boss, "planner", vec![]).await.unwrap();
+    let t = c.create_task(&boss, NewTask::new("t").requires("work")).await.unwrap();
+    let (mut child, held) = holder(root.path(), "w");
+    assert_eq!(held, t.id.to_string());
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let w = AgentId::new("w").unwrap();
+    let other = AgentId::new("other").unwrap();
+    c.register_agent(&other, "harness", vec!["work".into()]).await.unwrap();
+    assert!(c.claim_next_task(&other, None).await.unwrap().is_none(), "the dead process still holds it");
+    let registered = c.register_agent_with(&w, maos_coord::Registration::new("harness")).await.unwrap();
+    assert_eq!(registered.released, [t.id.clone()]);
+    assert_eq!(c.claim_next_task(&other, None).await.unwrap().map(|t| t.id), Some(t.id.clone()));
+    let kinds: Vec<String> = c
+        .history(&Subject::Task(t.id.to_string()))
+        .unwrap()
+        .into_iter()
+        .map(|(_, _, r)| r.event.type_name().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["TaskCreated", "TaskClaimed", "TaskAbandoned", "TaskClaimed"],
+        "the audit trail says why"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_restarted_after_sigkill_can_resume_its_claim() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    let boss = AgentId::new("boss").unwrap();
+    c.register_agent(&boss, "planner", vec![]).await.unwrap();
+    let t = c.create_task(&boss, NewTask::new("t").requires("work")).await.unwrap();
+    let (mut child, _) = holder(root.path(), "w");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let w = AgentId::new("w").unwrap();
+    let registered =
+        c.register_agent_with(&w, maos_coord::Registration::new("harness").resume(true)).await.unwrap();
+    assert_eq!(registered.resumed.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), [t.id.clone()]);
+    c.complete_task(&w, &t.id, vec![]).await.unwrap();
+    assert_eq!(c.get_task(&t.id).unwrap().unwrap().status, TaskStatus::Completed);
+}

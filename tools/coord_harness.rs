@@ -4,6 +4,7 @@
 //! - `cas`: increment the JSON counter under a context key N times with compare-and-set.
 //! - `barrier`: signal a barrier as a participant, then wait until it completes.
 //! - `lock`: take and release a lock N times; prints each fencing token.
+//! - `hold`: claim one task, print `claimed TASK`, then hold it until the process is killed.
 //! - `compact`: compact the store (`--keyed`), optionally aborting the process right after a
 //!   given step (`--abort-at-step`, see `maos_coord::log::fault::abort_at_compaction_step`).
 
@@ -35,6 +36,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Cmd {
     Claim,
+    Hold,
     Cas {
         #[arg(long)]
         key: String,
@@ -96,6 +98,19 @@ async fn run(args: Args) -> Result<(), Error> {
                 n += 1;
             }
             eprintln!("{me}: {n} claim+complete cycles in {:.3} s", started.elapsed().as_secs_f64());
+        }
+        Cmd::Hold => {
+            use std::io::Write;
+            let task = c
+                .claim_next_task(&me, None)
+                .await?
+                .ok_or(Error::Timeout { what: "a task to hold".into() })?;
+            println!("claimed {}", task.id);
+            // Nothing to report if stdout is gone: the parent reads the line or has died.
+            std::io::stdout().flush().ok();
+            loop {
+                std::thread::park();
+            }
         }
         Cmd::Cas { key, times } => {
             let key = ContextKey::new(key)?;

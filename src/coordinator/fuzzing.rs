@@ -1,5 +1,6 @@
-//! Body of the `ops_vs_model` fuzz target: random task commands run through the coordinator
-//! and through a small in-memory model of the task rules; after every command both must agree
+//! Body of the `ops_vs_model` fuzz target: random task commands (create, claim, complete, fail,
+//! release, block, unblock, cancel, stop and register again) run through the coordinator and
+//! through a small in-memory model of the task rules; after every command both must agree
 //! on whether it succeeded and on every task's status and holder. Here so that
 //! `tests/fuzz_regressions.rs` replays saved inputs through the same code.
 // A fuzz body: a panic is how it reports a disagreement, so asserting and indexing into its own
@@ -41,7 +42,7 @@ async fn run(root: &Path, data: &[u8]) {
     let mut ids: Vec<TaskId> = Vec::new();
     let mut model: Vec<ModelTask> = Vec::new();
     for pair in data.chunks_exact(2).take(200) {
-        let (op, arg) = (pair[0] % 7, pair[1]);
+        let (op, arg) = (pair[0] % 9, pair[1]);
         let who = usize::from(arg) % AGENTS;
         let agent = &agents[who];
         let t = if ids.is_empty() { 0 } else { usize::from(arg / 4) % ids.len() };
@@ -97,6 +98,27 @@ async fn run(root: &Path, data: &[u8]) {
                 assert_eq!(ok, allowed, "block by {who} of {:?}", model[t]);
                 if allowed {
                     model[t].status = TaskStatus::Blocked("b".into());
+                }
+            }
+            7 => {
+                let ok = c.cancel_task(agent, &ids[t], "c").await.is_ok();
+                let allowed = !model[t].status.is_final();
+                assert_eq!(ok, allowed, "cancel by {who} of {:?}", model[t]);
+                if allowed {
+                    model[t].status = TaskStatus::Cancelled("c".into());
+                }
+            }
+            8 => {
+                // The agent stops and registers again: every claim it held ends and counts.
+                c.stop_agent(agent, "crashed").await.expect("stop");
+                c.register_agent(agent, "r", vec![]).await.expect("register again");
+                for m in model.iter_mut().filter(|m| holds(m, who)) {
+                    m.failures += 1;
+                    m.status = if m.failures >= MAX_ATTEMPTS {
+                        TaskStatus::Failed("attempts exhausted".into())
+                    } else {
+                        TaskStatus::Pending
+                    };
                 }
             }
             _ => {
