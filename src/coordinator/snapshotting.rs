@@ -26,6 +26,8 @@ pub(super) struct SnapshotState {
     writing: AtomicBool,
     /// One snapshot at a time per coordinator.
     writer: Mutex<()>,
+    /// The background snapshot thread started last, until someone waits for it.
+    background: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Snapshots skipped when the store was opened.
     pub(super) skipped: Vec<SkippedSnapshot>,
 }
@@ -38,6 +40,7 @@ impl SnapshotState {
             bytes_since: AtomicU64::new(0),
             writing: AtomicBool::new(false),
             writer: Mutex::new(()),
+            background: Mutex::new(None),
             skipped,
         }
     }
@@ -75,6 +78,19 @@ impl Coordinator {
         Ok(state.unwrap_or_else(State::new))
     }
 
+    /// Waits until the background snapshot this coordinator (or a clone) started, if any, is
+    /// written (or has failed: background failures are logged, not returned). Call it before a
+    /// process exits to leave no snapshot half-written, and in tests to observe the automatic
+    /// triggers without depending on how fast the snapshot thread runs.
+    pub fn wait_for_snapshots(&self) {
+        let handle = crate::log::lock(&self.snapshots.background).take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!("the background snapshot thread panicked");
+            }
+        }
+    }
+
     /// Snapshots skipped as invalid when this coordinator opened the store.
     #[must_use]
     pub fn skipped_snapshots(&self) -> &[SkippedSnapshot] {
@@ -99,9 +115,16 @@ impl Coordinator {
             }
             coordinator.snapshots.writing.store(false, Ordering::Release);
         });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start a snapshot thread");
-            self.snapshots.writing.store(false, Ordering::Release);
+        match spawned {
+            Ok(handle) => {
+                // The previous thread, if nobody waited for it, has finished: `writing` was
+                // clear, so dropping its handle detaches nothing that still runs.
+                *crate::log::lock(&self.snapshots.background) = Some(handle);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start a snapshot thread");
+                self.snapshots.writing.store(false, Ordering::Release);
+            }
         }
     }
 }
