@@ -60,7 +60,7 @@ async fn creating_again_with_an_idempotency_key_returns_the_first_task_and_appen
     assert_eq!(again, first);
     assert_eq!(c.log().next_lsn(), next, "nothing appended");
     let err = c.create_task(&a, NewTask::new("x").id(first.id.clone())).await.unwrap_err();
-    assert!(matches!(err, Error::TaskExists { .. }), "{err}");
+    assert!(matches!(err, Error::AlreadyExists { what: "task", .. }), "{err}");
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! Dependency commands and queries: register (cycles refused), mark ready, ready tasks, chains,
 //! and why a task is not ready.
 
-use super::{require_agent, Coordinator};
+use super::{define, require_agent, Coordinator};
 use crate::error::{Error, Result};
 use crate::model::{
     AgentId, ArtifactType, Dependency, DependencyId, DependencyStatus, Event, Task, TaskId, TaskStatus,
@@ -9,7 +9,10 @@ use crate::model::{
 
 impl Coordinator {
     /// Registers that `consumer` needs an artifact of `provider`; refuses (appending nothing) a
-    /// dependency that would close a cycle. Returns its id.
+    /// dependency that would close a cycle. Returns its id, `<provider>-><consumer>`.
+    ///
+    /// Registering a dependency that exists with the same artifact type returns its id and
+    /// appends nothing; with another artifact type it is [`Error::AlreadyExists`].
     pub async fn register_dependency(
         &self,
         actor: &AgentId,
@@ -26,15 +29,16 @@ impl Coordinator {
                         return Err(Error::UnknownTask { task: task.to_string() });
                     }
                 }
+                let dep_id = DependencyId::new(format!("{provider}->{consumer}"))?;
+                if let Some(existing) = state.deps.get(&dep_id) {
+                    define::existing_dependency(existing, &artifact_type)?;
+                    return Ok((Vec::new(), dep_id));
+                }
                 if state.deps.would_cycle(&provider, &consumer) {
                     return Err(Error::Cycle {
                         provider: provider.to_string(),
                         consumer: consumer.to_string(),
                     });
-                }
-                let dep_id = DependencyId::new(format!("{provider}->{consumer}"))?;
-                if state.deps.get(&dep_id).is_some() {
-                    return Ok((Vec::new(), dep_id));
                 }
                 let status = match state.tasks.get(&provider).map(|t| &t.status) {
                     Some(TaskStatus::Completed) => DependencyStatus::Ready,

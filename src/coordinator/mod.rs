@@ -11,6 +11,7 @@ mod agents;
 mod compaction;
 mod context;
 mod cursor;
+mod define;
 mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
