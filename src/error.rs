@@ -344,7 +344,7 @@ pub enum Error {
         /// Its name or id.
         name: String,
         /// The first difference between the existing definition and the one asked for, as
-        /// "<field>: <existing> exists, <asked> asked".
+        /// `<field>: <existing> exists, <asked> asked`.
         difference: String,
     },
 }
