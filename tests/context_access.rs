@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use maos_coord::model::{AgentId, ContextKey, Event, EventFilter, Recorded, Visibility, Withheld};
+use maos_coord::model::{AgentId, ContextKey, Event, EventFilter, Recorded, Subject, Visibility, Withheld};
 use maos_coord::{Coordinator, Durability, Error, Lsn, ManualClock, SetOptions, Timestamp};
 use serde_json::json;
 
@@ -81,15 +81,17 @@ enum Path {
     WatchContext,
     Subscribe,
     SubscribeDurable,
+    History,
 }
 
-const PATHS: [Path; 6] = [
+const PATHS: [Path; 7] = [
     Path::GetContext,
     Path::GetContextVersion,
     Path::ListContext,
     Path::WatchContext,
     Path::Subscribe,
     Path::SubscribeDurable,
+    Path::History,
 ];
 
 fn metadata(version: u64) -> BTreeMap<String, String> {
@@ -101,8 +103,12 @@ fn expected(path: Path, rule: Rule, version: u64) -> Seen {
     match (rule, path) {
         (Rule::Readable, _) => Seen::Value(json!({"v": version}), metadata(version)),
         (Rule::Expired | Rule::NotVisible, Path::ListContext) => Seen::Absent,
-        (Rule::Expired, Path::Subscribe | Path::SubscribeDurable) => Seen::Withheld(Withheld::Expired),
-        (Rule::NotVisible, Path::Subscribe | Path::SubscribeDurable) => Seen::Withheld(Withheld::NotVisible),
+        (Rule::Expired, Path::Subscribe | Path::SubscribeDurable | Path::History) => {
+            Seen::Withheld(Withheld::Expired)
+        }
+        (Rule::NotVisible, Path::Subscribe | Path::SubscribeDurable | Path::History) => {
+            Seen::Withheld(Withheld::NotVisible)
+        }
         (Rule::Expired, _) => Seen::Absent,
         (Rule::NotVisible, _) => Seen::Refused,
     }
@@ -221,6 +227,12 @@ async fn observe(
             }
             seen
         }
+        Path::History => c
+            .history(reader, &Subject::Context(k.to_string()))
+            .unwrap()
+            .iter()
+            .map(|e| seen_record(&e.recorded, e.withheld))
+            .collect(),
     }
 }
 
@@ -302,8 +314,21 @@ async fn a_value_expires_for_subscribers_once_the_clock_passes_its_expiry() {
 
     let before = c.subscribe_from(&a, updates(), Lsn(1)).unwrap().try_next().unwrap().unwrap();
     assert_eq!(before.withheld, None);
+    assert_eq!(c.history(&a, &Subject::Context("lease".into())).unwrap()[0].withheld, None);
     clock.advance(Duration::from_secs(60));
     let after = c.subscribe_from(&a, updates(), Lsn(1)).unwrap().try_next().unwrap().unwrap();
     assert_eq!(after.withheld, Some(Withheld::Expired));
+    assert_eq!(
+        c.history(&a, &Subject::Context("lease".into())).unwrap()[0].withheld,
+        Some(Withheld::Expired)
+    );
     assert!(c.get_context(&a, &key("lease")).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn history_needs_a_registered_reader() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, _clock) = store(root.path()).await;
+    let err = c.history(&agent("ghost"), &Subject::Context("shared".into())).unwrap_err();
+    assert!(matches!(err, Error::UnknownAgent { .. }), "{err}");
 }

@@ -48,10 +48,10 @@ async fn ten_thousand_tasks_claimed_by_four_processes_are_each_claimed_and_compl
     assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed && t.attempts == 1));
     for t in tasks.iter().step_by(500) {
         let kinds: Vec<String> = c
-            .history(&Subject::Task(t.id.to_string()))
+            .history(&boss, &Subject::Task(t.id.to_string()))
             .unwrap()
             .into_iter()
-            .map(|(_, _, r)| r.event.type_name().to_owned())
+            .map(|e| e.recorded.event.type_name().to_owned())
             .collect();
         assert_eq!(kinds, ["TaskCreated", "TaskClaimed", "TaskCompleted"]);
     }

@@ -8,6 +8,7 @@
 //! across processes (design.md, "One path for data").
 
 mod agents;
+mod audit;
 mod compaction;
 mod context;
 mod cursor;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub use audit::HistoryEntry;
 pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
 pub use cursor::DurableSubscription;
@@ -37,7 +39,7 @@ pub use watch::{ContextWatcher, Delivery, Subscription};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::log::{Built, Durability, Log};
-use crate::model::{AgentId, Event, Recorded, Subject, EVENT_RECORD_KIND};
+use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
 use crate::snapshot::Snapshots;
 use crate::types::{Lsn, RecordKind, Timestamp};
@@ -275,25 +277,6 @@ impl Coordinator {
     pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T> {
         let state = self.refresh()?;
         Ok(read(&state))
-    }
-
-    /// The records about a task, a context key or an agent, oldest first (the audit trail):
-    /// one pass over everything the store holds. Below a keyed compaction's range only the kept
-    /// records remain (a finished task's creation and final record, a key's latest record); a
-    /// plain compaction removes its range from the trail altogether.
-    pub fn history(&self, subject: &Subject) -> Result<Vec<(Lsn, Timestamp, Recorded)>> {
-        let mut reader = self.log.audit_reader()?;
-        let mut out = Vec::new();
-        while let Some(record) = reader.next()? {
-            if record.kind.get() != EVENT_RECORD_KIND {
-                continue;
-            }
-            let recorded = Recorded::decode(record.lsn, record.payload)?;
-            if subject.matches(&recorded) {
-                out.push((record.lsn, record.timestamp, recorded));
-            }
-        }
-        Ok(out)
     }
 
     /// Appends a custom event; returns its LSN.
