@@ -273,7 +273,10 @@ impl Coordinator {
         Ok(state)
     }
 
-    /// Reads the state through `read`, after catching up.
+    /// Reads the state through `read`, after catching up. This is the raw state, as tools and
+    /// tests inspect it: no reader and no access rule, so context entries of every visibility,
+    /// expired ones included. Agents read context through [`Coordinator::get_context`] and the
+    /// other reads that apply [`model::access`](crate::model::access).
     pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T> {
         let state = self.refresh()?;
         Ok(read(&state))
