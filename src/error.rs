@@ -177,7 +177,8 @@ pub enum Error {
         task: String,
     },
 
-    /// A task with this id exists already.
+    /// A task with this id exists already (a new pipeline's task was given the id of another
+    /// task).
     #[error("task {task} exists already")]
     TaskExists {
         /// The task.
@@ -356,6 +357,19 @@ pub enum Error {
         yours: u64,
         /// The agent's current incarnation.
         current: u64,
+    },
+
+    /// A conflict: a create named something that exists already with another definition. (A
+    /// create with the same definition is not an error: it changes nothing and appends nothing.)
+    #[error("{what} {name} exists already with another definition: {difference}")]
+    AlreadyExists {
+        /// What kind of thing: "barrier", "task", "pipeline", "dependency".
+        what: &'static str,
+        /// Its name or id.
+        name: String,
+        /// The first difference between the existing definition and the one asked for, as
+        /// `<field>: <existing> exists, <asked> asked`.
+        difference: String,
     },
 }
 

@@ -123,12 +123,20 @@ async fn visibility_is_enforced_for_reads_lists_and_overwrites() {
 #[tokio::test]
 async fn an_expired_key_reads_as_absent() {
     let root = tempfile::tempdir().unwrap();
-    let (c, a, _, _) = setup(root.path()).await;
+    let clock = maos_coord::ManualClock::starting_now();
+    let c = Coordinator::options(root.path())
+        .durability(Durability::Buffered)
+        .clock(clock.shared())
+        .open()
+        .unwrap();
+    let a = agent("architect");
+    c.register_agent(&a, "r", vec![]).await.unwrap();
     let k = key("short-lived");
     let opts = SetOptions { expires_in: Some(Duration::from_millis(50)), ..SetOptions::default() };
     c.set_context_with(&a, &k, json!("soon gone"), opts).await.unwrap();
+    clock.advance(Duration::from_millis(49));
     assert!(c.get_context(&a, &k).unwrap().is_some());
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    clock.advance(Duration::from_millis(1));
     assert!(c.get_context(&a, &k).unwrap().is_none());
     assert!(c.list_context(&a, "").unwrap().is_empty());
     let absent = SetOptions { condition: SetCondition::Absent, ..SetOptions::default() };

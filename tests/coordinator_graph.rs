@@ -221,16 +221,19 @@ async fn audit_history_lists_what_happened_to_a_key_and_an_agent() {
     c.set_context(&a, &k, json!(1), Visibility::Shared).await.unwrap();
     c.delete_context(&a, &k).await.unwrap();
     let key_history: Vec<String> = c
-        .history(&Subject::Context("spec".into()))
+        .history(&a, &Subject::Context("spec".into()))
         .unwrap()
         .into_iter()
-        .map(|(_, _, r)| format!("{} by {}", r.event.type_name(), r.actor))
+        .map(|e| format!("{} by {}", e.recorded.event.type_name(), e.recorded.actor))
         .collect();
     assert_eq!(key_history, ["ContextUpdated by lead", "ContextDeleted by lead"]);
-    let agent_history = c.history(&Subject::Agent("lead".into())).unwrap();
-    assert_eq!(agent_history.first().unwrap().2.event.type_name(), "AgentStarted");
+    let agent_history = c.history(&a, &Subject::Agent("lead".into())).unwrap();
+    assert_eq!(agent_history.first().unwrap().recorded.event.type_name(), "AgentStarted");
     assert_eq!(agent_history.len(), 3);
-    assert!(agent_history.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "in LSN and time order");
+    assert!(
+        agent_history.windows(2).all(|w| w[0].lsn < w[1].lsn && w[0].time <= w[1].time),
+        "in LSN and time order"
+    );
 }
 
 #[tokio::test]

@@ -69,7 +69,7 @@ async fn creating_again_with_an_idempotency_key_returns_the_first_task_and_appen
     assert_eq!(again, first);
     assert_eq!(c.log().next_lsn(), next, "nothing appended");
     let err = c.create_task(&a, NewTask::new("x").id(first.id.clone())).await.unwrap_err();
-    assert!(matches!(err, Error::TaskExists { .. }), "{err}");
+    assert!(matches!(err, Error::AlreadyExists { what: "task", .. }), "{err}");
 }
 
 #[tokio::test]
@@ -89,10 +89,10 @@ async fn a_lapsed_lease_makes_the_task_claimable_and_records_whose_lease_lapsed(
         (reclaimed.id.clone(), reclaimed.assigned_to.clone(), reclaimed.attempts),
         (t.id.clone(), Some(b.clone()), 2)
     );
-    let history = c.history(&maos_coord::model::Subject::Task(t.id.to_string())).unwrap();
-    let lapse = history.iter().find(|(_, _, r)| r.event.type_name() == "TaskLeaseLapsed").unwrap();
-    assert_eq!(lapse.2.event.subject_agent(), Some(&a), "the record names whose lease lapsed");
-    assert_eq!(lapse.2.actor, b);
+    let history = c.history(&b, &maos_coord::model::Subject::Task(t.id.to_string())).unwrap();
+    let lapse = history.iter().find(|e| e.recorded.event.type_name() == "TaskLeaseLapsed").unwrap();
+    assert_eq!(lapse.recorded.event.subject_agent(), Some(&a), "the record names whose lease lapsed");
+    assert_eq!(lapse.recorded.actor, b);
     // The lapsed holder can no longer complete it.
     let err = c.complete_task(&a, &t.id, vec![]).await.unwrap_err();
     assert!(matches!(err, Error::NotHolder { .. }), "{err}");

@@ -90,12 +90,12 @@ async fn keyed_compaction_keeps_exactly_the_unsuperseded_records_and_the_state()
         Event::TaskCompleted { task, .. } => Some(task.clone()),
         _ => None,
     });
-    let history = c.history(&Subject::Task(finished.unwrap().to_string())).unwrap();
-    let names: Vec<&str> = history.iter().map(|(_, _, r)| r.event.type_name()).collect();
+    let history = c.history(&me, &Subject::Task(finished.unwrap().to_string())).unwrap();
+    let names: Vec<&str> = history.iter().map(|e| e.recorded.event.type_name()).collect();
     assert_eq!(names, ["TaskCreated", "TaskCompleted"]);
     // A key's history holds no superseded update below the range.
     let below =
-        c.history(&Subject::Context("k0".into())).unwrap().iter().filter(|(l, _, _)| *l < start).count();
+        c.history(&me, &Subject::Context("k0".into())).unwrap().iter().filter(|e| e.lsn < start).count();
     assert!(below <= 1, "{below} records of k0 below LSN {start}");
 
     let verified = c.log().verify().unwrap();
@@ -116,7 +116,7 @@ async fn a_second_keyed_compaction_drops_what_was_superseded_since() {
     let solo = ContextKey::new("solo").unwrap();
     c.set_context(&me, &solo, json!(1), Visibility::Shared).await.unwrap();
     let solo_records = |c: &Coordinator| -> Vec<Lsn> {
-        c.history(&Subject::Context("solo".into())).unwrap().into_iter().map(|(l, _, _)| l).collect()
+        c.history(&me, &Subject::Context("solo".into())).unwrap().into_iter().map(|e| e.lsn).collect()
     };
     let first_set = solo_records(&c)[0];
     for round in 0..3 {

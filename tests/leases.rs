@@ -52,8 +52,10 @@ async fn a_heartbeat_after_the_lease_ran_out_reports_the_lapse_and_frees_the_tas
         (TaskStatus::Pending, None, 1),
         "the lapse is recorded"
     );
-    let history = c.history(&maos_coord::model::Subject::Task(t.to_string())).unwrap();
-    assert!(history.iter().any(|(_, _, r)| r.event.type_name() == "TaskLeaseLapsed" && r.actor == a));
+    let history = c.history(&a, &maos_coord::model::Subject::Task(t.to_string())).unwrap();
+    assert!(history
+        .iter()
+        .any(|e| e.recorded.event.type_name() == "TaskLeaseLapsed" && e.recorded.actor == a));
     assert_eq!(c.claim_next_task(&b, None).await.unwrap().map(|t| t.id), Some(t));
 }
 
@@ -244,10 +246,10 @@ async fn a_forward_clock_jump_ends_the_leases_it_passes() {
     clock.advance(Duration::from_secs(3600));
     assert_eq!(c.claim_next_task(&b, None).await.unwrap().map(|t| t.id), Some(t));
     let times: Vec<_> = c
-        .history(&maos_coord::model::Subject::Task(c.get_tasks_for_agent(&b).unwrap()[0].id.to_string()))
+        .history(&b, &maos_coord::model::Subject::Task(c.get_tasks_for_agent(&b).unwrap()[0].id.to_string()))
         .unwrap()
         .into_iter()
-        .map(|(_, time, _)| time)
+        .map(|e| e.time)
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "recorded time never goes backwards");
 }

@@ -48,10 +48,10 @@ async fn ten_thousand_tasks_claimed_by_four_processes_are_each_claimed_and_compl
     assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed && t.attempts == 1));
     for t in tasks.iter().step_by(500) {
         let kinds: Vec<String> = c
-            .history(&Subject::Task(t.id.to_string()))
+            .history(&boss, &Subject::Task(t.id.to_string()))
             .unwrap()
             .into_iter()
-            .map(|(_, _, r)| r.event.type_name().to_owned())
+            .map(|e| e.recorded.event.type_name().to_owned())
             .collect();
         assert_eq!(kinds, ["TaskCreated", "TaskClaimed", "TaskCompleted"]);
     }
@@ -143,10 +143,10 @@ async fn an_agent_restarted_after_sigkill_is_a_new_incarnation_and_its_old_claim
     assert_eq!(registered.released, [t.id.clone()]);
     assert_eq!(c.claim_next_task(&other, None).await.unwrap().map(|t| t.id), Some(t.id.clone()));
     let kinds: Vec<String> = c
-        .history(&Subject::Task(t.id.to_string()))
+        .history(&boss, &Subject::Task(t.id.to_string()))
         .unwrap()
         .into_iter()
-        .map(|(_, _, r)| r.event.type_name().to_owned())
+        .map(|e| e.recorded.event.type_name().to_owned())
         .collect();
     assert_eq!(
         kinds,

@@ -123,9 +123,9 @@ async fn orchestrate(root: &Path, out: &mut Out) -> Result<(), Failure> {
     let mut order: Vec<(u64, String, String)> = Vec::new();
     for (_, tasks) in &status.stages {
         for t in tasks {
-            for (lsn, _, r) in c.history(&Subject::Task(t.id.to_string()))? {
-                if r.event.type_name() == "TaskCompleted" {
-                    order.push((lsn.get(), t.id.to_string(), r.actor.to_string()));
+            for e in c.history(&me, &Subject::Task(t.id.to_string()))? {
+                if e.recorded.event.type_name() == "TaskCompleted" {
+                    order.push((e.lsn.get(), t.id.to_string(), e.recorded.actor.to_string()));
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::{require_agent, Coordinator};
 use crate::error::{Error, Result};
-use crate::model::{AgentId, ContextEntry, ContextKey, Event, Recorded, SetCondition, Visibility};
+use crate::model::{Access, AgentId, ContextEntry, ContextKey, Event, Recorded, SetCondition, Visibility};
 use crate::projection::{entry_of, ContextVersion, State};
 use crate::types::{Lsn, Timestamp};
 
@@ -89,42 +89,47 @@ impl Coordinator {
         Ok(version)
     }
 
-    /// The current entry of a key as `reader` sees it: `None` if absent, deleted or expired;
-    /// [`Error::NotVisible`] if the reader may not read it.
+    /// The current entry of a key as `reader` sees it now: `None` if absent, deleted or expired;
+    /// [`Error::NotVisible`] if its visibility excludes the reader (the rule of
+    /// [`model::access`](crate::model::access), decided with the time a command run now would
+    /// use). [`Error::UnknownAgent`] if the reader is not a registered, active agent.
     pub fn get_context(&self, reader: &AgentId, key: &ContextKey) -> Result<Option<ContextEntry>> {
         self.read_at(|s, now| {
             require_agent(s, reader)?;
             match s.context.current(key) {
-                Some(e) if e.expired(now) => Ok(None),
-                Some(e) => visible(e, reader).map(|e| Some(e.clone())),
+                Some(e) => readable(e, reader, now).map(|e| e.cloned()),
                 None => Ok(None),
             }
         })?
     }
 
-    /// Version `version` of a key (`None` if there is no such version or it was a delete).
-    /// Past versions are read from the log: [`Error::VersionCompacted`] once compaction removed
-    /// their record.
+    /// Version `version` (counted from 1) of a key as `reader` sees it now: `None` if there is
+    /// no such version, it was a delete, or it expired (at the `expires_at` it was set with);
+    /// [`Error::NotVisible`] if its visibility excludes the reader. The same rule as
+    /// [`Coordinator::get_context`], applied to that version. Past versions are read from the
+    /// log: [`Error::VersionCompacted`] once compaction removed their record.
     pub fn get_context_version(
         &self,
         reader: &AgentId,
         key: &ContextKey,
         version: u64,
     ) -> Result<Option<ContextEntry>> {
-        let found = self.read(|s| {
+        let (found, now) = self.read_at(|s, now| {
             require_agent(s, reader)?;
             if version == s.context.version(key) {
-                let current = s.context.current(key).map(|e| visible(e, reader).cloned()).transpose()?;
-                return Ok(Found::Current(current));
+                let current = match s.context.current(key) {
+                    Some(e) => readable(e, reader, now)?.cloned(),
+                    None => None,
+                };
+                return Ok((Found::Current(current), now));
             }
-            Ok(s.context.at_version(key, version).copied().map_or(Found::Nothing, Found::Past))
+            Ok((s.context.at_version(key, version).copied().map_or(Found::Nothing, Found::Past), now))
         })??;
         match found {
             Found::Current(entry) => Ok(entry),
             Found::Past(ContextVersion { lsn, created_at: Some(created_at) }) => {
                 let entry = self.read_context_version(key, version, lsn, created_at)?;
-                visible(&entry, reader)?;
-                Ok(Some(entry))
+                Ok(readable(&entry, reader, now)?.is_some().then_some(entry))
             }
             Found::Past(_) | Found::Nothing => Ok(None),
         }
@@ -156,13 +161,15 @@ impl Coordinator {
             })
     }
 
-    /// The current, unexpired entries `reader` may read whose keys start with `prefix`.
+    /// The current entries whose keys start with `prefix` that `reader` may read now, in key
+    /// order: expired entries and those whose visibility excludes the reader are left out (the
+    /// rule of [`model::access`](crate::model::access)).
     pub fn list_context(&self, reader: &AgentId, prefix: &str) -> Result<Vec<ContextEntry>> {
         self.read_at(|s, now| {
             require_agent(s, reader)?;
             Ok(s.context
                 .with_prefix(prefix)
-                .filter(|e| !e.expired(now) && e.visibility.allows(&e.owner, reader))
+                .filter(|e| e.access(reader, now) == Access::Readable)
                 .cloned()
                 .collect())
         })?
@@ -189,10 +196,10 @@ fn next_version(
     now: Timestamp,
 ) -> Result<u64> {
     let version = state.context.version(key);
-    let live = state.context.current(key).filter(|e| !e.expired(now));
-    if let Some(entry) = live {
-        visible(entry, actor)?;
-    }
+    let live = match state.context.current(key) {
+        Some(entry) => readable(entry, actor, now)?,
+        None => None,
+    };
     let holds = match condition {
         SetCondition::Always => true,
         SetCondition::VersionIs(expected) => expected == version && (live.is_some() || expected == 0),
@@ -208,13 +215,25 @@ fn next_version(
     Ok(version + 1)
 }
 
-pub(super) fn visible<'a>(entry: &'a ContextEntry, reader: &AgentId) -> Result<&'a ContextEntry> {
-    if entry.visibility.allows(&entry.owner, reader) {
-        return Ok(entry);
+/// `entry` as `reader` may read it at `now` ([`ContextEntry::access`]): `None` once it expired,
+/// [`Error::NotVisible`] if its visibility excludes the reader.
+fn readable<'a>(
+    entry: &'a ContextEntry,
+    reader: &AgentId,
+    now: Timestamp,
+) -> Result<Option<&'a ContextEntry>> {
+    match entry.access(reader, now) {
+        Access::Readable => Ok(Some(entry)),
+        Access::Expired => Ok(None),
+        Access::NotVisible => Err(not_visible(&entry.key, reader, &entry.visibility)),
     }
-    Err(Error::NotVisible {
-        key: entry.key.to_string(),
+}
+
+/// The error of a read whose visibility excludes the reader.
+pub(super) fn not_visible(key: &ContextKey, reader: &AgentId, visibility: &Visibility) -> Error {
+    Error::NotVisible {
+        key: key.to_string(),
         reader: reader.to_string(),
-        visibility: format!("{:?}", entry.visibility),
-    })
+        visibility: format!("{visibility:?}"),
+    }
 }

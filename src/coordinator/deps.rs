@@ -1,7 +1,7 @@
 //! Dependency commands and queries: register (cycles refused), mark ready, ready tasks, chains,
 //! and why a task is not ready.
 
-use super::{claims, require_agent, transition, Coordinator};
+use super::{claims, define, require_agent, transition, Coordinator};
 use crate::error::{Error, Result};
 use crate::model::{AgentId, ArtifactType, ClaimPolicy, Dependency, DependencyId, Event, Task, TaskId};
 
@@ -12,6 +12,9 @@ impl Coordinator {
     /// provider, in progress on a claimed one, failed on one that failed for good or was
     /// cancelled; then a pending consumer is blocked, with a reason naming the provider, since
     /// it can never become ready.
+    ///
+    /// Registering a dependency that exists with the same artifact type returns its id and
+    /// appends nothing; with another artifact type it is [`Error::AlreadyExists`].
     pub async fn register_dependency(
         &self,
         actor: &AgentId,
@@ -28,15 +31,16 @@ impl Coordinator {
                         return Err(Error::UnknownTask { task: task.to_string() });
                     }
                 }
+                let dep_id = DependencyId::new(format!("{provider}->{consumer}"))?;
+                if let Some(existing) = state.deps.get(&dep_id) {
+                    define::existing_dependency(existing, &artifact_type)?;
+                    return Ok((Vec::new(), dep_id));
+                }
                 if state.deps.would_cycle(&provider, &consumer) {
                     return Err(Error::Cycle {
                         provider: provider.to_string(),
                         consumer: consumer.to_string(),
                     });
-                }
-                let dep_id = DependencyId::new(format!("{provider}->{consumer}"))?;
-                if state.deps.get(&dep_id).is_some() {
-                    return Ok((Vec::new(), dep_id));
                 }
                 let provider_task = state
                     .tasks

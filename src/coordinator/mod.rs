@@ -8,10 +8,12 @@
 //! across processes (design.md, "One path for data").
 
 mod agents;
+mod audit;
 mod claims;
 mod compaction;
 mod context;
 mod cursor;
+mod define;
 mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -29,6 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 pub use agents::{HeartbeatReport, Registered, Registration};
+pub use audit::HistoryEntry;
 pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
 pub use cursor::DurableSubscription;
@@ -40,7 +43,7 @@ pub use watch::{ContextWatcher, Delivery, Subscription};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::log::{Built, Durability, Log};
-use crate::model::{AgentId, Event, Recorded, Subject, EVENT_RECORD_KIND};
+use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
 use crate::snapshot::Snapshots;
 use crate::types::{Lsn, RecordKind, Timestamp};
@@ -306,29 +309,13 @@ impl Coordinator {
         Ok(state)
     }
 
-    /// Reads the state through `read`, after catching up.
+    /// Reads the state through `read`, after catching up. This is the raw state, as tools and
+    /// tests inspect it: no reader and no access rule, so context entries of every visibility,
+    /// expired ones included. Agents read context through [`Coordinator::get_context`] and the
+    /// other reads that apply [`model::access`](crate::model::access).
     pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T> {
         let state = self.refresh()?;
         Ok(read(&state))
-    }
-
-    /// The records about a task, a context key or an agent, oldest first (the audit trail):
-    /// one pass over everything the store holds. Below a keyed compaction's range only the kept
-    /// records remain (a finished task's creation and final record, a key's latest record); a
-    /// plain compaction removes its range from the trail altogether.
-    pub fn history(&self, subject: &Subject) -> Result<Vec<(Lsn, Timestamp, Recorded)>> {
-        let mut reader = self.log.audit_reader()?;
-        let mut out = Vec::new();
-        while let Some(record) = reader.next()? {
-            if record.kind.get() != EVENT_RECORD_KIND {
-                continue;
-            }
-            let recorded = Recorded::decode(record.lsn, record.payload)?;
-            if subject.matches(&recorded) {
-                out.push((record.lsn, record.timestamp, recorded));
-            }
-        }
-        Ok(out)
     }
 
     /// Appends a custom event; returns its LSN.

@@ -4,12 +4,13 @@
 
 use serde_json::json;
 
-use super::{require_agent, Coordinator};
+use super::{define, require_agent, Coordinator};
 use crate::error::{Error, Result};
 use crate::model::{
     AgentId, ArtifactType, Dependency, DependencyId, DependencyStatus, Event, NewTask, Task, TaskId,
     TaskStatus,
 };
+use crate::projection::State;
 
 /// One stage: tasks that may run at the same time.
 #[derive(Debug, Clone)]
@@ -32,7 +33,14 @@ pub struct PipelineStatus {
 }
 
 impl Coordinator {
-    /// Creates a pipeline: its tasks and the dependencies between consecutive stages.
+    /// Creates a pipeline: its tasks and the dependencies between consecutive stages; returns
+    /// the ids of the tasks, stage by stage.
+    ///
+    /// Creating a pipeline that exists with the same stages (names, and the same task
+    /// definitions in the same order; tasks without an id compare by definition) returns its
+    /// task ids and appends nothing; other stages are refused with [`Error::AlreadyExists`]
+    /// naming the first difference. A task id given that another task has is
+    /// [`Error::TaskExists`].
     pub async fn create_pipeline(
         &self,
         actor: &AgentId,
@@ -50,8 +58,11 @@ impl Coordinator {
         let (_, ids) = self
             .execute(actor, move |state, _| {
                 require_agent(state, &id)?;
-                if state.tasks.iter().any(|t| t.metadata.get("pipeline").and_then(|p| p.as_str()) == Some(&name)) {
-                    return Err(Error::InvalidArgument { name: "pipeline", reason: format!("pipeline {name} exists already") });
+                let existing = stages_of(state, &name);
+                if !existing.is_empty() {
+                    define::existing_pipeline(&name, &existing, &stages)?;
+                    let ids = existing.iter().map(|(_, tasks)| tasks.iter().map(|t| t.id.clone()).collect());
+                    return Ok((Vec::new(), ids.collect()));
                 }
                 let mut events = Vec::new();
                 let mut ids: Vec<Vec<TaskId>> = Vec::new();
@@ -89,26 +100,10 @@ impl Coordinator {
     /// Status, tasks and outputs of a pipeline.
     pub fn pipeline_status(&self, name: &str) -> Result<PipelineStatus> {
         self.read(|s| {
-            let mut stages: Vec<(String, Vec<Task>)> = Vec::new();
-            let mut tasks: Vec<&Task> = s
-                .tasks
-                .iter()
-                .filter(|t| t.metadata.get("pipeline").and_then(|p| p.as_str()) == Some(name))
+            let stages: Vec<(String, Vec<Task>)> = stages_of(s, name)
+                .into_iter()
+                .map(|(stage, tasks)| (stage, tasks.into_iter().cloned().collect()))
                 .collect();
-            tasks.sort_by_key(|t| {
-                (t.metadata.get("stage").and_then(serde_json::Value::as_u64), t.created_lsn)
-            });
-            for t in tasks {
-                let stage = t.metadata.get("stage").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
-                let stage_name = t.metadata.get("stage_name").and_then(|n| n.as_str()).unwrap_or_default();
-                if stages.len() <= stage {
-                    stages.resize(stage + 1, (String::new(), Vec::new()));
-                }
-                if let Some(slot) = stages.get_mut(stage) {
-                    slot.0 = stage_name.to_owned();
-                    slot.1.push(t.clone());
-                }
-            }
             if stages.is_empty() {
                 return Err(Error::InvalidArgument {
                     name: "pipeline",
@@ -130,4 +125,28 @@ impl Coordinator {
             Ok(PipelineStatus { status, stages, outputs })
         })?
     }
+}
+
+/// The stages of pipeline `name` (empty if there is none): each stage's name and tasks, in the
+/// order they were created.
+fn stages_of<'a>(state: &'a State, name: &str) -> Vec<(String, Vec<&'a Task>)> {
+    let mut tasks: Vec<&Task> = state
+        .tasks
+        .iter()
+        .filter(|t| t.metadata.get("pipeline").and_then(|p| p.as_str()) == Some(name))
+        .collect();
+    tasks.sort_by_key(|t| (t.metadata.get("stage").and_then(serde_json::Value::as_u64), t.created_lsn));
+    let mut stages: Vec<(String, Vec<&Task>)> = Vec::new();
+    for t in tasks {
+        let stage = t.metadata.get("stage").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+        let stage_name = t.metadata.get("stage_name").and_then(|n| n.as_str()).unwrap_or_default();
+        if stages.len() <= stage {
+            stages.resize(stage + 1, (String::new(), Vec::new()));
+        }
+        if let Some(slot) = stages.get_mut(stage) {
+            slot.0 = stage_name.to_owned();
+            slot.1.push(t);
+        }
+    }
+    stages
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{require_agent, Coordinator};
+use super::{define, require_agent, Coordinator};
 use crate::error::{Error, Result};
 use crate::model::{AgentId, BarrierName, Event, LockName};
 use crate::types::Lsn;
@@ -17,6 +17,10 @@ pub struct LockGrant {
 
 impl Coordinator {
     /// Creates a barrier that completes once every participant has signalled.
+    ///
+    /// Creating a barrier that exists with the same participants (in any order) changes
+    /// nothing: its signals stay and nothing is appended. Other participants are
+    /// [`Error::AlreadyExists`], naming those added and dropped.
     pub async fn create_barrier(
         &self,
         actor: &AgentId,
@@ -32,6 +36,10 @@ impl Coordinator {
         let (id, name) = (actor.clone(), name.clone());
         self.execute(actor, move |state, _| {
             require_agent(state, &id)?;
+            if let Some(existing) = state.barriers.get(&name) {
+                define::existing_barrier(name.as_str(), &existing.participants, &participants)?;
+                return Ok((Vec::new(), ()));
+            }
             Ok((vec![Event::BarrierCreated { name, participants }], ()))
         })
         .await?;

@@ -12,14 +12,19 @@ use crate::types::Timestamp;
 
 impl Coordinator {
     /// Creates a task. With an idempotency key that was used before, returns the first task and
-    /// appends nothing.
+    /// appends nothing. With the id of a task that exists (whatever the key): the same
+    /// definition returns that task as it is now and appends nothing; another is
+    /// [`Error::AlreadyExists`] naming the first field that differs (name, description,
+    /// priority, required capabilities (in any order), metadata, max_attempts, idempotency key).
     pub async fn create_task(&self, actor: &AgentId, spec: NewTask) -> Result<Task> {
         self.create_with_dependencies(actor, spec, Vec::new()).await
     }
 
     /// The original design's `coordinate_task`: refuses while any of `dependencies` (provider
     /// tasks) has not completed; otherwise creates the task and registers its (ready)
-    /// dependencies on them.
+    /// dependencies on them. Given the id of a task that exists, as
+    /// [`Coordinator::create_task`], where the same definition also means depending on every
+    /// provider in `dependencies`.
     pub async fn coordinate_task(
         &self,
         actor: &AgentId,
@@ -46,11 +51,14 @@ impl Coordinator {
                 if let Some(existing) =
                     spec.idempotency_key.as_deref().and_then(|k| state.tasks.by_idempotency_key(k))
                 {
-                    return Ok((Vec::new(), existing.id.clone()));
+                    if spec.id.as_ref() != Some(&existing.id) {
+                        return Ok((Vec::new(), existing.id.clone()));
+                    }
                 }
                 let id = spec.id.clone().unwrap_or_else(TaskId::generate);
-                if state.tasks.get(&id).is_some() {
-                    return Err(Error::TaskExists { task: id.to_string() });
+                if let Some(existing) = state.tasks.get(&id) {
+                    super::define::existing_task(state, existing, &spec, &providers)?;
+                    return Ok((Vec::new(), id));
                 }
                 let unmet: Vec<String> = providers
                     .iter()

@@ -4,11 +4,13 @@
 
 use std::time::Duration;
 
-use super::context::visible;
+use super::context::not_visible;
 use super::{require_agent, Coordinator};
 use crate::error::Result;
 use crate::log::LogReader;
-use crate::model::{AgentId, ContextEntry, ContextKey, Event, EventFilter, Recorded, EVENT_RECORD_KIND};
+use crate::model::{
+    AgentId, ContextEntry, ContextKey, Event, EventFilter, Recorded, Withheld, EVENT_RECORD_KIND,
+};
 use crate::projection::entry_of;
 use crate::types::{Lsn, Timestamp};
 
@@ -21,13 +23,19 @@ pub struct Delivery {
     pub time: Timestamp,
     /// The event and its actor.
     pub recorded: Recorded,
+    /// `Some` if the event is a context update whose value the subscriber may not read at
+    /// delivery ([`model::access`](crate::model::access)): its value is JSON null and its
+    /// metadata empty ([`Recorded::withhold_from`]).
+    pub withheld: Option<Withheld>,
 }
 
-/// Events matching a filter, in LSN order, from a starting LSN on.
+/// Events matching a filter, in LSN order, from a starting LSN on, as the subscribing agent may
+/// see them.
 pub struct Subscription {
     coordinator: Coordinator,
     reader: LogReader,
     filter: EventFilter,
+    agent: AgentId,
 }
 
 impl Subscription {
@@ -42,15 +50,33 @@ impl Subscription {
     }
 
     /// The next matching event already in the log, if any.
+    ///
+    /// A context update's value is withheld ([`Delivery::withheld`]) when the subscriber may
+    /// not read it at delivery, decided with the time a command run then would use. The filter
+    /// is matched against the event as delivered: a metadata filter does not match a withheld
+    /// update (its metadata is withheld with the value).
     pub fn try_next(&mut self) -> Result<Option<Delivery>> {
         while let Some(record) = self.reader.next()? {
             if record.kind.get() != EVENT_RECORD_KIND {
                 continue;
             }
-            let recorded = Recorded::decode(record.lsn, record.payload)?;
-            if self.filter.matches(&recorded) {
-                return Ok(Some(Delivery { lsn: record.lsn, time: record.timestamp, recorded }));
+            let mut recorded = Recorded::decode(record.lsn, record.payload)?;
+            // Withholding only empties metadata, so what the full event does not match, the
+            // delivered one does not either.
+            if !self.filter.matches(&recorded) {
+                continue;
             }
+            let withheld = match recorded.event {
+                Event::ContextUpdated { .. } => {
+                    let now = self.coordinator.read_at(|_, now| now)?;
+                    recorded.withhold_from(&self.agent, now)
+                }
+                _ => None,
+            };
+            if withheld.is_some() && !self.filter.matches(&recorded) {
+                continue;
+            }
+            return Ok(Some(Delivery { lsn: record.lsn, time: record.timestamp, recorded, withheld }));
         }
         Ok(None)
     }
@@ -70,8 +96,11 @@ pub struct ContextWatcher {
 }
 
 impl ContextWatcher {
-    /// The next version of the key (`None` for a delete), waiting for it if needed. The entry
-    /// is made from the delivered record itself, as the state made it.
+    /// The next version of the key, waiting for it if needed: the entry as the watching agent
+    /// may read it at delivery, `None` for a delete or an expired value,
+    /// [`Error::NotVisible`](crate::Error::NotVisible) for a value whose visibility excludes
+    /// the watcher (the rule of [`Coordinator::get_context_version`]). The entry is made from
+    /// the delivered record itself, as the state made it.
     pub async fn next(&mut self) -> Result<(u64, Option<ContextEntry>)> {
         loop {
             let delivery = self.subscription.next().await?;
@@ -89,25 +118,37 @@ impl ContextWatcher {
                 Ok(s.context.at_version(key, version).and_then(|v| v.created_at))
             })??;
             let Recorded { actor, event } = delivery.recorded;
-            let entry = life.and_then(|created_at| entry_of(actor, event, created_at, delivery.time));
-            if let Some(entry) = &entry {
-                visible(entry, reader)?;
-            }
+            let entry = match (delivery.withheld, event) {
+                (None, event) => {
+                    life.and_then(|created_at| entry_of(actor, event, created_at, delivery.time))
+                }
+                (Some(Withheld::NotVisible), Event::ContextUpdated { visibility, .. }) => {
+                    return Err(not_visible(key, reader, &visibility));
+                }
+                (Some(_), _) => None,
+            };
             return Ok((version, entry));
         }
     }
 }
 
 impl Coordinator {
-    /// Events matching `filter` appended from now on.
+    /// Events matching `filter` appended from now on, as `agent` may see them (context values
+    /// it may not read are withheld: [`Delivery::withheld`]).
     pub fn subscribe(&self, agent: &AgentId, filter: EventFilter) -> Result<Subscription> {
         self.subscribe_from(agent, filter, self.log.next_lsn())
     }
 
-    /// Events matching `filter` from `lsn` on.
+    /// Events matching `filter` from `lsn` on, as `agent` may see them (context values it may
+    /// not read are withheld: [`Delivery::withheld`]).
     pub fn subscribe_from(&self, agent: &AgentId, filter: EventFilter, lsn: Lsn) -> Result<Subscription> {
         self.read(|s| require_agent(s, agent))??;
-        Ok(Subscription { coordinator: self.clone(), reader: self.log.reader_from(lsn)?, filter })
+        Ok(Subscription {
+            coordinator: self.clone(),
+            reader: self.log.reader_from(lsn)?,
+            filter,
+            agent: agent.clone(),
+        })
     }
 
     /// Every later update of `key` (or, with `from_version`, every update from that version

@@ -58,8 +58,76 @@ impl ContextEntry {
     /// Whether the entry has expired at `now`.
     #[must_use]
     pub fn expired(&self, now: Timestamp) -> bool {
-        self.expires_at.is_some_and(|t| t <= now)
+        expired(self.expires_at, now)
     }
+
+    /// What `reader` may do with this entry at `now`: [`access`].
+    #[must_use]
+    pub fn access(&self, reader: &AgentId, now: Timestamp) -> Access {
+        access(&self.owner, &self.visibility, self.expires_at, reader, now)
+    }
+}
+
+/// Whether a reader may read a context value: the outcome of [`access`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// The reader may read it.
+    Readable,
+    /// It expired: it is absent for every reader.
+    Expired,
+    /// Its visibility does not include the reader.
+    NotVisible,
+}
+
+impl Access {
+    /// Why the value is withheld from the reader; `None` if it is readable.
+    #[must_use]
+    pub fn withheld(self) -> Option<Withheld> {
+        match self {
+            Access::Readable => None,
+            Access::Expired => Some(Withheld::Expired),
+            Access::NotVisible => Some(Withheld::NotVisible),
+        }
+    }
+}
+
+/// Why a delivered context value was withheld (replaced by JSON null, its metadata emptied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Withheld {
+    /// The value expired before it was delivered.
+    Expired,
+    /// The value's visibility does not include the reader.
+    NotVisible,
+}
+
+/// The one rule of every read of context (get, list, past versions, watches, subscriptions,
+/// audit trails): a value set by `owner` with `visibility`, expiring at `expires_at`, is
+/// readable by `reader` at time `now` if and only if `now` is before `expires_at` and the
+/// visibility allows the reader (the owner always; [`Visibility::Restricted`] the agents it
+/// lists too; [`Visibility::Shared`] everyone).
+///
+/// Expiry is decided first: an expired value is [`Access::Expired`] for every reader, so a reader
+/// the visibility excludes learns no more than that the value is absent.
+#[must_use]
+pub fn access(
+    owner: &AgentId,
+    visibility: &Visibility,
+    expires_at: Option<Timestamp>,
+    reader: &AgentId,
+    now: Timestamp,
+) -> Access {
+    if expired(expires_at, now) {
+        Access::Expired
+    } else if visibility.allows(owner, reader) {
+        Access::Readable
+    } else {
+        Access::NotVisible
+    }
+}
+
+/// A value expiring at `expires_at` has expired at `now` (from its expiry time on).
+fn expired(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
+    expires_at.is_some_and(|t| t <= now)
 }
 
 /// How a set may depend on the current version.
@@ -89,5 +157,22 @@ mod tests {
         let restricted = Visibility::Restricted(vec![friend.clone()]);
         assert!(restricted.allows(&owner, &friend) && restricted.allows(&owner, &owner));
         assert!(!restricted.allows(&owner, &other));
+    }
+
+    #[test]
+    fn access_decides_expiry_first_then_visibility() {
+        let owner = AgentId::new("owner").unwrap();
+        let other = AgentId::new("other").unwrap();
+        let at = |t| Some(Timestamp(t));
+        let private = Visibility::Private;
+        assert_eq!(access(&owner, &private, None, &owner, Timestamp(5)), Access::Readable);
+        assert_eq!(access(&owner, &private, at(6), &owner, Timestamp(5)), Access::Readable);
+        assert_eq!(access(&owner, &private, at(5), &owner, Timestamp(5)), Access::Expired, "at its expiry");
+        assert_eq!(access(&owner, &private, None, &other, Timestamp(5)), Access::NotVisible);
+        assert_eq!(access(&owner, &private, at(4), &other, Timestamp(5)), Access::Expired);
+        assert_eq!(access(&owner, &Visibility::Shared, at(6), &other, Timestamp(5)), Access::Readable);
+        assert_eq!(Access::Readable.withheld(), None);
+        assert_eq!(Access::Expired.withheld(), Some(Withheld::Expired));
+        assert_eq!(Access::NotVisible.withheld(), Some(Withheld::NotVisible));
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::context::Visibility;
+use super::context::{access, Visibility, Withheld};
 use super::dependency::Dependency;
 use super::ids::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
 use super::task::{ClaimPolicy, Task};
@@ -38,6 +38,20 @@ impl Recorded {
             return Ok(recorded);
         }
         rmp_serde::from_slice(payload).map_err(|e| Error::Decode { lsn, reason: e.to_string() })
+    }
+
+    /// Withholds a context value `reader` may not read at `now` ([`access`]): a
+    /// [`Event::ContextUpdated`] whose value is withheld keeps its key, visibility, expiry and
+    /// version, its value becomes JSON null and its metadata empty. Returns why it was withheld;
+    /// `None` for a readable value and for every other event (nothing changed).
+    pub fn withhold_from(&mut self, reader: &AgentId, now: Timestamp) -> Option<Withheld> {
+        let Event::ContextUpdated { value, visibility, expires_at, metadata, .. } = &mut self.event else {
+            return None;
+        };
+        let withheld = access(&self.actor, visibility, *expires_at, reader, now).withheld()?;
+        *value = serde_json::Value::Null;
+        metadata.clear();
+        Some(withheld)
     }
 
     /// Whether a payload is surely an [`Event::Custom`], by reading only the MessagePack header

@@ -11,7 +11,7 @@ mod ids;
 mod retention;
 mod task;
 
-pub use context::{ContextEntry, SetCondition, Visibility};
+pub use context::{access, Access, ContextEntry, SetCondition, Visibility, Withheld};
 pub use dependency::{ArtifactType, Dependency, DependencyStatus};
 pub use event::{Event, Recorded, EVENT_RECORD_KIND};
 pub use filter::{EventFilter, Subject};
