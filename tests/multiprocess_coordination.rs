@@ -140,7 +140,7 @@ async fn an_agent_restarted_after_sigkill_is_a_new_incarnation_and_its_old_claim
     c.register_agent(&other, "harness", vec!["work".into()]).await.unwrap();
     assert!(c.claim_next_task(&other, None).await.unwrap().is_none(), "the dead process still holds it");
     let registered = c.register_agent_with(&w, maos_coord::Registration::new("harness")).await.unwrap();
-    assert_eq!(registered.released, [t.id.clone()]);
+    assert_eq!(registered.released, std::slice::from_ref(&t.id));
     assert_eq!(c.claim_next_task(&other, None).await.unwrap().map(|t| t.id), Some(t.id.clone()));
     let kinds: Vec<String> = c
         .history(&boss, &Subject::Task(t.id.to_string()))
@@ -168,7 +168,10 @@ async fn an_agent_restarted_after_sigkill_can_resume_its_claim() {
     let w = AgentId::new("w").unwrap();
     let registered =
         c.register_agent_with(&w, maos_coord::Registration::new("harness").resume(true)).await.unwrap();
-    assert_eq!(registered.resumed.iter().map(|t| t.id.clone()).collect::<Vec<_>>(), [t.id.clone()]);
+    assert_eq!(
+        registered.resumed.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        std::slice::from_ref(&t.id)
+    );
     c.complete_task(&w, &t.id, vec![]).await.unwrap();
     assert_eq!(c.get_task(&t.id).unwrap().unwrap().status, TaskStatus::Completed);
 }
