@@ -244,3 +244,23 @@ async fn registering_a_dependency_with_another_artifact_type_is_refused_naming_i
     assert_eq!(difference(err, "dependency"), "artifact type: File exists, Completion asked");
     assert_eq!(c.log().next_lsn(), before, "a refused create appends nothing");
 }
+
+#[tokio::test]
+async fn a_pipeline_that_gives_one_task_id_to_two_tasks_is_refused_and_appends_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    let a = AgentId::new("a").unwrap();
+    c.register_agent(&a, "lead", vec![]).await.unwrap();
+    let same = TaskId::new("build").unwrap();
+    let stages = vec![
+        PipelineStage { name: "one".into(), tasks: vec![NewTask::new("x").id(same.clone())] },
+        PipelineStage { name: "two".into(), tasks: vec![NewTask::new("y").id(same.clone())] },
+    ];
+    let before = c.log().next_lsn();
+    let err = c.create_pipeline(&a, "p", stages).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument { reason, .. } if reason.contains("task id build")),
+        "{err}"
+    );
+    assert_eq!(c.log().next_lsn(), before);
+}

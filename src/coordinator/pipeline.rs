@@ -40,7 +40,8 @@ impl Coordinator {
     /// definitions in the same order; tasks without an id compare by definition) returns its
     /// task ids and appends nothing; other stages are refused with [`Error::AlreadyExists`]
     /// naming the first difference. A task id given that another task has is
-    /// [`Error::TaskExists`].
+    /// [`Error::TaskExists`]; one given to two tasks of the request is
+    /// [`Error::InvalidArgument`].
     pub async fn create_pipeline(
         &self,
         actor: &AgentId,
@@ -52,6 +53,15 @@ impl Coordinator {
             return Err(Error::InvalidArgument {
                 name: "stages",
                 reason: "a pipeline needs stages with tasks".into(),
+            });
+        }
+        let mut given = std::collections::BTreeSet::new();
+        if let Some(twice) =
+            stages.iter().flat_map(|s| &s.tasks).filter_map(|t| t.id.as_ref()).find(|id| !given.insert(*id))
+        {
+            return Err(Error::InvalidArgument {
+                name: "stages",
+                reason: format!("task id {twice} is given to two tasks of the pipeline"),
             });
         }
         let (id, name) = (actor.clone(), name.to_owned());
