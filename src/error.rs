@@ -347,6 +347,36 @@ pub enum Error {
         ended: crate::types::Timestamp,
     },
 
+    /// A raw append named a record kind that the layer above owns (the coordination layer's,
+    /// on a store's log): such records are written only through that layer, which can read
+    /// them back.
+    #[error("record kind {kind} belongs to the coordination layer: write coordination records through the Coordinator API, or use a kind from 16 up")]
+    ReservedKind {
+        /// The kind refused.
+        kind: u16,
+    },
+
+    /// A JSON value nests arrays and objects deeper than a record may carry.
+    #[error("value for {what} nests {depth} levels deep; at most {max} are allowed")]
+    ValueTooDeep {
+        /// What the value is for (`context key K`, `event data`, `task metadata`).
+        what: String,
+        /// How deeply it nests.
+        depth: usize,
+        /// The limit ([`MAX_VALUE_DEPTH`](crate::model::limits::MAX_VALUE_DEPTH)).
+        max: usize,
+    },
+
+    /// A record would not read back as written: it is refused, and nothing of its command is
+    /// appended.
+    #[error("a {event} record would not read back ({reason}); nothing was appended")]
+    Unreadable {
+        /// The event type of the record.
+        event: String,
+        /// What reading it back said.
+        reason: String,
+    },
+
     /// The agent registered again since this handle registered it: the handle speaks for an
     /// earlier incarnation, whose claims and locks were released or taken over.
     #[error("agent {agent}: incarnation {yours} was superseded by incarnation {current} (the agent registered again)")]

@@ -37,15 +37,15 @@ fn the_demo_coordinates_agent_processes_through_one_store() {
 #[test]
 fn append_dump_status_round_trip_through_json() {
     let root = tempfile::tempdir().unwrap();
-    let o = run(root.path(), &["log", "append", "--kind", "5", "--data", r#"{"task":"build","n":[1,2]}"#]);
+    let o = run(root.path(), &["log", "append", "--kind", "21", "--data", r#"{"task":"build","n":[1,2]}"#]);
     assert_eq!(stdout(&o).trim(), "1");
-    run(root.path(), &["log", "append", "--kind", "6", "--data", "\"second\"", "--buffered"]);
+    run(root.path(), &["log", "append", "--kind", "22", "--data", "\"second\"", "--buffered"]);
     let o = run(root.path(), &["log", "dump", "--json"]);
     let lines: Vec<serde_json::Value> =
         stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["payload"]["task"], "build");
-    assert_eq!(lines[0]["kind"], 5);
+    assert_eq!(lines[0]["kind"], 21);
     assert_eq!(lines[1]["payload"], "second");
     assert_eq!(lines[1]["lsn"], 2);
     let o = run(root.path(), &["log", "status", "--json"]);
@@ -61,8 +61,11 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let o = run(root.path(), &["log", "append", "--kind", "0", "--data", "1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("kind 0 is reserved"));
-    let o = run(root.path(), &["log", "append", "--kind", "1", "--data", "{oops"]);
+    let o = run(root.path(), &["log", "append", "--kind", "17", "--data", "{oops"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--data is not JSON"));
+    let o = run(root.path(), &["log", "append", "--kind", "1", "--data", r#"{"x":1}"#]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("record kind 1 belongs to the coordination layer"));
     let o = run(root.path(), &["log", "dump", "--from", "5"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("LSN 5 is not in the log"));
 }
@@ -72,7 +75,7 @@ fn verify_exits_with_3_and_names_the_place_of_corruption() {
     use std::os::unix::fs::FileExt;
     let root = tempfile::tempdir().unwrap();
     for i in 0..3 {
-        run(root.path(), &["log", "append", "--kind", "1", "--data", &i.to_string()]);
+        run(root.path(), &["log", "append", "--kind", "17", "--data", &i.to_string()]);
     }
     let seg = root.path().join(".maos/coordination/log/00000000000000000001.seg");
     let file = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();

@@ -40,6 +40,7 @@ pub enum LogCommand {
         json: bool,
     },
     /// Append one record whose payload is a JSON value, stored as MessagePack; prints its LSN.
+    /// Kinds 1 to 15 belong to the coordination layer and are refused.
     Append {
         #[command(flatten)]
         store: StoreArgs,
@@ -190,7 +191,10 @@ fn append(store: &StoreArgs, kind: u16, data: &str, buffered: bool, out: &mut Ou
         .map_err(|e| Failure::Error(format!("--data is not JSON: {e}"), EXIT_ERROR))?;
     let payload = rmp_serde::to_vec(&value).map_err(|e| Failure::Error(e.to_string(), EXIT_ERROR))?;
     let durability = if buffered { Durability::Buffered } else { Durability::Sync };
-    let log = Log::options(store.log_dir()).durability(durability).open()?;
+    let log = Log::options(store.log_dir())
+        .durability(durability)
+        .reserve_kinds(maos_coord::model::COORDINATION_KINDS)
+        .open()?;
     let lsn = log.append(RecordKind::new(kind)?, &payload)?;
     out.line(lsn)?;
     Ok(())

@@ -56,7 +56,7 @@ impl Coordinator {
         value: serde_json::Value,
         opts: SetOptions,
     ) -> Result<u64> {
-        self.check_size(&format!("context key {key}"), &value)?;
+        self.check_value(&format!("context key {key}"), &value)?;
         let (id, key) = (owner.clone(), key.clone());
         let (_, version) = self
             .execute(owner, move |state, now| {

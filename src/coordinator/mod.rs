@@ -158,8 +158,10 @@ impl CoordinatorOptions {
     /// valid snapshot and replays the log after it.
     pub fn open(self) -> Result<Coordinator> {
         let store = store_dir(&self.root);
-        let mut log_options =
-            Log::options(store.join("log")).durability(self.durability).clock(self.clock.clone());
+        let mut log_options = Log::options(store.join("log"))
+            .durability(self.durability)
+            .clock(self.clock.clone())
+            .reserve_kinds(crate::model::COORDINATION_KINDS);
         if let Some(bytes) = self.segment_size {
             // A record must fit a segment: small segments get a smaller record limit.
             let max_record = u32::try_from(bytes / 2).unwrap_or(u32::MAX).min(1 << 20);
@@ -266,18 +268,21 @@ impl Coordinator {
         let clock = self.opts.clock.clone();
         let (appended, value) = self
             .log
-            .append_with_async(move |tail| {
-                let mut state = crate::log::lock(&state);
-                snapshots.count_bytes(catch_up(&log, &mut state, tail)?);
-                let now = clock.now().max(state.last_time);
-                let (events, value) = decide(&state, now)?;
-                let kind = RecordKind::new(EVENT_RECORD_KIND)?;
-                let records = events
-                    .into_iter()
-                    .map(|event| Ok((kind, Recorded { actor: actor.clone(), event }.encode()?)))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(Built { records, value })
-            })
+            .append_with_async_as(
+                move |tail| {
+                    let mut state = crate::log::lock(&state);
+                    snapshots.count_bytes(catch_up(&log, &mut state, tail)?);
+                    let now = clock.now().max(state.last_time);
+                    let (events, value) = decide(&state, now)?;
+                    let kind = RecordKind::new(EVENT_RECORD_KIND)?;
+                    let records = events
+                        .into_iter()
+                        .map(|event| Ok((kind, readable(Recorded { actor: actor.clone(), event })?)))
+                        .collect::<Result<Vec<_>>>()?;
+                    Ok(Built { records, value })
+                },
+                false,
+            )
             .await?;
         self.maybe_snapshot(appended.next());
         Ok((appended.first, value))
@@ -328,7 +333,7 @@ impl Coordinator {
     ) -> Result<Lsn> {
         let event_type = event_type.into();
         crate::model::validate_name("event type", &event_type)?;
-        self.check_size("event data", &data)?;
+        self.check_value("event data", &data)?;
         let actor_id = actor.clone();
         let (lsn, ()) = self
             .execute(actor, move |state, _| {
@@ -339,12 +344,26 @@ impl Coordinator {
         Ok(lsn)
     }
 
-    fn check_size(&self, what: &str, value: &serde_json::Value) -> Result<()> {
-        let size = rmp_serde::to_vec(value).map_err(|e| Error::Encode { reason: e.to_string() })?.len();
-        if size > self.opts.max_value_size {
-            return Err(Error::ValueTooLarge { what: what.to_owned(), size, max: self.opts.max_value_size });
+    /// Checks a JSON value that goes into a record: depth and size limits, naming `what`.
+    fn check_value(&self, what: &str, value: &serde_json::Value) -> Result<()> {
+        crate::model::limits::check_value(what, value, self.opts.max_value_size)
+    }
+}
+
+/// The payload of `recorded`, once it is known to read back as written: the one check that no
+/// record the store cannot read is ever appended, whatever a command put into it.
+fn readable(recorded: Recorded) -> Result<Vec<u8>> {
+    let payload = recorded.encode()?;
+    match Recorded::decode(Lsn(0), &payload) {
+        Ok(back) if back == recorded => Ok(payload),
+        Ok(_) => Err(Error::Unreadable {
+            event: recorded.event.type_name().to_owned(),
+            reason: "it reads back as another record".into(),
+        }),
+        Err(Error::Decode { reason, .. }) => {
+            Err(Error::Unreadable { event: recorded.event.type_name().to_owned(), reason })
         }
-        Ok(())
+        Err(e) => Err(e),
     }
 }
 
@@ -360,5 +379,34 @@ fn require_agent(state: &State, agent: &AgentId) -> Result<()> {
             },
         }),
         None => Err(Error::UnknownAgent { agent: agent.to_string(), detail: String::new() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_that_would_not_read_back_is_refused_before_it_is_appended() {
+        // Encoding and comparing 1,100 levels recurses deeper than a test thread's default stack
+        // in a debug build.
+        std::thread::Builder::new().stack_size(64 << 20).spawn(refuse_deep).unwrap().join().unwrap();
+    }
+
+    fn refuse_deep() {
+        let deep = (0..1100).fold(serde_json::Value::Null, |v, _| serde_json::Value::Array(vec![v]));
+        let event = Event::Custom { event_type: "deep".into(), data: deep, metadata: Default::default() };
+        let actor = AgentId::new("a").unwrap();
+        let err = readable(Recorded { actor: actor.clone(), event }).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unreadable { event, reason } if event == "deep" && reason.contains("depth")),
+            "{err}"
+        );
+        let fine = Event::Custom {
+            event_type: "ok".into(),
+            data: serde_json::json!([1]),
+            metadata: Default::default(),
+        };
+        assert!(readable(Recorded { actor, event: fine }).is_ok());
     }
 }

@@ -55,6 +55,9 @@ impl Coordinator {
                 reason: "a pipeline needs stages with tasks".into(),
             });
         }
+        for (i, task) in stages.iter().flat_map(|s| &s.tasks).enumerate() {
+            self.check_value(&format!("metadata of pipeline task {}", i + 1), &task.metadata)?;
+        }
         let mut given = std::collections::BTreeSet::new();
         if let Some(twice) =
             stages.iter().flat_map(|s| &s.tasks).filter_map(|t| t.id.as_ref()).find(|id| !given.insert(*id))

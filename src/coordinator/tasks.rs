@@ -40,7 +40,7 @@ impl Coordinator {
         spec: NewTask,
         providers: Vec<TaskId>,
     ) -> Result<Task> {
-        self.check_size("task metadata", &spec.metadata)?;
+        self.check_value("task metadata", &spec.metadata)?;
         if spec.max_attempts == 0 {
             return Err(Error::InvalidArgument { name: "max_attempts", reason: "must be at least 1".into() });
         }

@@ -117,8 +117,28 @@ impl Log {
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
     ) -> Result<Appended> {
-        let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
+        let batch = self.encode_unreserved(records)?;
         group::append(&self.shared, batch)
+    }
+
+    /// Encodes a batch of the public append functions: kinds reserved by the layer above are
+    /// refused.
+    fn encode_unreserved<'a>(
+        &self,
+        records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
+    ) -> Result<writer::Pending> {
+        let reserved = self.shared.opts.reserved.clone();
+        let mut refused = None;
+        let checked = records.into_iter().inspect(|(kind, _)| {
+            if reserved.contains(&kind.get()) && refused.is_none() {
+                refused = Some(kind.get());
+            }
+        });
+        let batch = writer::Pending::encode(checked, self.shared.opts.max_record_size)?;
+        match refused {
+            Some(kind) => Err(Error::ReservedKind { kind }),
+            None => Ok(batch),
+        }
     }
 
     /// Appends a batch that `build` makes while this process holds the append lock: `build` gets
@@ -132,7 +152,7 @@ impl Log {
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let (pending, value) = self.deferred(build);
+        let (pending, value) = self.deferred(build, true);
         let appended = group::append(&self.shared, pending)?;
         Ok((appended, take_built(&value)?))
     }
@@ -143,12 +163,22 @@ impl Log {
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
         T: Send + 'static,
     {
-        let (pending, value) = self.deferred(build);
+        self.append_with_async_as(build, true).await
+    }
+
+    /// As [`Log::append_with_async`], for the layer that owns the reserved kinds when `checked`
+    /// is false.
+    pub(crate) async fn append_with_async_as<T, F>(&self, build: F, checked: bool) -> Result<(Appended, T)>
+    where
+        F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (pending, value) = self.deferred(build, checked);
         let appended = group::append_async(&self.shared, pending).await?;
         Ok((appended, take_built(&value)?))
     }
 
-    fn deferred<T, F>(&self, build: F) -> (writer::Pending, Arc<Mutex<Option<T>>>)
+    fn deferred<T, F>(&self, build: F, checked: bool) -> (writer::Pending, Arc<Mutex<Option<T>>>)
     where
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
         T: Send + 'static,
@@ -156,8 +186,12 @@ impl Log {
         let value = Arc::new(Mutex::new(None));
         let slot = value.clone();
         let max = self.shared.opts.max_record_size;
+        let reserved = if checked { self.shared.opts.reserved.clone() } else { 1..=0 };
         let pending = writer::Pending::deferred(Box::new(move |tail| {
             let built = build(tail)?;
+            if let Some((kind, _)) = built.records.iter().find(|(k, _)| reserved.contains(&k.get())) {
+                return Err(Error::ReservedKind { kind: kind.get() });
+            }
             let batch = writer::Pending::encode(built.records.iter().map(|(k, p)| (*k, p.as_slice())), max)?;
             *lock(&slot) = Some(built.value);
             Ok(batch)
@@ -171,7 +205,7 @@ impl Log {
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
     ) -> Result<Appended> {
-        let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
+        let batch = self.encode_unreserved(records)?;
         group::append_async(&self.shared, batch).await
     }
 

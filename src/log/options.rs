@@ -43,6 +43,7 @@ pub struct LogOptions {
     pub(crate) wake_fallback: Duration,
     pub(crate) writeback_every: u64,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) reserved: std::ops::RangeInclusive<u16>,
 }
 
 /// Default segment size: 64 MiB.
@@ -63,6 +64,8 @@ impl LogOptions {
             wake_fallback: Duration::from_millis(50),
             writeback_every: DEFAULT_WRITEBACK_EVERY,
             clock: crate::clock::system(),
+            #[allow(clippy::reversed_empty_ranges)]
+            reserved: 1..=0,
         }
     }
 
@@ -118,6 +121,16 @@ impl LogOptions {
     #[must_use]
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> LogOptions {
         self.clock = clock;
+        self
+    }
+
+    /// Record kinds the layer above owns: the public append functions of this handle refuse
+    /// them ([`Error::ReservedKind`]), so nothing but that layer writes records it must be able
+    /// to read. A coordinator reserves its kinds ([`crate::model::COORDINATION_KINDS`]) on the
+    /// log of its store, and so does the command line. Default: none.
+    #[must_use]
+    pub fn reserve_kinds(mut self, kinds: std::ops::RangeInclusive<u16>) -> LogOptions {
+        self.reserved = kinds;
         self
     }
 

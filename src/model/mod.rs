@@ -8,12 +8,13 @@ mod event;
 mod filter;
 pub mod fuzzing;
 mod ids;
+pub mod limits;
 mod retention;
 mod task;
 
 pub use context::{access, Access, ContextEntry, SetCondition, Visibility, Withheld};
 pub use dependency::{ArtifactType, Dependency, DependencyStatus};
-pub use event::{Event, Recorded, EVENT_RECORD_KIND};
+pub use event::{Event, Recorded, COORDINATION_KINDS, EVENT_RECORD_KIND};
 pub use filter::{EventFilter, Subject};
 pub use ids::{
     validate_name, AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId, MAX_NAME_LEN,
