@@ -163,7 +163,8 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
     if let Err(e) = catch_up(shared, &mut active, &mut tail) {
         return fail_all(e);
     }
-    let mut run = Run { start: tail, tail, time: shared.opts.clock.now().max(tail.last_time), placed: Vec::new() };
+    let mut run =
+        Run { start: tail, tail, time: shared.opts.clock.now().max(tail.last_time), placed: Vec::new() };
     let mut results: Vec<Option<Result<Appended>>> = group.iter().map(|_| None).collect();
     let usable = shared.opts.usable_segment_bytes(shared.opts.segment_size);
     for i in 0..group.len() {
