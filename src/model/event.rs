@@ -227,6 +227,20 @@ pub enum Event {
         /// Metadata that filters match on.
         metadata: BTreeMap<String, String>,
     },
+    /// A durable subscription gave up on the record at `lsn`: it had been handed out
+    /// `deliveries` times (at least the subscription's `max_deliveries`) without being
+    /// acknowledged. The subscription's cursor then moved past it (log-format.md, "Cursor
+    /// files"). Changes no state.
+    DeliveryDeadLettered {
+        /// The subscribing agent.
+        agent: AgentId,
+        /// The subscription's name.
+        subscription: String,
+        /// The record given up on.
+        lsn: Lsn,
+        /// How many times it had been handed out.
+        deliveries: u32,
+    },
 }
 
 impl Event {
@@ -257,6 +271,7 @@ impl Event {
             Event::LockAcquired { .. } => "LockAcquired",
             Event::LockReleased { .. } => "LockReleased",
             Event::Custom { event_type, .. } => event_type,
+            Event::DeliveryDeadLettered { .. } => "DeliveryDeadLettered",
         }
     }
 
