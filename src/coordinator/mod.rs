@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
-pub use cursor::DurableSubscription;
+pub use cursor::{DurableOptions, DurableSubscription, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use sync::LockGrant;
 pub use tasks::ATTEMPTS_EXHAUSTED;
