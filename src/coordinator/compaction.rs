@@ -105,11 +105,12 @@ impl Coordinator {
         Ok(supersession)
     }
 
-    /// Moves a durable subscription's cursor to `lsn` (after a [`Error::Compacted`] answer: to the
-    /// log's first LSN, once the owner has re-read the state it needs).
+    /// Moves a durable subscription's cursor to `lsn`, its delivery count starting over (after a
+    /// [`Error::Compacted`] answer: to the log's first LSN, once the owner has re-read the state
+    /// it needs).
     pub fn reset_cursor(&self, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
         let path = super::cursor::cursor_path(&self.store_dir(), agent, name);
-        super::cursor::write_cursor(&self.store_dir().join("cursors"), &path, lsn)
+        super::cursor::write_cursor(&path, super::cursor::CursorState::at(lsn))
     }
 
     fn oldest_valid_snapshot(&self) -> Result<Option<Lsn>> {
@@ -124,7 +125,7 @@ impl Coordinator {
     }
 
     fn slowest_cursor(&self) -> Result<Option<(PathBuf, Lsn)>> {
-        let dir = self.store_dir().join("cursors");
+        let dir = super::cursor::cursor_dir(&self.store_dir());
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -136,7 +137,10 @@ impl Coordinator {
             if path.extension().is_none_or(|e| e != "cursor") {
                 continue;
             }
-            let position = super::cursor::read_cursor(&path)?;
+            let Some(cursor) = super::cursor::read_cursor(&path)? else {
+                continue; // removed since the directory was listed
+            };
+            let position = cursor.position;
             if slowest.as_ref().is_none_or(|(_, p)| position < *p) {
                 slowest = Some((path, position));
             }

@@ -34,7 +34,7 @@ pub use agents::{HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
-pub use cursor::DurableSubscription;
+pub use cursor::{DurableOptions, DurableSubscription, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use sync::LockGrant;
 pub use transition::ATTEMPTS_EXHAUSTED;

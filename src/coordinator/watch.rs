@@ -27,6 +27,13 @@ pub struct Delivery {
     /// delivery ([`model::access`](crate::model::access)): its value is JSON null and its
     /// metadata empty ([`Recorded::withhold_from`]).
     pub withheld: Option<Withheld>,
+    /// How many times this record has been handed out, this time included: 1 on its first
+    /// delivery, and always 1 from a plain [`Subscription`]. From a
+    /// [`DurableSubscription`](super::DurableSubscription) it is counted in the cursor file and
+    /// survives restarts for the head (a record handed out when everything delivered before it
+    /// was acknowledged); a record handed out while an earlier one is unacknowledged counts
+    /// from 1 in each run (earlier runs did not count it).
+    pub deliveries: u32,
 }
 
 /// Events matching a filter, in LSN order, from a starting LSN on, as the subscribing agent may
@@ -45,8 +52,20 @@ impl Subscription {
             if let Some(d) = self.try_next()? {
                 return Ok(d);
             }
-            self.coordinator.log.wait_for(self.reader.position(), Duration::from_secs(3600)).await;
+            self.wait().await;
         }
+    }
+
+    /// Waits until the log may hold the record at the subscription's position (returns at
+    /// once if it does).
+    pub(super) async fn wait(&self) {
+        self.coordinator.log.wait_for(self.reader.position(), Duration::from_secs(3600)).await;
+    }
+
+    /// Moves the subscription to `lsn`.
+    pub(super) fn seek(&mut self, lsn: Lsn) -> Result<()> {
+        self.reader = self.coordinator.log.reader_from(lsn)?;
+        Ok(())
     }
 
     /// The next matching event already in the log, if any.
@@ -76,7 +95,13 @@ impl Subscription {
             if withheld.is_some() && !self.filter.matches(&recorded) {
                 continue;
             }
-            return Ok(Some(Delivery { lsn: record.lsn, time: record.timestamp, recorded, withheld }));
+            return Ok(Some(Delivery {
+                lsn: record.lsn,
+                time: record.timestamp,
+                recorded,
+                withheld,
+                deliveries: 1,
+            }));
         }
         Ok(None)
     }

@@ -121,6 +121,12 @@ impl Log {
         group::append(&self.shared, batch)
     }
 
+    /// As [`Log::append`], for the layer that owns the reserved kinds.
+    pub(crate) fn append_owned(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
+        let batch = writer::Pending::encode([(kind, payload)], self.shared.opts.max_record_size)?;
+        Ok(group::append(&self.shared, batch)?.first)
+    }
+
     /// Encodes a batch of the public append functions: kinds reserved by the layer above are
     /// refused.
     fn encode_unreserved<'a>(
@@ -186,10 +192,11 @@ impl Log {
         let value = Arc::new(Mutex::new(None));
         let slot = value.clone();
         let max = self.shared.opts.max_record_size;
-        let reserved = if checked { self.shared.opts.reserved.clone() } else { 1..=0 };
+        let reserved = self.shared.opts.reserved.clone();
+        let reserved = move |kind: u16| checked && reserved.contains(&kind);
         let pending = writer::Pending::deferred(Box::new(move |tail| {
             let built = build(tail)?;
-            if let Some((kind, _)) = built.records.iter().find(|(k, _)| reserved.contains(&k.get())) {
+            if let Some((kind, _)) = built.records.iter().find(|(k, _)| reserved(k.get())) {
                 return Err(Error::ReservedKind { kind: kind.get() });
             }
             let batch = writer::Pending::encode(built.records.iter().map(|(k, p)| (*k, p.as_slice())), max)?;

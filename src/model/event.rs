@@ -269,6 +269,20 @@ pub enum Event {
         /// The order.
         policy: ClaimPolicy,
     },
+    /// A durable subscription gave up on the record at `lsn`: it had been handed out
+    /// `deliveries` times (at least the subscription's `max_deliveries`) without being
+    /// acknowledged. The subscription's cursor then moved past it (log-format.md, "Cursor
+    /// files"). Changes no state.
+    DeliveryDeadLettered {
+        /// The subscribing agent.
+        agent: AgentId,
+        /// The subscription's name.
+        subscription: String,
+        /// The record given up on.
+        lsn: Lsn,
+        /// How many times it had been handed out.
+        deliveries: u32,
+    },
 }
 
 impl Event {
@@ -302,6 +316,7 @@ impl Event {
             Event::TaskAbandoned { .. } => "TaskAbandoned",
             Event::TaskCancelled { .. } => "TaskCancelled",
             Event::ClaimPolicySet { .. } => "ClaimPolicySet",
+            Event::DeliveryDeadLettered { .. } => "DeliveryDeadLettered",
         }
     }
 

@@ -10,7 +10,7 @@ use super::{
     AgentId, ArtifactType, BarrierName, ClaimPolicy, ContextKey, Dependency, DependencyId, DependencyStatus,
     Event, LockName, Priority, Recorded, Task, TaskId, TaskStatus, Visibility,
 };
-use crate::types::Timestamp;
+use crate::types::{Lsn, Timestamp};
 
 /// Decodes `data` as a coordination record directly and through rmp-serde, and panics where
 /// they disagree: wherever the direct decoder answers, rmp-serde must give the same record, and
@@ -148,5 +148,11 @@ pub fn sample_records() -> Vec<Recorded> {
     for (artifact_type, status) in kinds {
         events.push(Event::DependencyRegistered { dependency: dependency(artifact_type, status) });
     }
+    events.push(Event::DeliveryDeadLettered {
+        agent: agent("agent-7"),
+        subscription: "orders".into(),
+        lsn: Lsn(u64::MAX),
+        deliveries: u32::MAX,
+    });
     events.into_iter().map(|event| Recorded { actor: agent("actor"), event }).collect()
 }

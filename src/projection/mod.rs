@@ -156,7 +156,7 @@ impl State {
             Event::LockAcquired { .. } | Event::LockReleased { .. } => {
                 sync::apply_lock(&mut self.locks, event, lsn);
             }
-            Event::Custom { .. } => {}
+            Event::Custom { .. } | Event::DeliveryDeadLettered { .. } => {}
         }
         self.pass(lsn, time);
     }

@@ -16,6 +16,7 @@ use super::dependency::{ArtifactType, Dependency, DependencyStatus};
 use super::event::{Event, Recorded};
 use super::ids::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
 use super::task::{ClaimPolicy, Priority, Task, TaskStatus};
+use crate::types::Lsn;
 use input::Input;
 
 /// The record in `payload`, or `None` where rmp-serde must decide.
@@ -346,6 +347,15 @@ impl Input<'_> {
                     event_type: self.field(b"event_type", Input::string)?,
                     data: self.field(b"data", |i| i.json(0))?,
                     metadata: self.field(b"metadata", Input::string_map)?,
+                }
+            }
+            b"DeliveryDeadLettered" => {
+                expected(4)?;
+                Event::DeliveryDeadLettered {
+                    agent: self.field(b"agent", Input::agent)?,
+                    subscription: self.field(b"subscription", Input::string)?,
+                    lsn: Lsn(self.field(b"lsn", Input::int)?),
+                    deliveries: self.field(b"deliveries", Input::int)?,
                 }
             }
             _ => return None,

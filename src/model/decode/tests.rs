@@ -15,7 +15,7 @@ fn every_kind_of_record_is_read_directly_as_it_is_written() {
     let samples = sample_records();
     let kinds: BTreeSet<String> =
         samples.iter().map(|r| format!("{:?}", std::mem::discriminant(&r.event))).collect();
-    assert_eq!(kinds.len(), 26, "a sample of every event kind");
+    assert_eq!(kinds.len(), 27, "a sample of every event kind");
     for recorded in samples {
         let payload = recorded.encode().unwrap();
         assert_eq!(fast(&payload).as_ref(), Some(&recorded));

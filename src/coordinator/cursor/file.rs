@@ -1,0 +1,226 @@
+//! Cursor files (log-format.md, "Cursor files"): where a durable subscription resumes, and how
+//! many times the record at its head was handed out. Small, checksummed, replaced atomically.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::log::format::{u32_at, u64_at};
+use crate::model::AgentId;
+use crate::types::Lsn;
+
+/// `b"MAOSCUR\0"`.
+const CURSOR_MAGIC: [u8; 8] = *b"MAOSCUR\0";
+/// Written: 40 bytes, with the head and its delivery count.
+const VERSION: u32 = 2;
+const LEN: usize = 40;
+/// Still read: 32 bytes, the position only.
+const V1: u32 = 1;
+const V1_LEN: usize = 32;
+
+/// What a cursor file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CursorState {
+    /// The LSN delivery resumes from: every record below it was acknowledged, dead-lettered or
+    /// did not match.
+    pub position: Lsn,
+    /// The record [`CursorState::deliveries`] counts (the first match at or after `position`
+    /// when it was handed out), or `Lsn(0)`.
+    pub head: Lsn,
+    /// How many times `head` was handed out (0: not since `position` was written).
+    pub deliveries: u32,
+}
+
+impl CursorState {
+    /// At `position`, its head not handed out yet.
+    pub fn at(position: Lsn) -> CursorState {
+        CursorState { position, head: Lsn(0), deliveries: 0 }
+    }
+
+    fn encode(self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(LEN);
+        bytes.extend_from_slice(&CURSOR_MAGIC);
+        bytes.extend_from_slice(&VERSION.to_le_bytes());
+        bytes.extend_from_slice(&self.deliveries.to_le_bytes());
+        bytes.extend_from_slice(&self.position.get().to_le_bytes());
+        bytes.extend_from_slice(&self.head.get().to_le_bytes());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes
+    }
+
+    fn decode(bytes: &[u8]) -> std::result::Result<CursorState, String> {
+        if bytes.get(..8) != Some(CURSOR_MAGIC.as_slice()) {
+            return Err("bad magic".into());
+        }
+        let version = u32_at(bytes, 8);
+        let (len, crc_at) = match version {
+            V1 => (V1_LEN, 24),
+            VERSION => (LEN, 32),
+            other => return Err(format!("unsupported version {other}")),
+        };
+        if bytes.len() != len {
+            return Err(format!("{} bytes, expected {len} for version {version}", bytes.len()));
+        }
+        if u32_at(bytes, crc_at) != crc32fast::hash(bytes.get(..crc_at).unwrap_or_default()) {
+            return Err("checksum mismatch".into());
+        }
+        if u32_at(bytes, crc_at + 4) != 0 || (version == V1 && u32_at(bytes, 12) != 0) {
+            return Err("reserved field not zero".into());
+        }
+        let position = Lsn(u64_at(bytes, 16));
+        if version == V1 {
+            return Ok(CursorState::at(position));
+        }
+        let state = CursorState { position, head: Lsn(u64_at(bytes, 24)), deliveries: u32_at(bytes, 12) };
+        if (state.deliveries == 0) != (state.head == Lsn(0))
+            || (state.deliveries > 0 && state.head < position)
+        {
+            return Err(format!(
+                "head {} with {} deliveries at position {position}",
+                state.head, state.deliveries
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// The directory of a store's cursor files.
+pub(crate) fn cursor_dir(store: &Path) -> PathBuf {
+    store.join("cursors")
+}
+
+/// The cursor file of `agent`'s subscription `name`.
+pub(crate) fn cursor_path(store: &Path, agent: &AgentId, name: &str) -> PathBuf {
+    cursor_dir(store).join(format!("{}.{}.cursor", hex(agent.as_str()), hex(name)))
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a cursor file; `None` if there is none.
+pub(crate) fn read(path: &Path) -> Result<Option<CursorState>> {
+    match std::fs::read(path) {
+        Ok(bytes) => CursorState::decode(&bytes)
+            .map(Some)
+            .map_err(|reason| Error::CorruptCursor { path: path.to_owned(), reason }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
+}
+
+/// Replaces (or creates) a cursor file: durable when this returns.
+pub(crate) fn write(path: &Path, state: CursorState) -> Result<()> {
+    let dir = parent(path)?;
+    let tmp = write_temporary(dir, path, state)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
+    sync_dir(dir)
+}
+
+/// Creates a cursor file holding `state` unless one exists (another process may create it at
+/// the same time: the first one stays); returns what the file holds and whether this call
+/// created it. Durable when this returns.
+pub(crate) fn create(path: &Path, state: CursorState) -> Result<(CursorState, bool)> {
+    let dir = parent(path)?;
+    let tmp = write_temporary(dir, path, state)?;
+    // A hard link never replaces an existing file: creating and filling it is one step.
+    let linked = std::fs::hard_link(&tmp, path);
+    std::fs::remove_file(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
+    match linked {
+        Ok(()) => {
+            sync_dir(dir)?;
+            Ok((state, true))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read(path)? {
+            Some(existing) => Ok((existing, false)),
+            None => Err(Error::io("read", path, std::io::ErrorKind::NotFound.into())),
+        },
+        Err(e) => Err(Error::io("link", path, e)),
+    }
+}
+
+fn parent(path: &Path) -> Result<&Path> {
+    path.parent().ok_or_else(|| Error::InvalidArgument {
+        name: "cursor file",
+        reason: format!("{} has no directory", path.display()),
+    })
+}
+
+/// Writes and syncs `….PID.N.tmp` beside `path` (N: a number of this process, so that
+/// threads writing the same cursor never share a temporary file).
+fn write_temporary(dir: &Path, path: &Path, state: CursorState) -> Result<PathBuf> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.{}.tmp", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, state.encode()).map_err(|e| Error::io("write", &tmp, e))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io("fsync", &tmp, e))?;
+    Ok(tmp)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v1(position: u64) -> Vec<u8> {
+        let mut bytes = CURSOR_MAGIC.to_vec();
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes.extend_from_slice(&position.to_le_bytes());
+        let crc = crc32fast::hash(&bytes);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+        bytes.extend_from_slice(&0u32.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn cursor_files_of_version_1_are_read_as_a_position_with_nothing_delivered() {
+        let state = CursorState::decode(&v1(77)).unwrap();
+        assert_eq!(state, CursorState::at(Lsn(77)));
+        let mut damaged = v1(77);
+        damaged[17] ^= 1;
+        assert!(CursorState::decode(&damaged).unwrap_err().contains("checksum"));
+    }
+
+    #[test]
+    fn cursor_files_are_written_in_version_2_as_log_format_md_lays_them_out() {
+        let state = CursorState { position: Lsn(0x0102), head: Lsn(0x0304), deliveries: 5 };
+        let bytes = state.encode();
+        assert_eq!(bytes.len(), 40);
+        assert_eq!(&bytes[..8], b"MAOSCUR\0");
+        assert_eq!(bytes[8..12], 2u32.to_le_bytes());
+        assert_eq!(bytes[12..16], 5u32.to_le_bytes());
+        assert_eq!(bytes[16..24], 0x0102u64.to_le_bytes());
+        assert_eq!(bytes[24..32], 0x0304u64.to_le_bytes());
+        assert_eq!(bytes[32..36], crc32fast::hash(&bytes[..32]).to_le_bytes());
+        assert_eq!(bytes[36..40], [0; 4]);
+        assert_eq!(CursorState::decode(&bytes), Ok(state));
+    }
+
+    #[test]
+    fn damaged_or_inconsistent_cursor_files_are_refused() {
+        let good = CursorState { position: Lsn(10), head: Lsn(12), deliveries: 2 }.encode();
+        for at in 0..good.len() {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0x40;
+            assert!(CursorState::decode(&bytes).is_err(), "byte {at} flipped");
+        }
+        assert!(CursorState::decode(&good[..36]).is_err());
+        let inconsistent = [
+            CursorState { position: Lsn(10), head: Lsn(12), deliveries: 0 },
+            CursorState { position: Lsn(10), head: Lsn(0), deliveries: 3 },
+            CursorState { position: Lsn(10), head: Lsn(9), deliveries: 1 },
+        ];
+        for state in inconsistent {
+            let err = CursorState::decode(&state.encode()).unwrap_err();
+            assert!(err.contains("deliveries"), "{err}");
+        }
+    }
+}
