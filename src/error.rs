@@ -377,6 +377,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// A coordination record in the log cannot be decoded (written by an older version, by
+    /// hand, or by a bug) and no tombstone skips it. The store is not changed; `maos-coord
+    /// repair` shows and (with `--apply`) records the tombstones that get past it.
+    #[error("cannot decode coordination record LSN {lsn} (segment {}, byte offset {offset}): {reason}; `maos-coord repair` can skip it, keeping its bytes for audit", segment.display())]
+    UndecodableRecord {
+        /// Its LSN.
+        lsn: Lsn,
+        /// The segment file that holds it.
+        segment: PathBuf,
+        /// Byte offset of its frame in the segment file.
+        offset: u64,
+        /// What the decoder said.
+        reason: String,
+    },
+
     /// The agent registered again since this handle registered it: the handle speaks for an
     /// earlier incarnation, whose claims and locks were released or taken over.
     #[error("agent {agent}: incarnation {yours} was superseded by incarnation {current} (the agent registered again)")]

@@ -111,6 +111,7 @@ fn status(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
 fn verify(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure> {
     let log = open(store)?;
     let report = log.verify()?;
+    super::repair_cmd::check(&log, out, as_json)?;
     if as_json {
         out.line(json!({
             "ok": true, "records": report.records, "segments": report.segments,

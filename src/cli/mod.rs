@@ -3,6 +3,7 @@
 
 mod demo;
 mod log_cmd;
+mod repair_cmd;
 mod store_cmd;
 
 use std::io::Write;
@@ -40,6 +41,9 @@ enum Command {
     /// Maintain a store: snapshots and compaction.
     #[command(subcommand)]
     Store(store_cmd::StoreCommand),
+    /// Find coordination records the store cannot decode; with --apply, record the tombstones
+    /// that skip them (their bytes stay in the log).
+    Repair(repair_cmd::RepairArgs),
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
@@ -113,6 +117,7 @@ pub fn run() -> ExitCode {
         Command::DemoAgent(args) => demo::agent(&args, &mut out),
         Command::Log(cmd) => log_cmd::run(cmd, &mut out),
         Command::Store(cmd) => store_cmd::run(cmd, &mut out),
+        Command::Repair(args) => repair_cmd::run(&args, &mut out),
     };
     match result {
         Ok(()) | Err(Failure::Pipe) => ExitCode::from(EXIT_OK),

@@ -38,10 +38,15 @@ impl Coordinator {
             if record.kind.get() != EVENT_RECORD_KIND {
                 continue;
             }
-            let mut recorded = Recorded::decode(record.lsn, record.payload)?;
+            let (lsn, time) = (record.lsn, record.timestamp);
+            let mut recorded = match self.skips.decode(&self.log, lsn, record.payload) {
+                Ok(Some(recorded)) => recorded,
+                Ok(None) => continue,
+                Err(e) => return Err(e.at(records.last_location())),
+            };
             if subject.matches(&recorded) {
                 let withheld = recorded.withhold_from(reader, now);
-                out.push(HistoryEntry { lsn: record.lsn, time: record.timestamp, recorded, withheld });
+                out.push(HistoryEntry { lsn, time, recorded, withheld });
             }
         }
         Ok(out)

@@ -86,8 +86,9 @@ impl Coordinator {
             if Recorded::is_custom(record.payload) {
                 return Ok(opts.keep_events_since.is_none_or(|since| record.timestamp >= since));
             }
-            let recorded = Recorded::decode(record.lsn, record.payload)?;
-            Ok(supersession.keeps(record.lsn, &recorded.event))
+            // A record that does not decode (a tombstone skips it) is kept, bytes and all.
+            Ok(Recorded::decode(record.lsn, record.payload)
+                .map_or(true, |recorded| supersession.keeps(record.lsn, &recorded.event)))
         })?;
         let keyed = Some((done.examined, done.kept));
         Ok(CompactionReport { limit, snapshot, held_back_by, removed: done.removed, keyed })
@@ -99,7 +100,11 @@ impl Coordinator {
         let mut reader = self.log.audit_reader()?;
         while let Some(record) = reader.next()? {
             if record.kind.get() == EVENT_RECORD_KIND && !Recorded::is_custom(record.payload) {
-                supersession.note(record.lsn, &Recorded::decode(record.lsn, record.payload)?.event);
+                // One that does not decode supersedes nothing (a tombstone skips it, or the
+                // store would not have opened).
+                if let Ok(recorded) = Recorded::decode(record.lsn, record.payload) {
+                    supersession.note(record.lsn, &recorded.event);
+                }
             }
         }
         Ok(supersession)

@@ -18,6 +18,7 @@ mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
 mod pipeline;
+mod repair;
 mod replay;
 mod snapshotting;
 mod sync;
@@ -36,6 +37,7 @@ pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
 pub use cursor::{DurableOptions, DurableSubscription, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
+pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use sync::LockGrant;
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::{ContextWatcher, Delivery, Subscription};
@@ -59,6 +61,8 @@ pub struct Coordinator {
     snapshots: Arc<SnapshotState>,
     /// The incarnation of each agent this handle (and its clones) registered.
     incarnations: Arc<Mutex<HashMap<AgentId, u64>>>,
+    /// Undecodable records known to be skipped by a tombstone.
+    skips: Arc<repair::Skips>,
 }
 
 /// The original design's name for the coordinator.
@@ -183,6 +187,7 @@ impl CoordinatorOptions {
             opts: Arc::new(self),
             snapshots: Arc::new(snapshots),
             incarnations: Arc::default(),
+            skips: Arc::default(),
         };
         drop(coordinator.refresh()?);
         Ok(coordinator)
@@ -264,6 +269,7 @@ impl Coordinator {
         let log = self.log.clone();
         let state = self.state.clone();
         let snapshots = self.snapshots.clone();
+        let skips = self.skips.clone();
         let actor = actor.clone();
         let clock = self.opts.clock.clone();
         let (appended, value) = self
@@ -271,7 +277,7 @@ impl Coordinator {
             .append_with_async_as(
                 move |tail| {
                     let mut state = crate::log::lock(&state);
-                    snapshots.count_bytes(catch_up(&log, &mut state, tail)?);
+                    snapshots.count_bytes(catch_up(&log, &skips, &mut state, tail)?);
                     let now = clock.now().max(state.last_time);
                     let (events, value) = decide(&state, now)?;
                     let kind = RecordKind::new(EVENT_RECORD_KIND)?;
@@ -310,7 +316,7 @@ impl Coordinator {
     fn refresh(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = crate::log::lock(&self.state);
         let tail = self.log.next_lsn();
-        self.snapshots.count_bytes(catch_up(&self.log, &mut state, tail)?);
+        self.snapshots.count_bytes(catch_up(&self.log, &self.skips, &mut state, tail)?);
         Ok(state)
     }
 

@@ -2,6 +2,7 @@
 //! applied, in LSN order. Application events change no projection and are passed over without
 //! decoding ([`Recorded::is_custom`]); records of other kinds only move the position.
 
+use super::repair::Skips;
 use crate::error::Result;
 use crate::log::format::frame_len;
 use crate::log::Log;
@@ -11,7 +12,10 @@ use crate::types::Lsn;
 
 /// Applies the records in `[state.next_lsn, tail)` to `state`; returns the bytes of log they
 /// take. On an error the records before the one that failed stay applied.
-pub(super) fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<u64> {
+/// A coordination record that does not decode and that a tombstone skips only moves the
+/// position; one that none skips is an [`Error::UndecodableRecord`](crate::Error) naming its
+/// place.
+pub(super) fn catch_up(log: &Log, skips: &Skips, state: &mut State, tail: Lsn) -> Result<u64> {
     if state.next_lsn >= tail {
         return Ok(0);
     }
@@ -25,7 +29,12 @@ pub(super) fn catch_up(log: &Log, state: &mut State, tail: Lsn) -> Result<u64> {
         } else if Recorded::is_custom(record.payload) {
             state.pass(record.lsn, record.timestamp);
         } else {
-            state.apply(Recorded::decode(record.lsn, record.payload)?, record.lsn, record.timestamp);
+            let (lsn, time) = (record.lsn, record.timestamp);
+            match skips.decode(log, lsn, record.payload) {
+                Ok(Some(recorded)) => state.apply(recorded, lsn, time),
+                Ok(None) => state.pass(lsn, time),
+                Err(e) => return Err(e.at(reader.last_location())),
+            }
         }
     }
     Ok(bytes)

@@ -79,7 +79,13 @@ impl Subscription {
             if record.kind.get() != EVENT_RECORD_KIND {
                 continue;
             }
-            let mut recorded = Recorded::decode(record.lsn, record.payload)?;
+            let (lsn, time) = (record.lsn, record.timestamp);
+            let mut recorded = match self.coordinator.skips.decode(&self.coordinator.log, lsn, record.payload)
+            {
+                Ok(Some(recorded)) => recorded,
+                Ok(None) => continue,
+                Err(e) => return Err(e.at(self.reader.last_location())),
+            };
             // Withholding only empties metadata, so what the full event does not match, the
             // delivered one does not either.
             if !self.filter.matches(&recorded) {
@@ -95,13 +101,7 @@ impl Subscription {
             if withheld.is_some() && !self.filter.matches(&recorded) {
                 continue;
             }
-            return Ok(Some(Delivery {
-                lsn: record.lsn,
-                time: record.timestamp,
-                recorded,
-                withheld,
-                deliveries: 1,
-            }));
+            return Ok(Some(Delivery { lsn, time, recorded, withheld, deliveries: 1 }));
         }
         Ok(None)
     }

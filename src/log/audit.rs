@@ -16,6 +16,8 @@ pub struct AuditReader {
     shared: Arc<Shared>,
     compacted: Option<Compacted>,
     log: Option<LogReader>,
+    /// Byte offset in the compacted-records file of the frame last returned from it.
+    last_compacted: Option<u64>,
 }
 
 struct Compacted {
@@ -27,7 +29,7 @@ impl AuditReader {
     pub(super) fn open(shared: Arc<Shared>) -> Result<AuditReader> {
         let compacted = CompactedFile::open(&shared.dir, shared.opts.max_record_size)?
             .map(|file| Compacted { at: file.start(), file });
-        Ok(AuditReader { shared, compacted, log: None })
+        Ok(AuditReader { shared, compacted, log: None, last_compacted: None })
     }
 
     /// Where the log part starts: after the compacted range, never before the log's first record.
@@ -36,15 +38,29 @@ impl AuditReader {
         Ok(self.compacted.as_ref().map_or(first, |c| c.file.header().end.max(first)))
     }
 
+    /// Where the record last returned by [`AuditReader::next`] is: the compacted-records file or
+    /// a segment, and the byte offset of its frame there.
+    #[must_use]
+    pub fn last_location(&self) -> (std::path::PathBuf, u64) {
+        match (self.last_compacted, &self.log) {
+            (Some(offset), _) => (self.shared.dir.join(super::compacted::COMPACTED_FILE), offset),
+            (None, Some(reader)) => reader.last_location(),
+            (None, None) => (self.shared.dir.clone(), 0),
+        }
+    }
+
     /// The next record, or `None` once the reader has caught up with the log's published tail.
     /// A damaged compacted-records file is an error naming it and the byte offset.
     #[allow(clippy::should_implement_trait)] // lending: the record borrows the reader
     pub fn next(&mut self) -> Result<Option<Record<'_>>> {
         if let Some(c) = &self.compacted {
+            let offset = c.at.get().offset();
             if let Some(record) = c.file.next(&c.at)? {
+                self.last_compacted = Some(offset);
                 return Ok(Some(record));
             }
         }
+        self.last_compacted = None;
         if self.log.is_none() {
             let start = self.log_start()?;
             self.log = Some(LogReader::seek(self.shared.clone(), start)?);

@@ -197,6 +197,13 @@ pub struct Position {
     seen: u64,
 }
 
+impl Position {
+    /// Byte offset in the file of the next frame.
+    pub(super) fn offset(self) -> u64 {
+        self.offset
+    }
+}
+
 /// Writes a new compacted-records file under a temporary name; [`CompactedWriter::install`]
 /// makes it durable and puts it in place.
 pub struct CompactedWriter {

@@ -123,8 +123,16 @@ impl Log {
 
     /// As [`Log::append`], for the layer that owns the reserved kinds.
     pub(crate) fn append_owned(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
-        let batch = writer::Pending::encode([(kind, payload)], self.shared.opts.max_record_size)?;
-        Ok(group::append(&self.shared, batch)?.first)
+        Ok(self.append_owned_records([(kind, payload)])?.first)
+    }
+
+    /// As [`Log::append_records`], for the layer that owns the reserved kinds.
+    pub(crate) fn append_owned_records<'a>(
+        &self,
+        records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
+    ) -> Result<Appended> {
+        let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
+        group::append(&self.shared, batch)
     }
 
     /// Encodes a batch of the public append functions: kinds reserved by the layer above are

@@ -38,6 +38,8 @@ pub struct LogReader {
     index_from: u64,
     /// Base LSN of the current segment, when this reader knows it.
     segment_base: Option<Lsn>,
+    /// Offset of the frame last returned, in the current segment.
+    last_frame: u64,
 }
 
 /// Position and fields of a decoded frame; the payload is `map[start..end]`.
@@ -79,6 +81,7 @@ impl LogReader {
             in_batch: false,
             index_from: offset,
             segment_base: Some(segment_base),
+            last_frame: offset,
         };
         while reader.next < lsn {
             if reader.advance()?.is_none() {
@@ -96,6 +99,13 @@ impl LogReader {
     #[must_use]
     pub fn position(&self) -> Lsn {
         self.next
+    }
+
+    /// Where the record last returned by [`LogReader::next`] is: its segment file and the byte
+    /// offset of its frame there.
+    #[must_use]
+    pub fn last_location(&self) -> (std::path::PathBuf, u64) {
+        (self.segment.path.clone(), self.last_frame)
     }
 
     /// The next record, or `None` once the reader has caught up with the published tail (call
@@ -135,6 +145,7 @@ impl LogReader {
                         end: start + f.payload.len(),
                     };
                     self.in_batch = f.batch_continues();
+                    self.last_frame = self.offset;
                     self.offset += f.len as u64;
                     self.next = self.next.next();
                     return Ok(Some(found));

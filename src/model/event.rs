@@ -16,8 +16,8 @@ use crate::types::{Lsn, Timestamp};
 /// Record kind of coordination events in the log.
 pub const EVENT_RECORD_KIND: u16 = 1;
 
-/// Record kinds the coordination layer owns on a store's log (1: events; the rest kept for
-/// it). Raw appends of these kinds through the log of a coordinator or the command line are
+/// Record kinds the coordination layer owns on a store's log (1: events, 2: tombstones; the
+/// rest kept for it). Raw appends of these kinds through the log of a coordinator or the command line are
 /// refused ([`crate::Error::ReservedKind`]); applications use kinds from 16 up.
 pub const COORDINATION_KINDS: std::ops::RangeInclusive<u16> = 1..=15;
 

@@ -11,6 +11,7 @@ mod ids;
 pub mod limits;
 mod retention;
 mod task;
+mod tombstone;
 
 pub use context::{access, Access, ContextEntry, SetCondition, Visibility, Withheld};
 pub use dependency::{ArtifactType, Dependency, DependencyStatus};
@@ -21,3 +22,4 @@ pub use ids::{
 };
 pub use retention::{Entity, Role, Supersession};
 pub use task::{ClaimPolicy, NewTask, Priority, Task, TaskStatus, DEFAULT_MAX_ATTEMPTS};
+pub use tombstone::{Tombstone, TOMBSTONE_RECORD_KIND};

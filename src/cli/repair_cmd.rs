@@ -1,0 +1,88 @@
+//! `maos-coord repair`: coordination records the store cannot decode, and the tombstones that
+//! get past them (log-format.md, "Tombstones"). Without `--apply` it only says what it would
+//! do.
+
+use serde_json::json;
+
+use super::{Failure, Out, StoreArgs, EXIT_CORRUPT};
+use maos_coord::coordinator::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
+
+/// Arguments of `repair`.
+#[derive(clap::Args)]
+pub struct RepairArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Record the tombstones (without it, print what would be done and change nothing).
+    #[arg(long)]
+    apply: bool,
+    /// One JSON object per undecodable record.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `repair`.
+pub fn run(args: &RepairArgs, out: &mut Out) -> Result<(), Failure> {
+    let log = open_store_log(&args.store.root)?;
+    let unreadable = find_unreadable(&log)?;
+    let skipped = if args.apply { skip_unreadable(&log, &unreadable)? } else { Vec::new() };
+    for u in &unreadable {
+        let action = match (u.skipped, args.apply) {
+            (true, _) => "already skipped",
+            (false, true) => "skipped now",
+            (false, false) => "would skip (run with --apply)",
+        };
+        if args.json {
+            out.line(json!({
+                "lsn": u.lsn.get(), "segment": u.segment, "offset": u.offset, "reason": u.reason,
+                "action": action.split(' ').next().unwrap_or_default(),
+                "skipped": u.skipped || args.apply,
+            }))?;
+        } else {
+            out.line(describe(u, action))?;
+        }
+    }
+    if unreadable.is_empty() && !args.json {
+        out.line("every coordination record decodes: nothing to repair")?;
+    }
+    if !skipped.is_empty() && !args.json {
+        out.line(format_args!(
+            "recorded {} tombstone(s); the records stay in the log for audit",
+            skipped.len()
+        ))?;
+    }
+    Ok(())
+}
+
+/// One line about an undecodable record.
+pub fn describe(u: &Unreadable, action: &str) -> String {
+    format!(
+        "LSN {} ({}, byte offset {}): cannot decode: {}: {action}",
+        u.lsn,
+        u.segment.display(),
+        u.offset,
+        u.reason
+    )
+}
+
+/// For `log verify`: fails with exit code 3 if a coordination record does not decode and no
+/// tombstone skips it.
+pub fn check(log: &maos_coord::Log, out: &mut Out, as_json: bool) -> Result<(), Failure> {
+    let unreadable = find_unreadable(log)?;
+    let unskipped: Vec<&Unreadable> = unreadable.iter().filter(|u| !u.skipped).collect();
+    if !as_json {
+        for u in unreadable.iter().filter(|u| u.skipped) {
+            out.line(describe(u, "skipped by a tombstone"))?;
+        }
+    }
+    match unskipped.first() {
+        None => Ok(()),
+        Some(first) => Err(Failure::Error(
+            format!(
+                "{} coordination record(s) cannot be decoded, the first: {} (`maos-coord repair` shows the fix)",
+                unskipped.len(),
+                describe(first, "not skipped")
+            ),
+            EXIT_CORRUPT,
+        )),
+    }
+}
