@@ -392,6 +392,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The log starts after its first record (compaction removed a prefix), so the store can
+    /// only be rebuilt from a snapshot that covers that prefix, and none does.
+    #[error("the log starts at LSN {first} (compaction removed the records before it), so the store can only be rebuilt from a snapshot in {}, and none is usable: {}", dir.display(), if rejected.is_empty() { "there is none".to_owned() } else { rejected.join("; ") })]
+    NoUsableSnapshot {
+        /// The snapshot directory.
+        dir: PathBuf,
+        /// The log's first LSN.
+        first: Lsn,
+        /// Each snapshot file and why it was rejected.
+        rejected: Vec<String>,
+    },
+
     /// The agent registered again since this handle registered it: the handle speaks for an
     /// earlier incarnation, whose claims and locks were released or taken over.
     #[error("agent {agent}: incarnation {yours} was superseded by incarnation {current} (the agent registered again)")]

@@ -116,3 +116,35 @@ async fn another_handle_keeps_working_during_and_after_compaction() {
     busy(&other, &me, 9).await;
     assert_eq!(state(&other), state(&c));
 }
+
+#[tokio::test]
+async fn every_snapshot_damaged_after_compaction_is_an_error_naming_each_file_and_why() {
+    use std::os::unix::fs::FileExt;
+    let root = tempfile::tempdir().unwrap();
+    let (c, _) = store(root.path()).await;
+    let report = c.compact(&CompactOptions::default()).unwrap();
+    assert!(!report.removed.is_empty());
+    let first = c.log().first_lsn().unwrap();
+    drop(c);
+    let dir = root.path().join(".maos/coordination/snapshots");
+    let mut snaps: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    snaps.sort();
+    assert!(!snaps.is_empty());
+    for snap in &snaps {
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(snap).unwrap();
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, 100).unwrap();
+        file.write_all_at(&[byte[0] ^ 0xff], 100).unwrap(); // inside the body
+    }
+    let err = options(root.path()).open().err().unwrap();
+    let Error::NoUsableSnapshot { first: f, rejected, .. } = &err else { panic!("{err}") };
+    assert_eq!(*f, first);
+    assert_eq!(rejected.len(), snaps.len(), "{err}");
+    for (snap, why) in snaps.iter().rev().zip(rejected) {
+        assert!(
+            why.starts_with(&snap.display().to_string()) && why.contains("body checksum mismatch"),
+            "{why}"
+        );
+    }
+    assert!(err.to_string().contains("can only be rebuilt from a snapshot"), "{err}");
+}

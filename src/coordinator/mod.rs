@@ -177,8 +177,14 @@ impl CoordinatorOptions {
         let state = state.unwrap_or_else(State::new);
         let first = log.first_lsn()?;
         if state.next_lsn < first {
-            // The records between the state and the log's start were compacted away.
-            return Err(Error::Compacted { requested: state.next_lsn, first });
+            // The records between the state and the log's start were compacted away: only a
+            // snapshot at or past the log's start can rebuild the store.
+            let mut rejected: Vec<String> =
+                skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
+            if state.next_lsn > Lsn::FIRST {
+                rejected.push(format!("the newest usable snapshot ends at LSN {}", state.next_lsn));
+            }
+            return Err(Error::NoUsableSnapshot { dir: store.join("snapshots"), first, rejected });
         }
         let snapshots = SnapshotState::new(snapshots, state.next_lsn, skipped);
         let coordinator = Coordinator {

@@ -154,10 +154,14 @@ pub fn read_file(path: &Path) -> std::result::Result<StateImage, String> {
     let mut body = Checksummed::new(&mut input);
     std::io::copy(&mut body, &mut std::io::sink()).map_err(unreadable)?;
     if body.len != len {
-        return Err("body length mismatch".into());
+        return Err(format!(
+            "body length mismatch: the header says {len} bytes, the file holds {}",
+            body.len
+        ));
     }
-    if body.crc.finalize() != crc {
-        return Err("body checksum mismatch".into());
+    let computed = body.crc.finalize();
+    if computed != crc {
+        return Err(format!("body checksum mismatch (stored {crc:#010x}, computed {computed:#010x})"));
     }
     input.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(unreadable)?;
     let image = decode_body(version, input.take(len))?;
@@ -181,12 +185,13 @@ fn check_header(header: &[u8]) -> std::result::Result<(u32, u64, u64, u32), Stri
     if header.get(..8) != Some(SNAPSHOT_MAGIC.as_slice()) {
         return Err("bad magic".into());
     }
-    if u32_at(header, 44) != crc32fast::hash(header.get(..44).unwrap_or_default()) {
-        return Err("header checksum mismatch".into());
+    let (stored, computed) = (u32_at(header, 44), crc32fast::hash(header.get(..44).unwrap_or_default()));
+    if stored != computed {
+        return Err(format!("header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"));
     }
     let version = u32_at(header, 8);
     if !(1..=SNAPSHOT_VERSION).contains(&version) || u32_at(header, 12) != 0 {
-        return Err(format!("unsupported version {version}"));
+        return Err(format!("unsupported version {version} (this build reads 1 to {SNAPSHOT_VERSION})"));
     }
     Ok((version, u64_at(header, 16), u64_at(header, 32), u32_at(header, 40)))
 }
