@@ -226,6 +226,6 @@ async fn a_coordination_record_that_does_not_decode_is_an_error_naming_its_lsn()
         c.log().append(maos_coord::RecordKind::new(999).unwrap(), b"someone else's").unwrap();
     }
     let err = Coordinator::open(root.path()).err().unwrap();
-    assert!(matches!(err, Error::Decode { lsn, .. } if lsn.get() == 2), "{err}");
-    assert!(err.to_string().contains("cannot decode record 2"));
+    assert!(matches!(err, Error::UndecodableRecord { lsn, .. } if lsn.get() == 2), "{err}");
+    assert!(err.to_string().contains("cannot decode coordination record LSN 2"), "{err}");
 }

@@ -175,3 +175,40 @@ async fn an_agent_restarted_after_sigkill_can_resume_its_claim() {
     c.complete_task(&w, &t.id, vec![]).await.unwrap();
     assert_eq!(c.get_task(&t.id).unwrap().unwrap().status, TaskStatus::Completed);
 }
+
+/// Starts a process that holds a temporary file in `dir` of the store, as a writer does while it
+/// writes; returns the process and the file once it exists.
+fn temp_holder(root: &std::path::Path, dir: &str, stem: &str) -> (std::process::Child, std::path::PathBuf) {
+    use std::io::BufRead;
+    let mut child = spawn(root, "w", &["hold-temp", "--dir", dir, "--stem", stem]);
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+    (child, std::path::PathBuf::from(line.trim()))
+}
+
+#[tokio::test]
+async fn temporary_files_of_killed_writers_are_removed_and_those_of_live_writers_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    let me = AgentId::new("me").unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    let (mut dead_snap, dead_snap_file) = temp_holder(root.path(), "snapshots", "00000000000000000009.snap");
+    let (mut dead_cursor, dead_cursor_file) = temp_holder(root.path(), "cursors", "6d65.73.cursor");
+    let (mut live, live_file) = temp_holder(root.path(), "snapshots", "00000000000000000010.snap");
+    for child in [&mut dead_snap, &mut dead_cursor] {
+        child.kill().unwrap(); // SIGKILL mid-write
+        child.wait().unwrap();
+    }
+    assert!(dead_snap_file.exists() && dead_cursor_file.exists() && live_file.exists());
+    let reopened = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    assert!(!dead_snap_file.exists(), "opening removes a dead snapshot writer's file");
+    assert!(live_file.exists(), "a live writer's file stays");
+    reopened.snapshot().unwrap();
+    assert!(live_file.exists(), "pruning keeps it too");
+    drop(reopened.subscribe_durable(&me, "s", maos_coord::model::EventFilter::all()).unwrap());
+    assert!(!dead_cursor_file.exists(), "a durable subscription removes a dead cursor writer's file");
+    live.kill().unwrap();
+    live.wait().unwrap();
+    reopened.snapshot().unwrap();
+    assert!(!live_file.exists(), "once its writer died, the next prune removes it");
+}

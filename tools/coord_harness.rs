@@ -5,6 +5,8 @@
 //! - `barrier`: signal a barrier as a participant, then wait until it completes.
 //! - `lock`: take and release a lock N times; prints each fencing token.
 //! - `hold`: claim one task, print `claimed TASK`, then hold it until the process is killed.
+//! - `hold-temp`: create a temporary file in a directory of the store as a snapshot or cursor
+//!   writer does while it writes, print its path, then hold it until the process is killed.
 //! - `compact`: compact the store (`--keyed`), optionally aborting the process right after a
 //!   given step (`--abort-at-step`, see `maos_coord::log::fault::abort_at_compaction_step`).
 
@@ -37,6 +39,14 @@ struct Args {
 enum Cmd {
     Claim,
     Hold,
+    HoldTemp {
+        /// Directory under the store (`snapshots`, `cursors`).
+        #[arg(long)]
+        dir: String,
+        /// Name the temporary file is made from (`00000000000000000042.snap`).
+        #[arg(long)]
+        stem: String,
+    },
     Cas {
         #[arg(long)]
         key: String,
@@ -78,6 +88,18 @@ async fn run(args: Args) -> Result<(), Error> {
     let durability = if args.sync { Durability::Sync } else { Durability::Buffered };
     let c = Coordinator::options(&args.root).durability(durability).open()?;
     let me = AgentId::new(args.agent)?;
+    if let Cmd::HoldTemp { dir, stem } = &args.command {
+        use std::io::Write;
+        let dir = maos_coord::coordinator::store_dir(&args.root).join(dir);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::InvalidArgument { name: "dir", reason: e.to_string() })?;
+        let path = maos_coord::fs::fault::hold_temp_file(&dir, stem, b"half-written")?;
+        println!("{}", path.display());
+        std::io::stdout().flush().ok();
+        loop {
+            std::thread::park();
+        }
+    }
     if let Cmd::Compact { keyed, abort_at_step } = args.command {
         if let Some(step) = abort_at_step {
             maos_coord::log::fault::abort_at_compaction_step(step);
@@ -139,7 +161,7 @@ async fn run(args: Args) -> Result<(), Error> {
                 c.unlock(&me, &lock).await?;
             }
         }
-        Cmd::Compact { .. } => {}
+        Cmd::Compact { .. } | Cmd::HoldTemp { .. } => {}
     }
     Ok(())
 }

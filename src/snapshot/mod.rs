@@ -36,10 +36,19 @@ pub struct SkippedSnapshot {
 }
 
 impl Snapshots {
-    /// The snapshots in `dir` (created if missing), keeping the newest `keep`.
+    /// The snapshots in `dir` (created if missing), keeping the newest `keep`. Temporary files
+    /// of snapshot writers that died mid-write are removed (never those of a live writer:
+    /// [`crate::fs`]).
     pub fn open(dir: &Path, keep: usize) -> Result<Snapshots> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-        Ok(Snapshots { dir: dir.to_owned(), keep: keep.max(1) })
+        let snapshots = Snapshots { dir: dir.to_owned(), keep: keep.max(1) };
+        snapshots.sweep()?;
+        Ok(snapshots)
+    }
+
+    /// Removes the temporary files of snapshot writers that died mid-write.
+    fn sweep(&self) -> Result<Vec<PathBuf>> {
+        crate::fs::sweep(&self.dir, |name| name.contains(".snap."))
     }
 
     /// Snapshot files, newest (highest LSN) first.
@@ -64,27 +73,27 @@ impl Snapshots {
         use std::os::unix::fs::FileExt;
         let lsn = state.next_lsn.get();
         let path = self.dir.join(format!("{lsn:020}.snap"));
-        let tmp = self.dir.join(format!("{lsn:020}.snap.{}.tmp", std::process::id()));
-        let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, file));
-        out.inner.write_all(&[0; HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
-        rmp_serde::encode::write_named(&mut out, state).map_err(|e| match e {
-            rmp_serde::encode::Error::InvalidValueWrite(inner) => Error::io("write", &tmp, inner.into()),
-            other => Error::Encode { reason: other.to_string() },
-        })?;
-        let (crc, len) = (out.crc.clone().finalize(), out.len);
-        let file = out.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-        file.write_all_at(&header(SNAPSHOT_VERSION, lsn, len, crc), 0)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io("rename", &tmp, e))?;
-        sync_dir(&self.dir)?;
+        let temp = crate::fs::TempFile::create(&self.dir, &format!("{lsn:020}.snap"))?;
+        let tmp = temp.path().to_owned();
+        {
+            let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, temp.file()));
+            out.inner.write_all(&[0; HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
+            rmp_serde::encode::write_named(&mut out, state).map_err(|e| match e {
+                rmp_serde::encode::Error::InvalidValueWrite(inner) => Error::io("write", &tmp, inner.into()),
+                other => Error::Encode { reason: other.to_string() },
+            })?;
+            let (crc, len) = (out.crc.clone().finalize(), out.len);
+            let file = out.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
+            file.write_all_at(&header(SNAPSHOT_VERSION, lsn, len, crc), 0)
+                .map_err(|e| Error::io("write", &tmp, e))?;
+        }
+        temp.persist(&path)?;
         self.prune()?;
         Ok(path)
     }
 
     fn prune(&self) -> Result<()> {
+        self.sweep()?;
         let mut removed = false;
         for (_, path) in self.list()?.into_iter().skip(self.keep) {
             match std::fs::remove_file(&path) {

@@ -2,7 +2,8 @@
 //! many times the record at its head was handed out. Small, checksummed, replaced atomically.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::fs::TempFile;
 
 use crate::error::{Error, Result};
 use crate::log::format::{u32_at, u64_at};
@@ -114,9 +115,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<CursorState>> {
 /// Replaces (or creates) a cursor file: durable when this returns.
 pub(crate) fn write(path: &Path, state: CursorState) -> Result<()> {
     let dir = parent(path)?;
-    let tmp = write_temporary(dir, path, state)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("rename", &tmp, e))?;
-    sync_dir(dir)
+    write_temporary(dir, path, state)?.persist(path)
 }
 
 /// Creates a cursor file holding `state` unless one exists (another process may create it at
@@ -126,8 +125,8 @@ pub(crate) fn create(path: &Path, state: CursorState) -> Result<(CursorState, bo
     let dir = parent(path)?;
     let tmp = write_temporary(dir, path, state)?;
     // A hard link never replaces an existing file: creating and filling it is one step.
-    let linked = std::fs::hard_link(&tmp, path);
-    std::fs::remove_file(&tmp).map_err(|e| Error::io("remove", &tmp, e))?;
+    let linked = std::fs::hard_link(tmp.path(), path);
+    drop(tmp); // removes the temporary name
     match linked {
         Ok(()) => {
             sync_dir(dir)?;
@@ -148,21 +147,26 @@ fn parent(path: &Path) -> Result<&Path> {
     })
 }
 
-/// Writes and syncs `….PID.N.tmp` beside `path` (N: a number of this process, so that
-/// threads writing the same cursor never share a temporary file).
-fn write_temporary(dir: &Path, path: &Path, state: CursorState) -> Result<PathBuf> {
-    static WRITES: AtomicU64 = AtomicU64::new(0);
+/// Writes and syncs a temporary file `<cursor file name>.PID.N.tmp` beside `path`, locked
+/// while this process writes it ([`crate::fs::TempFile`]).
+fn write_temporary(dir: &Path, path: &Path, state: CursorState) -> Result<TempFile> {
+    use std::io::Write;
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.{}.tmp", std::process::id(), WRITES.fetch_add(1, Ordering::Relaxed)));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, state.encode()).map_err(|e| Error::io("write", &tmp, e))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io("fsync", &tmp, e))?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cursor");
+    let tmp = TempFile::create(dir, name)?;
+    tmp.file().write_all(&state.encode()).map_err(|e| Error::io("write", tmp.path(), e))?;
+    tmp.file().sync_all().map_err(|e| Error::io("fsync", tmp.path(), e))?;
     Ok(tmp)
 }
 
+/// Removes the temporary cursor files in the store's cursor directory that writers killed
+/// mid-write left behind.
+pub(crate) fn sweep(store: &Path) -> Result<Vec<PathBuf>> {
+    crate::fs::sweep(&cursor_dir(store), |name| name.contains(".cursor."))
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
+    crate::fs::sync_dir(dir)
 }
 
 #[cfg(test)]

@@ -258,6 +258,7 @@ impl Coordinator {
         }
         self.read(|s| require_agent(s, agent))??;
         let path = cursor_path(&self.store_dir(), agent, name);
+        file::sweep(&self.store_dir())?;
         let (saved, created) = match read_cursor(&path)? {
             Some(saved) => (saved, false),
             None => file::create(&path, CursorState::at(self.log.first_lsn()?))?,

@@ -1,0 +1,194 @@
+//! Temporary files of the store's writers, and the sweep that removes those a killed writer left
+//! behind (log-format.md, "Temporary files").
+//!
+//! A writer holds an exclusive advisory lock (`flock`) on its temporary file from before the
+//! file has a name until the file is renamed into place or removed: the file is created unnamed
+//! (`O_TMPFILE`), locked, then linked under its temporary name. The kernel drops the lock when
+//! the writer's process dies, however it dies. So a temporary file that nobody holds a lock on is
+//! stale, and a sweep that can take the lock removes it: no process ids are guessed, and a live
+//! writer's file is never touched. (On a filesystem without `O_TMPFILE` the file is created
+//! under its name and then locked; a sweep in between may remove it, and the writer then fails
+//! with an error naming the file, never with a wrong file in place.)
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, CWD};
+
+use crate::error::{Error, Result};
+
+/// A temporary file being written, locked by this process until it is put in place or dropped
+/// (then it is removed).
+#[derive(Debug)]
+pub(crate) struct TempFile {
+    file: File,
+    path: PathBuf,
+    placed: bool,
+}
+
+impl TempFile {
+    /// Creates `dir/<stem>.<pid>.<n>.tmp` (n counts this process's temporary files), readable
+    /// and writable by its owner only, locked.
+    pub(crate) fn create(dir: &Path, stem: &str) -> Result<TempFile> {
+        static CREATED: AtomicU64 = AtomicU64::new(0);
+        let n = CREATED.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{stem}.{}.{n}.tmp", std::process::id()));
+        let file = match unnamed(dir) {
+            Ok(file) => {
+                lock(&file, &path)?;
+                let fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+                rustix::fs::linkat(CWD, fd.as_str(), CWD, &path, AtFlags::SYMLINK_FOLLOW)
+                    .map_err(|e| Error::io("link", &path, e.into()))?;
+                file
+            }
+            Err(_) => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(&path)
+                    .map_err(|e| Error::io("create", &path, e))?;
+                lock(&file, &path)?;
+                file
+            }
+        };
+        Ok(TempFile { file, path, placed: false })
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Its temporary name.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Syncs the file, renames it to `to` (replacing what was there) and syncs the directory:
+    /// after a crash, either the old file or the whole new one is there.
+    pub(crate) fn persist(mut self, to: &Path) -> Result<()> {
+        self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))?;
+        std::fs::rename(&self.path, to).map_err(|e| Error::io("rename", &self.path, e))?;
+        self.placed = true;
+        sync_dir(to.parent().unwrap_or(Path::new(".")))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.placed {
+            // Best effort: if this fails, the next sweep removes it once the lock is gone.
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Syncs a directory (its entries: created, renamed, removed files).
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
+}
+
+/// Removes the temporary files in `dir` whose names `is_temp` accepts and that no live writer
+/// holds; returns them. Files it cannot lock (a writer is at work) or that vanish meanwhile are
+/// left alone.
+pub(crate) fn sweep(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read directory", dir, e)),
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| n.ends_with(".tmp") && is_temp(n)) else { continue };
+        let path = dir.join(name);
+        let Ok(file) = File::open(&path) else { continue };
+        if rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // a live writer holds it
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path, e)),
+        }
+    }
+    if !removed.is_empty() {
+        tracing::info!(dir = %dir.display(), files = removed.len(), "removed temporary files of writers that died");
+        sync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
+/// An unnamed file in `dir`, readable and writable by its owner only.
+fn unnamed(dir: &Path) -> rustix::io::Result<File> {
+    let fd = rustix::fs::openat(
+        CWD,
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::RUSR | Mode::WUSR,
+    )?;
+    Ok(File::from(fd))
+}
+
+fn lock(file: &File, path: &Path) -> Result<()> {
+    rustix::fs::flock(file.as_fd(), FlockOperation::LockExclusive)
+        .map_err(|e| Error::io("lock", path, e.into()))
+}
+
+#[doc(hidden)]
+/// Crash-test hooks: a temporary file held by this process, as a writer killed mid-write
+/// leaves one.
+pub mod fault {
+    use std::path::Path;
+
+    use crate::error::Result;
+
+    /// Creates and keeps (leaks) a locked temporary file `dir/<stem>.<pid>.<n>.tmp` holding
+    /// `bytes`, as a snapshot or cursor writer has one while it writes; returns its path. For
+    /// crash tests only: the lock goes when the process dies.
+    pub fn hold_temp_file(dir: &Path, stem: &str, bytes: &[u8]) -> Result<std::path::PathBuf> {
+        use std::io::Write;
+        let temp = super::TempFile::create(dir, stem)?;
+        let path = temp.path().to_owned();
+        temp.file().write_all(bytes).map_err(|e| crate::error::Error::io("write", &path, e))?;
+        std::mem::forget(temp);
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sweep_removes_only_temporary_files_nobody_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = TempFile::create(dir.path(), "live.snap").unwrap();
+        std::fs::write(dir.path().join("dead.snap.1.0.tmp"), b"left by a killed writer").unwrap();
+        std::fs::write(dir.path().join("other.tmp"), b"not ours").unwrap();
+        let removed = sweep(dir.path(), |n| n.contains(".snap.")).unwrap();
+        assert_eq!(removed, [dir.path().join("dead.snap.1.0.tmp")]);
+        assert!(live.path().exists(), "a live writer's file stays");
+        assert!(dir.path().join("other.tmp").exists(), "names the caller does not claim stay");
+        let target = dir.path().join("live.snap");
+        let path = live.path().to_owned();
+        live.persist(&target).unwrap();
+        assert!(target.exists() && !path.exists());
+    }
+
+    #[test]
+    fn a_dropped_temporary_file_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = TempFile::create(dir.path(), "x").unwrap();
+        let path = temp.path().to_owned();
+        assert!(path.exists());
+        drop(temp);
+        assert!(!path.exists());
+    }
+}
