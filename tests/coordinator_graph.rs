@@ -104,7 +104,14 @@ async fn barriers_complete_when_every_participant_signalled() {
 #[tokio::test]
 async fn locks_have_leases_and_increasing_fencing_tokens() {
     let root = tempfile::tempdir().unwrap();
-    let (c, a) = setup(root.path()).await;
+    let clock = maos_coord::ManualClock::starting_now();
+    let c = Coordinator::options(root.path())
+        .durability(Durability::Buffered)
+        .clock(clock.shared())
+        .open()
+        .unwrap();
+    let a = agent("lead");
+    c.register_agent(&a, "lead", vec![]).await.unwrap();
     let b = agent("other");
     c.register_agent(&b, "r", vec![]).await.unwrap();
     let l = LockName::new("deploy").unwrap();
@@ -112,11 +119,13 @@ async fn locks_have_leases_and_increasing_fencing_tokens() {
     assert!(c.try_lock(&b, &l, Duration::from_millis(100)).await.unwrap().is_none());
     let err = c.unlock(&b, &l).await.unwrap_err();
     assert!(matches!(err, Error::LockHeld { .. }), "{err}");
+    clock.advance(Duration::from_millis(150)); // a's lease ends
     let second = c.lock(&b, &l, Duration::from_secs(1), Duration::from_secs(2)).await.unwrap();
     assert!(second.token > first.token, "a lapsed lease frees the lock, with a larger token");
     c.unlock(&b, &l).await.unwrap();
     let third = c.try_lock(&a, &l, Duration::from_secs(1)).await.unwrap().unwrap();
     assert!(third.token > second.token);
+    // The clock stands still: a's lease never ends while b waits, so b's wait times out.
     assert!(matches!(
         c.lock(&b, &l, Duration::from_secs(1), Duration::from_millis(30)).await,
         Err(Error::Timeout { .. })

@@ -30,10 +30,15 @@ fn dropping_the_last_handle_ends_the_background_threads() {
     let clone = synced.clone();
     drop(synced);
     drop(flushed);
-    std::thread::sleep(Duration::from_millis(300));
+    // The flusher ends once it notices (no fixed wait: a generous bound only guards a hang).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while log_threads() > 1 {
+        assert!(Instant::now() < deadline, "the flusher outlived its log");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     assert_eq!(log_threads(), 1, "a clone keeps its log open");
     drop(clone);
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while log_threads() > 0 {
         assert!(Instant::now() < deadline, "background threads outlived the log");
         std::thread::sleep(Duration::from_millis(10));
