@@ -58,15 +58,28 @@ async fn claims_take_the_highest_priority_then_the_oldest_that_the_agent_can_do(
 }
 
 #[tokio::test]
-async fn creating_again_with_an_idempotency_key_returns_the_first_task_and_appends_nothing() {
+async fn creating_again_with_an_idempotency_key_returns_the_first_task_only_for_the_same_request() {
     let root = tempfile::tempdir().unwrap();
     let c = open(root.path());
     let a = agent("a");
     c.register_agent(&a, "r", vec![]).await.unwrap();
     let first = c.create_task(&a, NewTask::new("build").idempotency_key("build-42")).await.unwrap();
     let next = c.log().next_lsn();
-    let again = c.create_task(&a, NewTask::new("other name").idempotency_key("build-42")).await.unwrap();
+    let again = c.create_task(&a, NewTask::new("build").idempotency_key("build-42")).await.unwrap();
     assert_eq!(again, first);
+    assert_eq!(c.log().next_lsn(), next, "nothing appended");
+    // The key reused for another task is a conflict naming the difference, not the first task.
+    let err = c.create_task(&a, NewTask::new("other name").idempotency_key("build-42")).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::AlreadyExists { difference, .. } if difference.starts_with("name")),
+        "{err}"
+    );
+    let err = c
+        .create_task(&a, NewTask::new("build").id(TaskId::new("x").unwrap()).idempotency_key("build-42"))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::AlreadyExists { difference, .. } if difference.starts_with("id")), "{err}");
+    assert_eq!(c.get_task(&TaskId::new("x").unwrap()).unwrap(), None);
     assert_eq!(c.log().next_lsn(), next, "nothing appended");
     let err = c.create_task(&a, NewTask::new("x").id(first.id.clone())).await.unwrap_err();
     assert!(matches!(err, Error::AlreadyExists { what: "task", .. }), "{err}");

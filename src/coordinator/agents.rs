@@ -93,6 +93,7 @@ impl Coordinator {
         agent: &AgentId,
         registration: Registration,
     ) -> Result<Registered> {
+        crate::model::validate_name("role", &registration.role)?;
         for capability in &registration.capabilities {
             crate::model::validate_name("capability", capability)?;
         }

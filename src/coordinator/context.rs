@@ -207,6 +207,10 @@ fn next_version(
     };
     if !holds {
         let expected = match condition {
+            // The version matches but the key is deleted or expired: no version matches it.
+            SetCondition::VersionIs(v) if v == version => {
+                format!("version {v} of a live value (the key is deleted or expired: set it with the Absent condition)")
+            }
             SetCondition::VersionIs(v) => format!("version {v}"),
             _ => "absent".to_owned(),
         };

@@ -35,7 +35,7 @@ pub use agents::{HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use compaction::{CompactOptions, CompactionReport};
 pub use context::SetOptions;
-pub use cursor::{DurableOptions, DurableSubscription, SCAN_PERSIST_RECORDS};
+pub use cursor::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use sync::LockGrant;

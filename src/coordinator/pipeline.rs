@@ -24,7 +24,8 @@ pub struct PipelineStage {
 /// Where a pipeline stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineStatus {
-    /// Pending, InProgress, Completed, or Failed (with the failed task).
+    /// Pending, InProgress, Completed, Failed (naming a failed task) or Cancelled (naming a
+    /// cancelled task; failure goes first).
     pub status: TaskStatus,
     /// Each stage's name and tasks, in order.
     pub stages: Vec<(String, Vec<Task>)>,
@@ -127,6 +128,9 @@ impl Coordinator {
             let status = if let Some(failed) = all.iter().find(|t| matches!(t.status, TaskStatus::Failed(_)))
             {
                 TaskStatus::Failed(format!("task {} failed", failed.id))
+            } else if let Some(cancelled) = all.iter().find(|t| matches!(t.status, TaskStatus::Cancelled(_)))
+            {
+                TaskStatus::Cancelled(format!("task {} was cancelled", cancelled.id))
             } else if all.iter().all(|t| t.status == TaskStatus::Completed) {
                 TaskStatus::Completed
             } else if all.iter().any(|t| t.status != TaskStatus::Pending) {

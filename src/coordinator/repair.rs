@@ -103,9 +103,9 @@ pub fn find_unreadable(log: &Log) -> Result<Vec<Unreadable>> {
     while let Some(record) = reader.next()? {
         let lsn = record.lsn;
         let failed = match record.kind.get() {
-            EVENT_RECORD_KIND if !Recorded::is_custom(record.payload) => {
-                Recorded::decode(lsn, record.payload).err()
-            }
+            // Application events too: replay passes over them without decoding, but
+            // subscriptions and audits decode them.
+            EVENT_RECORD_KIND => Recorded::decode(lsn, record.payload).err(),
             TOMBSTONE_RECORD_KIND => {
                 if let Ok(t) = Tombstone::decode(lsn, record.payload) {
                     skipped.insert(t.lsn);

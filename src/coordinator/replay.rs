@@ -25,7 +25,9 @@ pub(super) fn catch_up(log: &Log, skips: &Skips, state: &mut State, tail: Lsn) -
         let Some(record) = reader.next()? else { break };
         bytes += frame_len(record.payload.len()) as u64;
         if record.kind.get() != EVENT_RECORD_KIND {
-            state.next_lsn = record.lsn.next();
+            // Records of other kinds change no projection, but their time is recorded time:
+            // commands never decide with a time before it.
+            state.pass(record.lsn, record.timestamp);
         } else if Recorded::is_custom(record.payload) {
             state.pass(record.lsn, record.timestamp);
         } else {

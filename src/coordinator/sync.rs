@@ -33,6 +33,9 @@ impl Coordinator {
                 reason: "a barrier needs at least one".into(),
             });
         }
+        for participant in &participants {
+            crate::model::validate_name("barrier participant", participant)?;
+        }
         let (id, name) = (actor.clone(), name.clone());
         self.execute(actor, move |state, _| {
             require_agent(state, &id)?;
@@ -47,6 +50,7 @@ impl Coordinator {
     }
 
     /// Signals a barrier for `participant`; returns whether the barrier is now complete.
+    /// Signalling again changes nothing and appends nothing.
     pub async fn signal_barrier(
         &self,
         actor: &AgentId,
@@ -62,6 +66,9 @@ impl Coordinator {
                 .ok_or_else(|| Error::UnknownBarrier { barrier: barrier.to_string() })?;
             if !b.participants.contains(&participant) {
                 return Err(Error::NotParticipant { barrier: barrier.to_string(), participant });
+            }
+            if b.signalled.contains(&participant) {
+                return Ok((Vec::new(), ())); // signalled already: nothing to record
             }
             Ok((vec![Event::BarrierSignalled { name: barrier, participant }], ()))
         })

@@ -11,8 +11,11 @@ use crate::model::{
 use crate::types::Timestamp;
 
 impl Coordinator {
-    /// Creates a task. With an idempotency key that was used before, returns the first task and
-    /// appends nothing. With the id of a task that exists (whatever the key): the same
+    /// Creates a task. With an idempotency key that was used before, or an id that exists, and
+    /// the same definition, returns the task as it is and appends nothing; with another
+    /// definition it is [`Error::AlreadyExists`] naming the first difference (as idempotency keys
+    /// of HTTP APIs: a key reused for another request is a conflict). The name and required
+    /// capabilities must be valid names (not empty, at most 256 bytes, no control characters). With the id of a task that exists (whatever the key): the same
     /// definition returns that task as it is now and appends nothing; another is
     /// [`Error::AlreadyExists`] naming the first field that differs (name, description,
     /// priority, required capabilities (in any order), metadata, max_attempts, idempotency key).
@@ -41,6 +44,10 @@ impl Coordinator {
         providers: Vec<TaskId>,
     ) -> Result<Task> {
         self.check_value("task metadata", &spec.metadata)?;
+        crate::model::validate_name("task name", &spec.name)?;
+        for capability in &spec.required_capabilities {
+            crate::model::validate_name("required capability", capability)?;
+        }
         if spec.max_attempts == 0 {
             return Err(Error::InvalidArgument { name: "max_attempts", reason: "must be at least 1".into() });
         }
@@ -51,9 +58,10 @@ impl Coordinator {
                 if let Some(existing) =
                     spec.idempotency_key.as_deref().and_then(|k| state.tasks.by_idempotency_key(k))
                 {
-                    if spec.id.as_ref() != Some(&existing.id) {
-                        return Ok((Vec::new(), existing.id.clone()));
-                    }
+                    // As idempotency keys of HTTP APIs: the same request again gets the first
+                    // answer; the key reused for another request is a conflict.
+                    super::define::existing_task(state, existing, &spec, &providers)?;
+                    return Ok((Vec::new(), existing.id.clone()));
                 }
                 let id = spec.id.clone().unwrap_or_else(TaskId::generate);
                 if let Some(existing) = state.tasks.get(&id) {
@@ -208,7 +216,8 @@ impl Coordinator {
     /// `Pending` (unblocks, or releases a held task, as [`Coordinator::release_task`]),
     /// `Completed` of a held task (as [`Coordinator::complete_task`]), `Failed` (for good, from
     /// any unfinished status; a held task only by its holder), `Cancelled` (as
-    /// [`Coordinator::cancel_task`]). Acting on a held task needs a live lease. Claiming is
+    /// [`Coordinator::cancel_task`]). Unblocking a task one of whose dependencies failed is
+    /// [`Error::DependenciesNotReady`] naming them: it can never run. Acting on a held task needs a live lease. Claiming is
     /// [`Coordinator::claim_next_task`].
     pub async fn update_task_status(&self, agent: &AgentId, task: &TaskId, status: TaskStatus) -> Result<()> {
         let id = agent.clone();
@@ -228,7 +237,24 @@ impl Coordinator {
                 TaskStatus::Blocked(reason) if held => end_claim(state, current, End::Blocked { reason }),
                 TaskStatus::Blocked(reason) => vec![Event::TaskBlocked { task: task_id, reason }],
                 TaskStatus::Pending if held => end_claim(state, current, End::Released),
-                TaskStatus::Pending => vec![Event::TaskUnblocked { task: task_id }],
+                TaskStatus::Pending => {
+                    // A task waiting on a dependency that can never be met stays blocked.
+                    let failed: Vec<String> = state
+                        .deps
+                        .of_consumer(&task_id)
+                        .into_iter()
+                        .filter_map(|d| match &d.status {
+                            crate::model::DependencyStatus::Failed(reason) => {
+                                Some(format!("{}: {reason}", d.id))
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    if !failed.is_empty() {
+                        return Err(Error::DependenciesNotReady { task: task_id.to_string(), unmet: failed });
+                    }
+                    vec![Event::TaskUnblocked { task: task_id }]
+                }
                 TaskStatus::Completed => end_claim(state, current, End::Completed { outputs: Vec::new() }),
                 TaskStatus::InProgress => Vec::new(),
             };
@@ -265,8 +291,16 @@ impl Coordinator {
     }
 
     /// Tasks, all or those whose status has this name (`Pending`, `InProgress`, `Blocked`,
-    /// `Completed`, `Failed`), oldest first.
+    /// `Completed`, `Failed`, `Cancelled`), oldest first. [`Error::InvalidArgument`] for another
+    /// name.
     pub fn list_tasks(&self, status: Option<&str>) -> Result<Vec<Task>> {
+        const NAMES: [&str; 6] = ["Pending", "InProgress", "Blocked", "Completed", "Failed", "Cancelled"];
+        if let Some(name) = status.filter(|n| !NAMES.contains(n)) {
+            return Err(Error::InvalidArgument {
+                name: "status",
+                reason: format!("{name:?} is not one of {}", NAMES.join(", ")),
+            });
+        }
         self.read(|s| {
             s.tasks.iter().filter(|t| status.is_none_or(|n| t.status.name() == n)).cloned().collect()
         })

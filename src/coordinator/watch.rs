@@ -84,7 +84,12 @@ impl Subscription {
             {
                 Ok(Some(recorded)) => recorded,
                 Ok(None) => continue,
-                Err(e) => return Err(e.at(self.reader.last_location())),
+                Err(e) => {
+                    let error = e.at(self.reader.last_location());
+                    // Stay on the record: asking again fails again, never skips it.
+                    self.seek(lsn)?;
+                    return Err(error);
+                }
             };
             // Withholding only empties metadata, so what the full event does not match, the
             // delivered one does not either.

@@ -12,10 +12,29 @@ pub const MAX_NAME_LEN: usize = 256;
 
 /// Checks a name: 1 to [`MAX_NAME_LEN`] bytes, no control characters.
 pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
+    validate_up_to(what, name, MAX_NAME_LEN)
+}
+
+/// Checks an identifier: a name, and for a task id no `->`, which joins provider and consumer
+/// in a dependency id (so that no two dependencies share an id); a dependency id may be as long
+/// as two task ids and the `->` between them.
+fn validate_id(what: &'static str, name: &str) -> Result<()> {
+    match what {
+        "dependency id" => validate_up_to(what, name, 2 * MAX_NAME_LEN + 2),
+        "task id" if name.contains("->") => Err(Error::InvalidName {
+            what,
+            name: name.chars().take(64).collect(),
+            reason: "contains `->`, which joins provider and consumer in dependency ids".into(),
+        }),
+        _ => validate_name(what, name),
+    }
+}
+
+fn validate_up_to(what: &'static str, name: &str, max: usize) -> Result<()> {
     let reason = if name.is_empty() {
         "is empty".to_owned()
-    } else if name.len() > MAX_NAME_LEN {
-        format!("is {} bytes long; at most {MAX_NAME_LEN} are allowed", name.len())
+    } else if name.len() > max {
+        format!("is {} bytes long; at most {max} are allowed", name.len())
     } else if let Some(c) = name.chars().find(|c| c.is_control()) {
         format!("contains the control character {c:?}")
     } else {
@@ -35,7 +54,7 @@ macro_rules! name_type {
             /// Validates and wraps a name.
             pub fn new(name: impl Into<String>) -> Result<$name> {
                 let name = name.into();
-                validate_name($what, &name)?;
+                validate_id($what, &name)?;
                 Ok($name(name.into()))
             }
 
@@ -126,6 +145,10 @@ mod tests {
         assert!(e.contains("agent id") && e.contains("empty"), "{e}");
         let e = TaskId::new("a\nb").unwrap_err().to_string();
         assert!(e.contains("control character"), "{e}");
+        let e = TaskId::new("x->y").unwrap_err().to_string();
+        assert!(e.contains("`->`"), "{e}");
+        let long = "t".repeat(256);
+        assert!(DependencyId::new(format!("{long}->{long}")).is_ok(), "two longest task ids link");
     }
 
     #[test]

@@ -22,6 +22,11 @@ use crate::types::{Lsn, RecordKind};
 /// unacknowledged writes its scan position once it is this many records past its cursor.
 pub const SCAN_PERSIST_RECORDS: u64 = 1024;
 
+/// Longest agent id and subscription name of a durable subscription, together, in bytes: the
+/// cursor file is named by both, hex-encoded (`2 × 105 + 8` bytes, plus 36 while it is being
+/// written, stays within the 255 bytes of a file name).
+pub const MAX_CURSOR_NAMES: usize = 105;
+
 /// Options of a durable subscription ([`Coordinator::subscribe_durable_with`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurableOptions {
@@ -241,7 +246,10 @@ impl Coordinator {
     /// Errors: [`Error::Compacted`] if the cursor's position was compacted away (by a forced
     /// compaction; [`Coordinator::reset_cursor`] moves it on), [`Error::CorruptCursor`] for a
     /// damaged cursor file, [`Error::UnknownAgent`] unless `agent` is registered and active,
-    /// [`Error::InvalidArgument`] for an invalid name or `max_deliveries` of 0.
+    /// [`Error::InvalidName`] for an invalid name; [`Error::InvalidArgument`] for
+    /// `max_deliveries` of 0, or an agent id and name longer than [`MAX_CURSOR_NAMES`] bytes
+    /// together (they name the cursor file, hex-encoded, within the 255-byte limit of file
+    /// names).
     pub fn subscribe_durable_with(
         &self,
         agent: &AgentId,
@@ -250,6 +258,15 @@ impl Coordinator {
         opts: DurableOptions,
     ) -> Result<DurableSubscription> {
         crate::model::validate_name("subscription name", name)?;
+        if agent.as_str().len() + name.len() > MAX_CURSOR_NAMES {
+            return Err(Error::InvalidArgument {
+                name: "subscription name",
+                reason: format!(
+                    "agent id {agent} and subscription name {name} are {} bytes together; a durable subscription allows at most {MAX_CURSOR_NAMES} (they name its cursor file)",
+                    agent.as_str().len() + name.len()
+                ),
+            });
+        }
         if opts.max_deliveries == Some(0) {
             return Err(Error::InvalidArgument {
                 name: "max_deliveries",
