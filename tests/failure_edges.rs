@@ -182,3 +182,14 @@ async fn empty_names_are_refused_and_a_second_signal_appends_nothing() {
     assert!(!c.signal_barrier(&a, &b, "x").await.unwrap());
     assert_eq!(c.log().next_lsn(), after_first, "a second signal appends nothing");
 }
+
+#[tokio::test]
+async fn a_record_too_large_for_the_log_is_refused_naming_what_it_records() {
+    let root = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let (c, a) = with_agent(root.path(), &clock).await;
+    let before = c.log().next_lsn();
+    let err = c.create_task(&a, NewTask::new("t").description("d".repeat(2 << 20))).await.unwrap_err();
+    assert!(matches!(&err, Error::ValueTooLarge { what, .. } if what == "a TaskCreated record"), "{err}");
+    assert_eq!(c.log().next_lsn(), before);
+}

@@ -278,6 +278,7 @@ impl Coordinator {
         let skips = self.skips.clone();
         let actor = actor.clone();
         let clock = self.opts.clock.clone();
+        let max = self.log.opts().max_record_size;
         let (appended, value) = self
             .log
             .append_with_async_as(
@@ -289,7 +290,9 @@ impl Coordinator {
                     let kind = RecordKind::new(EVENT_RECORD_KIND)?;
                     let records = events
                         .into_iter()
-                        .map(|event| Ok((kind, readable(Recorded { actor: actor.clone(), event })?)))
+                        .map(|event| {
+                            Ok((kind, encode_checked(Recorded { actor: actor.clone(), event }, max)?))
+                        })
                         .collect::<Result<Vec<_>>>()?;
                     Ok(Built { records, value })
                 },
@@ -362,10 +365,19 @@ impl Coordinator {
     }
 }
 
-/// The payload of `recorded`, once it is known to read back as written: the one check that no
-/// record the store cannot read is ever appended, whatever a command put into it.
-fn readable(recorded: Recorded) -> Result<Vec<u8>> {
+/// The payload of `recorded`, once it is known to fit a record of at most `max` bytes and to
+/// read back as written: the one check that no record the store cannot take or read is ever
+/// appended, whatever a command put into it. Too large: [`Error::ValueTooLarge`] naming the
+/// record's event type.
+fn encode_checked(recorded: Recorded, max: u32) -> Result<Vec<u8>> {
     let payload = recorded.encode()?;
+    if payload.len() > max as usize {
+        return Err(Error::ValueTooLarge {
+            what: format!("a {} record", recorded.event.type_name()),
+            size: payload.len(),
+            max: max as usize,
+        });
+    }
     match Recorded::decode(Lsn(0), &payload) {
         Ok(back) if back == recorded => Ok(payload),
         Ok(_) => Err(Error::Unreadable {
@@ -409,7 +421,7 @@ mod tests {
         let deep = (0..1100).fold(serde_json::Value::Null, |v, _| serde_json::Value::Array(vec![v]));
         let event = Event::Custom { event_type: "deep".into(), data: deep, metadata: Default::default() };
         let actor = AgentId::new("a").unwrap();
-        let err = readable(Recorded { actor: actor.clone(), event }).unwrap_err();
+        let err = encode_checked(Recorded { actor: actor.clone(), event }, 1 << 20).unwrap_err();
         assert!(
             matches!(&err, Error::Unreadable { event, reason } if event == "deep" && reason.contains("depth")),
             "{err}"
@@ -419,6 +431,8 @@ mod tests {
             data: serde_json::json!([1]),
             metadata: Default::default(),
         };
-        assert!(readable(Recorded { actor, event: fine }).is_ok());
+        assert!(encode_checked(Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
+        let err = encode_checked(Recorded { actor, event: fine }, 10).unwrap_err();
+        assert!(matches!(&err, Error::ValueTooLarge { what, max: 10, .. } if what == "a ok record"), "{err}");
     }
 }
