@@ -8,8 +8,12 @@ use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// `b"MAOSSEG\0"`.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MAOSSEG\0";
-/// The format version written by this build, and the only one it reads.
+/// Version of the lock file and compacted-records file layouts, and of the first segment
+/// header layout.
 pub const FORMAT_VERSION: u32 = 1;
+/// The segment header version this build writes: 2 adds the durable mark (bytes 40..52). Version
+/// 1 headers are still read.
+pub const SEGMENT_VERSION: u32 = 2;
 /// Largest segment a header may announce (and the largest `segment_size` option): 1 GiB.
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 /// Size of the segment header; the first frame starts here.
@@ -20,6 +24,11 @@ const HDR_BASE_LSN: usize = 16;
 const HDR_CREATED: usize = 24;
 const HDR_CAPACITY: usize = 32;
 const HDR_RESERVED: usize = 40;
+/// Offset of the durable mark in a version-2 header: `u64` LSN, `u32` CRC of those 8 bytes.
+pub const HDR_DURABLE_MARK: usize = 40;
+/// Length of the durable mark.
+pub const DURABLE_MARK_LEN: usize = 12;
+const HDR_RESERVED_V2: usize = HDR_DURABLE_MARK + DURABLE_MARK_LEN;
 const HDR_CRC: usize = 60;
 
 /// The decoded segment header.
@@ -73,11 +82,11 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         put(&mut b, 0, &SEGMENT_MAGIC);
-        put(&mut b, HDR_VERSION, &FORMAT_VERSION.to_le_bytes());
+        put(&mut b, HDR_VERSION, &SEGMENT_VERSION.to_le_bytes());
         put(&mut b, HDR_BASE_LSN, &self.base_lsn.0.to_le_bytes());
         put(&mut b, HDR_CREATED, &self.created.0.to_le_bytes());
         put(&mut b, HDR_CAPACITY, &self.capacity.to_le_bytes());
-        let crc = crc32fast::hash(&b[..HDR_CRC]);
+        let crc = header_crc(&b, SEGMENT_VERSION);
         put(&mut b, HDR_CRC, &crc.to_le_bytes());
         b
     }
@@ -88,16 +97,18 @@ impl SegmentHeader {
         if b.get(..8) != Some(SEGMENT_MAGIC.as_slice()) {
             return Err(HeaderError::Magic);
         }
+        let version = u32_at(b, HDR_VERSION);
         let stored = u32_at(b, HDR_CRC);
-        let computed = crc32fast::hash(b.get(..HDR_CRC).unwrap_or_default());
+        let computed = header_crc(b, version);
         if stored != computed {
             return Err(HeaderError::Checksum { stored, computed });
         }
-        let version = u32_at(b, HDR_VERSION);
-        if version != FORMAT_VERSION {
-            return Err(HeaderError::Version(version));
-        }
-        if u32_at(b, HDR_FLAGS) != 0 || b.get(HDR_RESERVED..HDR_CRC).is_some_and(nonzero) {
+        let reserved_from = match version {
+            FORMAT_VERSION => HDR_RESERVED,
+            SEGMENT_VERSION => HDR_RESERVED_V2,
+            other => return Err(HeaderError::Version(other)),
+        };
+        if u32_at(b, HDR_FLAGS) != 0 || b.get(reserved_from..HDR_CRC).is_some_and(nonzero) {
             return Err(HeaderError::Invalid("flags or reserved bytes are set"));
         }
         let header = SegmentHeader {
@@ -115,6 +126,67 @@ impl SegmentHeader {
             return Err(HeaderError::Invalid("capacity larger than 1 GiB"));
         }
         Ok(header)
+    }
+}
+
+/// The header CRC: of bytes 0..60 in version 1; in version 2 of bytes 0..40 followed by 52..60,
+/// leaving out the durable mark, which is rewritten in place and carries its own CRC.
+fn header_crc(b: &[u8], version: u32) -> u32 {
+    if version == FORMAT_VERSION {
+        return crc32fast::hash(b.get(..HDR_CRC).unwrap_or_default());
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(b.get(..HDR_DURABLE_MARK).unwrap_or_default());
+    h.update(b.get(HDR_RESERVED_V2..HDR_CRC).unwrap_or_default());
+    h.finalize()
+}
+
+/// The durable mark of a segment header (log-format.md, "Durable mark"): a lower bound of the
+/// durable watermark, kept with the data it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurableMark {
+    /// A version-1 header: it has no mark, so the watermark within the segment is unknown.
+    Unsupported,
+    /// A version-2 header whose mark was never written: nothing of the segment was synced by a
+    /// sync that recorded its mark.
+    Unset,
+    /// Every record of the segment below this LSN was on stable storage before the mark was
+    /// written.
+    Below(Lsn),
+    /// The mark's CRC does not match: damaged.
+    Damaged,
+}
+
+impl DurableMark {
+    /// Reads the mark of a header (at least [`SEGMENT_HEADER_LEN`] bytes; the header itself is
+    /// checked by [`SegmentHeader::decode`]).
+    #[must_use]
+    pub fn read(header: &[u8]) -> DurableMark {
+        if u32_at(header, HDR_VERSION) != SEGMENT_VERSION {
+            return DurableMark::Unsupported;
+        }
+        let Some(mark) = header.get(HDR_DURABLE_MARK..HDR_DURABLE_MARK + DURABLE_MARK_LEN) else {
+            return DurableMark::Damaged;
+        };
+        if !nonzero(mark) {
+            return DurableMark::Unset;
+        }
+        let lsn = u64_at(mark, 0);
+        if lsn != 0 && u32_at(mark, 8) == crc32fast::hash(mark.get(..8).unwrap_or_default()) {
+            DurableMark::Below(Lsn(lsn))
+        } else {
+            DurableMark::Damaged
+        }
+    }
+
+    /// The 12 bytes of a mark saying every record below `lsn` (not 0) is durable.
+    #[must_use]
+    pub fn encode(lsn: Lsn) -> [u8; DURABLE_MARK_LEN] {
+        let mut b = [0u8; DURABLE_MARK_LEN];
+        put(&mut b, 0, &lsn.0.to_le_bytes());
+        let crc = crc32fast::hash(&lsn.0.to_le_bytes());
+        put(&mut b, 8, &crc.to_le_bytes());
+        b
     }
 }
 
@@ -427,13 +499,32 @@ mod tests {
     #[test]
     fn header_round_trip_and_bit_flips() {
         let h = SegmentHeader { base_lsn: Lsn(77), created: Timestamp(5), capacity: 1 << 20 };
-        let b = h.encode();
+        let mut b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        assert_eq!(DurableMark::read(&b), DurableMark::Unset);
+        b[HDR_DURABLE_MARK..HDR_DURABLE_MARK + DURABLE_MARK_LEN]
+            .copy_from_slice(&DurableMark::encode(Lsn(90)));
+        assert_eq!(SegmentHeader::decode(&b), Ok(h), "the mark is outside the header CRC");
+        assert_eq!(DurableMark::read(&b), DurableMark::Below(Lsn(90)));
         for bit in 0..b.len() * 8 {
             let mut g = b;
             g[bit / 8] ^= 1 << (bit % 8);
-            assert!(SegmentHeader::decode(&g).is_err(), "bit {bit}");
+            let caught = SegmentHeader::decode(&g).is_err() || DurableMark::read(&g) == DurableMark::Damaged;
+            assert!(caught, "bit {bit}");
         }
+    }
+
+    #[test]
+    fn version_1_headers_are_read_and_have_no_mark() {
+        let h = SegmentHeader { base_lsn: Lsn(3), created: Timestamp(5), capacity: 8192 };
+        let mut b = h.encode();
+        b[HDR_VERSION..HDR_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let crc = crc32fast::hash(&b[..HDR_CRC]);
+        b[HDR_CRC..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        assert_eq!(DurableMark::read(&b), DurableMark::Unsupported);
+        b[45] = 1;
+        assert!(SegmentHeader::decode(&b).is_err(), "version 1 covers bytes 40..60 with its CRC");
     }
 
     #[test]

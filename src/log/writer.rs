@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::control::Tail;
@@ -113,6 +113,9 @@ pub(crate) struct Writer {
     pub(super) appender_turn: Condvar,
     repairs: Mutex<Vec<TornTailReport>>,
     writeback: Writeback,
+    /// Base LSN of the segment into whose header this process wrote a durable mark that no
+    /// `fdatasync` of this process has covered yet (0: none); synced when the log is dropped.
+    pub(super) mark_unsynced: AtomicU64,
 }
 
 /// The newest segment, as the current leader writes it.
@@ -141,6 +144,7 @@ impl Writer {
             appender_turn: Condvar::new(),
             repairs: Mutex::new(Vec::new()),
             writeback: Writeback::new(),
+            mark_unsynced: AtomicU64::new(0),
         }
     }
 
@@ -317,8 +321,14 @@ fn catch_up(shared: &Shared, active: &mut Option<Active>, tail: &mut Tail) -> Re
     if shared.control.write_end() > tail.offset {
         let len = io::file_len(&active.file, &active.path)?;
         let image = io::map_read(&active.file, &active.path, len)?;
-        let (torn, _adopted) =
-            recovery::repair_interrupted(&shared.control, &shared.opts, &active.path, &active.file, &image)?;
+        let (torn, _adopted) = recovery::repair_interrupted(
+            &shared.control,
+            &shared.opts,
+            &active.path,
+            &active.file,
+            &image,
+            "append",
+        )?;
         *tail = shared.control.tail();
         if let Some(torn) = torn {
             lock(&shared.writer.repairs).push(torn);
