@@ -3,6 +3,7 @@
 
 mod demo;
 mod log_cmd;
+mod repair;
 mod store_cmd;
 
 use std::io::Write;
