@@ -97,6 +97,9 @@ pub(crate) fn append(dir: &Path, entry: &JournalEntry) -> Result<()> {
 /// The last `limit` entries of the journal in `dir`, oldest first; none if there is no journal.
 /// Reads only. A line that does not parse (a line torn by a crash, or written by a later
 /// version) is skipped.
+///
+/// # Errors
+/// [`Error::Io`] if the journal exists but cannot be read.
 pub fn read_latest(dir: &Path, limit: usize) -> Result<Vec<JournalEntry>> {
     let path = journal_path(dir);
     let text = match std::fs::read_to_string(&path) {

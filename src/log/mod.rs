@@ -325,6 +325,9 @@ impl Log {
     /// The latest `limit` entries of the recovery journal (log-format.md, "Recovery journal"),
     /// oldest first: what recovery in any process cut from the segment files, and when. Reads
     /// only.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the journal exists but cannot be read.
     pub fn recovery_journal(&self, limit: usize) -> Result<Vec<JournalEntry>> {
         journal::read_latest(&self.shared.dir, limit)
     }

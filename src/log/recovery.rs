@@ -102,37 +102,21 @@ pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Recov
 pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(Control, RecoveryReport)> {
     let boot = io::boot_id();
     let this_boot = lock.as_ref().and_then(|c| this_boot_watermark(c, boot));
-    if let Some(control) = lock.filter(|_| this_boot.is_some()) {
-        let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
-        if tail_path.is_file() {
-            let file = io::open_read(&tail_path)?;
-            let len = io::file_len(&file, &tail_path)?;
-            let map = io::map_read(&file, &tail_path, len)?;
-            if tail_matches_segment(control.tail(), &map, opts) {
-                // Under the shared lock no appender is mid-write: bytes past the tail are a dead
-                // appender's, which the next appender repairs.
-                let pending = interrupted(&control, opts, &tail_path, &map);
-                control.unlock_file();
-                let (adopted_records, torn) = match pending {
-                    Some((repaired, torn)) => (repaired.lsn.0 - control.tail_lsn().0, torn),
-                    None => (0, None),
-                };
-                if let Some(torn) = &torn {
-                    refuse_if_strict(opts, torn)?;
-                }
-                let report = RecoveryReport {
-                    next_lsn: control.tail_lsn(),
-                    torn,
-                    adopted_records,
-                    durable_lsn: control.durable_lsn(),
-                    watermark_known: true,
-                    read_only: true,
-                    ..RecoveryReport::default()
-                };
-                return Ok((control, report));
-            }
+    let warm = match (&lock, this_boot) {
+        (Some(control), Some(_)) => inspect_warm(dir, control, opts)?,
+        _ => None,
+    };
+    if let (Some(control), Some(report)) = (lock.as_ref().filter(|_| warm.is_some()), &warm) {
+        control.unlock_file();
+        if let Some(torn) = &report.torn {
+            refuse_if_strict(opts, torn)?;
         }
     }
+    // Otherwise the lock file (if any) stays open, and locked, until the segments are examined.
+    let _held = match (lock, warm) {
+        (Some(control), Some(report)) => return Ok((control, report)),
+        (lock, _) => lock,
+    };
     let mut report = RecoveryReport { cold: true, read_only: true, ..RecoveryReport::default() };
     report.removed = leftover_files(dir)?;
     let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, false)? else {
@@ -148,6 +132,35 @@ pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(
     report.durable_lsn = newest.watermark.lsn;
     report.watermark_known = newest.watermark.known;
     Ok((control, report))
+}
+
+/// The report of a read-only open that can follow the lock file (of this boot, and agreeing with
+/// the newest segment), or `None` if it cannot. Called with the shared lock held: no appender is
+/// mid-write, so bytes past the tail are a dead appender's, which the next appender repairs.
+fn inspect_warm(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Option<RecoveryReport>> {
+    let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
+    if !tail_path.is_file() {
+        return Ok(None);
+    }
+    let file = io::open_read(&tail_path)?;
+    let len = io::file_len(&file, &tail_path)?;
+    let map = io::map_read(&file, &tail_path, len)?;
+    if !tail_matches_segment(control.tail(), &map, opts) {
+        return Ok(None);
+    }
+    let (adopted_records, torn) = match interrupted(control, opts, &tail_path, &map) {
+        Some((repaired, torn)) => (repaired.lsn.0.saturating_sub(control.tail_lsn().0), torn),
+        None => (0, None),
+    };
+    Ok(Some(RecoveryReport {
+        next_lsn: control.tail_lsn(),
+        torn,
+        adopted_records,
+        durable_lsn: control.durable_lsn(),
+        watermark_known: true,
+        read_only: true,
+        ..RecoveryReport::default()
+    }))
 }
 
 /// The newest segment and the durable watermark of the lock file, if the lock file was written
