@@ -1,5 +1,6 @@
-//! Segment format version 2 (the durable mark) next to version 1: the mark follows the syncs,
-//! and a store written in version 1 still opens, reads and takes appends, judged by the rule of
+//! Segment format version 2 (the durable watermark in frames and the header's durable mark) next
+//! to version 1: frames record the watermark, closing marks the last sync, and a store written in
+//! version 1 still opens, reads and takes appends, judged by the rule of
 //! version 1 while its newest segment has no mark.
 
 mod common;
@@ -8,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::{forget_tail, kind, payload, read_all, segment_files, small};
-use maos_coord::log::format::{DurableMark, FORMAT_VERSION, SEGMENT_VERSION};
+use maos_coord::log::format::{decode_frame, Decoded, DurableMark, FORMAT_VERSION, SEGMENT_VERSION};
 use maos_coord::{Durability, Error, Lsn};
 
 fn header(seg: &Path) -> [u8; 64] {
@@ -27,28 +28,39 @@ fn make_version_1(seg: &Path) {
     std::fs::OpenOptions::new().write(true).open(seg).unwrap().write_all_at(&h, 0).unwrap();
 }
 
+/// The durable watermark each frame of a segment records.
+fn recorded(seg: &Path) -> Vec<Option<Lsn>> {
+    let bytes = std::fs::read(seg).unwrap();
+    let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+    let (mut at, mut lsn, mut out) = (64, Lsn(base), Vec::new());
+    while let Decoded::Frame(f) = decode_frame(&bytes[at..], lsn, 1024) {
+        out.push(f.durable_before);
+        at += f.len;
+        lsn = lsn.next();
+    }
+    out
+}
+
 #[test]
-fn the_durable_mark_follows_the_syncs_and_closing_covers_the_last() {
+fn frames_record_the_durable_watermark_and_closing_marks_the_last_sync() {
     let dir = tempfile::tempdir().unwrap();
     {
         let buffered = small(dir.path()).open().unwrap();
         buffered.append(kind(), b"not synced").unwrap();
-        let seg = segment_files(dir.path()).pop().unwrap();
-        assert_eq!(DurableMark::read(&header(&seg)), DurableMark::Unset, "no sync, no mark");
     }
-    let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
     let seg = segment_files(dir.path()).pop().unwrap();
+    assert_eq!(DurableMark::read(&header(&seg)), DurableMark::Unset, "no sync, no mark");
+    let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
     assert_eq!(u32::from_le_bytes(header(&seg)[8..12].try_into().unwrap()), SEGMENT_VERSION);
     for i in 2..=4 {
-        let lsn = log.append(kind(), &payload(i)).unwrap();
-        assert_eq!(
-            DurableMark::read(&header(&seg)),
-            DurableMark::Below(lsn.next()),
-            "written after each sync"
-        );
+        log.append(kind(), &payload(i)).unwrap();
     }
+    // Records 1 and 2 were written while nothing was synced; 3 and 4 each after the sync of the
+    // record before.
+    assert_eq!(recorded(&seg), [Some(Lsn(1)), Some(Lsn(1)), Some(Lsn(3)), Some(Lsn(4))]);
+    assert_eq!(DurableMark::read(&header(&seg)), DurableMark::Unset, "syncs do not touch the header");
     drop(log);
-    assert_eq!(DurableMark::read(&header(&seg)), DurableMark::Below(Lsn(5)));
+    assert_eq!(DurableMark::read(&header(&seg)), DurableMark::Below(Lsn(5)), "closing marks the last sync");
 }
 
 #[test]
@@ -73,7 +85,10 @@ fn a_version_1_store_opens_reads_and_moves_to_version_2_segment_by_segment() {
     assert_eq!(DurableMark::read(&header(&old)), DurableMark::Unsupported, "version 1 stays version 1");
     let newest = segment_files(dir.path()).pop().unwrap();
     assert_ne!(newest, old);
-    assert!(matches!(DurableMark::read(&header(&newest)), DurableMark::Below(_)));
+    assert!(recorded(&newest).iter().all(Option::is_some), "version-2 frames record the watermark");
+    let appended_to_version_1 = &recorded(&old)[5..];
+    assert!(!appended_to_version_1.is_empty());
+    assert!(appended_to_version_1.iter().all(Option::is_none), "frames appended to version 1 do not");
     drop(log);
     forget_tail(dir.path());
     assert_eq!(read_all(&small(dir.path()).open().unwrap()).len(), 80);

@@ -24,16 +24,18 @@ pub struct Watermark {
 }
 
 impl Watermark {
-    /// The watermark of the newest segment `base`, from its `header` bytes and, if the lock file
-    /// was written during this boot and names this segment as the newest, the durable LSN it
-    /// holds (exact within a boot). Every segment before the newest was synced when it was
-    /// sealed, so the watermark is never below `base`.
+    /// The watermark of the newest segment `base`, from its `header` bytes (the durable mark),
+    /// the highest watermark its intact frames `recorded`, and, if the lock file was written
+    /// during this boot and names this segment as the newest, the durable LSN it holds (exact
+    /// within a boot). Every segment before the newest was synced when it was sealed, so the
+    /// watermark is never below `base`.
     #[must_use]
-    pub fn of(base: Lsn, header: &[u8], this_boot: Option<Lsn>) -> Watermark {
+    pub fn of(base: Lsn, header: &[u8], recorded: Option<Lsn>, this_boot: Option<Lsn>) -> Watermark {
+        let floor = recorded.map_or(base, |r| r.max(base));
         let from_mark = match DurableMark::read(header) {
-            DurableMark::Unsupported | DurableMark::Damaged => Watermark { lsn: base, known: false },
-            DurableMark::Unset => Watermark { lsn: base, known: true },
-            DurableMark::Below(lsn) => Watermark { lsn: lsn.max(base), known: true },
+            DurableMark::Unsupported | DurableMark::Damaged => Watermark { lsn: floor, known: false },
+            DurableMark::Unset => Watermark { lsn: floor, known: true },
+            DurableMark::Below(lsn) => Watermark { lsn: lsn.max(floor), known: true },
         };
         match this_boot {
             Some(durable) => Watermark { lsn: from_mark.lsn.max(durable), known: true },
@@ -167,14 +169,16 @@ mod tests {
     }
 
     #[test]
-    fn the_mark_and_the_lock_file_raise_the_watermark_never_below_the_base() {
+    fn the_mark_the_frames_and_the_lock_file_raise_the_watermark_never_below_the_base() {
         let mut header = SegmentHeader { base_lsn: Lsn(10), created: Timestamp(0), capacity: 8192 }.encode();
-        assert_eq!(Watermark::of(Lsn(10), &header, None), known(10));
-        assert_eq!(Watermark::of(Lsn(10), &header, Some(Lsn(14))), known(14));
+        assert_eq!(Watermark::of(Lsn(10), &header, None, None), known(10));
+        assert_eq!(Watermark::of(Lsn(10), &header, None, Some(Lsn(14))), known(14));
+        assert_eq!(Watermark::of(Lsn(10), &header, Some(Lsn(13)), None), known(13));
+        assert_eq!(Watermark::of(Lsn(10), &header, Some(Lsn(3)), None), known(10));
         header[40..52].copy_from_slice(&DurableMark::encode(Lsn(12)));
-        assert_eq!(Watermark::of(Lsn(10), &header, None), known(12));
-        assert_eq!(Watermark::of(Lsn(10), &header, Some(Lsn(11))), known(12));
+        assert_eq!(Watermark::of(Lsn(10), &header, None, None), known(12));
+        assert_eq!(Watermark::of(Lsn(10), &header, Some(Lsn(15)), Some(Lsn(11))), known(15));
         header[44] ^= 1;
-        assert_eq!(Watermark::of(Lsn(10), &header, None), Watermark { lsn: Lsn(10), known: false });
+        assert_eq!(Watermark::of(Lsn(10), &header, None, None), Watermark { lsn: Lsn(10), known: false });
     }
 }

@@ -182,18 +182,6 @@ impl Control {
         Ok(AppendLock { control: self, _in_process: in_process })
     }
 
-    /// As [`Control::lock`], but `None` at once if another thread of this process holds it (or
-    /// this thread does, further up its stack).
-    pub fn try_lock(&self) -> Result<Option<AppendLock<'_>>> {
-        let in_process = match self.in_process.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
-        };
-        self.lock_file()?;
-        Ok(Some(AppendLock { control: self, _in_process: in_process }))
-    }
-
     fn lock_file(&self) -> Result<()> {
         match &self.file {
             Some(file) => file.lock().map_err(|e| Error::io("lock", &self.path, e)),

@@ -223,7 +223,9 @@ const FR_TIME: usize = 16;
 const FR_KIND: usize = 24;
 const FR_FLAGS: usize = 26;
 const FR_MARKER: usize = 27;
-const FR_RESERVED: usize = 28;
+/// Offset of the durable distance: `u32`, 0 or `n`: when the frame was written, every record
+/// below `LSN + 1 - n` was durable (segment version 2; log-format.md, "Record frame").
+const FR_DURABLE: usize = 28;
 
 /// Total bytes a frame with `payload_len` payload bytes occupies (header, payload, padding).
 #[must_use]
@@ -246,6 +248,9 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
     /// Bytes the frame occupies, padding included.
     pub len: usize,
+    /// From the frame's durable distance: when it was written, every record below this LSN was
+    /// on stable storage. `None` when the frame does not say (distance 0).
+    pub durable_before: Option<Lsn>,
 }
 
 impl Frame<'_> {
@@ -284,6 +289,22 @@ pub fn push_unfinished_frame(out: &mut Vec<u8>, kind: RecordKind, payload: &[u8]
 /// Sets LSN, time and flags of an unfinished frame (which starts at `frame[0]` and is exactly
 /// one frame long) and computes its checksum.
 pub fn finalize_frame(frame: &mut [u8], lsn: Lsn, timestamp: Timestamp, flags: u8) {
+    finalize_frame_durable(frame, lsn, timestamp, flags, None);
+}
+
+/// As [`finalize_frame`], also recording that every record below `durable` (at most `lsn`) was
+/// on stable storage when the frame was written: the durable distance `lsn + 1 - durable`, or
+/// nothing (0) when `durable` is `None` or the distance does not fit 32 bits.
+pub fn finalize_frame_durable(
+    frame: &mut [u8],
+    lsn: Lsn,
+    timestamp: Timestamp,
+    flags: u8,
+    durable: Option<Lsn>,
+) {
+    let distance =
+        durable.filter(|d| *d <= lsn).and_then(|d| u32::try_from(lsn.0 - d.0 + 1).ok()).unwrap_or(0);
+    put(frame, FR_DURABLE, &distance.to_le_bytes());
     put(frame, FR_LSN, &lsn.0.to_le_bytes());
     put(frame, FR_TIME, &timestamp.0.to_le_bytes());
     put(frame, FR_FLAGS, &[flags]);
@@ -368,9 +389,6 @@ fn check_frame_fields(frame: &[u8], len: u32, total: usize, rule: LsnRule) -> De
     if flags & !FLAG_BATCH_CONTINUES != 0 {
         return Decoded::Invalid(FrameError::Reserved { what: "flags" });
     }
-    if u32_at(frame, FR_RESERVED) != 0 {
-        return Decoded::Invalid(FrameError::Reserved { what: "reserved" });
-    }
     let end = FRAME_HEADER_LEN + len as usize;
     if frame.get(end..total).is_some_and(nonzero) {
         return Decoded::Invalid(FrameError::Reserved { what: "padding" });
@@ -398,6 +416,10 @@ fn check_frame_fields(frame: &[u8], len: u32, total: usize, rule: LsnRule) -> De
         flags,
         payload: frame.get(FRAME_HEADER_LEN..end).unwrap_or_default(),
         len: total,
+        durable_before: match u32_at(frame, FR_DURABLE) {
+            0 => None,
+            n => (lsn.0 + 1).checked_sub(u64::from(n)).map(Lsn),
+        },
     })
 }
 

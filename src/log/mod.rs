@@ -465,7 +465,7 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         if !self.opts.read_only {
-            sync::sync_last_mark(self);
+            sync::mark_on_close(self);
         }
     }
 }

@@ -288,7 +288,8 @@ fn examine_newest(
         });
     }
     let trusted = this_boot.filter(|(segment, _)| *segment == base).map(|(_, durable)| durable);
-    let watermark = Watermark::of(base, &map, trusted);
+    let recorded = scan::recorded_durable(&map, base, opts.max_record_size);
+    let watermark = Watermark::of(base, &map, recorded, trusted);
     let verdict = analysis::judge(&path, &map, base, watermark, opts.max_record_size)?;
     let mark = DurableMark::read(&map);
     drop(map);

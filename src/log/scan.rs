@@ -133,26 +133,33 @@ pub fn valid_frame_follows(segment: &[u8], after: u64, lsn: Lsn, max_payload: u3
     false
 }
 
-/// LSN of the last intact record among `segment[from..to]`, walking from `from` with `lsn`
-/// expected first and, past bytes that are not the expected frame, resuming at the next aligned
-/// offset where an intact frame with a later LSN starts. `None` if no frame is intact.
+/// Calls `on_frame` for every intact frame among `segment[from..to]`, walking from `from` with
+/// `lsn` expected first and, past bytes that are not the expected frame, resuming at the next
+/// aligned offset where an intact frame with a later LSN starts.
 ///
-/// Used to report which LSNs a cut removes: after a power cut, records written after the last
-/// sync can reach the disk behind a hole.
-pub fn last_intact(segment: &[u8], from: u64, to: u64, lsn: Lsn, max_payload: u32) -> Option<Lsn> {
-    let bytes = segment;
-    let (mut at, mut next, mut last) = (from, lsn, None);
+/// After a power cut, records written after the last sync can reach the disk behind a hole: this
+/// finds them (to report which LSNs a cut removes, and the durable watermark their frames carry).
+pub fn intact_frames(
+    segment: &[u8],
+    from: u64,
+    to: u64,
+    lsn: Lsn,
+    max_payload: u32,
+    mut on_frame: impl FnMut(&Frame<'_>),
+) {
+    let (mut at, mut next) = (from, lsn);
     'walk: while at < to {
-        if let Some(Decoded::Frame(f)) = bytes.get(at as usize..).map(|b| decode_frame(b, next, max_payload))
+        if let Some(Decoded::Frame(f)) =
+            segment.get(at as usize..).map(|b| decode_frame(b, next, max_payload))
         {
-            last = Some(next);
+            on_frame(&f);
             at += f.len as u64;
             next = next.next();
             continue;
         }
         let mut probe = at + FRAME_ALIGN as u64;
         while probe + FRAME_HEADER_LEN as u64 <= to {
-            let rest = bytes.get(probe as usize..).unwrap_or_default();
+            let rest = segment.get(probe as usize..).unwrap_or_default();
             let found = Lsn(format::u64_at(rest, 8));
             if rest.get(27) == Some(&FRAME_MARKER)
                 && found > next
@@ -165,7 +172,24 @@ pub fn last_intact(segment: &[u8], from: u64, to: u64, lsn: Lsn, max_payload: u3
         }
         break;
     }
+}
+
+/// LSN of the last intact record among `segment[from..to]` (see [`intact_frames`]), if any.
+pub fn last_intact(segment: &[u8], from: u64, to: u64, lsn: Lsn, max_payload: u32) -> Option<Lsn> {
+    let mut last = None;
+    intact_frames(segment, from, to, lsn, max_payload, |f| last = Some(f.lsn));
     last
+}
+
+/// The highest durable watermark recorded by any intact frame of the segment `segment` whose
+/// first record is `base` (frames behind holes and damage included), if any records one.
+pub fn recorded_durable(segment: &[u8], base: Lsn, max_payload: u32) -> Option<Lsn> {
+    let to = nonzero_end(segment, format::SEGMENT_HEADER_LEN as u64);
+    let mut highest = None;
+    intact_frames(segment, format::SEGMENT_HEADER_LEN as u64, to, base, max_payload, |f| {
+        highest = highest.max(f.durable_before);
+    });
+    highest
 }
 
 /// Offset one past the last non-zero byte of `bytes[from..]`, or `from` if all are zero.

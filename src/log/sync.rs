@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use super::format::DurableMark;
 use super::options::Durability;
-use super::segment::Segment;
 use super::{io, lock, wait, Shared};
 use crate::error::Result;
 use crate::types::Lsn;
@@ -56,54 +55,49 @@ pub(crate) fn sync_gathering(shared: &Shared, upto: Lsn, gather: bool) -> Result
 const SYNC_GATHER: Duration = Duration::from_micros(500);
 
 /// Syncs the tail segment: everything below the tail LSN read first lies in it or in sealed
-/// (already synced) segments before it, so all of it becomes durable. Then records that in the
-/// segment's durable mark, which the next sync of the segment takes to the disk.
+/// (already synced) segments before it, so all of it becomes durable. The frames appended next
+/// record the raised watermark (log-format.md, "Record frame"), so it reaches the disk with them.
 fn sync_tail(shared: &Shared) -> Result<()> {
     let control = &shared.control;
     let target = control.tail_lsn();
     let base = control.tail_segment();
     let segment = shared.segment(base)?;
-    // This sync takes any mark written before it to the disk.
-    let _ = shared.writer.mark_unsynced.compare_exchange(base.0, 0, Ordering::AcqRel, Ordering::Acquire);
     io::sync_data(segment.file(), &segment.path)?;
     control.raise_durable(target);
-    record_durable_mark(shared, base, &segment, target)
-}
-
-/// Writes `target` (durable now) as the durable mark of segment `base`, if it is still the
-/// newest segment and its mark is lower (log-format.md, "Durable mark"). Under the append lock,
-/// so that marks only rise, are never written into a sealed segment and never race with
-/// recovery; skipped when another thread of this process holds the lock (a later sync writes
-/// it: a mark may lag, it is only ever a lower bound).
-fn record_durable_mark(shared: &Shared, base: Lsn, segment: &Segment, target: Lsn) -> Result<()> {
-    if target <= base {
-        return Ok(());
-    }
-    let Some(_append_lock) = shared.control.try_lock()? else { return Ok(()) };
-    if shared.control.tail_segment() != base {
-        return Ok(()); // sealed since: wholly durable
-    }
-    match segment.durable_mark() {
-        DurableMark::Unsupported => return Ok(()),
-        DurableMark::Below(lsn) if lsn >= target => return Ok(()),
-        _ => {}
-    }
-    segment.write_durable_mark(target)?;
-    shared.writer.mark_unsynced.store(base.0, Ordering::Release);
+    shared.writer.synced_segment.store(base.0, Ordering::Release);
     Ok(())
 }
 
-/// Takes a durable mark this process wrote, and no sync covered yet, to the disk: when the log
-/// is dropped, so that after a clean exit the mark covers every record acknowledged.
-pub(crate) fn sync_last_mark(shared: &Shared) {
-    let base = shared.writer.mark_unsynced.swap(0, Ordering::AcqRel);
-    if base == 0 {
+/// When the log is dropped after this process synced: records the durable watermark in the
+/// newest segment's durable mark and syncs it, so that after a clean exit the disk says every
+/// acknowledged record is durable, including those of the last sync, which no later frame
+/// records (log-format.md, "Durable mark"). Under the append lock, so that marks only rise,
+/// never change in a sealed segment and never race with recovery.
+pub(crate) fn mark_on_close(shared: &Shared) {
+    let base = Lsn(shared.writer.synced_segment.swap(0, Ordering::AcqRel));
+    if base.0 == 0 {
         return;
     }
-    let synced = shared.segment(Lsn(base)).and_then(|s| io::sync_data(s.file(), &s.path));
-    if let Err(e) = synced {
-        tracing::warn!(error = %e, "cannot sync the durable mark");
+    if let Err(e) = write_mark(shared, base) {
+        tracing::warn!(error = %e, "cannot record the durable mark");
     }
+}
+
+fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
+    let control = &shared.control;
+    let _append_lock = control.lock()?;
+    let durable = control.durable_lsn();
+    if control.tail_segment() != base || durable <= base {
+        return Ok(()); // sealed since (wholly durable), or nothing of it synced
+    }
+    let segment = shared.segment(base)?;
+    match segment.durable_mark() {
+        DurableMark::Unsupported => return Ok(()),
+        DurableMark::Below(lsn) if lsn >= durable => return Ok(()),
+        _ => {}
+    }
+    segment.write_durable_mark(durable)?;
+    io::sync_data(segment.file(), &segment.path)
 }
 
 /// The background thread of [`Durability::Flush`].

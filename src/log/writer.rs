@@ -80,15 +80,16 @@ impl Pending {
         self.count == 0 && self.deferred.is_none()
     }
 
-    /// Sets LSNs from `first`, the time and the batch flags, and computes the checksums.
-    fn finalize(&mut self, first: Lsn, time: Timestamp) {
+    /// Sets LSNs from `first`, the time, the batch flags and the durable distance (from
+    /// `durable`, if given), and computes the checksums.
+    fn finalize(&mut self, first: Lsn, time: Timestamp, durable: Option<Lsn>) {
         let mut at = 0;
         for i in 0..self.count {
             let Some(rest) = self.buf.get_mut(at..) else { return };
             let len = format::encoded_frame_len(rest);
             let flags = if i + 1 < self.count { FLAG_BATCH_CONTINUES } else { 0 };
             if let Some(frame) = rest.get_mut(..len) {
-                format::finalize_frame(frame, Lsn(first.0 + i), time, flags);
+                format::finalize_frame_durable(frame, Lsn(first.0 + i), time, flags, durable);
             }
             at += len;
         }
@@ -113,9 +114,9 @@ pub(crate) struct Writer {
     pub(super) appender_turn: Condvar,
     repairs: Mutex<Vec<TornTailReport>>,
     writeback: Writeback,
-    /// Base LSN of the segment into whose header this process wrote a durable mark that no
-    /// `fdatasync` of this process has covered yet (0: none); synced when the log is dropped.
-    pub(super) mark_unsynced: AtomicU64,
+    /// Base LSN of the segment this process last synced (0: none): its durable mark is written
+    /// when the log is dropped.
+    pub(super) synced_segment: AtomicU64,
 }
 
 /// The newest segment, as the current leader writes it.
@@ -131,6 +132,8 @@ struct Active {
     capacity: u64,
     /// Writeback was last requested up to this offset.
     written_back: u64,
+    /// The segment's header is version 2: frames record the durable watermark.
+    records_durable: bool,
 }
 
 impl Writer {
@@ -144,7 +147,7 @@ impl Writer {
             appender_turn: Condvar::new(),
             repairs: Mutex::new(Vec::new()),
             writeback: Writeback::new(),
-            mark_unsynced: AtomicU64::new(0),
+            synced_segment: AtomicU64::new(0),
         }
     }
 
@@ -204,8 +207,17 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
             fail_rest(&mut results, &e);
             break;
         }
+        // The segment the batch goes to (after a rollover, the new one).
+        let records_durable = match ensure_active(shared, &mut active, run.tail.segment) {
+            Ok(current) => current.records_durable,
+            Err(e) => {
+                fail_rest(&mut results, &e);
+                break;
+            }
+        };
+        let durable = records_durable.then(|| shared.control.durable_lsn());
         if let Some(pending) = group.get_mut(i) {
-            run.place(i, pending);
+            run.place(i, pending, durable);
         }
     }
     if let Err(e) = flush(shared, &mut active, &mut run, group, &mut results) {
@@ -228,8 +240,10 @@ struct Run {
 }
 
 impl Run {
-    fn place(&mut self, index: usize, pending: &mut Pending) {
-        pending.finalize(self.tail.lsn, self.time);
+    /// Places a batch after the run; `durable` is the durable watermark to record in its frames
+    /// (log-format.md, "Record frame"), `None` for a version-1 segment.
+    fn place(&mut self, index: usize, pending: &mut Pending, durable: Option<Lsn>) {
+        pending.finalize(self.tail.lsn, self.time, durable);
         let appended = Appended { first: self.tail.lsn, count: pending.count };
         self.tail.last_frame = self.tail.offset + pending.last_frame as u64;
         self.tail.offset += pending.buf.len() as u64;
@@ -357,10 +371,18 @@ fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
     let capacity = SegmentHeader::decode(&header)
         .map_err(|e| Error::CorruptHeader { segment: path.clone(), reason: e.to_string() })?
         .capacity;
+    let records_durable = format::u32_at(&header, 8) == format::SEGMENT_VERSION;
     if io::file_len(&file, &path)? < capacity {
         io::preallocate(&file, &path, capacity)?;
     }
-    Ok(Active { base, path, file: Arc::new(file), capacity, written_back: SEGMENT_HEADER_LEN as u64 })
+    Ok(Active {
+        base,
+        path,
+        file: Arc::new(file),
+        capacity,
+        written_back: SEGMENT_HEADER_LEN as u64,
+        records_durable,
+    })
 }
 
 /// Fault injection for crash tests: make the process abort in the middle of copying a batch.
