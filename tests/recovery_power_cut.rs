@@ -182,7 +182,8 @@ fn a_flipped_byte_below_the_recorded_watermark_is_corruption_on_every_image() {
     let (offset, lsn) = frame_of(&s.synced, base, mark.get() - 1);
     let work = tempfile::tempdir().unwrap();
     for (i, persisted) in subsets(&dirty, &mut rng).into_iter().enumerate().step_by(7) {
-        let dir = work.path().join(i.to_string());
+        let root = work.path().join(i.to_string());
+        let dir = root.join(".maos/coordination/log");
         let newest = s.image(&dir, &persisted, Some(offset + 40));
         let before = std::fs::read(&newest).unwrap();
         for mode in [RecoveryMode::TruncateTornTail, RecoveryMode::Strict] {
@@ -194,6 +195,17 @@ fn a_flipped_byte_below_the_recorded_watermark_is_corruption_on_every_image() {
             }
         }
         assert!(matches!(Log::open_read_only(&dir), Err(Error::Corruption { .. })));
+        let verify = std::process::Command::new(env!("CARGO_BIN_EXE_maos-coord"))
+            .args(["log", "verify", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&verify.stderr);
+        assert_eq!(verify.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains(&format!("byte offset {offset}")) && err.contains(&format!("LSN {lsn}")),
+            "{err}"
+        );
         assert_eq!(std::fs::read(&newest).unwrap(), before, "never cut");
     }
 }
