@@ -302,8 +302,11 @@ pub fn finalize_frame_durable(
     flags: u8,
     durable: Option<Lsn>,
 ) {
-    let distance =
-        durable.filter(|d| *d <= lsn).and_then(|d| u32::try_from(lsn.0 - d.0 + 1).ok()).unwrap_or(0);
+    let distance = durable
+        .filter(|d| *d <= lsn)
+        .and_then(|d| (lsn.0 - d.0).checked_add(1))
+        .and_then(|distance| u32::try_from(distance).ok())
+        .unwrap_or(0);
     put(frame, FR_DURABLE, &distance.to_le_bytes());
     put(frame, FR_LSN, &lsn.0.to_le_bytes());
     put(frame, FR_TIME, &timestamp.0.to_le_bytes());
@@ -418,7 +421,7 @@ fn check_frame_fields(frame: &[u8], len: u32, total: usize, rule: LsnRule) -> De
         len: total,
         durable_before: match u32_at(frame, FR_DURABLE) {
             0 => None,
-            n => (lsn.0 + 1).checked_sub(u64::from(n)).map(Lsn),
+            n => lsn.0.checked_add(1).and_then(|l| l.checked_sub(u64::from(n))).map(Lsn),
         },
     })
 }
@@ -479,6 +482,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_durable_distance_round_trips_and_never_overflows() {
+        let mut f = frame(9, b"abc");
+        finalize_frame_durable(&mut f, Lsn(9), Timestamp(1), 0, Some(Lsn(4)));
+        assert!(
+            matches!(decode_frame(&f, Lsn(9), 1024), Decoded::Frame(d) if d.durable_before == Some(Lsn(4)))
+        );
+        finalize_frame_durable(&mut f, Lsn(u64::MAX), Timestamp(1), 0, Some(Lsn(0)));
+        assert!(
+            matches!(decode_frame(&f, Lsn(u64::MAX), 1024), Decoded::Frame(d) if d.durable_before.is_none())
+        );
+        finalize_frame_durable(&mut f, Lsn(u64::MAX), Timestamp(1), 0, Some(Lsn(u64::MAX)));
+        assert!(
+            matches!(decode_frame(&f, Lsn(u64::MAX), 1024), Decoded::Frame(d) if d.durable_before.is_none())
+        );
+        finalize_frame_durable(&mut f, Lsn(9), Timestamp(1), 0, Some(Lsn(10)));
+        assert!(matches!(decode_frame(&f, Lsn(9), 1024), Decoded::Frame(d) if d.durable_before.is_none()));
     }
 
     #[test]
