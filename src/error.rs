@@ -428,6 +428,23 @@ pub enum Error {
         /// `<field>: <existing> exists, <asked> asked`.
         difference: String,
     },
+
+    /// A command that only reads found no store where it looked (it never creates one).
+    #[error("no store at {dir}")]
+    NoStore {
+        /// The log directory looked for.
+        dir: PathBuf,
+    },
+
+    /// The log was opened read-only ([`LogOptions::read_only`](crate::LogOptions::read_only)),
+    /// and this call would write.
+    #[error("{what}: the log in {dir} was opened read-only")]
+    ReadOnly {
+        /// What was refused ("append", "sync", "compaction").
+        what: &'static str,
+        /// The log directory.
+        dir: PathBuf,
+    },
 }
 
 impl Error {
@@ -513,4 +530,11 @@ pub enum FrameError {
     /// The last record of a sealed segment announces that its batch continues.
     #[error("sealed segment ends inside a batch")]
     IncompleteBatch,
+    /// Zero bytes where a record below the durable watermark belongs: it was acknowledged as
+    /// durable, so it cannot be a torn write.
+    #[error("the record is missing (zero bytes), but every record below LSN {durable} was synced")]
+    MissingDurable {
+        /// The durable watermark.
+        durable: Lsn,
+    },
 }

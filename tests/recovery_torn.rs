@@ -6,7 +6,7 @@ mod common;
 use std::os::unix::fs::FileExt;
 
 use common::{forget_tail, kind, payload, read_all, segment_files, small};
-use maos_coord::{Error, Lsn, RecoveryMode};
+use maos_coord::{Durability, Error, Lsn, RecoveryMode};
 
 fn log_with(dir: &std::path::Path, n: u64) -> u64 {
     let log = small(dir).open().unwrap();
@@ -49,25 +49,82 @@ fn garbage_after_the_last_record_is_cut_and_reported() {
     assert_eq!(read_all(&log).len(), 11);
 }
 
-#[test]
-fn a_damaged_record_followed_by_valid_ones_is_corruption_not_a_torn_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    log_with(dir.path(), 5);
-    let seg = segment_files(dir.path()).pop().unwrap();
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
-    // Damage the payload of the second record (first frame is 64..64+len).
-    let mut len = [0u8; 4];
-    file.read_exact_at(&mut len, 64).unwrap();
-    let second = 64 + (32 + u32::from_le_bytes(len) as u64).next_multiple_of(8);
-    file.write_all_at(&[0xFF], second + 33).unwrap();
-    forget_tail(dir.path());
-    let err = small(dir.path()).open().unwrap_err();
-    match err {
-        Error::Corruption { segment, offset, lsn, .. } => {
-            assert_eq!((segment, offset, lsn), (seg, second, Lsn(2)));
-        }
-        other => panic!("{other}"),
+/// Offset of the frame of record `n` (1-based) in a segment that starts with record 1.
+fn frame_offset(bytes: &[u8], n: usize) -> u64 {
+    let mut at = 64;
+    for _ in 1..n {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        at += (32 + len).next_multiple_of(8);
     }
+    at as u64
+}
+
+#[test]
+fn damage_below_the_durable_watermark_is_corruption_not_a_torn_tail() {
+    for (record, cold) in [(5, true), (5, false), (2, true)] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
+            for i in 1..=5 {
+                log.append(kind(), &payload(i)).unwrap(); // acknowledged as durable
+            }
+        }
+        let seg = segment_files(dir.path()).pop().unwrap();
+        let at = frame_offset(&std::fs::read(&seg).unwrap(), record);
+        let file = std::fs::OpenOptions::new().read(true).write(true).open(&seg).unwrap();
+        let mut b = [0u8];
+        file.read_exact_at(&mut b, at + 40).unwrap();
+        file.write_all_at(&[b[0] ^ 0x04], at + 40).unwrap();
+        if cold {
+            forget_tail(dir.path()); // as after a reboot: the segment's durable mark decides
+        }
+        let damaged = std::fs::read(&seg).unwrap();
+        for mode in [RecoveryMode::TruncateTornTail, RecoveryMode::Strict] {
+            match small(dir.path()).recovery_mode(mode).open() {
+                Err(Error::Corruption { segment, offset, lsn, .. }) => {
+                    assert_eq!(
+                        (&segment, offset, lsn),
+                        (&seg, at, Lsn(record as u64)),
+                        "record {record}, cold {cold}"
+                    );
+                }
+                other => panic!("record {record}, cold {cold}, {mode:?}: {other:?}"),
+            }
+            assert_eq!(std::fs::read(&seg).unwrap(), damaged, "nothing was cut");
+        }
+    }
+}
+
+#[test]
+fn out_of_order_pages_after_a_power_cut_are_a_torn_tail_not_corruption() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
+        for i in 1..=3 {
+            log.append(kind(), &payload(i)).unwrap();
+        }
+        // Written after the last sync: never acknowledged as durable.
+        let unsynced = small(dir.path()).open().unwrap();
+        for i in 4..=8 {
+            unsynced.append(kind(), &payload(i)).unwrap();
+        }
+    }
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let (fourth, fifth) = (frame_offset(&bytes, 4) as usize, frame_offset(&bytes, 5) as usize);
+    bytes[fourth..fifth].fill(0); // the page of record 4 never reached the disk; later ones did
+    std::fs::write(&seg, &bytes).unwrap();
+    forget_tail(dir.path());
+
+    let err = small(dir.path()).recovery_mode(RecoveryMode::Strict).open().unwrap_err();
+    assert!(matches!(err, Error::TornTail { offset, lsn: Lsn(4), .. } if offset == fourth as u64), "{err}");
+    let log = small(dir.path()).open().unwrap();
+    let torn = log.recovery_report().torn.clone().unwrap();
+    assert_eq!((torn.offset, torn.lsn, torn.last_intact), (fourth as u64, Lsn(4), Some(Lsn(8))));
+    assert_eq!(read_all(&log).len(), 3, "every acknowledged record, nothing after the hole");
+    let journal = log.recovery_journal(10).unwrap();
+    assert_eq!(journal.len(), 1);
+    assert_eq!((journal[0].offset, journal[0].first_lsn, journal[0].last_lsn), (fourth as u64, 4, Some(8)));
 }
 
 #[test]

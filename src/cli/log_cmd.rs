@@ -4,11 +4,13 @@ use clap::Subcommand;
 use maos_coord::{Durability, Log, Lsn, RecordKind};
 use serde_json::json;
 
+use super::repair::{self, JOURNAL_LINES};
 use super::{Failure, Out, StoreArgs, EXIT_ERROR};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
-    /// Positions of the log, its segments, and what recovery did when it was opened.
+    /// Positions of the log, what recovery would repair, and the latest repairs recorded in the
+    /// recovery journal. Reads only: never creates, locks exclusively or changes the store.
     Status {
         #[command(flatten)]
         store: StoreArgs,
@@ -16,7 +18,8 @@ pub enum LogCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Read every record and check every checksum, header and LSN (exit code 3 on corruption).
+    /// Read every record and check every checksum, header and LSN (exit code 3 on corruption,
+    /// naming segment, offset and LSN). Reads only: a torn tail is reported, never cut.
     Verify {
         #[command(flatten)]
         store: StoreArgs,
@@ -24,7 +27,7 @@ pub enum LogCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Print records: LSN, time, kind, and the payload as JSON (MessagePack) or hex.
+    /// Print records: LSN, time, kind, and the payload as JSON (MessagePack) or hex. Reads only.
     Dump {
         #[command(flatten)]
         store: StoreArgs,
@@ -36,6 +39,20 @@ pub enum LogCommand {
         #[arg(long)]
         limit: Option<u64>,
         /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say what recovery would cut: a torn tail above the durable watermark (bytes of writes
+    /// never acknowledged as durable), leftover files. With --apply, cut it and say what was cut
+    /// (recorded in the recovery journal). Records below the durable watermark are never cut:
+    /// damage there is corruption (exit code 3).
+    Repair {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Do it (without: only print the plan).
+        #[arg(long)]
+        apply: bool,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },
@@ -61,29 +78,28 @@ pub fn run(cmd: LogCommand, out: &mut Out) -> Result<(), Failure> {
         LogCommand::Status { store, json } => status(&store, json, out),
         LogCommand::Verify { store, json } => verify(&store, json, out),
         LogCommand::Dump { store, from, limit, json } => dump(&store, from, limit, json, out),
+        LogCommand::Repair { store, apply, json } => repair::repair(&store, apply, json, out),
         LogCommand::Append { store, kind, data, buffered } => append(&store, kind, &data, buffered, out),
     }
 }
 
+/// Opens the store for reading only: never creates it ("no store at DIR"), never writes.
 fn open(store: &StoreArgs) -> Result<Log, Failure> {
-    Ok(Log::open(store.log_dir())?)
+    Ok(Log::open_read_only(store.log_dir())?)
 }
 
 fn status(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure> {
     let log = open(store)?;
     let report = log.recovery_report();
-    let torn = report
-        .torn
-        .as_ref()
-        .map(|t| json!({"segment": t.segment, "offset": t.offset, "bytes": t.bytes, "lsn": t.lsn.get()}));
+    let journal = log.recovery_journal(JOURNAL_LINES)?;
     let value = json!({
         "dir": log.dir(),
         "first_lsn": log.first_lsn()?.get(),
         "next_lsn": log.next_lsn().get(),
         "durable_lsn": log.durable_lsn().get(),
         "recovered_from_segments": report.cold,
-        "torn_tail_cut": torn,
-        "adopted_records": report.adopted_records,
+        "pending_repair": repair::plan_json(report),
+        "recovery_journal": journal,
     });
     if as_json {
         out.line(value)?;
@@ -95,15 +111,8 @@ fn status(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
             log.next_lsn().get().saturating_sub(1)
         ))?;
         out.line(format_args!("durable     below LSN {}", log.durable_lsn()))?;
-        match &report.torn {
-            Some(t) => out.line(format_args!(
-                "recovery    cut {} torn bytes at offset {} of {}",
-                t.bytes,
-                t.offset,
-                t.segment.display()
-            ))?,
-            None => out.line("recovery    nothing to repair")?,
-        }
+        repair::print_plan(report, out)?;
+        repair::print_journal(&journal, out)?;
     }
     Ok(())
 }
@@ -112,11 +121,14 @@ fn verify(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
     let log = open(store)?;
     let report = log.verify()?;
     super::repair_cmd::check(&log, out, as_json)?;
+    let recovery = log.recovery_report();
+    let journal = log.recovery_journal(JOURNAL_LINES)?;
     if as_json {
         out.line(json!({
             "ok": true, "records": report.records, "segments": report.segments,
             "first_lsn": report.first.get(), "next_lsn": report.next.get(), "payload_bytes": report.payload_bytes,
-            "compacted_records": report.compacted_records,
+            "compacted_records": report.compacted_records, "durable_lsn": log.durable_lsn().get(),
+            "pending_repair": repair::plan_json(recovery), "recovery_journal": journal,
         }))?;
     } else {
         out.line(format_args!(
@@ -133,6 +145,8 @@ fn verify(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
                 report.compacted_records
             ))?;
         }
+        repair::print_plan(recovery, out)?;
+        repair::print_journal(&journal, out)?;
     }
     Ok(())
 }

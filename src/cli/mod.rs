@@ -3,6 +3,7 @@
 
 mod demo;
 mod log_cmd;
+mod repair;
 mod repair_cmd;
 mod store_cmd;
 

@@ -22,9 +22,16 @@ pub struct RepairArgs {
 
 /// Runs `repair`.
 pub fn run(args: &RepairArgs, out: &mut Out) -> Result<(), Failure> {
-    let log = open_store_log(&args.store.root)?;
-    let unreadable = find_unreadable(&log)?;
-    let skipped = if args.apply { skip_unreadable(&log, &unreadable)? } else { Vec::new() };
+    // Read-only until asked to apply: a plan creates, changes and needs nothing but reading.
+    let reader = maos_coord::Log::options(args.store.log_dir()).read_only().open()?;
+    let unreadable = find_unreadable(&reader)?;
+    drop(reader);
+    let skipped = if args.apply {
+        let log = open_store_log(&args.store.root)?;
+        skip_unreadable(&log, &find_unreadable(&log)?)?
+    } else {
+        Vec::new()
+    };
     for u in &unreadable {
         let action = match (u.skipped, args.apply) {
             (true, _) => "already skipped",

@@ -165,6 +165,9 @@ impl CompactedFile {
                 Err(corrupt(FrameError::LsnMismatch { expected: self.header.end, found: f.lsn }))
             }
             Decoded::Frame(f) if f.flags != 0 => Err(corrupt(FrameError::Reserved { what: "flags" })),
+            Decoded::Frame(f) if f.durable_before.is_some() => {
+                Err(corrupt(FrameError::Reserved { what: "durable distance" }))
+            }
             Decoded::Frame(f) => {
                 at.set(Position { offset: offset + f.len as u64, last: f.lsn, seen: seen + 1 });
                 Ok(Some(Record { lsn: f.lsn, timestamp: f.timestamp, kind: f.kind, payload: f.payload }))

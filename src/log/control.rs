@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::{Mutex, MutexGuard};
 
 use super::io::{self, SharedWords};
 use crate::error::{Error, Result};
@@ -48,22 +48,28 @@ pub struct Tail {
     pub last_frame: u64,
 }
 
-/// The open lock file.
+/// The open lock file (or, for a read-only open without a usable one, words of this process).
 pub struct Control {
     path: PathBuf,
-    file: File,
+    file: Option<File>,
     words: SharedWords,
+    /// Threads of this process take this before the `flock`, which all of them share (one open
+    /// file description): it keeps one thread's unlock from releasing another's lock.
+    in_process: Mutex<()>,
 }
 
 /// Holds the append lock; dropping it releases the lock.
 pub struct AppendLock<'a> {
     control: &'a Control,
+    _in_process: MutexGuard<'a, ()>,
 }
 
 impl Drop for AppendLock<'_> {
     fn drop(&mut self) {
         // Unlocking cannot meaningfully fail for a valid descriptor; closing would release anyway.
-        let _ = self.control.file.unlock();
+        if let Some(file) = &self.control.file {
+            let _ = file.unlock();
+        }
     }
 }
 
@@ -88,23 +94,77 @@ impl Control {
             });
         }
         let words = SharedWords::map(&file, &path, LOCK_FILE_LEN / 8)?;
-        let control = Control { path, file, words };
+        let control = Control { path, file: Some(file), words, in_process: Mutex::new(()) };
         if let Err(e) = control.check_identity() {
-            let _ = control.file.unlock();
+            control.unlock_file();
             return Err(e);
         }
         Ok((control, fresh))
     }
 
+    /// Opens the lock file in `dir` for reading only, holding a shared `flock` (so that no
+    /// appender is mid-publish while the caller looks at the tail) until [`Control::unlock_file`].
+    /// `None` if there is no lock file or it may not be read: the caller then works from the
+    /// segment files alone. Never creates or writes anything.
+    pub fn open_read_only(dir: &Path) -> Result<Option<Control>> {
+        let path = dir.join(LOCK_FILE);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        file.lock_shared().map_err(|e| Error::io("lock", &path, e))?;
+        let len = io::file_len(&file, &path)?;
+        if len == 0 {
+            // Being created by a first appender: as good as missing.
+            return Ok(None);
+        }
+        if len != LOCK_FILE_LEN as u64 {
+            return Err(Error::CorruptControl {
+                path,
+                reason: format!("length {len}, expected {LOCK_FILE_LEN}"),
+            });
+        }
+        let words = SharedWords::map_read_only(&file, &path, LOCK_FILE_LEN / 8)?;
+        let control = Control { path, file: Some(file), words, in_process: Mutex::new(()) };
+        control.check_identity()?;
+        Ok(Some(control))
+    }
+
+    /// A control of this process alone, for a read-only open that cannot use the lock file:
+    /// [`Control::reset`] fills it in; it never changes afterwards.
+    pub fn local(dir: &Path) -> Control {
+        Control {
+            path: dir.join(LOCK_FILE),
+            file: None,
+            words: SharedWords::local(WORDS),
+            in_process: Mutex::new(()),
+        }
+    }
+
+    /// Releases the `flock` taken when opening.
+    pub fn unlock_file(&self) {
+        if let Some(file) = &self.file {
+            let _ = file.unlock();
+        }
+    }
+
     fn check_identity(&self) -> Result<()> {
-        let magic = self.words.word(W_MAGIC).load(Relaxed);
+        let magic = self.words.load(W_MAGIC);
         if magic != u64::from_le_bytes(LOCK_MAGIC) {
             return Err(Error::CorruptControl {
                 path: self.path.clone(),
                 reason: "bad magic (not a maos-coord lock file)".into(),
             });
         }
-        let version = self.words.word(W_VERSION).load(Relaxed);
+        let version = self.words.load(W_VERSION);
         if version != LOCK_VERSION {
             return Err(Error::UnsupportedVersion {
                 path: self.path.clone(),
@@ -115,83 +175,91 @@ impl Control {
         Ok(())
     }
 
-    /// Takes the append lock, waiting for other processes to release it.
+    /// Takes the append lock, waiting for other threads and processes to release it.
     pub fn lock(&self) -> Result<AppendLock<'_>> {
-        self.file.lock().map_err(|e| Error::io("lock", &self.path, e))?;
-        Ok(AppendLock { control: self })
+        let in_process = crate::log::lock(&self.in_process);
+        self.lock_file()?;
+        Ok(AppendLock { control: self, _in_process: in_process })
+    }
+
+    fn lock_file(&self) -> Result<()> {
+        match &self.file {
+            Some(file) => file.lock().map_err(|e| Error::io("lock", &self.path, e)),
+            None => Ok(()),
+        }
     }
 
     /// Wraps the lock taken by [`Control::open`].
     pub fn adopt_lock(&self) -> AppendLock<'_> {
-        AppendLock { control: self }
+        AppendLock { control: self, _in_process: crate::log::lock(&self.in_process) }
     }
 
     /// Whether the published tail was written during this boot, so that it describes page-cache
     /// state every process here shares (a tail from before a crash of the machine does not).
     pub fn written_this_boot(&self, boot: [u8; 16]) -> bool {
-        let lo = self.words.word(W_BOOT_ID_LO).load(Relaxed);
-        let hi = self.words.word(W_BOOT_ID_HI).load(Relaxed);
+        let lo = self.words.load(W_BOOT_ID_LO);
+        let hi = self.words.load(W_BOOT_ID_HI);
         boot != [0; 16] && (lo, hi) == boot_words(boot)
     }
 
     /// The LSN the next record will get: every record below it is complete and readable.
     pub fn tail_lsn(&self) -> Lsn {
-        Lsn(self.words.word(W_TAIL_LSN).load(Acquire))
+        Lsn(self.words.load(W_TAIL_LSN))
     }
 
     /// Every record below this LSN is on stable storage.
     pub fn durable_lsn(&self) -> Lsn {
-        Lsn(self.words.word(W_DURABLE_LSN).load(Acquire))
+        Lsn(self.words.load(W_DURABLE_LSN))
     }
 
     /// Raises the durable watermark to `lsn` (never lowers it).
     pub fn raise_durable(&self, lsn: Lsn) {
-        self.words.word(W_DURABLE_LSN).fetch_max(lsn.0, AcqRel);
+        self.words.fetch_max(W_DURABLE_LSN, lsn.0);
     }
 
     /// Base LSN of the newest segment.
     pub fn tail_segment(&self) -> Lsn {
-        Lsn(self.words.word(W_TAIL_SEGMENT).load(Acquire))
+        Lsn(self.words.load(W_TAIL_SEGMENT))
     }
 
     /// The whole published tail. Call with the append lock held for a consistent view.
     pub fn tail(&self) -> Tail {
         Tail {
             segment: self.tail_segment(),
-            offset: self.words.word(W_TAIL_OFFSET).load(Acquire),
-            last_time: Timestamp(self.words.word(W_LAST_TIME).load(Acquire) as i64),
-            last_frame: self.words.word(W_LAST_FRAME).load(Acquire),
+            offset: self.words.load(W_TAIL_OFFSET),
+            last_time: Timestamp(self.words.load(W_LAST_TIME) as i64),
+            last_frame: self.words.load(W_LAST_FRAME),
             lsn: self.tail_lsn(),
         }
     }
 
     /// Where the last appender said it would write up to.
     pub fn write_end(&self) -> u64 {
-        self.words.word(W_WRITE_END).load(Acquire)
+        self.words.load(W_WRITE_END)
     }
 
     /// Announces that bytes up to `end` of the newest segment are about to be written. Lock held.
     pub fn announce_write(&self, end: u64) {
-        self.words.word(W_WRITE_END).store(end, Release);
+        self.words.store(W_WRITE_END, end);
     }
 
     /// Publishes a new tail; readers see the records below `tail.lsn` from now on. Lock held.
     pub fn publish(&self, tail: Tail) {
-        self.words.word(W_TAIL_SEGMENT).store(tail.segment.0, Release);
-        self.words.word(W_TAIL_OFFSET).store(tail.offset, Release);
-        self.words.word(W_LAST_TIME).store(tail.last_time.0 as u64, Release);
-        self.words.word(W_LAST_FRAME).store(tail.last_frame, Release);
-        self.words.word(W_TAIL_LSN).store(tail.lsn.0, Release);
+        self.words.store(W_TAIL_SEGMENT, tail.segment.0);
+        self.words.store(W_TAIL_OFFSET, tail.offset);
+        self.words.store(W_LAST_TIME, tail.last_time.0 as u64);
+        self.words.store(W_LAST_FRAME, tail.last_frame);
+        self.words.store(W_TAIL_LSN, tail.lsn.0);
     }
 
-    /// Resets the page after recovery from the segments: the tail, and everything below it
-    /// durable. Lock held.
-    pub fn reset(&self, boot: [u8; 16], tail: Tail) {
+    /// Resets the page after recovery from the segments: the tail, and the durable watermark
+    /// `durable` (the tail LSN after a recovery that synced what it kept). Lock held.
+    pub fn reset(&self, boot: [u8; 16], tail: Tail, durable: Lsn) {
         let (lo, hi) = boot_words(boot);
-        self.words.word(W_BOOT_ID_LO).store(lo, Release);
-        self.words.word(W_BOOT_ID_HI).store(hi, Release);
-        self.words.word(W_WRITE_END).store(tail.offset, Release);
-        self.words.word(W_DURABLE_LSN).store(tail.lsn.0, Release);
+        self.words.store(W_BOOT_ID_LO, lo);
+        self.words.store(W_BOOT_ID_HI, hi);
+        self.words.store(W_WRITE_END, tail.offset);
+        self.words.store(W_DURABLE_LSN, durable.0);
         self.publish(tail);
     }
 }

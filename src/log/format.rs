@@ -8,8 +8,12 @@ use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// `b"MAOSSEG\0"`.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"MAOSSEG\0";
-/// The format version written by this build, and the only one it reads.
+/// Version of the lock file and compacted-records file layouts, and of the first segment
+/// header layout.
 pub const FORMAT_VERSION: u32 = 1;
+/// The segment header version this build writes: 2 adds the durable mark (bytes 40..52). Version
+/// 1 headers are still read.
+pub const SEGMENT_VERSION: u32 = 2;
 /// Largest segment a header may announce (and the largest `segment_size` option): 1 GiB.
 pub const MAX_SEGMENT_SIZE: u64 = 1 << 30;
 /// Size of the segment header; the first frame starts here.
@@ -20,6 +24,11 @@ const HDR_BASE_LSN: usize = 16;
 const HDR_CREATED: usize = 24;
 const HDR_CAPACITY: usize = 32;
 const HDR_RESERVED: usize = 40;
+/// Offset of the durable mark in a version-2 header: `u64` LSN, `u32` CRC of those 8 bytes.
+pub const HDR_DURABLE_MARK: usize = 40;
+/// Length of the durable mark.
+pub const DURABLE_MARK_LEN: usize = 12;
+const HDR_RESERVED_V2: usize = HDR_DURABLE_MARK + DURABLE_MARK_LEN;
 const HDR_CRC: usize = 60;
 
 /// The decoded segment header.
@@ -73,11 +82,11 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         put(&mut b, 0, &SEGMENT_MAGIC);
-        put(&mut b, HDR_VERSION, &FORMAT_VERSION.to_le_bytes());
+        put(&mut b, HDR_VERSION, &SEGMENT_VERSION.to_le_bytes());
         put(&mut b, HDR_BASE_LSN, &self.base_lsn.0.to_le_bytes());
         put(&mut b, HDR_CREATED, &self.created.0.to_le_bytes());
         put(&mut b, HDR_CAPACITY, &self.capacity.to_le_bytes());
-        let crc = crc32fast::hash(&b[..HDR_CRC]);
+        let crc = header_crc(&b, SEGMENT_VERSION);
         put(&mut b, HDR_CRC, &crc.to_le_bytes());
         b
     }
@@ -88,16 +97,18 @@ impl SegmentHeader {
         if b.get(..8) != Some(SEGMENT_MAGIC.as_slice()) {
             return Err(HeaderError::Magic);
         }
+        let version = u32_at(b, HDR_VERSION);
         let stored = u32_at(b, HDR_CRC);
-        let computed = crc32fast::hash(b.get(..HDR_CRC).unwrap_or_default());
+        let computed = header_crc(b, version);
         if stored != computed {
             return Err(HeaderError::Checksum { stored, computed });
         }
-        let version = u32_at(b, HDR_VERSION);
-        if version != FORMAT_VERSION {
-            return Err(HeaderError::Version(version));
-        }
-        if u32_at(b, HDR_FLAGS) != 0 || b.get(HDR_RESERVED..HDR_CRC).is_some_and(nonzero) {
+        let reserved_from = match version {
+            FORMAT_VERSION => HDR_RESERVED,
+            SEGMENT_VERSION => HDR_RESERVED_V2,
+            other => return Err(HeaderError::Version(other)),
+        };
+        if u32_at(b, HDR_FLAGS) != 0 || b.get(reserved_from..HDR_CRC).is_some_and(nonzero) {
             return Err(HeaderError::Invalid("flags or reserved bytes are set"));
         }
         let header = SegmentHeader {
@@ -115,6 +126,67 @@ impl SegmentHeader {
             return Err(HeaderError::Invalid("capacity larger than 1 GiB"));
         }
         Ok(header)
+    }
+}
+
+/// The header CRC: of bytes 0..60 in version 1; in version 2 of bytes 0..40 followed by 52..60,
+/// leaving out the durable mark, which is rewritten in place and carries its own CRC.
+fn header_crc(b: &[u8], version: u32) -> u32 {
+    if version == FORMAT_VERSION {
+        return crc32fast::hash(b.get(..HDR_CRC).unwrap_or_default());
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(b.get(..HDR_DURABLE_MARK).unwrap_or_default());
+    h.update(b.get(HDR_RESERVED_V2..HDR_CRC).unwrap_or_default());
+    h.finalize()
+}
+
+/// The durable mark of a segment header (log-format.md, "Durable mark"): a lower bound of the
+/// durable watermark, kept with the data it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DurableMark {
+    /// A version-1 header: it has no mark, so the watermark within the segment is unknown.
+    Unsupported,
+    /// A version-2 header whose mark was never written: nothing of the segment was synced by a
+    /// sync that recorded its mark.
+    Unset,
+    /// Every record of the segment below this LSN was on stable storage before the mark was
+    /// written.
+    Below(Lsn),
+    /// The mark's CRC does not match: damaged.
+    Damaged,
+}
+
+impl DurableMark {
+    /// Reads the mark of a header (at least [`SEGMENT_HEADER_LEN`] bytes; the header itself is
+    /// checked by [`SegmentHeader::decode`]).
+    #[must_use]
+    pub fn read(header: &[u8]) -> DurableMark {
+        if u32_at(header, HDR_VERSION) != SEGMENT_VERSION {
+            return DurableMark::Unsupported;
+        }
+        let Some(mark) = header.get(HDR_DURABLE_MARK..HDR_DURABLE_MARK + DURABLE_MARK_LEN) else {
+            return DurableMark::Damaged;
+        };
+        if !nonzero(mark) {
+            return DurableMark::Unset;
+        }
+        let lsn = u64_at(mark, 0);
+        if lsn != 0 && u32_at(mark, 8) == crc32fast::hash(mark.get(..8).unwrap_or_default()) {
+            DurableMark::Below(Lsn(lsn))
+        } else {
+            DurableMark::Damaged
+        }
+    }
+
+    /// The 12 bytes of a mark saying every record below `lsn` (not 0) is durable.
+    #[must_use]
+    pub fn encode(lsn: Lsn) -> [u8; DURABLE_MARK_LEN] {
+        let mut b = [0u8; DURABLE_MARK_LEN];
+        put(&mut b, 0, &lsn.0.to_le_bytes());
+        let crc = crc32fast::hash(&lsn.0.to_le_bytes());
+        put(&mut b, 8, &crc.to_le_bytes());
+        b
     }
 }
 
@@ -151,7 +223,9 @@ const FR_TIME: usize = 16;
 const FR_KIND: usize = 24;
 const FR_FLAGS: usize = 26;
 const FR_MARKER: usize = 27;
-const FR_RESERVED: usize = 28;
+/// Offset of the durable distance: `u32`, 0 or `n`: when the frame was written, every record
+/// below `LSN + 1 - n` was durable (segment version 2; log-format.md, "Record frame").
+const FR_DURABLE: usize = 28;
 
 /// Total bytes a frame with `payload_len` payload bytes occupies (header, payload, padding).
 #[must_use]
@@ -174,6 +248,9 @@ pub struct Frame<'a> {
     pub payload: &'a [u8],
     /// Bytes the frame occupies, padding included.
     pub len: usize,
+    /// From the frame's durable distance: when it was written, every record below this LSN was
+    /// on stable storage. `None` when the frame does not say (distance 0).
+    pub durable_before: Option<Lsn>,
 }
 
 impl Frame<'_> {
@@ -212,6 +289,25 @@ pub fn push_unfinished_frame(out: &mut Vec<u8>, kind: RecordKind, payload: &[u8]
 /// Sets LSN, time and flags of an unfinished frame (which starts at `frame[0]` and is exactly
 /// one frame long) and computes its checksum.
 pub fn finalize_frame(frame: &mut [u8], lsn: Lsn, timestamp: Timestamp, flags: u8) {
+    finalize_frame_durable(frame, lsn, timestamp, flags, None);
+}
+
+/// As [`finalize_frame`], also recording that every record below `durable` (at most `lsn`) was
+/// on stable storage when the frame was written: the durable distance `lsn + 1 - durable`, or
+/// nothing (0) when `durable` is `None` or the distance does not fit 32 bits.
+pub fn finalize_frame_durable(
+    frame: &mut [u8],
+    lsn: Lsn,
+    timestamp: Timestamp,
+    flags: u8,
+    durable: Option<Lsn>,
+) {
+    let distance = durable
+        .filter(|d| *d <= lsn)
+        .and_then(|d| (lsn.0 - d.0).checked_add(1))
+        .and_then(|distance| u32::try_from(distance).ok())
+        .unwrap_or(0);
+    put(frame, FR_DURABLE, &distance.to_le_bytes());
     put(frame, FR_LSN, &lsn.0.to_le_bytes());
     put(frame, FR_TIME, &timestamp.0.to_le_bytes());
     put(frame, FR_FLAGS, &[flags]);
@@ -296,9 +392,6 @@ fn check_frame_fields(frame: &[u8], len: u32, total: usize, rule: LsnRule) -> De
     if flags & !FLAG_BATCH_CONTINUES != 0 {
         return Decoded::Invalid(FrameError::Reserved { what: "flags" });
     }
-    if u32_at(frame, FR_RESERVED) != 0 {
-        return Decoded::Invalid(FrameError::Reserved { what: "reserved" });
-    }
     let end = FRAME_HEADER_LEN + len as usize;
     if frame.get(end..total).is_some_and(nonzero) {
         return Decoded::Invalid(FrameError::Reserved { what: "padding" });
@@ -326,6 +419,10 @@ fn check_frame_fields(frame: &[u8], len: u32, total: usize, rule: LsnRule) -> De
         flags,
         payload: frame.get(FRAME_HEADER_LEN..end).unwrap_or_default(),
         len: total,
+        durable_before: match u32_at(frame, FR_DURABLE) {
+            0 => None,
+            n => lsn.0.checked_add(1).and_then(|l| l.checked_sub(u64::from(n))).map(Lsn),
+        },
     })
 }
 
@@ -388,6 +485,25 @@ mod tests {
     }
 
     #[test]
+    fn the_durable_distance_round_trips_and_never_overflows() {
+        let mut f = frame(9, b"abc");
+        finalize_frame_durable(&mut f, Lsn(9), Timestamp(1), 0, Some(Lsn(4)));
+        assert!(
+            matches!(decode_frame(&f, Lsn(9), 1024), Decoded::Frame(d) if d.durable_before == Some(Lsn(4)))
+        );
+        finalize_frame_durable(&mut f, Lsn(u64::MAX), Timestamp(1), 0, Some(Lsn(0)));
+        assert!(
+            matches!(decode_frame(&f, Lsn(u64::MAX), 1024), Decoded::Frame(d) if d.durable_before.is_none())
+        );
+        finalize_frame_durable(&mut f, Lsn(u64::MAX), Timestamp(1), 0, Some(Lsn(u64::MAX)));
+        assert!(
+            matches!(decode_frame(&f, Lsn(u64::MAX), 1024), Decoded::Frame(d) if d.durable_before.is_none())
+        );
+        finalize_frame_durable(&mut f, Lsn(9), Timestamp(1), 0, Some(Lsn(10)));
+        assert!(matches!(decode_frame(&f, Lsn(9), 1024), Decoded::Frame(d) if d.durable_before.is_none()));
+    }
+
+    #[test]
     fn zero_bytes_are_the_end_and_anything_else_is_invalid() {
         assert_eq!(decode_frame(&[0; 100], Lsn(1), 10), Decoded::End);
         assert_eq!(decode_frame(&[0; 5], Lsn(1), 10), Decoded::End);
@@ -427,13 +543,32 @@ mod tests {
     #[test]
     fn header_round_trip_and_bit_flips() {
         let h = SegmentHeader { base_lsn: Lsn(77), created: Timestamp(5), capacity: 1 << 20 };
-        let b = h.encode();
+        let mut b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        assert_eq!(DurableMark::read(&b), DurableMark::Unset);
+        b[HDR_DURABLE_MARK..HDR_DURABLE_MARK + DURABLE_MARK_LEN]
+            .copy_from_slice(&DurableMark::encode(Lsn(90)));
+        assert_eq!(SegmentHeader::decode(&b), Ok(h), "the mark is outside the header CRC");
+        assert_eq!(DurableMark::read(&b), DurableMark::Below(Lsn(90)));
         for bit in 0..b.len() * 8 {
             let mut g = b;
             g[bit / 8] ^= 1 << (bit % 8);
-            assert!(SegmentHeader::decode(&g).is_err(), "bit {bit}");
+            let caught = SegmentHeader::decode(&g).is_err() || DurableMark::read(&g) == DurableMark::Damaged;
+            assert!(caught, "bit {bit}");
         }
+    }
+
+    #[test]
+    fn version_1_headers_are_read_and_have_no_mark() {
+        let h = SegmentHeader { base_lsn: Lsn(3), created: Timestamp(5), capacity: 8192 };
+        let mut b = h.encode();
+        b[HDR_VERSION..HDR_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        let crc = crc32fast::hash(&b[..HDR_CRC]);
+        b[HDR_CRC..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(SegmentHeader::decode(&b), Ok(h));
+        assert_eq!(DurableMark::read(&b), DurableMark::Unsupported);
+        b[45] = 1;
+        assert!(SegmentHeader::decode(&b).is_err(), "version 1 covers bytes 40..60 with its CRC");
     }
 
     #[test]

@@ -34,6 +34,11 @@ pub fn open_rw(path: &Path, create: bool) -> Result<File> {
         .map_err(|e| Error::io("open", path, e))
 }
 
+/// Opens a file for reading only.
+pub fn open_read(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io("open", path, e))
+}
+
 /// Length of a file in bytes.
 pub fn file_len(file: &File, path: &Path) -> Result<u64> {
     Ok(file.metadata().map_err(|e| Error::io("stat", path, e))?.len())
@@ -64,29 +69,85 @@ pub fn map_write(file: &File, path: &Path, len: u64) -> Result<MmapMut> {
     unsafe { MmapOptions::new().len(len).map_mut(file) }.map_err(|e| Error::io("mmap", path, e))
 }
 
-/// A writable map viewed as little-endian 64-bit words that processes share through atomics.
+/// Little-endian 64-bit words that processes share through atomics: a writable map of the lock
+/// file, a read-only map of it (for readers without write access), or words of this process
+/// alone (a read-only open of a store whose lock file is missing, unreadable or stale).
 pub struct SharedWords {
-    map: MmapMut,
+    backing: Backing,
+}
+
+enum Backing {
+    Write(MmapMut),
+    Read(Mmap),
+    Local(Box<[std::sync::atomic::AtomicU64]>),
 }
 
 impl SharedWords {
     /// Maps the first `words * 8` bytes of `file`, which must be at least that long.
     pub fn map(file: &File, path: &Path, words: usize) -> Result<SharedWords> {
-        Ok(SharedWords { map: map_write(file, path, (words * 8) as u64)? })
+        Ok(SharedWords { backing: Backing::Write(map_write(file, path, (words * 8) as u64)?) })
     }
 
-    /// The word at index `i` (byte offset `8 * i`).
-    ///
-    /// # Panics
-    /// If `i` lies outside the map: indices are compile-time constants of the lock file layout.
+    /// Maps the first `words * 8` bytes of `file` read-only: only [`SharedWords::load`] may be
+    /// used, and [`SharedWords::store`] and [`SharedWords::fetch_max`] do nothing.
+    pub fn map_read_only(file: &File, path: &Path, words: usize) -> Result<SharedWords> {
+        Ok(SharedWords { backing: Backing::Read(map_read(file, path, (words * 8) as u64)?) })
+    }
+
+    /// `words` zero words private to this process.
     #[must_use]
-    pub fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
-        assert!((i + 1) * 8 <= self.map.len(), "word {i} outside the shared map");
+    pub fn local(words: usize) -> SharedWords {
+        SharedWords { backing: Backing::Local((0..words).map(|_| Default::default()).collect()) }
+    }
+
+    /// Whether stores reach the words (false for a read-only map).
+    #[must_use]
+    pub fn writable(&self) -> bool {
+        !matches!(self.backing, Backing::Read(_))
+    }
+
+    /// The word at index `i` (byte offset `8 * i`), with acquire ordering. It is loaded
+    /// relaxed and followed by an acquire fence, the one kind of atomic access allowed on
+    /// read-only memory.
+    #[must_use]
+    pub fn load(&self, i: usize) -> u64 {
+        let v = self.word(i).load(std::sync::atomic::Ordering::Relaxed);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        v
+    }
+
+    /// Stores `v` at index `i` with release ordering (nothing on a read-only map).
+    pub fn store(&self, i: usize, v: u64) {
+        if self.writable() {
+            self.word(i).store(v, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Raises the word at index `i` to at least `v` (nothing on a read-only map).
+    pub fn fetch_max(&self, i: usize, v: u64) {
+        if self.writable() {
+            self.word(i).fetch_max(v, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
+
+    /// # Panics
+    /// If `i` lies outside the words: indices are compile-time constants of the lock file layout.
+    fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
+        let bytes: &[u8] = match &self.backing {
+            Backing::Write(map) => map,
+            Backing::Read(map) => map,
+            Backing::Local(words) => {
+                return words.get(i).unwrap_or_else(|| panic!("word {i} outside the shared words"))
+            }
+        };
+        assert!((i + 1) * 8 <= bytes.len(), "word {i} outside the shared map");
         // SAFETY: the map is page-aligned, so `8 * i` is 8-byte aligned; the word lies inside
         // the map (checked above) and lives as long as `self`. The bytes are only ever accessed
         // through atomics, by this and other processes (x86-64 and aarch64 atomics are coherent
-        // across processes sharing a page), so no non-atomic access races with them.
-        unsafe { &*(self.map.as_ptr().add(i * 8).cast::<std::sync::atomic::AtomicU64>()) }
+        // across processes sharing a page), so no non-atomic access races with them. A
+        // read-only map is only ever loaded from, relaxed (`load`), which is allowed on
+        // read-only memory; `store` and `fetch_max` never touch it.
+        unsafe { &*(bytes.as_ptr().add(i * 8).cast::<std::sync::atomic::AtomicU64>()) }
     }
 }
 

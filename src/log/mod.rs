@@ -9,6 +9,7 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 
+mod analysis;
 mod audit;
 mod compact;
 pub mod compacted;
@@ -16,6 +17,7 @@ mod control;
 mod group;
 mod index;
 mod io;
+pub mod journal;
 mod options;
 mod reader;
 mod recovery;
@@ -32,6 +34,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 pub use audit::AuditReader;
 pub use compact::KeyedCompaction;
+pub use journal::JournalEntry;
 pub use options::{Durability, LogOptions, RecoveryMode, DEFAULT_WRITEBACK_EVERY};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TornTailReport};
@@ -75,15 +78,36 @@ impl Log {
         Log::options(dir).open()
     }
 
+    /// Opens the log in `dir` for reading only, with default options otherwise: see
+    /// [`LogOptions::read_only`].
+    ///
+    /// # Errors
+    /// [`Error::NoStore`] if `dir` holds no segment file; corruption of the newest segment as a
+    /// writable open reports it.
+    pub fn open_read_only(dir: impl AsRef<Path>) -> Result<Log> {
+        Log::options(dir).read_only().open()
+    }
+
     fn open_with(opts: LogOptions) -> Result<Log> {
         opts.validate()?;
         let dir = opts.dir.clone();
-        io::create_dir_synced(&dir)?;
-        io::check_local_filesystem(&dir)?;
-        let (control, _fresh) = Control::open(&dir)?;
-        let recovery = {
-            let _lock = control.adopt_lock();
-            recovery::recover(&dir, &control, &opts)?
+        let (control, recovery) = if opts.read_only {
+            let holds_segments = dir.is_dir()
+                && io::list_dir(&dir)?.iter().any(|n| format::parse_segment_file_name(n).is_some());
+            if !holds_segments {
+                return Err(Error::NoStore { dir });
+            }
+            io::check_local_filesystem(&dir)?;
+            recovery::inspect(&dir, Control::open_read_only(&dir)?, &opts)?
+        } else {
+            io::create_dir_synced(&dir)?;
+            io::check_local_filesystem(&dir)?;
+            let (control, _fresh) = Control::open(&dir)?;
+            let recovery = {
+                let _lock = control.adopt_lock();
+                recovery::recover(&dir, &control, &opts)?
+            };
+            (control, recovery)
         };
         let shared = Arc::new(Shared {
             segments: RwLock::new(BTreeMap::new()),
@@ -99,6 +123,14 @@ impl Log {
         shared.refresh_segments()?;
         sync::Flusher::start(&shared);
         Ok(Log { shared })
+    }
+
+    /// Fails with [`Error::ReadOnly`] if the log was opened read-only.
+    fn writable(&self, what: &'static str) -> Result<()> {
+        match self.shared.opts.read_only {
+            true => Err(Error::ReadOnly { what, dir: self.shared.dir.clone() }),
+            false => Ok(()),
+        }
     }
 
     /// Appends one record with the log's durability; returns its LSN.
@@ -117,6 +149,7 @@ impl Log {
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
     ) -> Result<Appended> {
+        self.writable("append")?;
         let batch = self.encode_unreserved(records)?;
         group::append(&self.shared, batch)
     }
@@ -131,6 +164,7 @@ impl Log {
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
     ) -> Result<Appended> {
+        self.writable("append")?;
         let batch = writer::Pending::encode(records, self.shared.opts.max_record_size)?;
         group::append(&self.shared, batch)
     }
@@ -166,6 +200,7 @@ impl Log {
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
         T: Send + 'static,
     {
+        self.writable("append")?;
         let (pending, value) = self.deferred(build, true);
         let appended = group::append(&self.shared, pending)?;
         Ok((appended, take_built(&value)?))
@@ -187,6 +222,7 @@ impl Log {
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
         T: Send + 'static,
     {
+        self.writable("append")?;
         let (pending, value) = self.deferred(build, checked);
         let appended = group::append_async(&self.shared, pending).await?;
         Ok((appended, take_built(&value)?))
@@ -220,6 +256,7 @@ impl Log {
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
     ) -> Result<Appended> {
+        self.writable("append")?;
         let batch = self.encode_unreserved(records)?;
         group::append_async(&self.shared, batch).await
     }
@@ -239,6 +276,7 @@ impl Log {
     /// Makes every record appended so far (by any process) durable; returns the durable
     /// watermark (every LSN below it is on stable storage).
     pub fn sync(&self) -> Result<Lsn> {
+        self.writable("sync")?;
         let tail = self.shared.control.tail_lsn();
         sync::sync_to(&self.shared, tail)?;
         Ok(self.shared.control.durable_lsn())
@@ -308,6 +346,7 @@ impl Log {
     /// The newest segment is never removed. Readers in other processes keep their maps of removed
     /// segments; a reader asking for a removed LSN gets [`Error::Compacted`].
     pub fn remove_segments_before(&self, limit: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>> {
+        self.writable("compaction")?;
         compact::remove_segments_before(&self.shared, limit, archive)
     }
 
@@ -323,6 +362,7 @@ impl Log {
         archive: Option<&Path>,
         keep: impl FnMut(&Record<'_>) -> Result<bool>,
     ) -> Result<KeyedCompaction> {
+        self.writable("compaction")?;
         compact::compact_keyed(&self.shared, limit, archive, keep)
     }
 
@@ -330,6 +370,16 @@ impl Log {
     /// then the log from the end of their range.
     pub fn audit_reader(&self) -> Result<AuditReader> {
         AuditReader::open(self.shared.clone())
+    }
+
+    /// The latest `limit` entries of the recovery journal (log-format.md, "Recovery journal"),
+    /// oldest first: what recovery in any process cut from the segment files, and when. Reads
+    /// only.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the journal exists but cannot be read.
+    pub fn recovery_journal(&self, limit: usize) -> Result<Vec<JournalEntry>> {
+        journal::read_latest(&self.shared.dir, limit)
     }
 
     /// Torn tails this handle cut while appending: bytes of appenders in other processes that
@@ -455,10 +505,18 @@ impl Shared {
         if let Some(Some(seg)) = read_lock(&self.segments).get(&base) {
             return Ok(seg.clone());
         }
-        let seg = Arc::new(Segment::open(&self.dir, base)?);
+        let seg = Arc::new(Segment::open(&self.dir, base, self.opts.read_only)?);
         let mut segments = write_lock(&self.segments);
         let slot = segments.entry(base).or_insert(None);
         Ok(slot.get_or_insert(seg).clone())
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if !self.opts.read_only {
+            sync::mark_on_close(self);
+        }
     }
 }
 

@@ -44,6 +44,7 @@ pub struct LogOptions {
     pub(crate) writeback_every: u64,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) reserved: std::ops::RangeInclusive<u16>,
+    pub(crate) read_only: bool,
 }
 
 /// Default segment size: 64 MiB.
@@ -66,6 +67,7 @@ impl LogOptions {
             clock: crate::clock::system(),
             #[allow(clippy::reversed_empty_ranges)]
             reserved: 1..=0,
+            read_only: false,
         }
     }
 
@@ -134,7 +136,26 @@ impl LogOptions {
         self
     }
 
-    /// Opens (creating if needed) and recovers the log.
+    /// Open for reading only: nothing in the store is created, written, locked exclusively or
+    /// removed, so that a user who may only read the files can read, dump and verify, and a
+    /// check never changes what it checks. The directory must hold a store
+    /// ([`Error::NoStore`] otherwise). A torn tail is left in place and reported in the
+    /// [`RecoveryReport`](crate::RecoveryReport) (`read_only`, `torn`) rather than cut, and
+    /// appends, syncs and compaction fail with [`Error::ReadOnly`]. While the lock file is
+    /// readable and current, readers see other processes' appends as they are published;
+    /// otherwise the log is the records found in the segment files when it was opened.
+    #[must_use]
+    pub fn read_only(mut self) -> LogOptions {
+        self.read_only = true;
+        self
+    }
+
+    /// Whether [`LogOptions::read_only`] was asked for.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Opens (creating if needed, unless [`LogOptions::read_only`]) and recovers the log.
     pub fn open(self) -> Result<Log> {
         Log::open_with(self)
     }

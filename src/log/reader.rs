@@ -176,6 +176,7 @@ impl LogReader {
         if let Some(i) = rest.iter().position(|&b| b != 0) {
             return Err(self.corruption(self.offset + i as u64, FrameError::TrailingGarbage));
         }
+        self.segment.check_sealed_mark()?;
         if let Some(base) = self.segment_base {
             self.segment.index_complete(&self.shared.dir, base, (self.next, self.offset));
         }

@@ -4,11 +4,14 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use super::analysis::{self, Verdict, Watermark};
 use super::control::{Control, Tail};
-use super::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::format::{self, DurableMark, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::io;
+use super::journal::{self, JournalEntry};
 use super::options::{LogOptions, RecoveryMode};
-use super::scan::{self, ScanStart, Stop};
-use super::{io, segment::Segment};
+use super::scan::{self, ScanStart};
+use super::segment::{self, Segment};
 use crate::error::{Error, Result};
 use crate::types::{Lsn, Timestamp};
 
@@ -20,49 +23,150 @@ pub struct RecoveryReport {
     pub cold: bool,
     /// LSN of the next record after recovery.
     pub next_lsn: Lsn,
-    /// The torn tail that was cut off, if any.
+    /// The torn tail that was cut off (or, for a read-only open, that a writable open would cut),
+    /// if any.
     pub torn: Option<TornTailReport>,
     /// Complete records of an appender that died before publishing them, now part of the log.
     pub adopted_records: u64,
-    /// Files removed: leftover temporary files, a newest segment with an incomplete header.
+    /// Files removed (or, read-only, that a writable open would remove): leftover temporary
+    /// files, a newest segment with an incomplete header.
     pub removed: Vec<PathBuf>,
+    /// The durable watermark the newest segment was judged against: every record below it was
+    /// acknowledged as durable, so damage there is corruption and is never cut.
+    pub durable_lsn: Lsn,
+    /// Whether the records from `durable_lsn` on are known not to have been acknowledged as
+    /// durable. False only for a newest segment in format version 1 (no durable mark) opened
+    /// cold: then an invalid frame followed by an intact one is taken for corruption, as
+    /// version 1 did.
+    pub watermark_known: bool,
+    /// The log was opened read-only: nothing was changed, and `torn` and `removed` describe what
+    /// a writable open (or `maos-coord log repair --apply`) would cut and remove.
+    pub read_only: bool,
 }
 
-/// A torn tail that recovery cut off.
+/// A torn tail that recovery cut off (or, read-only, found).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTailReport {
     /// The segment file.
     pub segment: PathBuf,
     /// Byte offset where the cut bytes started.
     pub offset: u64,
-    /// Number of bytes cut (zeroed).
+    /// Number of bytes cut (zeroed); for a removed segment file, its length.
     pub bytes: u64,
     /// LSN the first cut record would have had.
     pub lsn: Lsn,
+    /// LSN of the last intact record among the cut bytes, if any: records written after the last
+    /// sync that reached the disk behind a hole, or the start of a batch whose end is missing.
+    /// None of them had been acknowledged as durable.
+    pub last_intact: Option<Lsn>,
+    /// The whole segment file was removed (a newest segment shorter than its header).
+    pub removed_file: bool,
 }
 
 /// Recovers the log in `dir`. Runs with the append lock held.
 pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<RecoveryReport> {
     let boot = io::boot_id();
+    let this_boot = this_boot_watermark(control, boot);
     let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
-    if control.written_this_boot(boot) && tail_path.is_file() {
+    if this_boot.is_some() && tail_path.is_file() {
         let file = io::open_rw(&tail_path, false)?;
         let len = io::file_len(&file, &tail_path)?;
         let map = io::map_read(&file, &tail_path, len)?;
         if !tail_matches_segment(control.tail(), &map, opts) {
             drop(map);
-            return cold_recover(dir, control, opts, boot);
+            return cold_recover(dir, control, opts, boot, this_boot);
         }
-        let (torn, adopted_records) = repair_interrupted(control, opts, &tail_path, &file, &map)?;
+        let (torn, adopted_records) = repair_interrupted(control, opts, &tail_path, &file, &map, "open")?;
         return Ok(RecoveryReport {
             cold: false,
             next_lsn: control.tail_lsn(),
             torn,
             adopted_records,
             removed: Vec::new(),
+            durable_lsn: control.durable_lsn(),
+            watermark_known: true,
+            read_only: false,
         });
     }
-    cold_recover(dir, control, opts, boot)
+    cold_recover(dir, control, opts, boot, this_boot)
+}
+
+/// Looks at the log in `dir` as [`recover`] would, changing nothing, for a read-only open.
+/// `lock` is the lock file opened read-only (with a shared `flock`), if it could be. Returns the
+/// control to read through: the lock file itself while it describes the segments (the tail then
+/// moves as other processes append), otherwise a control of this process holding the tail found
+/// in the segments.
+///
+/// # Errors
+/// [`Error::NoStore`] if there is no segment file; corruption as [`recover`] reports it.
+pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(Control, RecoveryReport)> {
+    let boot = io::boot_id();
+    let this_boot = lock.as_ref().and_then(|c| this_boot_watermark(c, boot));
+    let warm = match (&lock, this_boot) {
+        (Some(control), Some(_)) => inspect_warm(dir, control, opts)?,
+        _ => None,
+    };
+    if let (Some(control), Some(report)) = (lock.as_ref().filter(|_| warm.is_some()), &warm) {
+        control.unlock_file();
+        if let Some(torn) = &report.torn {
+            refuse_if_strict(opts, torn)?;
+        }
+    }
+    // Otherwise the lock file (if any) stays open, and locked, until the segments are examined.
+    let _held = match (lock, warm) {
+        (Some(control), Some(report)) => return Ok((control, report)),
+        (lock, _) => lock,
+    };
+    let mut report = RecoveryReport { cold: true, read_only: true, ..RecoveryReport::default() };
+    report.removed = leftover_files(dir)?;
+    let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, false)? else {
+        return Err(Error::NoStore { dir: dir.to_owned() });
+    };
+    if let Some(torn) = &newest.verdict.torn {
+        refuse_if_strict(opts, torn)?;
+        report.torn = Some(torn.clone());
+    }
+    let control = Control::local(dir);
+    control.reset([0; 16], newest.verdict.tail, newest.watermark.lsn);
+    report.next_lsn = newest.verdict.tail.lsn;
+    report.durable_lsn = newest.watermark.lsn;
+    report.watermark_known = newest.watermark.known;
+    Ok((control, report))
+}
+
+/// The report of a read-only open that can follow the lock file (of this boot, and agreeing with
+/// the newest segment), or `None` if it cannot. Called with the shared lock held: no appender is
+/// mid-write, so bytes past the tail are a dead appender's, which the next appender repairs.
+fn inspect_warm(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Option<RecoveryReport>> {
+    let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
+    if !tail_path.is_file() {
+        return Ok(None);
+    }
+    let file = io::open_read(&tail_path)?;
+    let len = io::file_len(&file, &tail_path)?;
+    let map = io::map_read(&file, &tail_path, len)?;
+    if !tail_matches_segment(control.tail(), &map, opts) {
+        return Ok(None);
+    }
+    let (adopted_records, torn) = match interrupted(control, opts, &tail_path, &map) {
+        Some((repaired, torn)) => (repaired.lsn.0.saturating_sub(control.tail_lsn().0), torn),
+        None => (0, None),
+    };
+    Ok(Some(RecoveryReport {
+        next_lsn: control.tail_lsn(),
+        torn,
+        adopted_records,
+        durable_lsn: control.durable_lsn(),
+        watermark_known: true,
+        read_only: true,
+        ..RecoveryReport::default()
+    }))
+}
+
+/// The newest segment and the durable watermark of the lock file, if the lock file was written
+/// during this boot: within a boot it is exact (it is raised only after a sync returned).
+fn this_boot_watermark(control: &Control, boot: [u8; 16]) -> Option<(Lsn, Lsn)> {
+    control.written_this_boot(boot).then(|| (control.tail_segment(), control.durable_lsn()))
 }
 
 /// Whether the segment image agrees with the published tail: the last frame is where the lock
@@ -85,16 +189,28 @@ fn tail_matches_segment(tail: Tail, image: &[u8], opts: &LogOptions) -> bool {
     )
 }
 
-fn cold_recover(dir: &Path, control: &Control, opts: &LogOptions, boot: [u8; 16]) -> Result<RecoveryReport> {
-    let mut report = RecoveryReport { cold: true, ..RecoveryReport::default() };
-    for name in io::list_dir(dir)? {
-        if name.ends_with(".seg.tmp") || (name.contains(".seg.idx.") && name.ends_with(".tmp")) {
-            let path = dir.join(&name);
-            io::remove_synced(&path, dir)?;
-            report.removed.push(path);
-        }
+/// Leftover temporary files: segments being created, index files being written.
+fn leftover_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(io::list_dir(dir)?
+        .into_iter()
+        .filter(|name| name.ends_with(".seg.tmp") || (name.contains(".seg.idx.") && name.ends_with(".tmp")))
+        .map(|name| dir.join(name))
+        .collect())
+}
+
+fn cold_recover(
+    dir: &Path,
+    control: &Control,
+    opts: &LogOptions,
+    boot: [u8; 16],
+    this_boot: Option<(Lsn, Lsn)>,
+) -> Result<RecoveryReport> {
+    let mut report = RecoveryReport { cold: true, watermark_known: true, ..RecoveryReport::default() };
+    for path in leftover_files(dir)? {
+        io::remove_synced(&path, dir)?;
+        report.removed.push(path);
     }
-    let Some((base, path, file, len)) = newest_segment(dir, opts, &mut report)? else {
+    let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, true)? else {
         Segment::create(dir, Lsn::FIRST, opts.segment_size)?;
         let tail = Tail {
             lsn: Lsn::FIRST,
@@ -103,9 +219,64 @@ fn cold_recover(dir: &Path, control: &Control, opts: &LogOptions, boot: [u8; 16]
             last_time: Timestamp(0),
             last_frame: 0,
         };
-        control.reset(boot, tail);
+        control.reset(boot, tail, Lsn::FIRST);
         report.next_lsn = Lsn::FIRST;
+        report.durable_lsn = Lsn::FIRST;
         return Ok(report);
+    };
+    let Newest { base, path, file, len, capacity, verdict, watermark, mark } = newest;
+    if let Some(torn) = &verdict.torn {
+        refuse_if_strict(opts, torn)?;
+        journal::append(dir, &JournalEntry::cut(torn, "open", watermark.lsn))?;
+        io::zero_range(&file, &path, torn.offset, torn.offset + torn.bytes)?;
+        report.torn = Some(torn.clone());
+    }
+    if len < capacity {
+        io::preallocate(&file, &path, capacity)?;
+    }
+    io::sync_data(&file, &path)?;
+    let tail = verdict.tail;
+    // Everything kept is durable now: say so in the segment too, so that the next cold open
+    // judges these records as acknowledged.
+    let mark_behind = match mark {
+        DurableMark::Unsupported => false,
+        DurableMark::Below(lsn) => lsn < tail.lsn,
+        DurableMark::Unset | DurableMark::Damaged => tail.lsn > base,
+    };
+    if mark_behind {
+        segment::write_durable_mark(&file, &path, tail.lsn)?;
+        io::sync_data(&file, &path)?;
+    }
+    control.reset(boot, tail, tail.lsn);
+    report.next_lsn = tail.lsn;
+    report.durable_lsn = watermark.lsn;
+    report.watermark_known = watermark.known;
+    Ok(report)
+}
+
+/// The newest segment, its durable mark, and the verdict on its bytes.
+struct Newest {
+    base: Lsn,
+    path: PathBuf,
+    file: File,
+    len: u64,
+    capacity: u64,
+    verdict: Verdict,
+    watermark: Watermark,
+    mark: DurableMark,
+}
+
+/// Finds the newest segment (removing, with `apply`, newer files shorter than a header) and
+/// judges its bytes; `None` if there is no segment.
+fn examine_newest(
+    dir: &Path,
+    opts: &LogOptions,
+    this_boot: Option<(Lsn, Lsn)>,
+    report: &mut RecoveryReport,
+    apply: bool,
+) -> Result<Option<Newest>> {
+    let Some((base, path, file, len)) = newest_segment(dir, opts, report, apply)? else {
+        return Ok(None);
     };
     let map = io::map_read(&file, &path, len)?;
     let header = SegmentHeader::decode(&map)
@@ -116,67 +287,47 @@ fn cold_recover(dir: &Path, control: &Control, opts: &LogOptions, boot: [u8; 16]
             reason: format!("header says base LSN {}, file name says {base}", header.base_lsn),
         });
     }
-    let s = scan::scan(&map, ScanStart::segment(base), opts.max_record_size, |_, _| {});
-    let garbage_end = scan::nonzero_end(&map, s.committed_offset);
-    if garbage_end > s.committed_offset {
-        if let Stop::Invalid { offset, reason } = &s.stop {
-            if scan::valid_frame_follows(&map, *offset, s.stop_lsn.next(), opts.max_record_size) {
-                return Err(Error::Corruption {
-                    segment: path,
-                    offset: *offset,
-                    lsn: s.stop_lsn,
-                    reason: reason.clone(),
-                });
-            }
-        }
-        let torn = TornTailReport {
-            segment: path.clone(),
-            offset: s.committed_offset,
-            bytes: garbage_end - s.committed_offset,
-            lsn: s.committed_lsn,
-        };
-        refuse_if_strict(opts, &torn)?;
-        io::zero_range(&file, &path, s.committed_offset, garbage_end)?;
-        report.torn = Some(torn);
-    }
+    let trusted = this_boot.filter(|(segment, _)| *segment == base).map(|(_, durable)| durable);
+    let recorded = scan::recorded_durable(&map, base, opts.max_record_size);
+    let watermark = Watermark::of(base, &map, recorded, trusted);
+    let verdict = analysis::judge(&path, &map, base, watermark, opts.max_record_size)?;
+    let mark = DurableMark::read(&map);
     drop(map);
-    if len < header.capacity {
-        io::preallocate(&file, &path, header.capacity)?;
-    }
-    io::sync_data(&file, &path)?;
-    let tail = Tail {
-        lsn: s.committed_lsn,
-        segment: base,
-        offset: s.committed_offset,
-        last_time: s.last_time,
-        last_frame: s.last_frame,
-    };
-    control.reset(boot, tail);
-    report.next_lsn = s.committed_lsn;
-    Ok(report)
+    Ok(Some(Newest { base, path, file, len, capacity: header.capacity, verdict, watermark, mark }))
 }
 
-/// Finds the newest segment file, removing (or, in strict mode, refusing) a newest segment whose
-/// header was never completely written.
+/// Finds the newest segment file, removing (or, in strict mode, refusing; read-only, only
+/// reporting) a newest segment whose header was never completely written.
 fn newest_segment(
     dir: &Path,
     opts: &LogOptions,
     report: &mut RecoveryReport,
+    apply: bool,
 ) -> Result<Option<(Lsn, PathBuf, File, u64)>> {
     let mut bases: Vec<Lsn> =
         io::list_dir(dir)?.iter().filter_map(|n| format::parse_segment_file_name(n)).collect();
     bases.sort_unstable();
     while let Some(base) = bases.pop() {
         let path = dir.join(format::segment_file_name(base));
-        let file = io::open_rw(&path, false)?;
+        let file = if apply { io::open_rw(&path, false)? } else { io::open_read(&path)? };
         let len = io::file_len(&file, &path)?;
         if len >= SEGMENT_HEADER_LEN as u64 {
             return Ok(Some((base, path, file, len)));
         }
-        let torn = TornTailReport { segment: path.clone(), offset: 0, bytes: len, lsn: base };
+        let torn = TornTailReport {
+            segment: path.clone(),
+            offset: 0,
+            bytes: len,
+            lsn: base,
+            last_intact: None,
+            removed_file: true,
+        };
         refuse_if_strict(opts, &torn)?;
         drop(file);
-        io::remove_synced(&path, dir)?;
+        if apply {
+            journal::append(dir, &JournalEntry::cut(&torn, "open", base))?;
+            io::remove_synced(&path, dir)?;
+        }
         report.removed.push(path);
         report.torn = Some(torn);
     }
@@ -192,11 +343,34 @@ pub fn repair_interrupted(
     path: &Path,
     file: &File,
     image: &[u8],
+    during: &str,
 ) -> Result<(Option<TornTailReport>, u64)> {
+    let Some((repaired, torn)) = interrupted(control, opts, path, image) else { return Ok((None, 0)) };
+    if let Some(torn) = &torn {
+        refuse_if_strict(opts, torn)?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        journal::append(dir, &JournalEntry::cut(torn, during, control.durable_lsn()))?;
+        io::zero_range(file, path, torn.offset, torn.offset + torn.bytes)?;
+    }
+    let adopted = repaired.lsn.0 - control.tail_lsn().0;
+    control.publish(repaired);
+    control.announce_write(repaired.offset);
+    Ok((torn, adopted))
+}
+
+/// What an appender that died mid-write left between the published tail and the write end
+/// (none if the write end is not past the tail): the tail after adopting its complete batches,
+/// and the bytes to cut after them.
+fn interrupted(
+    control: &Control,
+    opts: &LogOptions,
+    path: &Path,
+    image: &[u8],
+) -> Option<(Tail, Option<TornTailReport>)> {
     let tail = control.tail();
     let end = control.write_end().min(image.len() as u64);
     if end <= tail.offset {
-        return Ok((None, 0));
+        return None;
     }
     let written = image.get(..end as usize).unwrap_or_default();
     let start =
@@ -208,12 +382,15 @@ pub fn repair_interrupted(
         offset: s.committed_offset,
         bytes: garbage_end - s.committed_offset,
         lsn: s.committed_lsn,
+        last_intact: scan::last_intact(
+            written,
+            s.committed_offset,
+            garbage_end,
+            s.committed_lsn,
+            opts.max_record_size,
+        ),
+        removed_file: false,
     });
-    if let Some(torn) = &torn {
-        refuse_if_strict(opts, torn)?;
-        io::zero_range(file, path, s.committed_offset, garbage_end)?;
-    }
-    let adopted = s.committed_lsn.0 - tail.lsn.0;
     let repaired = Tail {
         lsn: s.committed_lsn,
         segment: tail.segment,
@@ -221,9 +398,7 @@ pub fn repair_interrupted(
         last_time: s.last_time.max(tail.last_time),
         last_frame: s.last_frame,
     };
-    control.publish(repaired);
-    control.announce_write(repaired.offset);
-    Ok((torn, adopted))
+    Some((repaired, torn))
 }
 
 fn refuse_if_strict(opts: &LogOptions, torn: &TornTailReport) -> Result<()> {

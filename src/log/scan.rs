@@ -133,6 +133,65 @@ pub fn valid_frame_follows(segment: &[u8], after: u64, lsn: Lsn, max_payload: u3
     false
 }
 
+/// Calls `on_frame` for every intact frame among `segment[from..to]`, walking from `from` with
+/// `lsn` expected first and, past bytes that are not the expected frame, resuming at the next
+/// aligned offset where an intact frame with a later LSN starts.
+///
+/// After a power cut, records written after the last sync can reach the disk behind a hole: this
+/// finds them (to report which LSNs a cut removes, and the durable watermark their frames carry).
+pub fn intact_frames(
+    segment: &[u8],
+    from: u64,
+    to: u64,
+    lsn: Lsn,
+    max_payload: u32,
+    mut on_frame: impl FnMut(&Frame<'_>),
+) {
+    let (mut at, mut next) = (from, lsn);
+    'walk: while at < to {
+        if let Some(Decoded::Frame(f)) =
+            segment.get(at as usize..).map(|b| decode_frame(b, next, max_payload))
+        {
+            on_frame(&f);
+            at += f.len as u64;
+            next = next.next();
+            continue;
+        }
+        let mut probe = at + FRAME_ALIGN as u64;
+        while probe + FRAME_HEADER_LEN as u64 <= to {
+            let rest = segment.get(probe as usize..).unwrap_or_default();
+            let found = Lsn(format::u64_at(rest, 8));
+            if rest.get(27) == Some(&FRAME_MARKER)
+                && found > next
+                && matches!(decode_frame(rest, found, max_payload), Decoded::Frame(_))
+            {
+                (at, next) = (probe, found);
+                continue 'walk;
+            }
+            probe += FRAME_ALIGN as u64;
+        }
+        break;
+    }
+}
+
+/// LSN of the last intact record among `segment[from..to]` (see [`intact_frames`]), if any.
+pub fn last_intact(segment: &[u8], from: u64, to: u64, lsn: Lsn, max_payload: u32) -> Option<Lsn> {
+    let mut last = None;
+    intact_frames(segment, from, to, lsn, max_payload, |f| last = Some(f.lsn));
+    last
+}
+
+/// The highest durable watermark recorded by any intact frame of the segment `segment` whose
+/// first record is `base` (frames behind holes and damage included), if any records one.
+pub fn recorded_durable(segment: &[u8], base: Lsn, max_payload: u32) -> Option<Lsn> {
+    let to = nonzero_end(segment, format::SEGMENT_HEADER_LEN as u64);
+    let mut highest = None;
+    intact_frames(segment, format::SEGMENT_HEADER_LEN as u64, to, base, max_payload, |f| {
+        highest = highest.max(f.durable_before);
+    });
+    highest
+}
+
 /// Offset one past the last non-zero byte of `bytes[from..]`, or `from` if all are zero.
 pub fn nonzero_end(bytes: &[u8], from: u64) -> u64 {
     let tail = bytes.get(from as usize..).unwrap_or_default();
@@ -195,5 +254,9 @@ mod tests {
         let Stop::Invalid { offset, .. } = s.stop else { panic!("{s:?}") };
         assert!(valid_frame_follows(&img, offset, Lsn(3), 100));
         assert_eq!(nonzero_end(&img, offset), 64 + 2 * 40 + 32 + 5, "ends with the payload of frame 3");
+        let end = img.len() as u64;
+        assert_eq!(last_intact(&img, offset, end, Lsn(2), 100), Some(Lsn(3)), "frame 3 behind the damage");
+        assert_eq!(last_intact(&img, 64, end, Lsn(1), 100), Some(Lsn(3)));
+        assert_eq!(last_intact(&img, offset, offset + 8, Lsn(2), 100), None);
     }
 }

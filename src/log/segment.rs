@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 
-use super::format::{self, SegmentHeader};
+use super::format::{self, DurableMark, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::index::{self, SparseIndex};
 use super::io;
 use super::lock;
@@ -21,13 +21,16 @@ pub struct Segment {
     file: File,
     map: Mutex<Arc<Mmap>>,
     index: Mutex<SparseIndex>,
+    /// Opened for reading only: no index files are written or removed beside it.
+    read_only: bool,
 }
 
 impl Segment {
-    /// Opens an existing segment and checks its header against its name.
-    pub fn open(dir: &Path, base: Lsn) -> Result<Segment> {
+    /// Opens an existing segment (for reading and writing, or with `read_only` for reading
+    /// only) and checks its header against its name.
+    pub fn open(dir: &Path, base: Lsn, read_only: bool) -> Result<Segment> {
         let path = dir.join(format::segment_file_name(base));
-        let file = io::open_rw(&path, false)?;
+        let file = if read_only { io::open_read(&path)? } else { io::open_rw(&path, false)? };
         let len = io::file_len(&file, &path)?;
         let map = io::map_read(&file, &path, len)?;
         let header = SegmentHeader::decode(&map)
@@ -39,7 +42,33 @@ impl Segment {
             });
         }
         let index = index::load(&path, base).unwrap_or_else(|| SparseIndex::new(base));
-        Ok(Segment { index: Mutex::new(index), map: Mutex::new(Arc::new(map)), file, path })
+        Ok(Segment { index: Mutex::new(index), map: Mutex::new(Arc::new(map)), file, path, read_only })
+    }
+
+    /// Checks the durable mark of a sealed segment (a reader leaving it). Marks are only written
+    /// under the append lock into the newest segment, so a sealed segment's mark never changes
+    /// and a damaged one is corruption like any other byte.
+    pub fn check_sealed_mark(&self) -> Result<()> {
+        let map = self.map();
+        match DurableMark::read(map.get(..SEGMENT_HEADER_LEN).unwrap_or_default()) {
+            DurableMark::Damaged => Err(Error::CorruptHeader {
+                segment: self.path.clone(),
+                reason: "durable mark (bytes 40..52) fails its CRC".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The durable mark as the page cache holds it now.
+    pub fn durable_mark(&self) -> DurableMark {
+        DurableMark::read(self.map().get(..SEGMENT_HEADER_LEN).unwrap_or_default())
+    }
+
+    /// Writes the durable mark `lsn` into the header (page cache only: it reaches the disk
+    /// with the next `fdatasync` of the segment). Call with the append lock held, only for the
+    /// newest segment, and only with an LSN every record below which is already durable.
+    pub fn write_durable_mark(&self, lsn: Lsn) -> Result<()> {
+        write_durable_mark(&self.file, &self.path, lsn)
     }
 
     /// Creates a new, empty, preallocated segment durably: written under a temporary name,
@@ -93,7 +122,9 @@ impl Segment {
     /// file; returns the start of the segment.
     pub fn index_reset(&self, base: Lsn) -> (Lsn, u64) {
         *lock(&self.index) = SparseIndex::new(base);
-        let _ = std::fs::remove_file(index::index_path(&self.path));
+        if !self.read_only {
+            let _ = std::fs::remove_file(index::index_path(&self.path));
+        }
         tracing::warn!(segment = %self.path.display(), "discarded a stale segment index");
         lock(&self.index).lookup(base)
     }
@@ -109,7 +140,7 @@ impl Segment {
         let bytes = {
             let mut index = lock(&self.index);
             index.complete(end);
-            if !index.wants_saving() {
+            if self.read_only || !index.wants_saving() {
                 return;
             }
             index.saved = true;
@@ -121,6 +152,14 @@ impl Segment {
     }
 }
 
+/// Writes the durable mark `lsn` at bytes 40..52 of the segment `file` (log-format.md, "Durable
+/// mark"). Version-2 segments only; the caller holds the append lock.
+pub fn write_durable_mark(file: &File, path: &Path, lsn: Lsn) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(&DurableMark::encode(lsn), format::HDR_DURABLE_MARK as u64)
+        .map_err(|e| Error::io("write durable mark", path, e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,7 +168,7 @@ mod tests {
     fn created_segment_has_a_valid_header_and_full_length() {
         let dir = tempfile::tempdir().unwrap();
         Segment::create(dir.path(), Lsn(5), 8192).unwrap();
-        let seg = Segment::open(dir.path(), Lsn(5)).unwrap();
+        let seg = Segment::open(dir.path(), Lsn(5), false).unwrap();
         assert_eq!(seg.map().len(), 8192);
         assert!(!dir.path().join("00000000000000000005.seg.tmp").exists());
     }
@@ -143,7 +182,7 @@ mod tests {
             dir.path().join(format::segment_file_name(Lsn(6))),
         )
         .unwrap();
-        let err = Segment::open(dir.path(), Lsn(6)).err().unwrap();
+        let err = Segment::open(dir.path(), Lsn(6), true).err().unwrap();
         assert!(err.to_string().contains("file name says 6"), "{err}");
     }
 }

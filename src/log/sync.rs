@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::format::DurableMark;
 use super::options::Durability;
 use super::{io, lock, wait, Shared};
 use crate::error::Result;
@@ -54,14 +55,49 @@ pub(crate) fn sync_gathering(shared: &Shared, upto: Lsn, gather: bool) -> Result
 const SYNC_GATHER: Duration = Duration::from_micros(500);
 
 /// Syncs the tail segment: everything below the tail LSN read first lies in it or in sealed
-/// (already synced) segments before it, so all of it becomes durable.
+/// (already synced) segments before it, so all of it becomes durable. The frames appended next
+/// record the raised watermark (log-format.md, "Record frame"), so it reaches the disk with them.
 fn sync_tail(shared: &Shared) -> Result<()> {
     let control = &shared.control;
     let target = control.tail_lsn();
-    let segment = shared.segment(control.tail_segment())?;
+    let base = control.tail_segment();
+    let segment = shared.segment(base)?;
     io::sync_data(segment.file(), &segment.path)?;
     control.raise_durable(target);
+    shared.writer.synced_segment.store(base.0, Ordering::Release);
     Ok(())
+}
+
+/// When the log is dropped after this process synced: records the durable watermark in the
+/// newest segment's durable mark and syncs it, so that after a clean exit the disk says every
+/// acknowledged record is durable, including those of the last sync, which no later frame
+/// records (log-format.md, "Durable mark"). Under the append lock, so that marks only rise,
+/// never change in a sealed segment and never race with recovery.
+pub(crate) fn mark_on_close(shared: &Shared) {
+    let base = Lsn(shared.writer.synced_segment.swap(0, Ordering::AcqRel));
+    if base.0 == 0 {
+        return;
+    }
+    if let Err(e) = write_mark(shared, base) {
+        tracing::warn!(error = %e, "cannot record the durable mark");
+    }
+}
+
+fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
+    let control = &shared.control;
+    let _append_lock = control.lock()?;
+    let durable = control.durable_lsn();
+    if control.tail_segment() != base || durable <= base {
+        return Ok(()); // sealed since (wholly durable), or nothing of it synced
+    }
+    let segment = shared.segment(base)?;
+    match segment.durable_mark() {
+        DurableMark::Unsupported => return Ok(()),
+        DurableMark::Below(lsn) if lsn >= durable => return Ok(()),
+        _ => {}
+    }
+    segment.write_durable_mark(durable)?;
+    io::sync_data(segment.file(), &segment.path)
 }
 
 /// The background thread of [`Durability::Flush`].
@@ -78,6 +114,9 @@ impl Flusher {
     /// Starts the thread if the log's durability asks for one.
     pub fn start(shared: &Arc<Shared>) {
         let Durability::Flush(interval) = shared.opts.durability else { return };
+        if shared.opts.read_only {
+            return;
+        }
         let weak: Weak<Shared> = Arc::downgrade(shared);
         let signal = shared.flusher.signal.clone();
         let spawned = std::thread::Builder::new().name("maos-log-flush".into()).spawn(move || loop {

@@ -3,12 +3,13 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::control::Tail;
 use super::format::{self, SegmentHeader, FLAG_BATCH_CONTINUES, SEGMENT_HEADER_LEN};
 use super::recovery::{self, TornTailReport};
+use super::scan::{self, ScanStart};
 use super::segment::Segment;
 use super::writeback::Writeback;
 use super::{group, io, lock, Shared};
@@ -80,15 +81,16 @@ impl Pending {
         self.count == 0 && self.deferred.is_none()
     }
 
-    /// Sets LSNs from `first`, the time and the batch flags, and computes the checksums.
-    fn finalize(&mut self, first: Lsn, time: Timestamp) {
+    /// Sets LSNs from `first`, the time, the batch flags and the durable distance (from
+    /// `durable`, if given), and computes the checksums.
+    fn finalize(&mut self, first: Lsn, time: Timestamp, durable: Option<Lsn>) {
         let mut at = 0;
         for i in 0..self.count {
             let Some(rest) = self.buf.get_mut(at..) else { return };
             let len = format::encoded_frame_len(rest);
             let flags = if i + 1 < self.count { FLAG_BATCH_CONTINUES } else { 0 };
             if let Some(frame) = rest.get_mut(..len) {
-                format::finalize_frame(frame, Lsn(first.0 + i), time, flags);
+                format::finalize_frame_durable(frame, Lsn(first.0 + i), time, flags, durable);
             }
             at += len;
         }
@@ -113,6 +115,9 @@ pub(crate) struct Writer {
     pub(super) appender_turn: Condvar,
     repairs: Mutex<Vec<TornTailReport>>,
     writeback: Writeback,
+    /// Base LSN of the segment this process last synced (0: none): its durable mark is written
+    /// when the log is dropped.
+    pub(super) synced_segment: AtomicU64,
 }
 
 /// The newest segment, as the current leader writes it.
@@ -128,6 +133,11 @@ struct Active {
     capacity: u64,
     /// Writeback was last requested up to this offset.
     written_back: u64,
+    /// The segment's header is version 2: frames record the durable watermark.
+    records_durable: bool,
+    /// The tail this process last published or found consistent in this segment: a tail equal
+    /// to it needs no check.
+    known_tail: Option<Tail>,
 }
 
 impl Writer {
@@ -141,6 +151,7 @@ impl Writer {
             appender_turn: Condvar::new(),
             repairs: Mutex::new(Vec::new()),
             writeback: Writeback::new(),
+            synced_segment: AtomicU64::new(0),
         }
     }
 
@@ -200,14 +211,26 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
             fail_rest(&mut results, &e);
             break;
         }
+        // The segment the batch goes to (after a rollover, the new one).
+        let records_durable = match ensure_active(shared, &mut active, run.tail.segment) {
+            Ok(current) => current.records_durable,
+            Err(e) => {
+                fail_rest(&mut results, &e);
+                break;
+            }
+        };
+        let durable = records_durable.then(|| shared.control.durable_lsn());
         if let Some(pending) = group.get_mut(i) {
-            run.place(i, pending);
+            run.place(i, pending, durable);
         }
     }
     if let Err(e) = flush(shared, &mut active, &mut run, group, &mut results) {
         fail_rest(&mut results, &e);
     }
     shared.control.publish(run.start);
+    if let Some(current) = active.as_mut().filter(|a| a.base == run.start.segment) {
+        current.known_tail = Some(run.start);
+    }
     shared.wake.appended();
     results.into_iter().map(|r| r.unwrap_or_else(|| Err(internal("batch was never placed")))).collect()
 }
@@ -224,8 +247,10 @@ struct Run {
 }
 
 impl Run {
-    fn place(&mut self, index: usize, pending: &mut Pending) {
-        pending.finalize(self.tail.lsn, self.time);
+    /// Places a batch after the run; `durable` is the durable watermark to record in its frames
+    /// (log-format.md, "Record frame"), `None` for a version-1 segment.
+    fn place(&mut self, index: usize, pending: &mut Pending, durable: Option<Lsn>) {
+        pending.finalize(self.tail.lsn, self.time, durable);
         let appended = Appended { first: self.tail.lsn, count: pending.count };
         self.tail.last_frame = self.tail.offset + pending.last_frame as u64;
         self.tail.offset += pending.buf.len() as u64;
@@ -314,16 +339,71 @@ fn internal(what: &str) -> Error {
 /// and repairs what an appender that died mid-write left behind.
 fn catch_up(shared: &Shared, active: &mut Option<Active>, tail: &mut Tail) -> Result<()> {
     let active = ensure_active(shared, active, tail.segment)?;
+    if active.known_tail != Some(*tail) && !tail_consistent(active, tail) {
+        rebuild_tail(shared, active, tail)?;
+    }
+    active.known_tail = Some(*tail);
     if shared.control.write_end() > tail.offset {
         let len = io::file_len(&active.file, &active.path)?;
         let image = io::map_read(&active.file, &active.path, len)?;
-        let (torn, _adopted) =
-            recovery::repair_interrupted(&shared.control, &shared.opts, &active.path, &active.file, &image)?;
+        let (torn, _adopted) = recovery::repair_interrupted(
+            &shared.control,
+            &shared.opts,
+            &active.path,
+            &active.file,
+            &image,
+            "append",
+        )?;
         *tail = shared.control.tail();
         if let Some(torn) = torn {
             lock(&shared.writer.repairs).push(torn);
         }
     }
+    Ok(())
+}
+
+/// Whether the words of a published tail agree with each other and with the segment: the frame
+/// at `last_frame` carries LSN `lsn - 1` and ends at `offset` (with no frame yet, the offset is
+/// the first after the header and the LSN the segment's base). A process that died while
+/// publishing (the words are stored one by one, the LSN last) leaves them disagreeing: the new
+/// offset with the old LSN, say; appending after such a tail would write frames with LSNs that
+/// are already taken (log-format.md, "Appending", step 1).
+fn tail_consistent(active: &Active, tail: &Tail) -> bool {
+    use std::os::unix::fs::FileExt;
+    if tail.last_frame == 0 {
+        return tail.offset == SEGMENT_HEADER_LEN as u64 && tail.lsn == tail.segment;
+    }
+    let mut head = [0u8; 16];
+    if active.file.read_exact_at(&mut head, tail.last_frame).is_err() {
+        return false;
+    }
+    let len = format::u32_at(&head, 0) as usize;
+    let lsn = format::u64_at(&head, 8);
+    tail.last_frame.saturating_add(format::frame_len(len) as u64) == tail.offset
+        && lsn.saturating_add(1) == tail.lsn.0
+}
+
+/// Rebuilds a tail whose words disagree from the segment: its complete batches up to the write
+/// end, never behind the published LSN (readers may have read up to it).
+fn rebuild_tail(shared: &Shared, active: &Active, tail: &mut Tail) -> Result<()> {
+    let len = io::file_len(&active.file, &active.path)?;
+    let image = io::map_read(&active.file, &active.path, len)?;
+    let end = shared.control.write_end().max(tail.offset).min(image.len() as u64) as usize;
+    let written = image.get(..end).unwrap_or_default();
+    let s = scan::scan(written, ScanStart::segment(tail.segment), shared.opts.max_record_size, |_, _| {});
+    if s.committed_lsn < tail.lsn {
+        return Ok(()); // the segment holds less than was published: readers report it, naming it
+    }
+    let rebuilt = Tail {
+        lsn: s.committed_lsn,
+        segment: tail.segment,
+        offset: s.committed_offset,
+        last_time: s.last_time.max(tail.last_time),
+        last_frame: s.last_frame,
+    };
+    tracing::warn!(segment = %active.path.display(), from = ?tail, to = ?rebuilt, "rebuilt a tail left half-published by a process that died");
+    shared.control.publish(rebuilt);
+    *tail = rebuilt;
     Ok(())
 }
 
@@ -347,10 +427,19 @@ fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
     let capacity = SegmentHeader::decode(&header)
         .map_err(|e| Error::CorruptHeader { segment: path.clone(), reason: e.to_string() })?
         .capacity;
+    let records_durable = format::u32_at(&header, 8) == format::SEGMENT_VERSION;
     if io::file_len(&file, &path)? < capacity {
         io::preallocate(&file, &path, capacity)?;
     }
-    Ok(Active { base, path, file: Arc::new(file), capacity, written_back: SEGMENT_HEADER_LEN as u64 })
+    Ok(Active {
+        base,
+        path,
+        file: Arc::new(file),
+        capacity,
+        written_back: SEGMENT_HEADER_LEN as u64,
+        records_durable,
+        known_tail: None,
+    })
 }
 
 /// Fault injection for crash tests: make the process abort in the middle of copying a batch.
