@@ -5,7 +5,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::control::{Control, Tail};
-use super::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::format::{self, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::options::{LogOptions, RecoveryMode};
 use super::scan::{self, ScanStart, Stop};
 use super::{io, segment::Segment};
@@ -44,12 +44,13 @@ pub struct TornTailReport {
 /// Recovers the log in `dir`. Runs with the append lock held.
 pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<RecoveryReport> {
     let boot = io::boot_id();
-    let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
-    if control.written_this_boot(boot) && tail_path.is_file() {
+    let tail_segment = control.tail_segment();
+    let tail_path = dir.join(format::segment_file_name(tail_segment));
+    if control.written_this_boot(boot) && tail_path.is_file() && !newer_segment(dir, tail_segment)? {
         let file = io::open_rw(&tail_path, false)?;
         let len = io::file_len(&file, &tail_path)?;
         let map = io::map_read(&file, &tail_path, len)?;
-        if !tail_matches_segment(control.tail(), &map, opts) {
+        if !tail_matches_segment(control.tail(), control.write_end(), &map, opts) {
             drop(map);
             return cold_recover(dir, control, opts, boot);
         }
@@ -65,13 +66,27 @@ pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Recov
     cold_recover(dir, control, opts, boot)
 }
 
+/// Whether a segment file newer than the tail segment exists: the lock file is older than the
+/// segments (or an appender died between creating a segment and publishing it, where recovery
+/// from the segments is as right).
+fn newer_segment(dir: &Path, tail_segment: Lsn) -> Result<bool> {
+    Ok(io::list_dir(dir)?.iter().filter_map(|n| format::parse_segment_file_name(n)).any(|b| b > tail_segment))
+}
+
 /// Whether the segment image agrees with the published tail: the last frame is where the lock
-/// file says, carries the LSN before the tail and ends at the tail offset. A store whose files
-/// were replaced, truncated or copied after the lock file was written fails this and is
-/// recovered from its segments.
-fn tail_matches_segment(tail: Tail, image: &[u8], opts: &LogOptions) -> bool {
+/// file says, carries the LSN before the tail and ends at the tail offset, and nothing was
+/// written after the tail but what an interrupted append announced (`write_end`). A store whose
+/// files were replaced, truncated, or copied after the lock file was (a store copied while in
+/// use: the segments hold records the copied lock file does not know, which trusting it would
+/// hide and the next append overwrite) fails this and is recovered from its segments.
+fn tail_matches_segment(tail: Tail, write_end: u64, image: &[u8], opts: &LogOptions) -> bool {
     let header_ok = SegmentHeader::decode(image).is_ok_and(|h| h.base_lsn == tail.segment);
     if !header_ok || tail.offset < SEGMENT_HEADER_LEN as u64 {
+        return false;
+    }
+    let end = usize::try_from(tail.offset.max(write_end)).unwrap_or(usize::MAX);
+    let after = image.get(end..).unwrap_or_default();
+    if format::nonzero(after.get(..FRAME_HEADER_LEN).unwrap_or(after)) {
         return false;
     }
     if tail.last_frame == 0 {
