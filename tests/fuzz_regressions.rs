@@ -117,3 +117,8 @@ fn saved_compacted_file_inputs_keep_the_contract() {
 fn saved_lock_file_inputs_keep_the_contract() {
     replay("lock_file", maos_coord::log::fuzzing::lock_file);
 }
+
+#[test]
+fn saved_json_values_inputs_keep_the_contract() {
+    replay("json_values", maos_coord::coordinator::fuzzing::json_values);
+}

@@ -162,6 +162,21 @@ async fn seeds() {
     let mut other = t.lock.clone();
     other[8] = 2;
     save("lock_file", "file-version-2", &[&[2u8][..], &other].concat());
+
+    // JSON values: [limit, then per value: op, key, value...].
+    // (see Input in src/coordinator/fuzzing/json_values.rs: op, key, value, metadata).
+    let specials =
+        [0, 0, 0, 5, 2, 0, 1, 1, 5, 5, 0, 2, 0, 5, 0, 0, 0, 1, 9, 5, 5, 11, 5, 12, 5, 14, 6, 16, 5, 18, 0];
+    save("json_values", "specials", &specials);
+    let deep = [0, 1, 0, 11, 1, 0, 0, 0, 0, 1, 11, 2, 1, 0, 0, 2, 2, 11, 0, 0xaa, 0, 0];
+    save("json_values", "depth-at-the-limit", &deep);
+    let wide = [1, 0, 0, 12, 0x2c, 0x01, 0, 0, 1, 0, 8, 5, 0x90, 0x01, 0, 2, 0, 13, 0xe8, 0x03, 0, 0];
+    save("json_values", "wide-and-long-small-limit", &wide);
+    let empty = [
+        0, 0, 2, 14, 0, 0, 1, 0, 14, 1, 2, 3, 5, 9, 15, 1, 6, 0, 2, 10, 11, 2, 0, 15, 0, 0, 1, 7, 5, 16, 17,
+        18, 19, 12, 0,
+    ];
+    save("json_values", "empty-containers-and-strings", &empty);
 }
 
 /// The same store as a version-1 snapshot: every version of every key in full.
