@@ -81,3 +81,44 @@ fn saved_ops_vs_model_inputs_agree_with_the_model() {
         maos_coord::coordinator::fuzzing::ops_vs_model(dir.path(), &data);
     }
 }
+
+/// Replays the saved inputs of `target` through `body`, each in a new temporary directory.
+fn replay(target: &str, body: impl Fn(&Path, &[u8])) {
+    let inputs = inputs(target);
+    assert!(inputs.len() >= 3, "seeds of {target}");
+    for (name, data) in inputs {
+        eprintln!("{name}");
+        let dir = tempfile::tempdir().unwrap();
+        body(dir.path(), &data);
+    }
+}
+
+#[test]
+fn saved_snapshot_file_inputs_keep_the_contract() {
+    replay("snapshot_file", maos_coord::snapshot::fuzzing::snapshot_file);
+}
+
+#[test]
+fn saved_cursor_file_inputs_keep_the_contract() {
+    replay("cursor_file", maos_coord::coordinator::fuzzing::cursor_file);
+}
+
+#[test]
+fn saved_index_file_inputs_keep_the_contract() {
+    replay("index_file", maos_coord::log::fuzzing::index_file);
+}
+
+#[test]
+fn saved_compacted_file_inputs_keep_the_contract() {
+    replay("compacted_file", maos_coord::log::fuzzing::compacted_file);
+}
+
+#[test]
+fn saved_lock_file_inputs_keep_the_contract() {
+    replay("lock_file", maos_coord::log::fuzzing::lock_file);
+}
+
+#[test]
+fn saved_json_values_inputs_keep_the_contract() {
+    replay("json_values", maos_coord::coordinator::fuzzing::json_values);
+}

@@ -297,3 +297,46 @@ async fn application_events_before_the_bound_are_dropped_and_later_ones_kept() {
     assert_eq!(after.iter().filter(|(_, e)| custom(e, "new")).count(), 40, "every new event is kept");
     assert_eq!(state(&c), state_before);
 }
+
+#[test]
+fn a_compacted_file_whose_range_ends_past_the_log_is_reported_by_name() {
+    // The compacted-records file of a longer log, beside a shorter one: its range ends past the
+    // end of this log. Audits, verification and compaction report the file, not an LSN.
+    let open =
+        |dir: &Path| maos_coord::Log::options(dir).segment_size(8192).max_record_size(2048).open().unwrap();
+    let kind = maos_coord::RecordKind::new(7).unwrap();
+    let (longer, shorter) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (long, short) = (open(longer.path()), open(shorter.path()));
+    for (log, records) in [(&long, 120), (&short, 60)] {
+        for _ in 0..records {
+            log.append(kind, &[1; 200]).unwrap();
+        }
+    }
+    long.compact_keyed(long.next_lsn(), None, |_| Ok(true)).unwrap();
+    let foreign = std::fs::read(longer.path().join("compacted.log")).unwrap();
+    std::fs::write(shorter.path().join("compacted.log"), &foreign).unwrap();
+
+    let audit = || -> maos_coord::Result<u64> {
+        let mut reader = short.audit_reader()?;
+        let mut n = 0;
+        while reader.next()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    };
+    let errors = [
+        audit().unwrap_err(),
+        short.verify().unwrap_err(),
+        short.compact_keyed(short.next_lsn(), None, |_| Ok(true)).unwrap_err(),
+    ];
+    for err in errors {
+        assert!(matches!(err, Error::CorruptHeader { .. }), "{err}");
+        let message = err.to_string();
+        assert!(
+            message.contains("compacted.log") && message.contains("past the end of the log"),
+            "{message}"
+        );
+    }
+    assert_eq!(std::fs::read(shorter.path().join("compacted.log")).unwrap(), foreign);
+    assert_eq!(short.first_lsn().unwrap(), Lsn(1), "nothing was removed");
+}

@@ -27,8 +27,7 @@ struct Compacted {
 
 impl AuditReader {
     pub(super) fn open(shared: Arc<Shared>) -> Result<AuditReader> {
-        let compacted = CompactedFile::open(&shared.dir, shared.opts.max_record_size)?
-            .map(|file| Compacted { at: file.start(), file });
+        let compacted = shared.compacted_file()?.map(|file| Compacted { at: file.start(), file });
         Ok(AuditReader { shared, compacted, log: None, last_compacted: None })
     }
 

@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::compacted::{CompactedFile, CompactedWriter};
+use super::compacted::CompactedWriter;
 use super::index::index_path;
 use super::reader::Record;
 use super::{io, read_lock, Shared};
@@ -78,7 +78,7 @@ pub(super) fn compact_keyed(
 ) -> Result<KeyedCompaction> {
     let _lock = CompactLock::take(&shared.dir)?;
     let Some(start) = new_start(shared, limit)? else { return Ok(KeyedCompaction::default()) };
-    let old = CompactedFile::open(&shared.dir, shared.opts.max_record_size)?;
+    let old = shared.compacted_file()?;
     let log_first = shared.first_lsn()?;
     let first = old.as_ref().map_or(log_first, |o| o.header().first.min(log_first));
     let mut out = CompactedWriter::create(&shared.dir, first)?;

@@ -128,6 +128,22 @@ impl CompactedFile {
         Ok(Some(CompactedFile { path, map, header, max_payload }))
     }
 
+    /// Checks the range against the log, whose next record gets `next`: the range ends at or
+    /// before it (compaction only ever removes records the log holds), else the file does not
+    /// belong to this log, and the error names it.
+    pub fn check_range(&self, next: Lsn) -> Result<()> {
+        if self.header.end > next {
+            return Err(Error::CorruptHeader {
+                segment: self.path.clone(),
+                reason: format!(
+                    "its range ends before LSN {}, past the end of the log (next LSN {next})",
+                    self.header.end
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Its header.
     #[must_use]
     pub fn header(&self) -> &CompactedHeader {

@@ -323,7 +323,7 @@ impl Log {
             records += 1;
             payload_bytes += record.payload.len() as u64;
         }
-        let compacted = compacted::CompactedFile::open(&self.shared.dir, self.shared.opts.max_record_size)?;
+        let compacted = self.shared.compacted_file()?;
         let mut compacted_records = 0u64;
         if let Some(file) = &compacted {
             for record in file.records() {
@@ -459,6 +459,15 @@ impl Shared {
         }
         *segments = found;
         Ok(())
+    }
+
+    /// The compacted-records file, if there is one, with its range checked against the log.
+    fn compacted_file(&self) -> Result<Option<compacted::CompactedFile>> {
+        let file = compacted::CompactedFile::open(&self.dir, self.opts.max_record_size)?;
+        if let Some(file) = &file {
+            file.check_range(self.control.tail_lsn())?;
+        }
+        Ok(file)
     }
 
     fn first_lsn(&self) -> Result<Lsn> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::analysis::{self, Verdict, Watermark};
 use super::control::{Control, Tail};
-use super::format::{self, DurableMark, SegmentHeader, SEGMENT_HEADER_LEN};
+use super::format::{self, DurableMark, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::io;
 use super::journal::{self, JournalEntry};
 use super::options::{LogOptions, RecoveryMode};
@@ -68,11 +68,11 @@ pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Recov
     let boot = io::boot_id();
     let this_boot = this_boot_watermark(control, boot);
     let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
-    if this_boot.is_some() && tail_path.is_file() {
+    if this_boot.is_some() && tail_path.is_file() && !newer_segment(dir, control.tail_segment())? {
         let file = io::open_rw(&tail_path, false)?;
         let len = io::file_len(&file, &tail_path)?;
         let map = io::map_read(&file, &tail_path, len)?;
-        if !tail_matches_segment(control.tail(), &map, opts) {
+        if !tail_matches_segment(control.tail(), control.write_end(), &map, opts) {
             drop(map);
             return cold_recover(dir, control, opts, boot, this_boot);
         }
@@ -139,13 +139,13 @@ pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(
 /// mid-write, so bytes past the tail are a dead appender's, which the next appender repairs.
 fn inspect_warm(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Option<RecoveryReport>> {
     let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
-    if !tail_path.is_file() {
+    if !tail_path.is_file() || newer_segment(dir, control.tail_segment())? {
         return Ok(None);
     }
     let file = io::open_read(&tail_path)?;
     let len = io::file_len(&file, &tail_path)?;
     let map = io::map_read(&file, &tail_path, len)?;
-    if !tail_matches_segment(control.tail(), &map, opts) {
+    if !tail_matches_segment(control.tail(), control.write_end(), &map, opts) {
         return Ok(None);
     }
     let (adopted_records, torn) = match interrupted(control, opts, &tail_path, &map) {
@@ -173,9 +173,17 @@ fn this_boot_watermark(control: &Control, boot: [u8; 16]) -> Option<(Lsn, Lsn)> 
 /// file says, carries the LSN before the tail and ends at the tail offset. A store whose files
 /// were replaced, truncated or copied after the lock file was written fails this and is
 /// recovered from its segments.
-fn tail_matches_segment(tail: Tail, image: &[u8], opts: &LogOptions) -> bool {
+fn tail_matches_segment(tail: Tail, write_end: u64, image: &[u8], opts: &LogOptions) -> bool {
     let header_ok = SegmentHeader::decode(image).is_ok_and(|h| h.base_lsn == tail.segment);
     if !header_ok || tail.offset < SEGMENT_HEADER_LEN as u64 {
+        return false;
+    }
+    // Nothing was written after the tail but what an interrupted append announced: a lock file
+    // older than the segments (a store copied while in use) would hide records that the next
+    // append overwrites.
+    let end = usize::try_from(tail.offset.max(write_end)).unwrap_or(usize::MAX);
+    let after = image.get(end..).unwrap_or_default();
+    if format::nonzero(after.get(..FRAME_HEADER_LEN).unwrap_or(after)) {
         return false;
     }
     if tail.last_frame == 0 {
@@ -187,6 +195,12 @@ fn tail_matches_segment(tail: Tail, image: &[u8], opts: &LogOptions) -> bool {
         format::decode_frame(rest, expected, opts.max_record_size),
         format::Decoded::Frame(f) if tail.last_frame + f.len as u64 == tail.offset && !f.batch_continues()
     )
+}
+
+/// Whether a segment newer than the lock file's tail segment exists (the lock file is older
+/// than the segments).
+fn newer_segment(dir: &Path, tail_segment: Lsn) -> Result<bool> {
+    Ok(io::list_dir(dir)?.iter().filter_map(|n| format::parse_segment_file_name(n)).any(|b| b > tail_segment))
 }
 
 /// Leftover temporary files: segments being created, index files being written.

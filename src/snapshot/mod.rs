@@ -11,6 +11,8 @@ use crate::log::format::{put, u32_at, u64_at};
 use crate::projection::{State, StateImage};
 use crate::types::{Lsn, Timestamp};
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod v1;
 
 /// `b"MAOSSNP\0"`.
