@@ -29,6 +29,17 @@ async fn two_agents(c: &Coordinator) -> (AgentId, AgentId) {
     (a, b)
 }
 
+/// A store on a manual clock where agent `a` holds task `t` and agent `b` waits.
+async fn one_claim() -> (tempfile::TempDir, ManualClock, Coordinator, AgentId, AgentId, TaskId) {
+    let root = tempfile::tempdir().unwrap();
+    let clock = ManualClock::starting_now();
+    let c = open(root.path(), &clock);
+    let (a, b) = two_agents(&c).await;
+    let t = c.create_task(&a, NewTask::new("t")).await.unwrap().id;
+    c.claim_next_task(&a, None).await.unwrap().unwrap();
+    (root, clock, c, a, b, t)
+}
+
 #[tokio::test]
 async fn a_heartbeat_after_the_lease_ran_out_reports_the_lapse_and_frees_the_task() {
     let root = tempfile::tempdir().unwrap();
@@ -112,12 +123,7 @@ async fn completing_or_failing_after_the_lease_ran_out_is_refused_even_if_nobody
 
 #[tokio::test]
 async fn ready_tasks_list_what_a_claim_would_hand_out_including_lapsed_leases() {
-    let root = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_now();
-    let c = open(root.path(), &clock);
-    let (a, b) = two_agents(&c).await;
-    let t = c.create_task(&a, NewTask::new("t")).await.unwrap().id;
-    c.claim_next_task(&a, None).await.unwrap().unwrap();
+    let (_root, clock, c, _a, b, t) = one_claim().await;
     assert!(c.get_ready_tasks(&b, None).unwrap().is_empty());
     clock.advance(LEASE * 2);
     let ready: Vec<TaskId> = c.get_ready_tasks(&b, None).unwrap().into_iter().map(|t| t.id).collect();
@@ -237,12 +243,7 @@ async fn a_backward_clock_jump_never_ends_a_lease_early() {
 
 #[tokio::test]
 async fn a_forward_clock_jump_ends_the_leases_it_passes() {
-    let root = tempfile::tempdir().unwrap();
-    let clock = ManualClock::starting_now();
-    let c = open(root.path(), &clock);
-    let (a, b) = two_agents(&c).await;
-    let t = c.create_task(&a, NewTask::new("t")).await.unwrap().id;
-    c.claim_next_task(&a, None).await.unwrap().unwrap();
+    let (_root, clock, c, _a, b, t) = one_claim().await;
     clock.advance(Duration::from_secs(3600));
     assert_eq!(c.claim_next_task(&b, None).await.unwrap().map(|t| t.id), Some(t));
     let times: Vec<_> = c

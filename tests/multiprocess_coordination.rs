@@ -27,6 +27,12 @@ fn output(child: std::process::Child) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The event types of the audit trail of task `task`, oldest first.
+fn trail(c: &Coordinator, reader: &AgentId, task: &maos_coord::model::TaskId) -> Vec<String> {
+    let history = c.history(reader, &Subject::Task(task.to_string())).unwrap();
+    history.into_iter().map(|e| e.recorded.event.type_name().to_owned()).collect()
+}
+
 #[tokio::test]
 async fn ten_thousand_tasks_claimed_by_four_processes_are_each_claimed_and_completed_once() {
     let root = tempfile::tempdir().unwrap();
@@ -47,13 +53,7 @@ async fn ten_thousand_tasks_claimed_by_four_processes_are_each_claimed_and_compl
     let tasks = c.list_tasks(None).unwrap();
     assert!(tasks.iter().all(|t| t.status == TaskStatus::Completed && t.attempts == 1));
     for t in tasks.iter().step_by(500) {
-        let kinds: Vec<String> = c
-            .history(&boss, &Subject::Task(t.id.to_string()))
-            .unwrap()
-            .into_iter()
-            .map(|e| e.recorded.event.type_name().to_owned())
-            .collect();
-        assert_eq!(kinds, ["TaskCreated", "TaskClaimed", "TaskCompleted"]);
+        assert_eq!(trail(&c, &boss, &t.id), ["TaskCreated", "TaskClaimed", "TaskCompleted"]);
     }
 }
 
@@ -142,14 +142,8 @@ async fn an_agent_restarted_after_sigkill_is_a_new_incarnation_and_its_old_claim
     let registered = c.register_agent_with(&w, maos_coord::Registration::new("harness")).await.unwrap();
     assert_eq!(registered.released, std::slice::from_ref(&t.id));
     assert_eq!(c.claim_next_task(&other, None).await.unwrap().map(|t| t.id), Some(t.id.clone()));
-    let kinds: Vec<String> = c
-        .history(&boss, &Subject::Task(t.id.to_string()))
-        .unwrap()
-        .into_iter()
-        .map(|e| e.recorded.event.type_name().to_owned())
-        .collect();
     assert_eq!(
-        kinds,
+        trail(&c, &boss, &t.id),
         ["TaskCreated", "TaskClaimed", "TaskAbandoned", "TaskClaimed"],
         "the audit trail says why"
     );
