@@ -166,7 +166,10 @@ fn inspect_warm(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Opti
 /// The newest segment and the durable watermark of the lock file, if the lock file was written
 /// during this boot: within a boot it is exact (it is raised only after a sync returned).
 fn this_boot_watermark(control: &Control, boot: [u8; 16]) -> Option<(Lsn, Lsn)> {
-    control.written_this_boot(boot).then(|| (control.tail_segment(), control.durable_lsn()))
+    // A durable LSN past the tail is impossible in a lock file the log wrote: such a page is not
+    // evidence of what was synced.
+    let consistent = control.durable_lsn() <= control.tail_lsn();
+    (control.written_this_boot(boot) && consistent).then(|| (control.tail_segment(), control.durable_lsn()))
 }
 
 /// Whether the segment image agrees with the published tail: the last frame is where the lock

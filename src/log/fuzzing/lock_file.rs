@@ -41,6 +41,10 @@ pub fn lock_file(dir: &Path, data: &[u8]) {
             assert_eq!(named, path);
             return;
         }
+        // A lock page of this boot that says records were synced which the segments lack is
+        // evidence of lost acknowledged records: reporting that, naming the segment, offset
+        // and LSN, is the answer, never cutting.
+        Err(Error::Corruption { reason: crate::error::FrameError::MissingDurable { .. }, .. }) => return,
         Err(e) => panic!("a store with sound segments and this lock file does not open: {e}"),
     };
     let records = template::read_all(&log).expect("read the log");
