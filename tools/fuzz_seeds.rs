@@ -1,6 +1,8 @@
 //! Writes the seed inputs of the file fuzz targets into `fuzz/regressions/<target>/`: valid files
-//! written by this crate, and damaged ones. Not part of the normal run (the seeds are committed);
-//! run it to write them again: `cargo test --test fuzz_seeds -- --ignored`.
+//! written by this crate, and damaged ones. The seeds are committed; run
+//! `cargo run --bin maos-fuzz-seeds` to write them again.
+// A tool run by hand: a failure to write a seed is a panic with its message.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,9 +28,7 @@ fn flip(bytes: &[u8], at: usize) -> Vec<u8> {
     out
 }
 
-#[test]
-#[ignore = "writes the committed seed files"]
-fn write_fuzz_seeds() {
+fn main() {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(seeds());
 }
 
