@@ -429,6 +429,25 @@ pub enum Error {
         difference: String,
     },
 
+    /// A file or directory of the store may be written by someone its access does not allow
+    /// (log-format.md, "Access"); nothing was opened. Fix the mode (or run `maos-coord init` to
+    /// give the store its recorded access again), or open with
+    /// [`CoordinatorOptions::allow_insecure_permissions`](crate::CoordinatorOptions::allow_insecure_permissions).
+    #[error(
+        "refusing to open the store: {path} has mode {mode:04o}, so {reason} (the store's access is \
+         {access}); fix its mode or allow it with --allow-insecure-permissions"
+    )]
+    InsecurePermissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its mode (permission bits, set-user-ID, set-group-ID, sticky).
+        mode: u32,
+        /// The store's recorded access.
+        access: crate::fs::Access,
+        /// Who else may write to it.
+        reason: String,
+    },
+
     /// A command that only reads found no store where it looked (it never creates one).
     #[error("no store at {dir}")]
     NoStore {

@@ -51,7 +51,6 @@ compile_error!("maos-coord currently supports Linux only (fallocate, statfs magi
 pub mod clock;
 pub mod coordinator;
 mod error;
-#[doc(hidden)]
 pub mod fs;
 pub mod log;
 pub mod model;
@@ -70,6 +69,7 @@ pub use coordinator::{
     SetOptions,
 };
 pub use error::{Error, FrameError, Result};
+pub use fs::Access;
 pub use log::{
     Appended, Built, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport,
     TornTailReport, VerifyReport,

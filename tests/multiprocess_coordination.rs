@@ -206,3 +206,44 @@ async fn temporary_files_of_killed_writers_are_removed_and_those_of_live_writers
     reopened.snapshot().unwrap();
     assert!(!live_file.exists(), "once its writer died, the next prune removes it");
 }
+
+#[tokio::test]
+async fn temporary_files_of_killed_log_writers_are_removed_at_open_and_those_of_live_writers_kept() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    let me = AgentId::new("me").unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    let log = maos_coord::coordinator::store_dir(root.path()).join("log");
+    // A segment being created, an index and a compacted-records file being written.
+    let mut dead = Vec::new();
+    for stem in ["00000000000000000009.seg", "00000000000000000001.seg.idx", "compacted.log"] {
+        dead.push(temp_holder(root.path(), "log", stem));
+    }
+    let (mut live, live_file) = temp_holder(root.path(), "log", "00000000000000000010.seg");
+    // As an earlier version named a segment being created (it held no lock).
+    let old_style = log.join("00000000000000000011.seg.tmp");
+    std::fs::write(&old_style, b"half-created").unwrap();
+    for (child, _) in &mut dead {
+        child.kill().unwrap(); // SIGKILL mid-write
+        child.wait().unwrap();
+    }
+    let mut stale: Vec<_> = dead.iter().map(|(_, f)| f.clone()).chain([old_style.clone()]).collect();
+    stale.sort();
+    // A read-only open says what a writable one removes, and removes nothing.
+    let reader = maos_coord::Log::open_read_only(&log).unwrap();
+    assert_eq!(reader.recovery_report().removed, stale);
+    drop(reader);
+    assert!(stale.iter().all(|f| f.exists()));
+    let reopened = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    let mut removed = reopened.log().recovery_report().removed.clone();
+    removed.sort();
+    assert_eq!(removed, stale, "opening removes the files of dead writers");
+    assert!(stale.iter().all(|f| !f.exists()));
+    assert!(live_file.exists(), "a live writer's file stays");
+    drop(reopened);
+    live.kill().unwrap();
+    live.wait().unwrap();
+    let again = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    assert_eq!(again.log().recovery_report().removed, std::slice::from_ref(&live_file));
+    assert!(!live_file.exists(), "once its writer died, the next open removes it");
+}

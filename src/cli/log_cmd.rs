@@ -85,7 +85,7 @@ pub fn run(cmd: LogCommand, out: &mut Out) -> Result<(), Failure> {
 
 /// Opens the store for reading only: never creates it ("no store at DIR"), never writes.
 fn open(store: &StoreArgs) -> Result<Log, Failure> {
-    Ok(Log::open_read_only(store.log_dir())?)
+    Ok(store.log_options()?.read_only().open()?)
 }
 
 fn status(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure> {
@@ -206,10 +206,7 @@ fn append(store: &StoreArgs, kind: u16, data: &str, buffered: bool, out: &mut Ou
         .map_err(|e| Failure::Error(format!("--data is not JSON: {e}"), EXIT_ERROR))?;
     let payload = rmp_serde::to_vec(&value).map_err(|e| Failure::Error(e.to_string(), EXIT_ERROR))?;
     let durability = if buffered { Durability::Buffered } else { Durability::Sync };
-    let log = Log::options(store.log_dir())
-        .durability(durability)
-        .reserve_kinds(maos_coord::model::COORDINATION_KINDS)
-        .open()?;
+    let log = store.log_options()?.durability(durability).open()?;
     let lsn = log.append(RecordKind::new(kind)?, &payload)?;
     out.line(lsn)?;
     Ok(())

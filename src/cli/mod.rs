@@ -2,6 +2,7 @@
 //! own module and writes through [`Out`], which turns a closed pipe into a clean exit.
 
 mod demo;
+mod init;
 mod log_cmd;
 mod repair;
 mod repair_cmd;
@@ -33,6 +34,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create the store of a project, private to its owner (directories 0700, files 0600); or
+    /// give an existing store the access asked for.
+    Init(init::InitArgs),
     /// Run the demo: agent processes coordinate through one fresh store (shared context, a
     /// barrier, a three-stage pipeline).
     Demo(demo::DemoArgs),
@@ -56,12 +60,30 @@ pub struct StoreArgs {
     /// Project root; the store lives in `<root>/.maos/coordination/`.
     #[arg(long, default_value = ".")]
     pub root: PathBuf,
+    /// Open the store even if users its access does not allow may write to its files.
+    #[arg(long)]
+    pub allow_insecure_permissions: bool,
 }
 
 impl StoreArgs {
     /// The log directory of the store.
     pub fn log_dir(&self) -> PathBuf {
-        self.root.join(".maos").join("coordination").join("log")
+        maos_coord::coordinator::store_dir(&self.root).join("log")
+    }
+
+    /// Options for the store's log: its recorded access, its kinds reserved.
+    pub fn log_options(&self) -> Result<maos_coord::LogOptions, maos_coord::Error> {
+        let access = maos_coord::fs::read_access(&maos_coord::coordinator::store_dir(&self.root))?;
+        Ok(maos_coord::Log::options(self.log_dir())
+            .access(access.unwrap_or_default())
+            .allow_insecure_permissions(self.allow_insecure_permissions)
+            .reserve_kinds(maos_coord::model::COORDINATION_KINDS))
+    }
+
+    /// Options for a coordinator of the store.
+    pub fn coordinator(&self) -> maos_coord::CoordinatorOptions {
+        maos_coord::Coordinator::options(&self.root)
+            .allow_insecure_permissions(self.allow_insecure_permissions)
     }
 }
 
@@ -114,6 +136,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let mut out = Out::new();
     let result = match cli.command {
+        Command::Init(args) => init::run(&args, &mut out),
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::DemoAgent(args) => demo::agent(&args, &mut out),
         Command::Log(cmd) => log_cmd::run(cmd, &mut out),

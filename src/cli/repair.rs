@@ -2,7 +2,7 @@
 //! repair`, the one command that cuts (and only with `--apply`, after saying what).
 
 use maos_coord::log::JournalEntry;
-use maos_coord::{Log, RecoveryReport, TornTailReport};
+use maos_coord::{RecoveryReport, TornTailReport};
 use serde_json::{json, Value};
 
 use super::{Failure, Out, StoreArgs};
@@ -100,7 +100,7 @@ pub fn print_journal(entries: &[JournalEntry], out: &mut Out) -> Result<(), Fail
 /// `maos-coord log repair [--apply]`: says what recovery would cut and remove, and with `apply`
 /// does it (a writable open) and says what it did.
 pub fn repair(store: &StoreArgs, apply: bool, as_json: bool, out: &mut Out) -> Result<(), Failure> {
-    let plan = Log::open_read_only(store.log_dir())?;
+    let plan = store.log_options()?.read_only().open()?;
     let planned = plan.recovery_report().clone();
     drop(plan);
     let nothing = planned.torn.is_none() && planned.removed.is_empty() && planned.adopted_records == 0;
@@ -115,7 +115,7 @@ pub fn repair(store: &StoreArgs, apply: bool, as_json: bool, out: &mut Out) -> R
         }
         return Ok(());
     }
-    let log = Log::options(store.log_dir()).open()?;
+    let log = store.log_options()?.open()?;
     let done = log.recovery_report().clone();
     let repairs = log.repairs();
     let torn = done.torn.iter().chain(repairs.iter()).collect::<Vec<_>>();

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::{Failure, Out, StoreArgs, EXIT_CORRUPT};
-use maos_coord::coordinator::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
+use maos_coord::coordinator::{find_unreadable, skip_unreadable, Unreadable};
 
 /// Arguments of `repair`.
 #[derive(clap::Args)]
@@ -23,11 +23,11 @@ pub struct RepairArgs {
 /// Runs `repair`.
 pub fn run(args: &RepairArgs, out: &mut Out) -> Result<(), Failure> {
     // Read-only until asked to apply: a plan creates, changes and needs nothing but reading.
-    let reader = maos_coord::Log::options(args.store.log_dir()).read_only().open()?;
+    let reader = args.store.log_options()?.read_only().open()?;
     let unreadable = find_unreadable(&reader)?;
     drop(reader);
     let skipped = if args.apply {
-        let log = open_store_log(&args.store.root)?;
+        let log = args.store.log_options()?.open()?;
         skip_unreadable(&log, &find_unreadable(&log)?)?
     } else {
         Vec::new()

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use maos_coord::coordinator::CompactOptions;
-use maos_coord::Coordinator;
 use serde_json::json;
 
 use super::{Failure, Out, StoreArgs};
@@ -44,11 +43,11 @@ pub enum StoreCommand {
 pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
     match cmd {
         StoreCommand::Snapshot { store } => {
-            let c = Coordinator::open(&store.root)?;
+            let c = store.coordinator().open()?;
             out.line(c.snapshot()?)?;
         }
         StoreCommand::Compact { store, force, archive, keyed, keep_events_for, json } => {
-            let c = Coordinator::open(&store.root)?;
+            let c = store.coordinator().open()?;
             let keep_events_since = keep_events_for.map(|d| maos_coord::Timestamp::now().minus(d));
             let report = c.compact(&CompactOptions { force, archive, keyed, keep_events_since })?;
             let held =

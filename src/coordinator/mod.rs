@@ -21,6 +21,7 @@ mod pipeline;
 mod repair;
 mod replay;
 mod snapshotting;
+mod store;
 mod sync;
 mod tasks;
 mod transition;
@@ -38,12 +39,14 @@ pub use context::SetOptions;
 pub use cursor::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
+pub use store::{init, StoreInit};
 pub use sync::LockGrant;
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::{ContextWatcher, Delivery, Subscription};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::fs::Access;
 use crate::log::{Built, Durability, Log};
 use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
@@ -88,6 +91,8 @@ pub struct CoordinatorOptions {
     pub keep_snapshots: usize,
     segment_size: Option<u64>,
     clock: Arc<dyn Clock>,
+    access: Access,
+    allow_insecure_permissions: bool,
 }
 
 impl CoordinatorOptions {
@@ -143,6 +148,24 @@ impl CoordinatorOptions {
         self
     }
 
+    /// Who may use the files of a store this open creates besides their owner (default
+    /// [`Access::Private`]: directories `0700`, files `0600`, whatever the umask). Recorded in
+    /// the store; an existing store keeps its recorded access ([`init`] changes it).
+    #[must_use]
+    pub fn access(mut self, access: Access) -> CoordinatorOptions {
+        self.access = access;
+        self
+    }
+
+    /// Open even if someone the store's access does not allow may write to its files (default
+    /// false: such a store is refused with [`Error::InsecurePermissions`] naming the file and its
+    /// mode). Such a store may hold records none of its agents wrote.
+    #[must_use]
+    pub fn allow_insecure_permissions(mut self, allow: bool) -> CoordinatorOptions {
+        self.allow_insecure_permissions = allow;
+        self
+    }
+
     /// Number of snapshots kept (default 2).
     #[must_use]
     pub fn keep_snapshots(mut self, keep: usize) -> CoordinatorOptions {
@@ -162,7 +185,11 @@ impl CoordinatorOptions {
     /// valid snapshot and replays the log after it.
     pub fn open(self) -> Result<Coordinator> {
         let store = store_dir(&self.root);
+        let access = store::prepare(&store, self.access, self.allow_insecure_permissions)?;
         let mut log_options = Log::options(store.join("log"))
+            .access(access)
+            .allow_insecure_permissions(self.allow_insecure_permissions)
+            .permissions_checked()
             .durability(self.durability)
             .clock(self.clock.clone())
             .reserve_kinds(crate::model::COORDINATION_KINDS);
@@ -220,6 +247,8 @@ impl Coordinator {
             keep_snapshots: 2,
             segment_size: None,
             clock: crate::clock::system(),
+            access: Access::Private,
+            allow_insecure_permissions: false,
         }
     }
 

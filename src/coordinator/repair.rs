@@ -146,7 +146,9 @@ pub fn skip_unreadable(log: &Log, unreadable: &[Unreadable]) -> Result<Vec<Lsn>>
 }
 
 /// The log of the store under project `root`, opened as a coordinator opens it (its kinds
-/// reserved).
+/// reserved, the store's recorded access checked).
 pub fn open_store_log(root: &Path) -> Result<Log> {
-    Log::options(super::store_dir(root).join("log")).reserve_kinds(COORDINATION_KINDS).open()
+    let store = super::store_dir(root);
+    let access = crate::fs::read_access(&store)?.unwrap_or_default();
+    Log::options(store.join("log")).access(access).reserve_kinds(COORDINATION_KINDS).open()
 }

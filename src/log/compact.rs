@@ -35,7 +35,7 @@ struct CompactLock {
 impl CompactLock {
     fn take(dir: &Path) -> Result<CompactLock> {
         let path = dir.join("compact.lock");
-        let file = io::open_rw(&path, true)?;
+        let file = crate::fs::open_or_create(&path, false)?;
         file.lock().map_err(|e| Error::io("lock", &path, e))?;
         Ok(CompactLock { _file: file })
     }
@@ -115,7 +115,7 @@ pub(super) fn compact_keyed(
 /// Removes (or archives) every segment below `start`, oldest first.
 fn remove_below(shared: &Shared, start: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>> {
     if let Some(dir) = archive {
-        io::create_dir_synced(dir)?;
+        crate::fs::create_dir(dir, shared.opts.access.dir_mode())?;
     }
     let bases: Vec<Lsn> = read_lock(&shared.segments).range(..start).map(|(b, _)| *b).collect();
     let mut removed = Vec::new();

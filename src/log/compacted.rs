@@ -228,6 +228,7 @@ impl Position {
 pub struct CompactedWriter {
     dir: PathBuf,
     tmp: PathBuf,
+    temp: crate::fs::TempFile,
     out: BufWriter<File>,
     first: Lsn,
     last: Lsn,
@@ -239,13 +240,15 @@ pub struct CompactedWriter {
 impl CompactedWriter {
     /// Starts a file whose range begins at `first`.
     pub fn create(dir: &Path, first: Lsn) -> Result<CompactedWriter> {
-        let tmp = dir.join(format!("{COMPACTED_FILE}.tmp"));
-        let file = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        let temp = crate::fs::TempFile::create(dir, COMPACTED_FILE)?;
+        let tmp = temp.path().to_owned();
+        let file = temp.file().try_clone().map_err(|e| Error::io("dup", &tmp, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, file);
         out.write_all(&[0u8; COMPACTED_HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
         Ok(CompactedWriter {
             dir: dir.to_path_buf(),
             tmp,
+            temp,
             out,
             first,
             last: Lsn(0),
@@ -276,7 +279,7 @@ impl CompactedWriter {
     /// Writes the header (range ends before `end`), syncs the file, renames it over the old one
     /// and syncs the directory. Returns the number of records.
     pub fn install(self, end: Lsn) -> Result<u64> {
-        let CompactedWriter { dir, tmp, out, first, last, records, body_len, .. } = self;
+        let CompactedWriter { dir, tmp, temp, out, first, last, records, body_len, .. } = self;
         if end <= last || end < first {
             return Err(Error::InvalidArgument {
                 name: "compacted range",
@@ -289,7 +292,7 @@ impl CompactedWriter {
             .map_err(|e| Error::io("write", &tmp, e))?;
         file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
         super::writer::fault::compaction_step(1);
-        io::rename_synced(&tmp, &dir.join(COMPACTED_FILE), &dir)?;
+        temp.persist(&dir.join(COMPACTED_FILE))?;
         super::writer::fault::compaction_step(2);
         Ok(records)
     }

@@ -78,7 +78,7 @@ impl Control {
     /// the append lock held (open-time recovery runs under it).
     pub fn open(dir: &Path) -> Result<(Control, bool)> {
         let path = dir.join(LOCK_FILE);
-        let file = io::open_rw(&path, true)?;
+        let file = crate::fs::open_or_create(&path, false)?;
         file.lock().map_err(|e| Error::io("lock", &path, e))?;
         let len = io::file_len(&file, &path)?;
         let fresh = len == 0;

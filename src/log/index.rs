@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use super::format::{u32_at, u64_at, SEGMENT_HEADER_LEN};
-use super::io;
 use crate::error::{Error, Result};
 use crate::types::Lsn;
 
@@ -130,13 +129,12 @@ pub fn load(segment_path: &Path, base: Lsn) -> Option<SparseIndex> {
 /// processes may race to write the same index; each uses its own temporary name, and the
 /// contents are identical.
 pub fn save(dir: &Path, segment_path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
     let path = index_path(segment_path);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(|e| Error::io("write", &tmp, e))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(|e| Error::io("fsync", &tmp, e))?;
-    io::rename_synced(&tmp, &path, dir)
+    let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+    let temp = crate::fs::TempFile::create(dir, stem)?;
+    temp.file().write_all(bytes).map_err(|e| Error::io("write", temp.path(), e))?;
+    temp.persist(&path)
 }
 
 #[cfg(test)]

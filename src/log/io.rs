@@ -236,28 +236,10 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// Renames `from` to `to` (atomically replacing `to`) and syncs the directory.
-pub fn rename_synced(from: &Path, to: &Path, dir: &Path) -> Result<()> {
-    fs::rename(from, to).map_err(|e| Error::io("rename", from, e))?;
-    sync_dir(dir)
-}
-
 /// Removes a file and syncs its directory.
 pub fn remove_synced(path: &Path, dir: &Path) -> Result<()> {
     fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
     sync_dir(dir)
-}
-
-/// Creates `dir` (and parents) if missing, syncing the parent of what was created.
-pub fn create_dir_synced(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    match dir.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
-        _ => Ok(()),
-    }
 }
 
 /// Lists the names of the entries of a directory.

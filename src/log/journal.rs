@@ -81,11 +81,7 @@ pub(crate) fn append(dir: &Path, entry: &JournalEntry) -> Result<()> {
         .map_err(|e| Error::Encode { reason: format!("recovery journal entry: {e}") })?;
     line.push(b'\n');
     let existed = path.exists();
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+    let mut file = crate::fs::open_or_create(&path, true)?;
     file.write_all(&line).map_err(|e| Error::io("write", &path, e))?;
     io::sync_data(&file, &path)?;
     if !existed {

@@ -98,10 +98,12 @@ impl Log {
                 return Err(Error::NoStore { dir });
             }
             io::check_local_filesystem(&dir)?;
+            opts.check_permissions()?;
             recovery::inspect(&dir, Control::open_read_only(&dir)?, &opts)?
         } else {
-            io::create_dir_synced(&dir)?;
+            crate::fs::create_dir(&dir, opts.access.dir_mode())?;
             io::check_local_filesystem(&dir)?;
+            opts.check_permissions()?;
             let (control, _fresh) = Control::open(&dir)?;
             let recovery = {
                 let _lock = control.adopt_lock();

@@ -8,6 +8,7 @@ use super::format::{frame_len, FRAME_HEADER_LEN, MAX_SEGMENT_SIZE, SEGMENT_HEADE
 use super::Log;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::fs::Access;
 
 /// When an append is acknowledged (log-format.md, "Durability").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +46,10 @@ pub struct LogOptions {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) reserved: std::ops::RangeInclusive<u16>,
     pub(crate) read_only: bool,
+    pub(crate) access: Access,
+    pub(crate) allow_insecure_permissions: bool,
+    /// The caller (a coordinator) checked the permissions of the whole store already.
+    pub(crate) permissions_checked: bool,
 }
 
 /// Default segment size: 64 MiB.
@@ -68,7 +73,35 @@ impl LogOptions {
             #[allow(clippy::reversed_empty_ranges)]
             reserved: 1..=0,
             read_only: false,
+            access: Access::Private,
+            allow_insecure_permissions: false,
+            permissions_checked: false,
         }
+    }
+
+    /// Who may use the log's files besides their owner ([`Access`]): the mode of the log
+    /// directory when this open creates it, and what [`Log::open`](crate::Log::open) accepts
+    /// (it refuses a log directory, or a file in it, that someone else may write to:
+    /// [`Error::InsecurePermissions`]). Default [`Access::Private`]. A coordinator passes the access
+    /// recorded in its store.
+    #[must_use]
+    pub fn access(mut self, access: Access) -> LogOptions {
+        self.access = access;
+        self
+    }
+
+    /// The caller checked the permissions of the whole store (a coordinator).
+    pub(crate) fn permissions_checked(mut self) -> LogOptions {
+        self.permissions_checked = true;
+        self
+    }
+
+    /// Open even if someone the access does not allow may write to the log's files (default
+    /// false). Such a log may hold records nobody of its owner wrote.
+    #[must_use]
+    pub fn allow_insecure_permissions(mut self, allow: bool) -> LogOptions {
+        self.allow_insecure_permissions = allow;
+        self
     }
 
     /// Size of each segment file (preallocated). Default 64 MiB; a multiple of 4096.
@@ -168,6 +201,14 @@ impl LogOptions {
     /// Bytes a segment offers to frames.
     pub(crate) fn usable_segment_bytes(&self, capacity: u64) -> u64 {
         capacity.saturating_sub(SEGMENT_HEADER_LEN as u64)
+    }
+
+    /// Refuses a log directory someone else may write to, unless allowed or checked already.
+    pub(crate) fn check_permissions(&self) -> Result<()> {
+        if self.allow_insecure_permissions || self.permissions_checked {
+            return Ok(());
+        }
+        crate::fs::check(&self.dir, self.access)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

@@ -82,7 +82,7 @@ pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Recov
             next_lsn: control.tail_lsn(),
             torn,
             adopted_records,
-            removed: Vec::new(),
+            removed: sweep(dir)?,
             durable_lsn: control.durable_lsn(),
             watermark_known: true,
             read_only: false,
@@ -118,7 +118,7 @@ pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(
         (lock, _) => lock,
     };
     let mut report = RecoveryReport { cold: true, read_only: true, ..RecoveryReport::default() };
-    report.removed = leftover_files(dir)?;
+    report.removed = crate::fs::stale(dir, is_log_temp)?;
     let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, false)? else {
         return Err(Error::NoStore { dir: dir.to_owned() });
     };
@@ -156,6 +156,7 @@ fn inspect_warm(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Opti
         next_lsn: control.tail_lsn(),
         torn,
         adopted_records,
+        removed: crate::fs::stale(dir, is_log_temp)?,
         durable_lsn: control.durable_lsn(),
         watermark_known: true,
         read_only: true,
@@ -206,13 +207,16 @@ fn newer_segment(dir: &Path, tail_segment: Lsn) -> Result<bool> {
     Ok(io::list_dir(dir)?.iter().filter_map(|n| format::parse_segment_file_name(n)).any(|b| b > tail_segment))
 }
 
-/// Leftover temporary files: segments being created, index files being written.
-fn leftover_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    Ok(io::list_dir(dir)?
-        .into_iter()
-        .filter(|name| name.ends_with(".seg.tmp") || (name.contains(".seg.idx.") && name.ends_with(".tmp")))
-        .map(|name| dir.join(name))
-        .collect())
+/// Whether `name` is a temporary file of the log's writers: a segment being created, an index
+/// or compacted-records file being written (log-format.md, "Temporary files"). Those of earlier
+/// versions (`<segment>.seg.tmp`, unlocked) count too.
+fn is_log_temp(name: &str) -> bool {
+    name.contains(".seg") || name.starts_with(super::compacted::COMPACTED_FILE)
+}
+
+/// Removes the temporary files that writers which died left in `dir` (never a live writer's).
+fn sweep(dir: &Path) -> Result<Vec<PathBuf>> {
+    crate::fs::sweep(dir, is_log_temp)
 }
 
 fn cold_recover(
@@ -223,10 +227,7 @@ fn cold_recover(
     this_boot: Option<(Lsn, Lsn)>,
 ) -> Result<RecoveryReport> {
     let mut report = RecoveryReport { cold: true, watermark_known: true, ..RecoveryReport::default() };
-    for path in leftover_files(dir)? {
-        io::remove_synced(&path, dir)?;
-        report.removed.push(path);
-    }
+    report.removed = sweep(dir)?;
     let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, true)? else {
         Segment::create(dir, Lsn::FIRST, opts.segment_size)?;
         let tail = Tail {

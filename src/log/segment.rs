@@ -76,20 +76,11 @@ impl Segment {
     pub fn create(dir: &Path, base: Lsn, capacity: u64) -> Result<()> {
         use std::os::unix::fs::FileExt;
         let name = format::segment_file_name(base);
-        let tmp = dir.join(format!("{name}.tmp"));
-        let path = dir.join(&name);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        io::preallocate(&file, &tmp, capacity)?;
+        let temp = crate::fs::TempFile::create(dir, &name)?;
+        io::preallocate(temp.file(), temp.path(), capacity)?;
         let header = SegmentHeader { base_lsn: base, created: Timestamp::now(), capacity };
-        file.write_all_at(&header.encode(), 0).map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
-        io::rename_synced(&tmp, &path, dir)
+        temp.file().write_all_at(&header.encode(), 0).map_err(|e| Error::io("write", temp.path(), e))?;
+        temp.persist(&dir.join(&name))
     }
 
     /// The current read map.
@@ -170,7 +161,8 @@ mod tests {
         Segment::create(dir.path(), Lsn(5), 8192).unwrap();
         let seg = Segment::open(dir.path(), Lsn(5), false).unwrap();
         assert_eq!(seg.map().len(), 8192);
-        assert!(!dir.path().join("00000000000000000005.seg.tmp").exists());
+        let names: Vec<String> = io::list_dir(dir.path()).unwrap();
+        assert_eq!(names, ["00000000000000000005.seg"], "no temporary file stays");
     }
 
     #[test]

@@ -42,7 +42,7 @@ impl Snapshots {
     /// of snapshot writers that died mid-write are removed (never those of a live writer:
     /// [`crate::fs`]).
     pub fn open(dir: &Path, keep: usize) -> Result<Snapshots> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        crate::fs::create_subdir(dir)?;
         let snapshots = Snapshots { dir: dir.to_owned(), keep: keep.max(1) };
         snapshots.sweep()?;
         Ok(snapshots)

@@ -151,7 +151,7 @@ fn parent(path: &Path) -> Result<&Path> {
 /// while this process writes it ([`crate::fs::TempFile`]).
 fn write_temporary(dir: &Path, path: &Path, state: CursorState) -> Result<TempFile> {
     use std::io::Write;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    crate::fs::create_subdir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cursor");
     let tmp = TempFile::create(dir, name)?;
     tmp.file().write_all(&state.encode()).map_err(|e| Error::io("write", tmp.path(), e))?;

@@ -30,8 +30,8 @@ pub(crate) struct TempFile {
 }
 
 impl TempFile {
-    /// Creates `dir/<stem>.<pid>.<n>.tmp` (n counts this process's temporary files), readable
-    /// and writable by its owner only, locked.
+    /// Creates `dir/<stem>.<pid>.<n>.tmp` (n counts this process's temporary files), locked,
+    /// with the mode of the files of `dir` ([`super::file_mode_in`]).
     pub(crate) fn create(dir: &Path, stem: &str) -> Result<TempFile> {
         static CREATED: AtomicU64 = AtomicU64::new(0);
         let n = CREATED.fetch_add(1, Ordering::Relaxed);
@@ -56,7 +56,15 @@ impl TempFile {
                 file
             }
         };
-        Ok(TempFile { file, path, placed: false })
+        let temp = TempFile { file, path, placed: false };
+        let mode = super::file_mode_in(dir)?;
+        if mode != 0o600 {
+            use std::os::unix::fs::PermissionsExt;
+            temp.file
+                .set_permissions(std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("chmod", &temp.path, e))?;
+        }
+        Ok(temp)
     }
 
     /// The open file.
@@ -76,6 +84,21 @@ impl TempFile {
         std::fs::rename(&self.path, to).map_err(|e| Error::io("rename", &self.path, e))?;
         self.placed = true;
         sync_dir(to.parent().unwrap_or(Path::new(".")))
+    }
+
+    /// As [`TempFile::persist`], unless `to` exists: then nothing is put in place (the temporary
+    /// file is removed) and the answer is `false`.
+    pub(crate) fn persist_new(mut self, to: &Path) -> Result<bool> {
+        self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))?;
+        match rustix::fs::renameat_with(CWD, &self.path, CWD, to, rustix::fs::RenameFlags::NOREPLACE) {
+            Ok(()) => {
+                self.placed = true;
+                sync_dir(to.parent().unwrap_or(Path::new(".")))?;
+                Ok(true)
+            }
+            Err(rustix::io::Errno::EXIST) => Ok(false),
+            Err(e) => Err(Error::io("rename", &self.path, e.into())),
+        }
     }
 }
 
@@ -97,21 +120,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 /// holds; returns them. Files it cannot lock (a writer is at work) or that vanish meanwhile are
 /// left alone.
 pub(crate) fn sweep(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("read directory", dir, e)),
-    };
     let mut removed = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| n.ends_with(".tmp") && is_temp(n)) else { continue };
-        let path = dir.join(name);
-        let Ok(file) = File::open(&path) else { continue };
-        if rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).is_err() {
-            continue; // a live writer holds it
-        }
+    for (path, _held) in stale_files(dir, is_temp)? {
         match std::fs::remove_file(&path) {
             Ok(()) => removed.push(path),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -123,6 +133,34 @@ pub(crate) fn sweep(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<Pa
         sync_dir(dir)?;
     }
     Ok(removed)
+}
+
+/// The temporary files in `dir` that [`sweep`] would remove now; changes nothing.
+pub(crate) fn stale(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
+    Ok(stale_files(dir, is_temp)?.into_iter().map(|(path, _)| path).collect())
+}
+
+/// Stale temporary files, each with its open file holding the lock (dropped: released).
+fn stale_files(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<(PathBuf, File)>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io("read directory", dir, e)),
+    };
+    let mut stale = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str().filter(|n| n.ends_with(".tmp") && is_temp(n)) else { continue };
+        let path = dir.join(name);
+        let Ok(file) = File::open(&path) else { continue };
+        if rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // a live writer holds it
+        }
+        stale.push((path, file));
+    }
+    stale.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(stale)
 }
 
 /// An unnamed file in `dir`, readable and writable by its owner only.

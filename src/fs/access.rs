@@ -1,0 +1,302 @@
+//! Who may read and write the store's files: the access recorded in the store, the modes it
+//! gives new files and directories whatever the umask, and the check that refuses a store others
+//! may write to (log-format.md, "Access").
+//!
+//! The rule, in the spirit of OpenSSH's `StrictModes` (sshd_config(5)): a program that trusts
+//! what it reads from files checks first that nobody but their owner (and, when the store is
+//! shared with a group on purpose, that group) can have written them.
+
+use std::fs::{DirBuilder, File, OpenOptions, Permissions};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Name of the file, in the store directory, that records the store's [`Access`]: one line,
+/// `private`, `group-read` or `group-write`.
+pub const ACCESS_FILE: &str = "access";
+
+/// Who may use a store's files besides their owner. Recorded in the store when it is created
+/// ([`ACCESS_FILE`]); each new directory and file of the store gets the mode below whatever the
+/// process's umask.
+///
+/// Visibility rules (`Private` context values, ...) are enforced by the API among agents that run
+/// as one user; file modes are what keeps other users out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Only the owner: directories `0700`, files `0600`.
+    #[default]
+    Private,
+    /// The owner writes; the store directory's group may read, dump, verify and audit (through
+    /// read-only opens): directories `2750` (set-group-ID, so new files keep the group), files
+    /// `0640`.
+    GroupRead,
+    /// The owner and the store directory's group coordinate through the store (agents that run
+    /// as several users): directories `2770`, files `0660`.
+    GroupWrite,
+}
+
+impl Access {
+    /// Mode of the store's directories (permission bits and set-group-ID).
+    #[must_use]
+    pub const fn dir_mode(self) -> u32 {
+        match self {
+            Access::Private => 0o700,
+            Access::GroupRead => 0o2750,
+            Access::GroupWrite => 0o2770,
+        }
+    }
+
+    /// Mode of the store's files.
+    #[must_use]
+    pub const fn file_mode(self) -> u32 {
+        match self {
+            Access::Private => 0o600,
+            Access::GroupRead => 0o640,
+            Access::GroupWrite => 0o660,
+        }
+    }
+
+    /// Its name in the access file and on the command line.
+    #[must_use]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Access::Private => "private",
+            Access::GroupRead => "group-read",
+            Access::GroupWrite => "group-write",
+        }
+    }
+
+    /// Write bits that someone other than a file's owner may hold.
+    const fn others_may_write(self) -> u32 {
+        match self {
+            Access::GroupWrite => 0o020,
+            Access::Private | Access::GroupRead => 0,
+        }
+    }
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Access {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Access> {
+        match s {
+            "private" => Ok(Access::Private),
+            "group-read" => Ok(Access::GroupRead),
+            "group-write" => Ok(Access::GroupWrite),
+            other => Err(Error::InvalidArgument {
+                name: "access",
+                reason: format!("{other:?}: expected private, group-read or group-write"),
+            }),
+        }
+    }
+}
+
+/// The access recorded in the store directory `store`; `None` if none is recorded (a store made
+/// before access was recorded, or no store).
+///
+/// # Errors
+/// [`Error::Io`] if the file exists but cannot be read; [`Error::InvalidArgument`] naming the
+/// file if it holds something else than an access name.
+pub fn read_access(store: &Path) -> Result<Option<Access>> {
+    let path = store.join(ACCESS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|e| match e {
+            Error::InvalidArgument { reason, .. } => Error::InvalidArgument {
+                name: "access file",
+                reason: format!("{}: {reason}", path.display()),
+            },
+            other => other,
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read", &path, e)),
+    }
+}
+
+/// Records `access` in the store directory `store` (durably). With `replace` false, an access
+/// recorded meanwhile by another process wins; returns the access now recorded.
+pub(crate) fn record_access(store: &Path, access: Access, replace: bool) -> Result<Access> {
+    use std::io::Write;
+    let temp = super::TempFile::create(store, ACCESS_FILE)?;
+    let line = format!("{access}\n");
+    temp.file().write_all(line.as_bytes()).map_err(|e| Error::io("write", temp.path(), e))?;
+    let target = store.join(ACCESS_FILE);
+    if replace {
+        temp.persist(&target)?;
+        return Ok(access);
+    }
+    match temp.persist_new(&target)? {
+        true => Ok(access),
+        false => Ok(read_access(store)?.unwrap_or(access)),
+    }
+}
+
+/// Creates `dir` and its missing parents with `mode` (exactly: the umask does not apply), and
+/// syncs the directory that holds the first one created. An existing directory is left as it is.
+pub(crate) fn create_dir(dir: &Path, mode: u32) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent()) {
+        if parent.as_os_str().is_empty() || parent.is_dir() {
+            break;
+        }
+        missing.push(parent);
+    }
+    for d in missing.iter().rev() {
+        match DirBuilder::new().mode(mode & 0o777).create(d) {
+            Ok(()) => std::fs::set_permissions(d, Permissions::from_mode(mode))
+                .map_err(|e| Error::io("chmod", *d, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && d.is_dir() => {}
+            Err(e) => return Err(Error::io("create directory", *d, e)),
+        }
+    }
+    match missing.last().and_then(|d| d.parent()) {
+        Some(parent) if !parent.as_os_str().is_empty() => super::sync_dir(parent),
+        _ => super::sync_dir(Path::new(".")),
+    }
+}
+
+/// Creates `dir` (a directory of the store) with the mode of the directory that holds it,
+/// without permissions for others.
+pub(crate) fn create_subdir(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let mode = std::fs::metadata(parent).map_err(|e| Error::io("stat", parent, e))?.mode() & 0o2770;
+    create_dir(dir, mode)
+}
+
+/// The mode a new file in `dir` gets: the directory's read and write bits for owner and group
+/// (`0700` → `0600`, `2750` → `0640`, `2770` → `0660`), never any for others.
+pub(crate) fn file_mode_in(dir: &Path) -> Result<u32> {
+    let mode = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?.mode();
+    Ok(mode & 0o660)
+}
+
+/// Opens `path` for reading and writing (appending if `append`), creating it with the mode of
+/// its directory ([`file_mode_in`]) if it does not exist.
+pub(crate) fn open_or_create(path: &Path, append: bool) -> Result<File> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mode = file_mode_in(dir)?;
+    let open = |create: bool| {
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(!append).append(append).mode(mode);
+        if create {
+            opts.create_new(true);
+        }
+        opts.open(path)
+    };
+    match open(true) {
+        Ok(file) => {
+            file.set_permissions(Permissions::from_mode(mode)).map_err(|e| Error::io("chmod", path, e))?;
+            Ok(file)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            open(false).map_err(|e| Error::io("open", path, e))
+        }
+        Err(e) => Err(Error::io("create", path, e)),
+    }
+}
+
+/// Checks that nobody but the owner of `dir` (and its group, if `access` is
+/// [`Access::GroupWrite`]) may write to `dir` or anything under it.
+///
+/// # Errors
+/// [`Error::InsecurePermissions`] naming the first path that fails, its mode and why;
+/// [`Error::Io`] if a directory cannot be listed.
+pub fn check(dir: &Path, access: Access) -> Result<()> {
+    let top = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
+    check_tree(dir, &top, access, top.uid())
+}
+
+/// Checks `dir` itself as [`check`] does, not what it holds, with `owner` the uid that must
+/// own it (unless `access` is [`Access::GroupWrite`]).
+///
+/// # Errors
+/// As [`check`].
+pub fn check_entry(dir: &Path, access: Access, owner: u32) -> Result<()> {
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
+    check_one(dir, &meta, access, owner)
+}
+
+/// The uid that owns `dir`.
+pub(crate) fn owner_of(dir: &Path) -> Result<u32> {
+    Ok(std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?.uid())
+}
+
+fn check_tree(path: &Path, meta: &std::fs::Metadata, access: Access, owner: u32) -> Result<()> {
+    check_one(path, meta, access, owner)?;
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io("read directory", path, e))? {
+        let entry = entry.map_err(|e| Error::io("read directory", path, e))?;
+        let child = entry.path();
+        // Follows symbolic links: what counts is who may write what is read.
+        let meta = match std::fs::metadata(&child) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed meanwhile
+            Err(e) => return Err(Error::io("stat", &child, e)),
+        };
+        check_tree(&child, &meta, access, owner)?;
+    }
+    Ok(())
+}
+
+fn check_one(path: &Path, meta: &std::fs::Metadata, access: Access, owner: u32) -> Result<()> {
+    let mode = meta.mode() & 0o7777;
+    let insecure =
+        |reason: String| Error::InsecurePermissions { path: path.to_owned(), mode, access, reason };
+    if mode & 0o002 != 0 {
+        return Err(insecure("any user may write to it".into()));
+    }
+    if mode & 0o020 & !access.others_may_write() != 0 {
+        return Err(insecure("its group may write to it".into()));
+    }
+    if access != Access::GroupWrite && meta.uid() != owner {
+        return Err(insecure(format!(
+            "it is owned by uid {}, not by the store's owner (uid {owner})",
+            meta.uid()
+        )));
+    }
+    Ok(())
+}
+
+/// Gives `path` itself (not what it holds) the mode of `access`; returns 1 if it changed it.
+///
+/// # Errors
+/// [`Error::Io`] naming the path if it could not be changed.
+pub(crate) fn apply_entry(path: &Path, access: Access) -> Result<usize> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    let want = if meta.is_dir() { access.dir_mode() } else { access.file_mode() };
+    if meta.mode() & 0o7777 == want {
+        return Ok(0);
+    }
+    std::fs::set_permissions(path, Permissions::from_mode(want)).map_err(|e| Error::io("chmod", path, e))?;
+    Ok(1)
+}
+
+/// Gives `dir` and everything under it the modes of `access` (files and directories this
+/// process may change: its own, or all when run by root); returns how many were changed.
+///
+/// # Errors
+/// [`Error::Io`] naming the path that could not be changed.
+pub(crate) fn apply(dir: &Path, access: Access) -> Result<usize> {
+    let mut changed = apply_entry(dir, access)?;
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
+            let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
+            if entry.file_type().map_err(|e| Error::io("stat", entry.path(), e))?.is_symlink() {
+                continue;
+            }
+            changed += apply(&entry.path(), access)?;
+        }
+    }
+    Ok(changed)
+}

@@ -1,0 +1,303 @@
+//! Files of the store are the store's own: modes whatever the umask, the access recorded in the
+//! store, refusal of a store others may write to, and (when the tests run as root) what another
+//! user can and cannot do.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use maos_coord::coordinator::{init, store_dir, CompactOptions};
+use maos_coord::model::{AgentId, ContextKey, EventFilter, NewTask, Visibility};
+use maos_coord::{Access, Coordinator, Durability, Error};
+
+const BIN: &str = env!("CARGO_BIN_EXE_maos-coord");
+const SECRET: &str = "s3cret-value-only-for-its-owner";
+/// The unprivileged user and group of Debian (`nobody`, `nogroup`).
+const NOBODY: u32 = 65534;
+
+fn set_umask(mask: u32) {
+    // SAFETY: umask has no preconditions; it changes the mask of the whole test process, which
+    // is why every test of this file creates files only through the code under test.
+    unsafe { libc::umask(mask) };
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Every directory and file under `dir` (itself included) with its mode.
+fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut out = vec![(dir.to_owned(), std::fs::metadata(dir).unwrap().mode() & 0o7777)];
+    if dir.is_dir() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            out.extend(modes(&entry.unwrap().path()));
+        }
+    }
+    out
+}
+
+/// A store with every kind of file: several segments (so index files), a snapshot, a durable
+/// cursor, a keyed compaction (the compacted-records file) and a private context value.
+async fn busy_store(root: &Path, access: Access) {
+    let c = Coordinator::options(root)
+        .durability(Durability::Buffered)
+        .segment_size(16 << 10)
+        .access(access)
+        .open()
+        .unwrap();
+    let me = AgentId::new("owner").unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    let key = ContextKey::new("secret").unwrap();
+    c.set_context(&me, &key, serde_json::json!(SECRET), Visibility::Private).await.unwrap();
+    drop(c.subscribe_durable(&me, "audit", EventFilter::all()).unwrap());
+    for i in 0..30 {
+        c.create_task(&me, NewTask::new(format!("task {i} {}", "x".repeat(200)))).await.unwrap();
+    }
+    c.snapshot().unwrap();
+    c.compact(&CompactOptions { keyed: true, force: true, ..CompactOptions::default() }).unwrap();
+    for i in 30..60 {
+        c.create_task(&me, NewTask::new(format!("task {i} {}", "x".repeat(200)))).await.unwrap();
+    }
+    // Reading sealed segments to their end writes their index files.
+    let mut reader = c.log().reader().unwrap();
+    while reader.next().unwrap().is_some() {}
+}
+
+/// The newest segment file of the store.
+fn a_segment(root: &Path) -> PathBuf {
+    let log = store_dir(root).join("log");
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a segment")
+}
+
+fn assert_modes(root: &Path, access: Access) {
+    let all = modes(&root.join(".maos"));
+    let names: Vec<String> =
+        all.iter().filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
+    for wanted in ["access", "log.lock", "compact.lock", "compacted.log", "cursor"] {
+        assert!(names.iter().any(|n| n.contains(wanted)), "the store has no {wanted} file: {names:?}");
+    }
+    assert!(names.iter().any(|n| n.ends_with(".snap")) && names.iter().any(|n| n.ends_with(".seg.idx")));
+    for (path, mode) in all {
+        let want = if path.is_dir() { access.dir_mode() } else { access.file_mode() };
+        assert_eq!(mode, want, "{} has mode {mode:o}, not {want:o} ({access})", path.display());
+    }
+}
+
+#[tokio::test]
+async fn every_file_of_a_store_has_the_mode_of_its_access_whatever_the_umask() {
+    for (mask, access) in [
+        (0o000, Access::Private),
+        (0o022, Access::Private),
+        (0o000, Access::GroupRead),
+        (0o077, Access::GroupRead),
+        (0o077, Access::GroupWrite),
+    ] {
+        set_umask(mask);
+        let root = tempfile::tempdir().unwrap();
+        busy_store(root.path(), access).await;
+        assert_modes(root.path(), access);
+        let store = store_dir(root.path());
+        assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(access), "the access is recorded");
+        // Reopened with another access asked for: the recorded one stays.
+        drop(Coordinator::options(root.path()).access(Access::GroupWrite).open().unwrap());
+        assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(access));
+    }
+    set_umask(0o022);
+}
+
+#[tokio::test]
+async fn a_store_others_may_write_to_is_refused_naming_the_path_and_its_mode() {
+    let root = tempfile::tempdir().unwrap();
+    busy_store(root.path(), Access::Private).await;
+    let store = store_dir(root.path());
+    let log = store.join("log");
+    let segment = a_segment(root.path());
+    let snapshot = std::fs::read_dir(store.join("snapshots")).unwrap().next().unwrap().unwrap().path();
+    let before = modes(&root.path().join(".maos"));
+    let bytes = std::fs::read(&segment).unwrap();
+    for (path, bits) in [
+        (root.path().join(".maos"), 0o002),
+        (store.clone(), 0o020),
+        (log.clone(), 0o002),
+        (segment.clone(), 0o020),
+        (snapshot.clone(), 0o002),
+        (log.join("log.lock"), 0o022),
+        (store.join("access"), 0o002),
+    ] {
+        let mode = std::fs::metadata(&path).unwrap().mode() & 0o7777;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | bits)).unwrap();
+        match Coordinator::open(root.path()) {
+            Err(Error::InsecurePermissions { path: named, mode: found, access, .. }) => {
+                assert_eq!((named, found, access), (path.clone(), mode | bits, Access::Private));
+            }
+            Err(other) => panic!("{} with mode {:o}: {other}", path.display(), mode | bits),
+            Ok(_) => panic!("{} with mode {:o} opened", path.display(), mode | bits),
+        }
+        // The log alone, for reading or writing, is refused the same way (when the damage is in it).
+        if path.starts_with(&log) {
+            let err = maos_coord::Log::open_read_only(&log).unwrap_err();
+            assert!(matches!(err, Error::InsecurePermissions { .. }), "{err}");
+            assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+        }
+        // Allowed explicitly, it opens (and reads what is there).
+        let c = Coordinator::options(root.path()).allow_insecure_permissions(true).open().unwrap();
+        assert_eq!(c.list_tasks(None).unwrap().len(), 60);
+        drop(c);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "the refused opens wrote nothing");
+    assert_eq!(modes(&root.path().join(".maos")).len(), before.len());
+    drop(Coordinator::open(root.path()).unwrap());
+}
+
+#[tokio::test]
+async fn a_group_write_store_lets_its_group_write_and_nobody_else() {
+    let root = tempfile::tempdir().unwrap();
+    busy_store(root.path(), Access::GroupWrite).await;
+    let segment = a_segment(root.path());
+    // Group-writable files are what this access means: they open.
+    drop(Coordinator::open(root.path()).unwrap());
+    std::fs::set_permissions(&segment, std::fs::Permissions::from_mode(0o662)).unwrap();
+    let err = Coordinator::open(root.path()).err().expect("refused");
+    assert!(err.to_string().contains("any user may write to it"), "{err}");
+}
+
+#[tokio::test]
+async fn init_gives_an_existing_store_the_access_asked_for_and_again_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    busy_store(root.path(), Access::Private).await;
+    let done = init(root.path(), Access::GroupRead).unwrap();
+    assert!(!done.created && done.changed > 5, "{done:?}");
+    assert_eq!((done.previous, done.access), (Some(Access::Private), Access::GroupRead));
+    assert_modes(root.path(), Access::GroupRead);
+    let again = init(root.path(), Access::GroupRead).unwrap();
+    assert_eq!((again.changed, again.previous), (0, Some(Access::GroupRead)));
+    let fresh = tempfile::tempdir().unwrap();
+    let made = init(fresh.path(), Access::Private).unwrap();
+    assert!(made.created && made.previous.is_none());
+    assert_eq!(maos_coord::fs::read_access(&store_dir(fresh.path())).unwrap(), Some(Access::Private));
+}
+
+#[test]
+fn the_command_line_creates_private_stores_and_refuses_insecure_ones_with_exit_code_1() {
+    let root = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| Command::new(BIN).args(args).arg("--root").arg(root.path()).output().unwrap();
+    let o = run(&["init", "--group-shared"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let store = store_dir(root.path());
+    assert_eq!(std::fs::metadata(&store).unwrap().mode() & 0o7777, 0o2750);
+    let o = run(&["init", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["access"].as_str(), v["previous_access"].as_str()), (Some("private"), Some("group-read")));
+    let lock = store.join("log").join("log.lock");
+    std::fs::set_permissions(&lock, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = run(&["log", "status"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&lock.display().to_string()) && err.contains("0666"), "{err}");
+    assert!(run(&["log", "status", "--allow-insecure-permissions"]).status.success());
+    assert_eq!(run(&["store", "snapshot"]).status.code(), Some(1));
+}
+
+/// Runs `program args` as `uid`:`gid` with no supplementary groups.
+fn run_as(uid: u32, gid: u32, program: &Path, args: &[&str]) -> Output {
+    Command::new(program).args(args).uid(uid).gid(gid).output().unwrap()
+}
+
+/// A project root other users may enter (as a project directory usually is), and a copy of the
+/// command-line tool they may run.
+fn shared_root() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = root.path().join("maos-coord");
+    std::fs::copy(BIN, &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (root, bin)
+}
+
+#[tokio::test]
+async fn another_user_cannot_read_a_private_store() {
+    if !is_root() {
+        eprintln!("not root: other users are not tried (the modes are checked by the tests above)");
+        return;
+    }
+    let (root, bin) = shared_root();
+    busy_store(root.path(), Access::Private).await;
+    let log = store_dir(root.path()).join("log").display().to_string();
+    let mine = run_as(0, 0, Path::new("grep"), &["-rl", SECRET, &log]);
+    assert!(mine.status.success(), "the owner finds the private value in the log's files");
+    let theirs = run_as(NOBODY, NOBODY, Path::new("grep"), &["-rl", SECRET, &log]);
+    assert!(!theirs.status.success(), "another user read the log's files");
+    assert!(String::from_utf8_lossy(&theirs.stderr).contains("Permission denied"));
+    let root_arg = root.path().display().to_string();
+    let dump = run_as(NOBODY, NOBODY, &bin, &["log", "dump", "--root", &root_arg]);
+    assert_eq!(dump.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&dump.stdout).contains(SECRET));
+}
+
+#[tokio::test]
+async fn a_group_read_store_is_readable_by_its_group_and_writable_by_its_owner_only() {
+    if !is_root() {
+        eprintln!("not root: other users are not tried");
+        return;
+    }
+    let (root, bin) = shared_root();
+    let store = store_dir(root.path());
+    busy_store(root.path(), Access::GroupRead).await;
+    for (path, _) in modes(&root.path().join(".maos")) {
+        std::os::unix::fs::chown(&path, None, Some(NOBODY)).unwrap();
+    }
+    let root_arg = root.path().display().to_string();
+    let dump = run_as(NOBODY, NOBODY, &bin, &["log", "dump", "--root", &root_arg]);
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    assert!(String::from_utf8_lossy(&dump.stdout).contains("owner"), "the group reads the records");
+    let status = run_as(NOBODY, NOBODY, &bin, &["log", "status", "--root", &root_arg]);
+    assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    let append =
+        run_as(NOBODY, NOBODY, &bin, &["log", "append", "--root", &root_arg, "--kind", "100", "--data", "1"]);
+    assert_eq!(append.status.code(), Some(1), "the group may not write");
+    let outsider =
+        run_as(NOBODY - 1, NOBODY - 1, Path::new("cat"), &[&a_segment(root.path()).display().to_string()]);
+    assert!(!outsider.status.success(), "a user outside the group read the segment file");
+    drop(Coordinator::open(root.path()).unwrap());
+    assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(Access::GroupRead));
+}
+
+#[tokio::test]
+async fn a_second_user_of_the_group_coordinates_through_a_group_write_store() {
+    if !is_root() {
+        eprintln!("not root: other users are not tried");
+        return;
+    }
+    let (root, bin) = shared_root();
+    busy_store(root.path(), Access::GroupWrite).await;
+    for (path, _) in modes(&root.path().join(".maos")) {
+        std::os::unix::fs::chown(&path, None, Some(NOBODY)).unwrap();
+    }
+    let root_arg = root.path().display().to_string();
+    let snap = run_as(NOBODY, NOBODY, &bin, &["store", "snapshot", "--root", &root_arg]);
+    assert!(snap.status.success(), "{}", String::from_utf8_lossy(&snap.stderr));
+    let append =
+        run_as(NOBODY, NOBODY, &bin, &["log", "append", "--root", &root_arg, "--kind", "100", "--data", "1"]);
+    assert!(append.status.success(), "{}", String::from_utf8_lossy(&append.stderr));
+    // What the other user created is the group's too, and the owner opens the store again.
+    for (path, mode) in modes(&root.path().join(".maos")) {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.gid(), NOBODY, "{} lost the group", path.display());
+        let want = if path.is_dir() { Access::GroupWrite.dir_mode() } else { Access::GroupWrite.file_mode() };
+        assert_eq!(mode, want, "{}", path.display());
+    }
+    assert!(modes(&root.path().join(".maos"))
+        .iter()
+        .any(|(p, _)| std::fs::metadata(p).unwrap().uid() == NOBODY));
+    let c = Coordinator::open(root.path()).unwrap();
+    assert_eq!(c.list_tasks(None).unwrap().len(), 60);
+}
