@@ -11,7 +11,7 @@ use std::process::Command;
 use common::store::{busy, copy_store, options, segments, state, store};
 use maos_coord::coordinator::CompactOptions;
 use maos_coord::model::{AgentId, ContextKey, Event, Recorded, Subject, Visibility, EVENT_RECORD_KIND};
-use maos_coord::{Coordinator, Error, Lsn, Timestamp};
+use maos_coord::{Clock, Coordinator, Error, Lsn, Timestamp};
 use serde_json::json;
 
 const HARNESS: &str = env!("CARGO_BIN_EXE_maos-coord-harness");
@@ -253,15 +253,16 @@ async fn a_damaged_compacted_file_is_reported_by_name_and_compaction_changes_not
 #[tokio::test]
 async fn application_events_before_the_bound_are_dropped_and_later_ones_kept() {
     let root = tempfile::tempdir().unwrap();
-    let c = options(root.path()).open().unwrap();
+    let clock = maos_coord::ManualClock::starting_now();
+    let c = options(root.path()).clock(clock.shared()).open().unwrap();
     let me = AgentId::new("a").unwrap();
     c.register_agent(&me, "r", vec![]).await.unwrap();
     for i in 0..40 {
         c.emit_event(&me, "old", json!(i), Default::default()).await.unwrap();
     }
     busy(&c, &me, 0).await;
-    std::thread::sleep(std::time::Duration::from_millis(5));
-    let since = Timestamp::now();
+    clock.advance(std::time::Duration::from_millis(5));
+    let since = clock.now();
     for i in 0..40 {
         c.emit_event(&me, "new", json!(i), Default::default()).await.unwrap();
     }

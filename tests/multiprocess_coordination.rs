@@ -84,7 +84,19 @@ async fn a_barrier_releases_agents_in_other_processes() {
         .iter()
         .map(|p| spawn(root.path(), p, &["barrier", "--barrier", "release", "--participant", p]))
         .collect();
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The last signal comes once both children signalled (and so wait in their processes).
+    loop {
+        let next = c.log().next_lsn();
+        let signalled = c.read(|s| s.barriers[&b].signalled.len()).unwrap();
+        if signalled == 2 {
+            break;
+        }
+        // Bounded only to fail instead of hanging if a child never signals.
+        assert!(
+            c.log().wait_for(next, std::time::Duration::from_secs(120)).await,
+            "the children never signalled"
+        );
+    }
     c.signal_barrier(&boss, &b, "db").await.unwrap();
     for child in children {
         assert_eq!(output(child).trim(), "passed");
