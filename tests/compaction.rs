@@ -70,7 +70,7 @@ async fn a_cursor_behind_blocks_removal_unless_forced_and_then_its_owner_is_told
     slow.ack(d.lsn).unwrap();
     let report = c.compact(&CompactOptions::default()).unwrap();
     assert!(report.removed.is_empty(), "the cursor at LSN {} holds the log", d.lsn.next());
-    assert_eq!(report.held_back_by.as_ref().unwrap().1, d.lsn.next());
+    assert_eq!(report.held_back_by.as_ref().unwrap().position, d.lsn.next());
 
     let report = c.compact(&CompactOptions { force: true, ..Default::default() }).unwrap();
     assert!(!report.removed.is_empty());

@@ -123,7 +123,7 @@ async fn a_new_durable_subscription_holds_compaction_back_before_its_first_ack()
     let n = segments(root.path()).len();
     let held = |report: &maos_coord::coordinator::CompactionReport| {
         assert!(report.removed.is_empty(), "{report:?}");
-        report.held_back_by.as_ref().map(|(_, lsn)| *lsn)
+        report.held_back_by.as_ref().map(|h| h.position)
     };
     let report = other.compact(&CompactOptions::default()).unwrap();
     assert_eq!(held(&report), Some(Lsn::FIRST), "created at the log's start");

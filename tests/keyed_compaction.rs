@@ -77,7 +77,7 @@ async fn keyed_compaction_keeps_exactly_the_unsuperseded_records_and_the_state()
     let report = c.compact(&keyed()).unwrap();
     let start = c.log().first_lsn().unwrap();
     assert!(start > Lsn(1) && segments(root.path()).len() < n, "{report:?}");
-    let (examined, kept) = report.keyed.unwrap();
+    let maos_coord::coordinator::KeyedCounts { examined, kept } = report.keyed.unwrap();
     assert_eq!(examined, start.get() - 1);
     let after = trail(&c);
     assert_eq!(after, expected_after(&before, start));

@@ -21,14 +21,14 @@ fn records_come_back_in_order_with_dense_lsns_across_segments_and_reopen() {
     }
     assert!(segment_files(dir.path()).len() > 5, "small segments roll over");
     let log = small(dir.path()).open().unwrap();
-    assert!(!log.recovery_report().cold);
+    assert!(!log.recovery_report().tail_from_segments);
     assert_eq!(read_all(&log), expected);
     let report = log.verify().unwrap();
     assert_eq!((report.first, report.next, report.records), (Lsn(1), Lsn(501), 500));
 
     common::forget_tail(dir.path());
     let log = small(dir.path()).open().unwrap();
-    assert!(log.recovery_report().cold);
+    assert!(log.recovery_report().tail_from_segments);
     assert_eq!(log.recovery_report().torn, None);
     assert_eq!(read_all(&log), expected);
 }

@@ -14,7 +14,7 @@ fn a_read_only_log_follows_appends_and_refuses_to_write() {
         writer.append(kind(), &payload(i)).unwrap();
     }
     let reader = small(dir.path()).read_only().open().unwrap();
-    assert!(reader.recovery_report().read_only && !reader.recovery_report().cold);
+    assert!(reader.recovery_report().read_only && !reader.recovery_report().tail_from_segments);
     assert_eq!(read_all(&reader).len(), 5);
     for i in 6..=60 {
         writer.append(kind(), &payload(i)).unwrap(); // across segments
@@ -49,7 +49,7 @@ fn without_a_lock_file_the_segments_alone_give_the_records() {
     }
     common::forget_tail(dir.path());
     let log = small(dir.path()).read_only().open().unwrap();
-    assert!(log.recovery_report().cold);
+    assert!(log.recovery_report().tail_from_segments);
     assert_eq!(read_all(&log).len(), 40);
     assert_eq!(log.verify().unwrap().records, 40);
     assert!(!dir.path().join("log.lock").exists(), "the read-only open made no lock file");

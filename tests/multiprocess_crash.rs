@@ -43,7 +43,7 @@ fn a_write_torn_by_a_dying_appender_is_cut_by_the_next_one() {
 
     // Same boot, lock file intact: the tail is trusted, the half-written batch is cut.
     let log = Log::open(dir.path()).unwrap();
-    assert!(!log.recovery_report().cold);
+    assert!(!log.recovery_report().tail_from_segments);
     let torn = log.recovery_report().torn.clone().expect("torn bytes reported");
     assert_eq!((torn.lsn, torn.bytes), (Lsn(21), 48));
     assert_eq!(read_all(&log).len(), 20);

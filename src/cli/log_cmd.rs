@@ -97,7 +97,7 @@ fn status(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
         "first_lsn": log.first_lsn()?.get(),
         "next_lsn": log.next_lsn().get(),
         "durable_lsn": log.durable_lsn().get(),
-        "recovered_from_segments": report.cold,
+        "recovered_from_segments": report.tail_from_segments,
         "pending_repair": repair::plan_json(report),
         "recovery_journal": journal,
     });

@@ -51,7 +51,7 @@ pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
             let keep_events_since = keep_events_for.map(|d| maos_coord::Timestamp::now().minus(d));
             let report = c.compact(&CompactOptions { force, archive, keyed, keep_events_since })?;
             let held =
-                report.held_back_by.as_ref().map(|(path, lsn)| json!({"cursor": path, "lsn": lsn.get()}));
+                report.held_back_by.as_ref().map(|h| json!({"cursor": h.cursor, "lsn": h.position.get()}));
             if json {
                 out.line(json!({
                     "limit": report.limit.get(),
@@ -59,8 +59,8 @@ pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
                     "held_back_by": held,
                     "removed": report.removed,
                     "first_lsn": c.log().first_lsn()?.get(),
-                    "examined": report.keyed.map(|k| k.0),
-                    "kept": report.keyed.map(|k| k.1),
+                    "examined": report.keyed.map(|k| k.examined),
+                    "kept": report.keyed.map(|k| k.kept),
                 }))?;
             } else {
                 match report.snapshot {
@@ -73,10 +73,12 @@ pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
                         c.log().first_lsn()?
                     ))?,
                 }
-                if let Some((examined, kept)) = report.keyed {
+                if let Some(maos_coord::coordinator::KeyedCounts { examined, kept }) = report.keyed {
                     out.line(format_args!("kept {kept} of {examined} records examined for the audit trail"))?;
                 }
-                if let Some((path, lsn)) = &report.held_back_by {
+                if let Some(maos_coord::coordinator::HeldBack { cursor: path, position: lsn }) =
+                    &report.held_back_by
+                {
                     out.line(format_args!(
                         "held back at LSN {lsn} by cursor {} (use --force to remove anyway)",
                         path.display()

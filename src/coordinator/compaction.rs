@@ -35,13 +35,30 @@ pub struct CompactionReport {
     pub limit: Lsn,
     /// The oldest kept snapshot (records below it are in every kept snapshot).
     pub snapshot: Option<Lsn>,
-    /// The slowest durable cursor, if one held the limit back: (file, position).
-    pub held_back_by: Option<(PathBuf, Lsn)>,
+    /// The slowest durable cursor, if one held the limit back.
+    pub held_back_by: Option<HeldBack>,
     /// Files removed or archived.
     pub removed: Vec<PathBuf>,
-    /// Keyed compaction only: records examined (the old compacted-records file and the removed
-    /// segments) and records the compacted-records file now holds.
-    pub keyed: Option<(u64, u64)>,
+    /// Keyed compaction only: what it examined and kept.
+    pub keyed: Option<KeyedCounts>,
+}
+
+/// A durable cursor that held compaction back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldBack {
+    /// The cursor file.
+    pub cursor: PathBuf,
+    /// Its position: the limit compaction stopped at.
+    pub position: Lsn,
+}
+
+/// What a keyed compaction examined and kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyedCounts {
+    /// Records examined: those of the old compacted-records file and of the removed segments.
+    pub examined: u64,
+    /// Records the compacted-records file now holds.
+    pub kept: u64,
 }
 
 impl Coordinator {
@@ -65,7 +82,7 @@ impl Coordinator {
         let mut held_back_by = None;
         if let Some((path, position)) = slowest.filter(|(_, p)| *p < covered && !opts.force) {
             limit = position;
-            held_back_by = Some((path, position));
+            held_back_by = Some(HeldBack { cursor: path, position });
         }
         if opts.keep_events_since.is_some() && !opts.keyed {
             return Err(Error::InvalidArgument {
@@ -90,7 +107,7 @@ impl Coordinator {
             Ok(Recorded::decode(record.lsn, record.payload)
                 .map_or(true, |recorded| supersession.keeps(record.lsn, &recorded.event)))
         })?;
-        let keyed = Some((done.examined, done.kept));
+        let keyed = Some(KeyedCounts { examined: done.examined, kept: done.kept });
         Ok(CompactionReport { limit, snapshot, held_back_by, removed: done.removed, keyed })
     }
 

@@ -9,6 +9,7 @@
 
 mod agents;
 mod audit;
+mod barriers_locks;
 mod claims;
 mod compaction;
 mod context;
@@ -22,7 +23,6 @@ mod repair;
 mod replay;
 mod snapshotting;
 mod store;
-mod sync;
 mod tasks;
 mod transition;
 mod watch;
@@ -34,13 +34,13 @@ use std::time::Duration;
 
 pub use agents::{HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
-pub use compaction::{CompactOptions, CompactionReport};
+pub use barriers_locks::LockGrant;
+pub use compaction::{CompactOptions, CompactionReport, HeldBack, KeyedCounts};
 pub use context::SetOptions;
 pub use cursor::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use store::{init, StoreInit};
-pub use sync::LockGrant;
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::{ContextWatcher, Delivery, Subscription};
 

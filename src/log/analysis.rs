@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use super::control::Tail;
 use super::format::DurableMark;
+use super::lock_file::Tail;
 use super::recovery::TornTailReport;
 use super::scan::{self, ScanStart, Stop};
 use crate::error::{Error, FrameError, Result};

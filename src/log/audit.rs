@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use super::compacted::{CompactedFile, Position};
+use super::compacted_file::{CompactedFile, Position};
 use super::reader::{LogReader, Record};
 use super::Shared;
 use crate::error::Result;
@@ -42,7 +42,7 @@ impl AuditReader {
     #[must_use]
     pub fn last_location(&self) -> (std::path::PathBuf, u64) {
         match (self.last_compacted, &self.log) {
-            (Some(offset), _) => (self.shared.dir.join(super::compacted::COMPACTED_FILE), offset),
+            (Some(offset), _) => (self.shared.dir.join(super::compacted_file::COMPACTED_FILE), offset),
             (None, Some(reader)) => reader.last_location(),
             (None, None) => (self.shared.dir.clone(), 0),
         }

@@ -43,7 +43,7 @@ pub fn decode_record(data: &[u8]) {
     let _ = format::decode_frame(rest, lsn, MAX_PAYLOAD);
     let _ = format::decode_frame_after(rest, lsn, MAX_PAYLOAD);
     let _ = SegmentHeader::decode(rest);
-    let _ = super::compacted::CompactedHeader::decode(rest);
+    let _ = super::compacted_file::CompactedHeader::decode(rest);
     let start = ScanStart { offset: 0, lsn, time: Timestamp(0), last_frame: 0 };
     let scanned = scan::scan(rest, start, MAX_PAYLOAD, |_, _| {});
     let _ = scan::valid_frame_follows(rest, 0, lsn.next(), MAX_PAYLOAD);
@@ -63,12 +63,12 @@ pub fn open_segment(dir: &Path, data: &[u8]) {
     }
     let name = format::segment_file_name(base);
     if std::fs::write(dir.join(name), data).is_err()
-        || std::fs::write(dir.join(super::compacted::COMPACTED_FILE), data).is_err()
+        || std::fs::write(dir.join(super::compacted_file::COMPACTED_FILE), data).is_err()
     {
         return;
     }
     for mode in [RecoveryMode::Strict, RecoveryMode::TruncateTornTail] {
-        let _ = std::fs::remove_file(dir.join(super::control::LOCK_FILE));
+        let _ = std::fs::remove_file(dir.join(super::lock_file::LOCK_FILE));
         let opened = Log::options(dir)
             .segment_size(8192)
             .max_record_size(MAX_PAYLOAD.min(8192 - 2 * SEGMENT_HEADER_LEN as u32))

@@ -11,7 +11,7 @@ use tokio::sync::oneshot;
 
 use super::options::Durability;
 use super::writer::{self, Appended, Pending};
-use super::{lock, sync, wait, Shared};
+use super::{durability, lock, wait, Shared};
 use crate::error::{Error, Result};
 
 /// Batches waiting for a leader.
@@ -124,7 +124,7 @@ fn lead_group(shared: &Shared, own: Option<&Arc<Slot>>) -> Option<Result<Appende
 
     let written_up_to = results.iter().filter_map(|r| r.as_ref().ok()).map(Appended::next).max();
     let synced = match (shared.opts.durability, written_up_to) {
-        (Durability::Sync, Some(next)) => sync::sync_gathering(shared, next, own.is_some()),
+        (Durability::Sync, Some(next)) => durability::sync_gathering(shared, next, own.is_some()),
         _ => Ok(()),
     };
     let mut own_result = None;

@@ -11,19 +11,19 @@ pub mod fuzzing;
 
 mod analysis;
 mod audit;
-mod compact;
-pub mod compacted;
-mod control;
+pub mod compacted_file;
+mod compaction;
+mod durability;
 mod group;
 mod index;
 mod io;
 pub mod journal;
+mod lock_file;
 mod options;
 mod reader;
 mod recovery;
 mod scan;
 mod segment;
-mod sync;
 mod wake;
 mod writeback;
 mod writer;
@@ -33,14 +33,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 pub use audit::AuditReader;
-pub use compact::KeyedCompaction;
+pub use compaction::KeyedCompaction;
 pub use journal::JournalEntry;
 pub use options::{Durability, LogOptions, RecoveryMode, DEFAULT_WRITEBACK_EVERY};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TornTailReport};
 pub use writer::{fault, Appended};
 
-use self::control::Control;
+use self::lock_file::LockFile;
 use self::segment::Segment;
 use crate::error::{Error, Result};
 use crate::types::{Lsn, RecordKind};
@@ -57,12 +57,12 @@ pub struct Log {
 pub(crate) struct Shared {
     dir: PathBuf,
     opts: LogOptions,
-    control: Control,
+    control: LockFile,
     /// Known segment files by base LSN; opened on first use.
     segments: RwLock<BTreeMap<Lsn, Option<Arc<Segment>>>>,
     writer: writer::Writer,
     recovery: RecoveryReport,
-    flusher: sync::Flusher,
+    flusher: durability::Flusher,
     appender: group::Appender,
     wake: wake::Wake,
 }
@@ -99,12 +99,12 @@ impl Log {
             }
             io::check_local_filesystem(&dir)?;
             opts.check_permissions()?;
-            recovery::inspect(&dir, Control::open_read_only(&dir)?, &opts)?
+            recovery::inspect(&dir, LockFile::open_read_only(&dir)?, &opts)?
         } else {
             crate::fs::create_dir(&dir, opts.access.dir_mode())?;
             io::check_local_filesystem(&dir)?;
             opts.check_permissions()?;
-            let (control, _fresh) = Control::open(&dir)?;
+            let (control, _fresh) = LockFile::open(&dir)?;
             let recovery = {
                 let _lock = control.adopt_lock();
                 recovery::recover(&dir, &control, &opts)?
@@ -114,7 +114,7 @@ impl Log {
         let shared = Arc::new(Shared {
             segments: RwLock::new(BTreeMap::new()),
             writer: writer::Writer::new(),
-            flusher: sync::Flusher::new(),
+            flusher: durability::Flusher::new(),
             appender: group::Appender::new(),
             wake: wake::Wake::new(),
             dir,
@@ -123,7 +123,7 @@ impl Log {
             recovery,
         });
         shared.refresh_segments()?;
-        sync::Flusher::start(&shared);
+        durability::Flusher::start(&shared);
         Ok(Log { shared })
     }
 
@@ -280,7 +280,7 @@ impl Log {
     pub fn sync(&self) -> Result<Lsn> {
         self.writable("sync")?;
         let tail = self.shared.control.tail_lsn();
-        sync::sync_to(&self.shared, tail)?;
+        durability::sync_to(&self.shared, tail)?;
         Ok(self.shared.control.durable_lsn())
     }
 
@@ -349,7 +349,7 @@ impl Log {
     /// segments; a reader asking for a removed LSN gets [`Error::Compacted`].
     pub fn remove_segments_before(&self, limit: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>> {
         self.writable("compaction")?;
-        compact::remove_segments_before(&self.shared, limit, archive)
+        compaction::remove_segments_before(&self.shared, limit, archive)
     }
 
     /// Keyed compaction: like [`Log::remove_segments_before`], but first rewrites the
@@ -365,7 +365,7 @@ impl Log {
         keep: impl FnMut(&Record<'_>) -> Result<bool>,
     ) -> Result<KeyedCompaction> {
         self.writable("compaction")?;
-        compact::compact_keyed(&self.shared, limit, archive, keep)
+        compaction::compact_keyed(&self.shared, limit, archive, keep)
     }
 
     /// A reader over everything the store holds for audits: the records keyed compaction kept,
@@ -464,8 +464,8 @@ impl Shared {
     }
 
     /// The compacted-records file, if there is one, with its range checked against the log.
-    fn compacted_file(&self) -> Result<Option<compacted::CompactedFile>> {
-        let file = compacted::CompactedFile::open(&self.dir, self.opts.max_record_size)?;
+    fn compacted_file(&self) -> Result<Option<compacted_file::CompactedFile>> {
+        let file = compacted_file::CompactedFile::open(&self.dir, self.opts.max_record_size)?;
         if let Some(file) = &file {
             file.check_range(self.control.tail_lsn())?;
         }
@@ -526,7 +526,7 @@ impl Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         if !self.opts.read_only {
-            sync::mark_on_close(self);
+            durability::mark_on_close(self);
         }
     }
 }

@@ -5,10 +5,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::analysis::{self, Verdict, Watermark};
-use super::control::{Control, Tail};
 use super::format::{self, DurableMark, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::io;
 use super::journal::{self, JournalEntry};
+use super::lock_file::{LockFile, Tail};
 use super::options::{LogOptions, RecoveryMode};
 use super::scan::{self, ScanStart};
 use super::segment::{self, Segment};
@@ -20,7 +20,7 @@ use crate::types::{Lsn, Timestamp};
 pub struct RecoveryReport {
     /// The tail was rebuilt from the segment files (a new store, or the first open since the
     /// machine booted) rather than taken from the lock file.
-    pub cold: bool,
+    pub tail_from_segments: bool,
     /// LSN of the next record after recovery.
     pub next_lsn: Lsn,
     /// The torn tail that was cut off (or, for a read-only open, that a writable open would cut),
@@ -64,7 +64,7 @@ pub struct TornTailReport {
 }
 
 /// Recovers the log in `dir`. Runs with the append lock held.
-pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<RecoveryReport> {
+pub fn recover(dir: &Path, control: &LockFile, opts: &LogOptions) -> Result<RecoveryReport> {
     let boot = io::boot_id();
     let this_boot = this_boot_watermark(control, boot);
     let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
@@ -78,7 +78,7 @@ pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Recov
         }
         let (torn, adopted_records) = repair_interrupted(control, opts, &tail_path, &file, &map, "open")?;
         return Ok(RecoveryReport {
-            cold: false,
+            tail_from_segments: false,
             next_lsn: control.tail_lsn(),
             torn,
             adopted_records,
@@ -99,7 +99,7 @@ pub fn recover(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Recov
 ///
 /// # Errors
 /// [`Error::NoStore`] if there is no segment file; corruption as [`recover`] reports it.
-pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(Control, RecoveryReport)> {
+pub fn inspect(dir: &Path, lock: Option<LockFile>, opts: &LogOptions) -> Result<(LockFile, RecoveryReport)> {
     let boot = io::boot_id();
     let this_boot = lock.as_ref().and_then(|c| this_boot_watermark(c, boot));
     let warm = match (&lock, this_boot) {
@@ -117,7 +117,8 @@ pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(
         (Some(control), Some(report)) => return Ok((control, report)),
         (lock, _) => lock,
     };
-    let mut report = RecoveryReport { cold: true, read_only: true, ..RecoveryReport::default() };
+    let mut report =
+        RecoveryReport { tail_from_segments: true, read_only: true, ..RecoveryReport::default() };
     report.removed = crate::fs::stale(dir, is_log_temp)?;
     let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, false)? else {
         return Err(Error::NoStore { dir: dir.to_owned() });
@@ -126,7 +127,7 @@ pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(
         refuse_if_strict(opts, torn)?;
         report.torn = Some(torn.clone());
     }
-    let control = Control::local(dir);
+    let control = LockFile::local(dir);
     control.reset([0; 16], newest.verdict.tail, newest.watermark.lsn);
     report.next_lsn = newest.verdict.tail.lsn;
     report.durable_lsn = newest.watermark.lsn;
@@ -137,7 +138,7 @@ pub fn inspect(dir: &Path, lock: Option<Control>, opts: &LogOptions) -> Result<(
 /// The report of a read-only open that can follow the lock file (of this boot, and agreeing with
 /// the newest segment), or `None` if it cannot. Called with the shared lock held: no appender is
 /// mid-write, so bytes past the tail are a dead appender's, which the next appender repairs.
-fn inspect_warm(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Option<RecoveryReport>> {
+fn inspect_warm(dir: &Path, control: &LockFile, opts: &LogOptions) -> Result<Option<RecoveryReport>> {
     let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
     if !tail_path.is_file() || newer_segment(dir, control.tail_segment())? {
         return Ok(None);
@@ -166,7 +167,7 @@ fn inspect_warm(dir: &Path, control: &Control, opts: &LogOptions) -> Result<Opti
 
 /// The newest segment and the durable watermark of the lock file, if the lock file was written
 /// during this boot: within a boot it is exact (it is raised only after a sync returned).
-fn this_boot_watermark(control: &Control, boot: [u8; 16]) -> Option<(Lsn, Lsn)> {
+fn this_boot_watermark(control: &LockFile, boot: [u8; 16]) -> Option<(Lsn, Lsn)> {
     // A durable LSN past the tail is impossible in a lock file the log wrote: such a page is not
     // evidence of what was synced.
     let consistent = control.durable_lsn() <= control.tail_lsn();
@@ -211,7 +212,7 @@ fn newer_segment(dir: &Path, tail_segment: Lsn) -> Result<bool> {
 /// or compacted-records file being written (log-format.md, "Temporary files"). Those of earlier
 /// versions (`<segment>.seg.tmp`, unlocked) count too.
 fn is_log_temp(name: &str) -> bool {
-    name.contains(".seg") || name.starts_with(super::compacted::COMPACTED_FILE)
+    name.contains(".seg") || name.starts_with(super::compacted_file::COMPACTED_FILE)
 }
 
 /// Removes the temporary files that writers which died left in `dir` (never a live writer's).
@@ -221,12 +222,13 @@ fn sweep(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn cold_recover(
     dir: &Path,
-    control: &Control,
+    control: &LockFile,
     opts: &LogOptions,
     boot: [u8; 16],
     this_boot: Option<(Lsn, Lsn)>,
 ) -> Result<RecoveryReport> {
-    let mut report = RecoveryReport { cold: true, watermark_known: true, ..RecoveryReport::default() };
+    let mut report =
+        RecoveryReport { tail_from_segments: true, watermark_known: true, ..RecoveryReport::default() };
     report.removed = sweep(dir)?;
     let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, true)? else {
         Segment::create(dir, Lsn::FIRST, opts.segment_size)?;
@@ -356,7 +358,7 @@ fn newest_segment(
 /// newest segment: complete batches are adopted, the rest is zeroed. Runs with the append lock
 /// held; `image` is a map of the newest segment. Returns the cut bytes and the adopted records.
 pub fn repair_interrupted(
-    control: &Control,
+    control: &LockFile,
     opts: &LogOptions,
     path: &Path,
     file: &File,
@@ -380,7 +382,7 @@ pub fn repair_interrupted(
 /// (none if the write end is not past the tail): the tail after adopting its complete batches,
 /// and the bytes to cut after them.
 fn interrupted(
-    control: &Control,
+    control: &LockFile,
     opts: &LogOptions,
     path: &Path,
     image: &[u8],

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::control::Tail;
 use super::format::{self, SegmentHeader, FLAG_BATCH_CONTINUES, SEGMENT_HEADER_LEN};
+use super::lock_file::Tail;
 use super::recovery::{self, TornTailReport};
 use super::scan::{self, ScanStart};
 use super::segment::Segment;

@@ -7,17 +7,17 @@
 //! nothing, the same way live and in replay.
 
 mod agents;
+mod barriers_locks;
 mod context;
 mod deps;
-mod sync;
 mod tasks;
 
 use std::collections::BTreeMap;
 
 pub use agents::{Agent, AgentStatus};
+pub use barriers_locks::{Barrier, Lock};
 pub use context::{entry_of, ContextIndex, ContextVersion, KeyHistory};
 pub use deps::DependencyGraph;
-pub use sync::{Barrier, Lock};
 pub use tasks::TaskRegistry;
 
 use crate::model::{BarrierName, ClaimPolicy, Event, LockName, Recorded};
@@ -151,10 +151,10 @@ impl State {
                 self.deps.apply(event);
             }
             Event::BarrierCreated { .. } | Event::BarrierSignalled { .. } => {
-                sync::apply_barrier(&mut self.barriers, event);
+                barriers_locks::apply_barrier(&mut self.barriers, event);
             }
             Event::LockAcquired { .. } | Event::LockReleased { .. } => {
-                sync::apply_lock(&mut self.locks, event, lsn);
+                barriers_locks::apply_lock(&mut self.locks, event, lsn);
             }
             Event::Custom { .. } | Event::DeliveryDeadLettered { .. } => {}
         }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::template::{self, template, MAX_RECORD};
 use crate::error::Error;
-use crate::log::compacted::{CompactedFile, CompactedWriter, COMPACTED_FILE, COMPACTED_HEADER_LEN};
+use crate::log::compacted_file::{CompactedFile, CompactedWriter, COMPACTED_FILE, COMPACTED_HEADER_LEN};
 use crate::log::format::{self, FRAME_HEADER_LEN};
 use crate::log::{Record, RecoveryMode};
 use crate::types::{Lsn, RecordKind, Timestamp};
@@ -66,7 +66,7 @@ pub fn repair(bytes: &[u8]) -> Vec<u8> {
 fn check(dir: &Path, bytes: &[u8]) {
     let t = template();
     t.write_to(dir);
-    let _ = std::fs::remove_file(dir.join(crate::log::control::LOCK_FILE));
+    let _ = std::fs::remove_file(dir.join(crate::log::lock_file::LOCK_FILE));
     let path = dir.join(COMPACTED_FILE);
     std::fs::write(&path, bytes).expect("write the compacted-records file");
     let names_the_file = |e: &Error| {
@@ -132,7 +132,7 @@ fn check(dir: &Path, bytes: &[u8]) {
 fn rewrite(
     dir: &Path,
     bytes: &[u8],
-    header: &crate::log::compacted::CompactedHeader,
+    header: &crate::log::compacted_file::CompactedHeader,
     records: &[Owned],
     times: &[Timestamp],
 ) {

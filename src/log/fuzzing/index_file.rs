@@ -55,7 +55,7 @@ fn repair(bytes: &[u8], base: Lsn) -> Vec<u8> {
 fn check(dir: &Path, base: Lsn, seek: u8, bytes: &[u8]) {
     let t = template();
     t.write_to(dir);
-    let _ = std::fs::remove_file(dir.join(crate::log::control::LOCK_FILE));
+    let _ = std::fs::remove_file(dir.join(crate::log::lock_file::LOCK_FILE));
     let segment = dir.join(format::segment_file_name(base));
     let path = index::index_path(&segment);
     std::fs::write(&path, bytes).expect("write the index file");

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::template::{self, template, Template, KIND};
 use crate::error::Error;
-use crate::log::control::{LOCK_FILE, LOCK_FILE_LEN};
+use crate::log::lock_file::{LOCK_FILE, LOCK_FILE_LEN};
 use crate::log::RecoveryMode;
 use crate::types::RecordKind;
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::log::format::{self, SEGMENT_HEADER_LEN};
-use crate::log::{control::LOCK_FILE, Durability, Log};
+use crate::log::{lock_file::LOCK_FILE, Durability, Log};
 use crate::types::{Lsn, RecordKind};
 
 /// Segment size of the template: small, so that a few dozen records fill several segments.

@@ -49,7 +49,7 @@ pub struct Tail {
 }
 
 /// The open lock file (or, for a read-only open without a usable one, words of this process).
-pub struct Control {
+pub struct LockFile {
     path: PathBuf,
     file: Option<File>,
     words: SharedWords,
@@ -60,7 +60,7 @@ pub struct Control {
 
 /// Holds the append lock; dropping it releases the lock.
 pub struct AppendLock<'a> {
-    control: &'a Control,
+    control: &'a LockFile,
     _in_process: MutexGuard<'a, ()>,
 }
 
@@ -73,10 +73,10 @@ impl Drop for AppendLock<'_> {
     }
 }
 
-impl Control {
+impl LockFile {
     /// Opens the lock file in `dir`, creating and initialising it if needed, and returns it with
     /// the append lock held (open-time recovery runs under it).
-    pub fn open(dir: &Path) -> Result<(Control, bool)> {
+    pub fn open(dir: &Path) -> Result<(LockFile, bool)> {
         let path = dir.join(LOCK_FILE);
         let file = crate::fs::open_or_create(&path, false)?;
         file.lock().map_err(|e| Error::io("lock", &path, e))?;
@@ -94,7 +94,7 @@ impl Control {
             });
         }
         let words = SharedWords::map(&file, &path, LOCK_FILE_LEN / 8)?;
-        let control = Control { path, file: Some(file), words, in_process: Mutex::new(()) };
+        let control = LockFile { path, file: Some(file), words, in_process: Mutex::new(()) };
         if let Err(e) = control.check_identity() {
             control.unlock_file();
             return Err(e);
@@ -103,10 +103,10 @@ impl Control {
     }
 
     /// Opens the lock file in `dir` for reading only, holding a shared `flock` (so that no
-    /// appender is mid-publish while the caller looks at the tail) until [`Control::unlock_file`].
+    /// appender is mid-publish while the caller looks at the tail) until [`LockFile::unlock_file`].
     /// `None` if there is no lock file or it may not be read: the caller then works from the
     /// segment files alone. Never creates or writes anything.
-    pub fn open_read_only(dir: &Path) -> Result<Option<Control>> {
+    pub fn open_read_only(dir: &Path) -> Result<Option<LockFile>> {
         let path = dir.join(LOCK_FILE);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -133,15 +133,15 @@ impl Control {
             });
         }
         let words = SharedWords::map_read_only(&file, &path, LOCK_FILE_LEN / 8)?;
-        let control = Control { path, file: Some(file), words, in_process: Mutex::new(()) };
+        let control = LockFile { path, file: Some(file), words, in_process: Mutex::new(()) };
         control.check_identity()?;
         Ok(Some(control))
     }
 
     /// A control of this process alone, for a read-only open that cannot use the lock file:
-    /// [`Control::reset`] fills it in; it never changes afterwards.
-    pub fn local(dir: &Path) -> Control {
-        Control {
+    /// [`LockFile::reset`] fills it in; it never changes afterwards.
+    pub fn local(dir: &Path) -> LockFile {
+        LockFile {
             path: dir.join(LOCK_FILE),
             file: None,
             words: SharedWords::local(WORDS),
@@ -189,7 +189,7 @@ impl Control {
         }
     }
 
-    /// Wraps the lock taken by [`Control::open`].
+    /// Wraps the lock taken by [`LockFile::open`].
     pub fn adopt_lock(&self) -> AppendLock<'_> {
         AppendLock { control: self, _in_process: crate::log::lock(&self.in_process) }
     }

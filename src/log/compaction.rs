@@ -7,7 +7,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::compacted::CompactedWriter;
+use super::compacted_file::CompactedWriter;
 use super::index::index_path;
 use super::reader::Record;
 use super::{io, read_lock, Shared};
