@@ -5,7 +5,8 @@
 //! [`log`] (segmented, checksummed, memory-mapped, many appending processes, group commit, crash
 //! recovery), [`model`] (what is recorded), [`projection`] (state as a fold of the records) and
 //! [`coordinator`] (the async API). The byte-exact on-disk format is `log-format.md` at the
-//! repository root.
+//! repository root; how the layers fit together, the path of a command and the invariants are in
+//! `ARCHITECTURE.md` beside it.
 //!
 //! # Example
 //!

@@ -5,7 +5,7 @@
 //! and turns it into events, which are appended as one atomic batch. An invalid command returns
 //! its error and appends nothing. Every query catches up with the log first and is answered from
 //! the projections in memory. So decisions such as "this task is still free" are linearizable
-//! across processes (design.md, "One path for data").
+//! across processes (ARCHITECTURE.md, "The path of a command").
 
 mod agents;
 mod audit;

@@ -2,8 +2,9 @@
 //!
 //! It knows bytes and LSNs, never what a record means. The byte format is log-format.md; the
 //! modules follow it: [`format`](mod@format) (pure encode/decode), `io` (every filesystem call and map),
-//! `control` (the lock file), `segment`, `scan`, `recovery`, `writer` (group commit) and
-//! `reader`.
+//! `lock_file`, `segment`, `scan`, `recovery`, `group` (group commit), `writer` (the append
+//! protocol), `durability` and `reader`. ARCHITECTURE.md ("Layers", "The path of a command")
+//! walks through them in the order an append meets them.
 
 pub mod format;
 #[doc(hidden)]

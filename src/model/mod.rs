@@ -1,5 +1,5 @@
 //! The coordination model: identifiers, tasks, context, dependencies, and the [`Event`] enum that
-//! the log records. No files here (design.md, "Layers").
+//! the log records. No files here (ARCHITECTURE.md, "Layers").
 
 mod context;
 mod decode;

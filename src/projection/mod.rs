@@ -1,6 +1,6 @@
 //! Projections: the state the store shows, as a fold of its records. [`State::apply`] is the one
 //! code path for live updates and for replay; it reads time only from records, so replaying the
-//! same log always gives the same state (design.md, invariant 6).
+//! same log always gives the same state (ARCHITECTURE.md, "Invariants": determinism).
 //!
 //! `apply` trusts that the coordinator validated each event before appending it; an event that
 //! refers to something unknown (possible only in a log written by another program) changes

@@ -18,7 +18,7 @@ use crate::types::RecordKind;
 ///
 /// `data[0]`: bit 0 chooses strict recovery; bit 1 takes `data[1..]` as the whole lock file
 /// (any length), otherwise the log's own page is edited by the operations in `data[1..]`
-/// ([`edit`]).
+/// (`edit`, below).
 ///
 /// # Panics
 /// When the contract is broken: that is the finding.
