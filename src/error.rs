@@ -443,7 +443,7 @@ pub enum Error {
         /// Its mode (permission bits, set-user-ID, set-group-ID, sticky).
         mode: u32,
         /// The store's recorded access.
-        access: crate::fs::Access,
+        access: crate::fs::StoreAccess,
         /// Who else may write to it.
         reason: String,
     },

@@ -11,8 +11,7 @@
 //! # Example
 //!
 //! ```
-//! use maos_coord::model::{AgentId, ContextKey, NewTask, Visibility};
-//! use maos_coord::{Coordinator, Durability};
+//! use maos_coord::{AgentId, ContextKey, Coordinator, Durability, NewTask, Visibility};
 //!
 //! # fn main() -> Result<(), maos_coord::Error> {
 //! # let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
@@ -70,9 +69,14 @@ pub use coordinator::{
     SetOptions,
 };
 pub use error::{Error, FrameError, Result};
-pub use fs::Access;
+pub use fs::StoreAccess;
 pub use log::{
-    Appended, Built, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport,
-    TornTailReport, VerifyReport,
+    Appended, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport, TornTailReport,
+    VerifyReport,
 };
+pub use model::{
+    AgentId, BarrierName, ContextEntry, ContextKey, Event, EventFilter, LockName, NewTask, Priority, Subject,
+    Task, TaskId, TaskStatus, Visibility,
+};
+pub use projection::{Agent, AgentStatus};
 pub use types::{Lsn, RecordKind, Timestamp};

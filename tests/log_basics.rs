@@ -200,7 +200,7 @@ fn async_callers_share_group_commits_and_keep_their_order() {
 
 #[test]
 fn append_with_sees_every_earlier_record_and_appends_nothing_on_error() {
-    use maos_coord::Built;
+    use maos_coord::log::Built;
     let dir = tempfile::tempdir().unwrap();
     let log = small(dir.path()).open().unwrap();
     // Threads and async tasks mixed: each increments the counter held by the last record.

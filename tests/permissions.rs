@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use maos_coord::coordinator::{init, store_dir, CompactOptions};
 use maos_coord::model::{AgentId, ContextKey, EventFilter, NewTask, Visibility};
-use maos_coord::{Access, Coordinator, Durability, Error};
+use maos_coord::{Coordinator, Durability, Error, StoreAccess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_maos-coord");
 const SECRET: &str = "s3cret-value-only-for-its-owner";
@@ -40,7 +40,7 @@ fn modes(dir: &Path) -> Vec<(PathBuf, u32)> {
 
 /// A store with every kind of file: several segments (so index files), a snapshot, a durable
 /// cursor, a keyed compaction (the compacted-records file) and a private context value.
-async fn busy_store(root: &Path, access: Access) {
+async fn busy_store(root: &Path, access: StoreAccess) {
     let c = Coordinator::options(root)
         .durability(Durability::Buffered)
         .segment_size(16 << 10)
@@ -77,7 +77,7 @@ fn a_segment(root: &Path) -> PathBuf {
     segments.pop().expect("a segment")
 }
 
-fn assert_modes(root: &Path, access: Access) {
+fn assert_modes(root: &Path, access: StoreAccess) {
     let all = modes(&root.join(".maos"));
     let names: Vec<String> =
         all.iter().filter_map(|(p, _)| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
@@ -94,11 +94,11 @@ fn assert_modes(root: &Path, access: Access) {
 #[tokio::test]
 async fn every_file_of_a_store_has_the_mode_of_its_access_whatever_the_umask() {
     for (mask, access) in [
-        (0o000, Access::Private),
-        (0o022, Access::Private),
-        (0o000, Access::GroupRead),
-        (0o077, Access::GroupRead),
-        (0o077, Access::GroupWrite),
+        (0o000, StoreAccess::Private),
+        (0o022, StoreAccess::Private),
+        (0o000, StoreAccess::GroupRead),
+        (0o077, StoreAccess::GroupRead),
+        (0o077, StoreAccess::GroupWrite),
     ] {
         set_umask(mask);
         let root = tempfile::tempdir().unwrap();
@@ -107,7 +107,7 @@ async fn every_file_of_a_store_has_the_mode_of_its_access_whatever_the_umask() {
         let store = store_dir(root.path());
         assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(access), "the access is recorded");
         // Reopened with another access asked for: the recorded one stays.
-        drop(Coordinator::options(root.path()).access(Access::GroupWrite).open().unwrap());
+        drop(Coordinator::options(root.path()).access(StoreAccess::GroupWrite).open().unwrap());
         assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(access));
     }
     set_umask(0o022);
@@ -116,7 +116,7 @@ async fn every_file_of_a_store_has_the_mode_of_its_access_whatever_the_umask() {
 #[tokio::test]
 async fn a_store_others_may_write_to_is_refused_naming_the_path_and_its_mode() {
     let root = tempfile::tempdir().unwrap();
-    busy_store(root.path(), Access::Private).await;
+    busy_store(root.path(), StoreAccess::Private).await;
     let store = store_dir(root.path());
     let log = store.join("log");
     let segment = a_segment(root.path());
@@ -136,7 +136,7 @@ async fn a_store_others_may_write_to_is_refused_naming_the_path_and_its_mode() {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | bits)).unwrap();
         match Coordinator::open(root.path()) {
             Err(Error::InsecurePermissions { path: named, mode: found, access, .. }) => {
-                assert_eq!((named, found, access), (path.clone(), mode | bits, Access::Private));
+                assert_eq!((named, found, access), (path.clone(), mode | bits, StoreAccess::Private));
             }
             Err(other) => panic!("{} with mode {:o}: {other}", path.display(), mode | bits),
             Ok(_) => panic!("{} with mode {:o} opened", path.display(), mode | bits),
@@ -161,7 +161,7 @@ async fn a_store_others_may_write_to_is_refused_naming_the_path_and_its_mode() {
 #[tokio::test]
 async fn a_group_write_store_lets_its_group_write_and_nobody_else() {
     let root = tempfile::tempdir().unwrap();
-    busy_store(root.path(), Access::GroupWrite).await;
+    busy_store(root.path(), StoreAccess::GroupWrite).await;
     let segment = a_segment(root.path());
     // Group-writable files are what this access means: they open.
     drop(Coordinator::open(root.path()).unwrap());
@@ -173,17 +173,17 @@ async fn a_group_write_store_lets_its_group_write_and_nobody_else() {
 #[tokio::test]
 async fn init_gives_an_existing_store_the_access_asked_for_and_again_changes_nothing() {
     let root = tempfile::tempdir().unwrap();
-    busy_store(root.path(), Access::Private).await;
-    let done = init(root.path(), Access::GroupRead).unwrap();
+    busy_store(root.path(), StoreAccess::Private).await;
+    let done = init(root.path(), StoreAccess::GroupRead).unwrap();
     assert!(!done.created && done.changed > 5, "{done:?}");
-    assert_eq!((done.previous, done.access), (Some(Access::Private), Access::GroupRead));
-    assert_modes(root.path(), Access::GroupRead);
-    let again = init(root.path(), Access::GroupRead).unwrap();
-    assert_eq!((again.changed, again.previous), (0, Some(Access::GroupRead)));
+    assert_eq!((done.previous, done.access), (Some(StoreAccess::Private), StoreAccess::GroupRead));
+    assert_modes(root.path(), StoreAccess::GroupRead);
+    let again = init(root.path(), StoreAccess::GroupRead).unwrap();
+    assert_eq!((again.changed, again.previous), (0, Some(StoreAccess::GroupRead)));
     let fresh = tempfile::tempdir().unwrap();
-    let made = init(fresh.path(), Access::Private).unwrap();
+    let made = init(fresh.path(), StoreAccess::Private).unwrap();
     assert!(made.created && made.previous.is_none());
-    assert_eq!(maos_coord::fs::read_access(&store_dir(fresh.path())).unwrap(), Some(Access::Private));
+    assert_eq!(maos_coord::fs::read_access(&store_dir(fresh.path())).unwrap(), Some(StoreAccess::Private));
 }
 
 #[test]
@@ -230,7 +230,7 @@ async fn another_user_cannot_read_a_private_store() {
         return;
     }
     let (root, bin) = shared_root();
-    busy_store(root.path(), Access::Private).await;
+    busy_store(root.path(), StoreAccess::Private).await;
     let log = store_dir(root.path()).join("log").display().to_string();
     let mine = run_as(0, 0, Path::new("grep"), &["-rl", SECRET, &log]);
     assert!(mine.status.success(), "the owner finds the private value in the log's files");
@@ -251,7 +251,7 @@ async fn a_group_read_store_is_readable_by_its_group_and_writable_by_its_owner_o
     }
     let (root, bin) = shared_root();
     let store = store_dir(root.path());
-    busy_store(root.path(), Access::GroupRead).await;
+    busy_store(root.path(), StoreAccess::GroupRead).await;
     for (path, _) in modes(&root.path().join(".maos")) {
         std::os::unix::fs::chown(&path, None, Some(NOBODY)).unwrap();
     }
@@ -268,7 +268,7 @@ async fn a_group_read_store_is_readable_by_its_group_and_writable_by_its_owner_o
         run_as(NOBODY - 1, NOBODY - 1, Path::new("cat"), &[&a_segment(root.path()).display().to_string()]);
     assert!(!outsider.status.success(), "a user outside the group read the segment file");
     drop(Coordinator::open(root.path()).unwrap());
-    assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(Access::GroupRead));
+    assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(StoreAccess::GroupRead));
 }
 
 #[tokio::test]
@@ -278,7 +278,7 @@ async fn a_second_user_of_the_group_coordinates_through_a_group_write_store() {
         return;
     }
     let (root, bin) = shared_root();
-    busy_store(root.path(), Access::GroupWrite).await;
+    busy_store(root.path(), StoreAccess::GroupWrite).await;
     for (path, _) in modes(&root.path().join(".maos")) {
         std::os::unix::fs::chown(&path, None, Some(NOBODY)).unwrap();
     }
@@ -292,7 +292,11 @@ async fn a_second_user_of_the_group_coordinates_through_a_group_write_store() {
     for (path, mode) in modes(&root.path().join(".maos")) {
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.gid(), NOBODY, "{} lost the group", path.display());
-        let want = if path.is_dir() { Access::GroupWrite.dir_mode() } else { Access::GroupWrite.file_mode() };
+        let want = if path.is_dir() {
+            StoreAccess::GroupWrite.dir_mode()
+        } else {
+            StoreAccess::GroupWrite.file_mode()
+        };
         assert_eq!(mode, want, "{}", path.display());
     }
     assert!(modes(&root.path().join(".maos"))

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use maos_coord::coordinator::PipelineStage;
+use maos_coord::log::Built;
 use maos_coord::model::limits::MAX_VALUE_DEPTH;
 use maos_coord::model::{AgentId, ContextKey, NewTask, Visibility};
-use maos_coord::{Built, Coordinator, Durability, Error, RecordKind};
+use maos_coord::{Coordinator, Durability, Error, RecordKind};
 use serde_json::Value;
 
 fn nested(depth: usize) -> Value {

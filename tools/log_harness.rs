@@ -160,7 +160,7 @@ fn count(dir: &Path, times: u64) -> Result<(), String> {
             } else {
                 0
             };
-            Ok(maos_coord::Built { records: vec![(kind, (last + 1).to_le_bytes().to_vec())], value: () })
+            Ok(maos_coord::log::Built { records: vec![(kind, (last + 1).to_le_bytes().to_vec())], value: () })
         })
         .map_err(|e| e.to_string())?;
     }

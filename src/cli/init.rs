@@ -1,7 +1,7 @@
 //! `maos-coord init`: create a store, or give an existing one the access asked for.
 
 use maos_coord::coordinator::{init, store_dir};
-use maos_coord::fs::Access;
+use maos_coord::fs::StoreAccess;
 use serde_json::json;
 
 use super::{Failure, Out};
@@ -29,9 +29,9 @@ enum GroupShare {
 
 pub fn run(args: &InitArgs, out: &mut Out) -> Result<(), Failure> {
     let access = match args.group_shared {
-        None => Access::Private,
-        Some(GroupShare::Read) => Access::GroupRead,
-        Some(GroupShare::Write) => Access::GroupWrite,
+        None => StoreAccess::Private,
+        Some(GroupShare::Read) => StoreAccess::GroupRead,
+        Some(GroupShare::Write) => StoreAccess::GroupWrite,
     };
     let done = init(&args.root, access)?;
     if args.json {
@@ -39,7 +39,7 @@ pub fn run(args: &InitArgs, out: &mut Out) -> Result<(), Failure> {
             "store": done.store,
             "created": done.created,
             "access": done.access.name(),
-            "previous_access": done.previous.map(Access::name),
+            "previous_access": done.previous.map(StoreAccess::name),
             "modes_changed": done.changed,
         }))?;
         return Ok(());

@@ -46,7 +46,7 @@ pub use watch::{ContextWatcher, Delivery, Subscription};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::fs::Access;
+use crate::fs::StoreAccess;
 use crate::log::{Built, Durability, Log};
 use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
@@ -91,7 +91,7 @@ pub struct CoordinatorOptions {
     pub keep_snapshots: usize,
     segment_size: Option<u64>,
     clock: Arc<dyn Clock>,
-    access: Access,
+    access: StoreAccess,
     allow_insecure_permissions: bool,
 }
 
@@ -149,10 +149,10 @@ impl CoordinatorOptions {
     }
 
     /// Who may use the files of a store this open creates besides their owner (default
-    /// [`Access::Private`]: directories `0700`, files `0600`, whatever the umask). Recorded in
+    /// [`StoreAccess::Private`]: directories `0700`, files `0600`, whatever the umask). Recorded in
     /// the store; an existing store keeps its recorded access ([`init`] changes it).
     #[must_use]
-    pub fn access(mut self, access: Access) -> CoordinatorOptions {
+    pub fn access(mut self, access: StoreAccess) -> CoordinatorOptions {
         self.access = access;
         self
     }
@@ -247,7 +247,7 @@ impl Coordinator {
             keep_snapshots: 2,
             segment_size: None,
             clock: crate::clock::system(),
-            access: Access::Private,
+            access: StoreAccess::Private,
             allow_insecure_permissions: false,
         }
     }

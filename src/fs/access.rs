@@ -1,6 +1,6 @@
 //! Who may read and write the store's files: the access recorded in the store, the modes it
 //! gives new files and directories whatever the umask, and the check that refuses a store others
-//! may write to (log-format.md, "Access").
+//! may write to (log-format.md, "StoreAccess").
 //!
 //! The rule, in the spirit of OpenSSH's `StrictModes` (sshd_config(5)): a program that trusts
 //! what it reads from files checks first that nobody but their owner (and, when the store is
@@ -12,7 +12,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// Name of the file, in the store directory, that records the store's [`Access`]: one line,
+/// Name of the file, in the store directory, that records the store's [`StoreAccess`]: one line,
 /// `private`, `group-read` or `group-write`.
 pub const ACCESS_FILE: &str = "access";
 
@@ -23,7 +23,7 @@ pub const ACCESS_FILE: &str = "access";
 /// Visibility rules (`Private` context values, ...) are enforced by the API among agents that run
 /// as one user; file modes are what keeps other users out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Access {
+pub enum StoreAccess {
     /// Only the owner: directories `0700`, files `0600`.
     #[default]
     Private,
@@ -36,14 +36,14 @@ pub enum Access {
     GroupWrite,
 }
 
-impl Access {
+impl StoreAccess {
     /// Mode of the store's directories (permission bits and set-group-ID).
     #[must_use]
     pub const fn dir_mode(self) -> u32 {
         match self {
-            Access::Private => 0o700,
-            Access::GroupRead => 0o2750,
-            Access::GroupWrite => 0o2770,
+            StoreAccess::Private => 0o700,
+            StoreAccess::GroupRead => 0o2750,
+            StoreAccess::GroupWrite => 0o2770,
         }
     }
 
@@ -51,9 +51,9 @@ impl Access {
     #[must_use]
     pub const fn file_mode(self) -> u32 {
         match self {
-            Access::Private => 0o600,
-            Access::GroupRead => 0o640,
-            Access::GroupWrite => 0o660,
+            StoreAccess::Private => 0o600,
+            StoreAccess::GroupRead => 0o640,
+            StoreAccess::GroupWrite => 0o660,
         }
     }
 
@@ -61,35 +61,35 @@ impl Access {
     #[must_use]
     pub const fn name(self) -> &'static str {
         match self {
-            Access::Private => "private",
-            Access::GroupRead => "group-read",
-            Access::GroupWrite => "group-write",
+            StoreAccess::Private => "private",
+            StoreAccess::GroupRead => "group-read",
+            StoreAccess::GroupWrite => "group-write",
         }
     }
 
     /// Write bits that someone other than a file's owner may hold.
     const fn others_may_write(self) -> u32 {
         match self {
-            Access::GroupWrite => 0o020,
-            Access::Private | Access::GroupRead => 0,
+            StoreAccess::GroupWrite => 0o020,
+            StoreAccess::Private | StoreAccess::GroupRead => 0,
         }
     }
 }
 
-impl std::fmt::Display for Access {
+impl std::fmt::Display for StoreAccess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl std::str::FromStr for Access {
+impl std::str::FromStr for StoreAccess {
     type Err = Error;
 
-    fn from_str(s: &str) -> Result<Access> {
+    fn from_str(s: &str) -> Result<StoreAccess> {
         match s {
-            "private" => Ok(Access::Private),
-            "group-read" => Ok(Access::GroupRead),
-            "group-write" => Ok(Access::GroupWrite),
+            "private" => Ok(StoreAccess::Private),
+            "group-read" => Ok(StoreAccess::GroupRead),
+            "group-write" => Ok(StoreAccess::GroupWrite),
             other => Err(Error::InvalidArgument {
                 name: "access",
                 reason: format!("{other:?}: expected private, group-read or group-write"),
@@ -104,7 +104,7 @@ impl std::str::FromStr for Access {
 /// # Errors
 /// [`Error::Io`] if the file exists but cannot be read; [`Error::InvalidArgument`] naming the
 /// file if it holds something else than an access name.
-pub fn read_access(store: &Path) -> Result<Option<Access>> {
+pub fn read_access(store: &Path) -> Result<Option<StoreAccess>> {
     let path = store.join(ACCESS_FILE);
     match std::fs::read_to_string(&path) {
         Ok(text) => text.trim().parse().map(Some).map_err(|e| match e {
@@ -121,7 +121,7 @@ pub fn read_access(store: &Path) -> Result<Option<Access>> {
 
 /// Records `access` in the store directory `store` (durably). With `replace` false, an access
 /// recorded meanwhile by another process wins; returns the access now recorded.
-pub(crate) fn record_access(store: &Path, access: Access, replace: bool) -> Result<Access> {
+pub(crate) fn record_access(store: &Path, access: StoreAccess, replace: bool) -> Result<StoreAccess> {
     use std::io::Write;
     let temp = super::TempFile::create(store, ACCESS_FILE)?;
     let line = format!("{access}\n");
@@ -205,22 +205,22 @@ pub(crate) fn open_or_create(path: &Path, append: bool) -> Result<File> {
 }
 
 /// Checks that nobody but the owner of `dir` (and its group, if `access` is
-/// [`Access::GroupWrite`]) may write to `dir` or anything under it.
+/// [`StoreAccess::GroupWrite`]) may write to `dir` or anything under it.
 ///
 /// # Errors
 /// [`Error::InsecurePermissions`] naming the first path that fails, its mode and why;
 /// [`Error::Io`] if a directory cannot be listed.
-pub fn check(dir: &Path, access: Access) -> Result<()> {
+pub fn check(dir: &Path, access: StoreAccess) -> Result<()> {
     let top = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
     check_tree(dir, &top, access, top.uid())
 }
 
 /// Checks `dir` itself as [`check`] does, not what it holds, with `owner` the uid that must
-/// own it (unless `access` is [`Access::GroupWrite`]).
+/// own it (unless `access` is [`StoreAccess::GroupWrite`]).
 ///
 /// # Errors
 /// As [`check`].
-pub fn check_entry(dir: &Path, access: Access, owner: u32) -> Result<()> {
+pub fn check_entry(dir: &Path, access: StoreAccess, owner: u32) -> Result<()> {
     let meta = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
     check_one(dir, &meta, access, owner)
 }
@@ -230,7 +230,7 @@ pub(crate) fn owner_of(dir: &Path) -> Result<u32> {
     Ok(std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?.uid())
 }
 
-fn check_tree(path: &Path, meta: &std::fs::Metadata, access: Access, owner: u32) -> Result<()> {
+fn check_tree(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: u32) -> Result<()> {
     check_one(path, meta, access, owner)?;
     if !meta.is_dir() {
         return Ok(());
@@ -249,7 +249,7 @@ fn check_tree(path: &Path, meta: &std::fs::Metadata, access: Access, owner: u32)
     Ok(())
 }
 
-fn check_one(path: &Path, meta: &std::fs::Metadata, access: Access, owner: u32) -> Result<()> {
+fn check_one(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: u32) -> Result<()> {
     let mode = meta.mode() & 0o7777;
     let insecure =
         |reason: String| Error::InsecurePermissions { path: path.to_owned(), mode, access, reason };
@@ -259,7 +259,7 @@ fn check_one(path: &Path, meta: &std::fs::Metadata, access: Access, owner: u32) 
     if mode & 0o020 & !access.others_may_write() != 0 {
         return Err(insecure("its group may write to it".into()));
     }
-    if access != Access::GroupWrite && meta.uid() != owner {
+    if access != StoreAccess::GroupWrite && meta.uid() != owner {
         return Err(insecure(format!(
             "it is owned by uid {}, not by the store's owner (uid {owner})",
             meta.uid()
@@ -272,7 +272,7 @@ fn check_one(path: &Path, meta: &std::fs::Metadata, access: Access, owner: u32) 
 ///
 /// # Errors
 /// [`Error::Io`] naming the path if it could not be changed.
-pub(crate) fn apply_entry(path: &Path, access: Access) -> Result<usize> {
+pub(crate) fn apply_entry(path: &Path, access: StoreAccess) -> Result<usize> {
     let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
     let want = if meta.is_dir() { access.dir_mode() } else { access.file_mode() };
     if meta.mode() & 0o7777 == want {
@@ -287,7 +287,7 @@ pub(crate) fn apply_entry(path: &Path, access: Access) -> Result<usize> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the path that could not be changed.
-pub(crate) fn apply(dir: &Path, access: Access) -> Result<usize> {
+pub(crate) fn apply(dir: &Path, access: StoreAccess) -> Result<usize> {
     let mut changed = apply_entry(dir, access)?;
     if dir.is_dir() {
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {

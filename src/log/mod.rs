@@ -6,12 +6,14 @@
 //! protocol), `durability` and `reader`. ARCHITECTURE.md ("Layers", "The path of a command")
 //! walks through them in the order an append meets them.
 
+#[doc(hidden)]
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 
 mod analysis;
 mod audit;
+#[doc(hidden)]
 pub mod compacted_file;
 mod compaction;
 mod durability;

@@ -8,7 +8,7 @@ use super::format::{frame_len, FRAME_HEADER_LEN, MAX_SEGMENT_SIZE, SEGMENT_HEADE
 use super::Log;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::fs::Access;
+use crate::fs::StoreAccess;
 
 /// When an append is acknowledged (log-format.md, "Durability").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +46,7 @@ pub struct LogOptions {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) reserved: std::ops::RangeInclusive<u16>,
     pub(crate) read_only: bool,
-    pub(crate) access: Access,
+    pub(crate) access: StoreAccess,
     pub(crate) allow_insecure_permissions: bool,
     /// The caller (a coordinator) checked the permissions of the whole store already.
     pub(crate) permissions_checked: bool,
@@ -73,19 +73,19 @@ impl LogOptions {
             #[allow(clippy::reversed_empty_ranges)]
             reserved: 1..=0,
             read_only: false,
-            access: Access::Private,
+            access: StoreAccess::Private,
             allow_insecure_permissions: false,
             permissions_checked: false,
         }
     }
 
-    /// Who may use the log's files besides their owner ([`Access`]): the mode of the log
+    /// Who may use the log's files besides their owner ([`StoreAccess`]): the mode of the log
     /// directory when this open creates it, and what [`Log::open`](crate::Log::open) accepts
     /// (it refuses a log directory, or a file in it, that someone else may write to:
-    /// [`Error::InsecurePermissions`]). Default [`Access::Private`]. A coordinator passes the access
+    /// [`Error::InsecurePermissions`]). Default [`StoreAccess::Private`]. A coordinator passes the access
     /// recorded in its store.
     #[must_use]
-    pub fn access(mut self, access: Access) -> LogOptions {
+    pub fn access(mut self, access: StoreAccess) -> LogOptions {
         self.access = access;
         self
     }

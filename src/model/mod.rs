@@ -6,6 +6,7 @@ mod decode;
 mod dependency;
 mod event;
 mod filter;
+#[doc(hidden)]
 pub mod fuzzing;
 mod ids;
 pub mod limits;
