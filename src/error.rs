@@ -583,7 +583,7 @@ pub enum ErrorKind {
     Invalid,
     /// What the store holds does not check out: a checksum, header, lock, cursor or snapshot
     /// file, a record that does not decode, a format version this build does not read, a torn
-    /// tail strict recovery refused to cut. `maos-coord verify` and `repair` say more.
+    /// tail strict recovery refused to cut. `maos-coord log verify` and `maos-coord repair` say more.
     Corruption,
     /// The state of the store refuses the command now: a compare-and-set found another version,
     /// a lock or task is held by another agent, a lease ended, the agent registered again, a
