@@ -5,6 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::model::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
 use crate::types::Lsn;
 
 /// Result alias used throughout the crate.
@@ -165,7 +166,7 @@ pub enum Error {
     #[error("unknown agent {agent}{detail}")]
     UnknownAgent {
         /// The agent.
-        agent: String,
+        agent: AgentId,
         /// ": it stopped" when it stopped.
         detail: String,
     },
@@ -174,7 +175,7 @@ pub enum Error {
     #[error("unknown task {task}")]
     UnknownTask {
         /// The task.
-        task: String,
+        task: TaskId,
     },
 
     /// A task with this id exists already (a new pipeline's task was given the id of another
@@ -182,14 +183,14 @@ pub enum Error {
     #[error("task {task} exists already")]
     TaskExists {
         /// The task.
-        task: String,
+        task: TaskId,
     },
 
     /// The task state machine does not allow this change.
     #[error("task {task} cannot go from {from} to {to}")]
     IllegalTransition {
         /// The task.
-        task: String,
+        task: TaskId,
         /// Its status.
         from: &'static str,
         /// The status asked for.
@@ -200,9 +201,9 @@ pub enum Error {
     #[error("agent {agent} does not hold task {task} (held by {holder})")]
     NotHolder {
         /// The task.
-        task: String,
+        task: TaskId,
         /// The acting agent.
-        agent: String,
+        agent: AgentId,
         /// Who holds it ("nobody" if no one).
         holder: String,
     },
@@ -211,7 +212,7 @@ pub enum Error {
     #[error("dependencies of task {task} are not ready: {unmet:?}")]
     DependenciesNotReady {
         /// The task.
-        task: String,
+        task: TaskId,
         /// The dependencies (or provider tasks) not ready.
         unmet: Vec<String>,
     },
@@ -220,23 +221,23 @@ pub enum Error {
     #[error("a dependency of task {consumer} on task {provider} would close a cycle")]
     Cycle {
         /// Provider task.
-        provider: String,
+        provider: TaskId,
         /// Consumer task.
-        consumer: String,
+        consumer: TaskId,
     },
 
     /// No dependency with this id exists.
     #[error("unknown dependency {dependency}")]
     UnknownDependency {
         /// The dependency.
-        dependency: String,
+        dependency: DependencyId,
     },
 
     /// A compare-and-set found another version.
     #[error("context key {key}: expected {expected}, found version {found}")]
     VersionMismatch {
         /// The key.
-        key: String,
+        key: ContextKey,
         /// What the condition wanted ("version N" or "absent").
         expected: String,
         /// The key's version (0: never set).
@@ -247,7 +248,7 @@ pub enum Error {
     #[error("version {version} of context key {key} (LSN {lsn}) was compacted away (the log now starts at LSN {first}); only the current version is kept")]
     VersionCompacted {
         /// The key.
-        key: String,
+        key: ContextKey,
         /// The version asked for.
         version: u64,
         /// The record that made it.
@@ -271,9 +272,9 @@ pub enum Error {
     #[error("agent {reader} may not read context key {key} (visibility {visibility})")]
     NotVisible {
         /// The key.
-        key: String,
+        key: ContextKey,
         /// The reader.
-        reader: String,
+        reader: AgentId,
         /// The entry's visibility.
         visibility: String,
     },
@@ -282,14 +283,21 @@ pub enum Error {
     #[error("unknown barrier {barrier}")]
     UnknownBarrier {
         /// The barrier.
-        barrier: String,
+        barrier: BarrierName,
+    },
+
+    /// No pipeline with this name exists.
+    #[error("unknown pipeline {pipeline}")]
+    UnknownPipeline {
+        /// The pipeline.
+        pipeline: String,
     },
 
     /// The participant is not one of the barrier's.
     #[error("{participant} is not a participant of barrier {barrier}")]
     NotParticipant {
         /// The barrier.
-        barrier: String,
+        barrier: BarrierName,
         /// The participant.
         participant: String,
     },
@@ -298,9 +306,9 @@ pub enum Error {
     #[error("lock {lock} is held by {holder}")]
     LockHeld {
         /// The lock.
-        lock: String,
+        lock: LockName,
         /// The holder.
-        holder: String,
+        holder: AgentId,
     },
 
     /// A subscription cursor file does not check out.
@@ -312,11 +320,15 @@ pub enum Error {
         reason: String,
     },
 
-    /// Waiting ran out of time.
-    #[error("timed out waiting for {what}")]
+    /// Waiting ran out of time. A wait for a lock that another agent still holds at the end
+    /// is a conflict ([`ErrorKind::Conflict`]); any other wait that ran out,
+    /// [`ErrorKind::Timeout`].
+    #[error("timed out waiting for {what}{}", held_by(holder.as_ref()))]
     Timeout {
         /// What was awaited.
         what: String,
+        /// For a wait on a lock: the agent that held it when the wait ended.
+        holder: Option<AgentId>,
     },
 
     /// A record payload could not be encoded.
@@ -337,12 +349,12 @@ pub enum Error {
 
     /// The lease of a claim ran out (at `ended`): the claim is over whether or not anyone
     /// noticed or claimed the task since, and the holder may no longer act on the task.
-    #[error("the lease of agent {agent} on task {} ended at {ended}: the claim is lost", tasks.join(", "))]
+    #[error("the lease of agent {agent} on task {} ended at {ended}: the claim is lost", join(tasks))]
     LeaseLost {
         /// The agent that held the claims.
-        agent: String,
+        agent: AgentId,
         /// The tasks whose leases ended.
-        tasks: Vec<String>,
+        tasks: Vec<TaskId>,
         /// When the (earliest) lease ended.
         ended: crate::types::Timestamp,
     },
@@ -409,7 +421,7 @@ pub enum Error {
     #[error("agent {agent}: incarnation {yours} was superseded by incarnation {current} (the agent registered again)")]
     StaleIncarnation {
         /// The agent.
-        agent: String,
+        agent: AgentId,
         /// The incarnation this handle registered.
         yours: u64,
         /// The agent's current incarnation.
@@ -464,6 +476,15 @@ pub enum Error {
         /// The log directory.
         dir: PathBuf,
     },
+
+    /// A bug in maos-coord: something its own code guarantees did not hold (a group-commit
+    /// leader panicked while writing the batches of other callers, a batch was never placed).
+    /// Nothing a caller did or can fix; please report it.
+    #[error("internal error (a bug in maos-coord): {what}")]
+    Internal {
+        /// What went wrong.
+        what: String,
+    },
 }
 
 impl Error {
@@ -471,6 +492,159 @@ impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io { op, path: path.into(), source: Arc::new(source) }
     }
+
+    /// A bug in maos-coord ([`Error::Internal`]).
+    pub(crate) fn internal(what: impl Into<String>) -> Error {
+        Error::Internal { what: what.into() }
+    }
+
+    /// What kind of failure this is: what a caller can do about it, and the exit code of the
+    /// command line. Every variant has one kind:
+    ///
+    /// | kind | variants |
+    /// | --- | --- |
+    /// | [`Io`](ErrorKind::Io) | `Io` |
+    /// | [`Invalid`](ErrorKind::Invalid) | `InvalidArgument`, `InvalidName`, `RecordTooLarge`, `BatchTooLarge`, `ValueTooLarge`, `ValueTooDeep`, `ReservedKind`, `Unreadable`, `Cycle`, `NotParticipant`, `ReadOnly`, `NoStore`, `NetworkFilesystem`, `InsecurePermissions` |
+    /// | [`Corruption`](ErrorKind::Corruption) | `Corruption`, `CorruptHeader`, `CorruptControl`, `CorruptCursor`, `SegmentGap`, `TornTail`, `UnsupportedVersion`, `Decode`, `UndecodableRecord`, `NoUsableSnapshot` |
+    /// | [`Conflict`](ErrorKind::Conflict) | `VersionMismatch`, `LockHeld`, `NotHolder`, `LeaseLost`, `StaleIncarnation`, `AlreadyExists`, `TaskExists`, `IllegalTransition`, `DependenciesNotReady`; `Timeout` of a wait on a lock another agent holds |
+    /// | [`NotFound`](ErrorKind::NotFound) | `UnknownAgent`, `UnknownTask`, `UnknownDependency`, `UnknownBarrier`, `UnknownPipeline`, `NotVisible`, `LsnOutOfRange`, `Compacted`, `VersionCompacted` |
+    /// | [`NothingToDo`](ErrorKind::NothingToDo) | (none yet: the command line's "no claimable task") |
+    /// | [`Timeout`](ErrorKind::Timeout) | `Timeout` of any other wait |
+    /// | [`Internal`](ErrorKind::Internal) | `Internal`, `Encode` |
+    ///
+    /// A store where none is (`NoStore`) is a mistaken `--root` or path, so `Invalid` (the command
+    /// line's exit code 1, as for every other open that fails), not `NotFound`. A value the
+    /// reader may not see (`NotVisible`) is, to that reader, as good as absent.
+    #[must_use]
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io { .. } => ErrorKind::Io,
+            Error::InvalidArgument { .. }
+            | Error::InvalidName { .. }
+            | Error::RecordTooLarge { .. }
+            | Error::BatchTooLarge { .. }
+            | Error::ValueTooLarge { .. }
+            | Error::ValueTooDeep { .. }
+            | Error::ReservedKind { .. }
+            | Error::Unreadable { .. }
+            | Error::Cycle { .. }
+            | Error::NotParticipant { .. }
+            | Error::ReadOnly { .. }
+            | Error::NoStore { .. }
+            | Error::NetworkFilesystem { .. }
+            | Error::InsecurePermissions { .. } => ErrorKind::Invalid,
+            Error::Corruption { .. }
+            | Error::CorruptHeader { .. }
+            | Error::CorruptControl { .. }
+            | Error::CorruptCursor { .. }
+            | Error::SegmentGap { .. }
+            | Error::TornTail { .. }
+            | Error::UnsupportedVersion { .. }
+            | Error::Decode { .. }
+            | Error::UndecodableRecord { .. }
+            | Error::NoUsableSnapshot { .. } => ErrorKind::Corruption,
+            Error::VersionMismatch { .. }
+            | Error::LockHeld { .. }
+            | Error::NotHolder { .. }
+            | Error::LeaseLost { .. }
+            | Error::StaleIncarnation { .. }
+            | Error::AlreadyExists { .. }
+            | Error::TaskExists { .. }
+            | Error::IllegalTransition { .. }
+            | Error::DependenciesNotReady { .. } => ErrorKind::Conflict,
+            Error::Timeout { holder: Some(_), .. } => ErrorKind::Conflict,
+            Error::UnknownAgent { .. }
+            | Error::UnknownTask { .. }
+            | Error::UnknownDependency { .. }
+            | Error::UnknownBarrier { .. }
+            | Error::UnknownPipeline { .. }
+            | Error::NotVisible { .. }
+            | Error::LsnOutOfRange { .. }
+            | Error::Compacted { .. }
+            | Error::VersionCompacted { .. } => ErrorKind::NotFound,
+            Error::Timeout { holder: None, .. } => ErrorKind::Timeout,
+            Error::Internal { .. } | Error::Encode { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// What kind of failure an [`Error`] is ([`Error::kind`]): what a caller can do about it. The
+/// command line turns each kind into its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// An operating-system call failed (a full disk, a file the OS refused to open). Retrying
+    /// may help once the cause is fixed.
+    Io,
+    /// The call was wrong: an argument or option out of range, a name or value that breaks the
+    /// rules, a write to a log opened read-only, a store that is not where it was looked for or
+    /// that may not be opened (a network filesystem, permissions that let others write). Fix
+    /// the call; retrying it as it is fails again.
+    Invalid,
+    /// What the store holds does not check out: a checksum, header, lock, cursor or snapshot
+    /// file, a record that does not decode, a format version this build does not read, a torn
+    /// tail strict recovery refused to cut. `maos-coord log verify` and `maos-coord repair` say more.
+    Corruption,
+    /// The state of the store refuses the command now: a compare-and-set found another version,
+    /// a lock or task is held by another agent, a lease ended, the agent registered again, a
+    /// thing exists with another definition, a task cannot make this change from its status.
+    /// Read the state again before deciding what to do.
+    Conflict,
+    /// What was asked for does not exist, no longer exists (compacted away), or may not be
+    /// seen by the reader: an unknown agent, task, dependency, barrier or LSN.
+    NotFound,
+    /// There was nothing to do (no task to claim). No variant of [`Error`] has this kind yet;
+    /// the command line uses it for commands that find nothing to do.
+    NothingToDo,
+    /// A wait ran out of time.
+    Timeout,
+    /// A bug in maos-coord.
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of their declaration.
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Io,
+        ErrorKind::Invalid,
+        ErrorKind::Corruption,
+        ErrorKind::Conflict,
+        ErrorKind::NotFound,
+        ErrorKind::NothingToDo,
+        ErrorKind::Timeout,
+        ErrorKind::Internal,
+    ];
+
+    /// The kind's name in `snake_case` (`"io"`, `"not_found"`, ...), as machine output shows it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Io => "io",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Corruption => "corruption",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::NothingToDo => "nothing_to_do",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Task ids separated by commas, for messages.
+fn join(tasks: &[TaskId]) -> String {
+    tasks.iter().map(TaskId::as_str).collect::<Vec<_>>().join(", ")
+}
+
+/// ", held by AGENT" when a lock's holder is known.
+fn held_by(holder: Option<&AgentId>) -> String {
+    holder.map_or_else(String::new, |h| format!(", held by {h}"))
 }
 
 /// Why a frame (or the bytes where a frame should be) is invalid. See log-format.md, "Reading".
@@ -556,4 +730,50 @@ pub enum FrameError {
         /// The durable watermark.
         durable: Lsn,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_have_distinct_snake_case_names() {
+        let names: Vec<&str> = ErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        for name in &names {
+            assert!(name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{name}");
+        }
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(ErrorKind::NotFound.to_string(), "not_found");
+    }
+
+    #[test]
+    fn a_wait_on_a_held_lock_is_a_conflict_any_other_wait_a_timeout() {
+        let lock = Error::Timeout { what: "lock l".into(), holder: Some(AgentId::from_record("a")) };
+        assert_eq!(lock.kind(), ErrorKind::Conflict);
+        assert_eq!(lock.to_string(), "timed out waiting for lock l, held by a");
+        let barrier = Error::Timeout { what: "barrier b".into(), holder: None };
+        assert_eq!(barrier.kind(), ErrorKind::Timeout);
+        assert_eq!(barrier.to_string(), "timed out waiting for barrier b");
+    }
+
+    #[test]
+    fn messages_still_name_the_thing_with_typed_ids() {
+        let e = Error::LeaseLost {
+            agent: AgentId::from_record("w1"),
+            tasks: vec![TaskId::from_record("t1"), TaskId::from_record("t2")],
+            ended: crate::types::Timestamp::default(),
+        };
+        assert!(e.to_string().starts_with("the lease of agent w1 on task t1, t2 ended at"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        let e = Error::NotVisible {
+            key: ContextKey::from_record("k"),
+            reader: AgentId::from_record("b"),
+            visibility: "Private".into(),
+        };
+        assert_eq!(e.to_string(), "agent b may not read context key k (visibility Private)");
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+    }
 }

@@ -68,7 +68,7 @@ pub use coordinator::{
     CoordinationService, Coordinator, CoordinatorOptions, HeartbeatReport, Registered, Registration,
     SetOptions,
 };
-pub use error::{Error, FrameError, Result};
+pub use error::{Error, ErrorKind, FrameError, Result};
 pub use fs::StoreAccess;
 pub use log::{
     Appended, Durability, Log, LogOptions, LogReader, Record, RecoveryMode, RecoveryReport, TornTailReport,

@@ -139,3 +139,68 @@ async fn application_events_are_bounded_by_age_only_with_keyed_compaction() {
     let o = run(root.path(), &["store", "compact", "--keyed", "--keep-events-for", "30days", "--json"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A store with one record, made through the command line; its log directory.
+fn one_record(root: &std::path::Path) -> std::path::PathBuf {
+    let o = run(root, &["log", "append", "--kind", "100", "--data", "1"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    root.join(".maos/coordination/log")
+}
+
+#[test]
+fn a_corrupt_lock_file_is_corruption_exit_3() {
+    let root = tempfile::tempdir().unwrap();
+    let lock = one_record(root.path()).join("log.lock");
+    std::fs::write(&lock, b"not a lock file").unwrap();
+    let o = run(root.path(), &["log", "status"]);
+    assert_eq!(o.status.code(), Some(3), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&lock.display().to_string()) && err.contains("length 15"), "{err}");
+}
+
+#[test]
+fn an_insecure_store_is_refused_with_exit_1_naming_the_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let log = one_record(root.path());
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(mode | 0o002)).unwrap();
+    let o = run(root.path(), &["log", "status"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{} has mode", log.display())), "{err}");
+}
+
+#[test]
+fn with_json_an_error_is_one_json_line_on_stderr_naming_its_kind() {
+    let root = tempfile::tempdir().unwrap();
+    let lock = one_record(root.path()).join("log.lock");
+    // An LSN past the end is not found: exit code 5.
+    let o = run(root.path(), &["log", "dump", "--from", "5", "--json"]);
+    assert_eq!(o.status.code(), Some(5), "{}", String::from_utf8_lossy(&o.stderr));
+    let err: serde_json::Value = serde_json::from_slice(&o.stderr).unwrap();
+    assert_eq!(err["error"]["kind"], "not_found", "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("LSN 5 is not in the log"), "{err}");
+    assert!(o.stdout.is_empty());
+    std::fs::write(&lock, b"not a lock file").unwrap();
+    let o = run(root.path(), &["log", "status", "--json"]);
+    assert_eq!(o.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let err: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(err["error"]["kind"], "corruption", "{err}");
+    assert!(err["error"]["message"].as_str().unwrap().contains("log.lock"), "{err}");
+    // Without --json, the same error is a line of text.
+    let o = run(root.path(), &["log", "status"]);
+    assert!(String::from_utf8_lossy(&o.stderr).starts_with("maos-coord: invalid lock file"));
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let o = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for line in ["  3  corruption found", "  4  conflict", "  5  nothing to do"] {
+        assert!(help.contains(line), "{help}");
+    }
+}

@@ -126,7 +126,7 @@ async fn run(args: Args) -> Result<(), Error> {
             let task = c
                 .claim_next_task(&me, None)
                 .await?
-                .ok_or(Error::Timeout { what: "a task to hold".into() })?;
+                .ok_or(Error::Timeout { what: "a task to hold".into(), holder: None })?;
             println!("claimed {}", task.id);
             // Nothing to report if stdout is gone: the parent reads the line or has died.
             std::io::stdout().flush().ok();

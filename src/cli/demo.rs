@@ -12,7 +12,9 @@ use maos_coord::model::{AgentId, BarrierName, ContextKey, NewTask, TaskStatus, V
 use maos_coord::{Coordinator, Durability};
 use serde_json::json;
 
-use super::{Failure, Out, StoreArgs, EXIT_ERROR};
+use maos_coord::ErrorKind;
+
+use super::{Failure, Out, StoreArgs};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
@@ -39,8 +41,9 @@ pub struct AgentArgs {
 const BARRIER: &str = "builds";
 const PIPELINE: &str = "release";
 
+/// An operating-system call of the demo failed (a temporary directory, a process, a runtime).
 fn fail(e: impl std::fmt::Display) -> Failure {
-    Failure::Error(e.to_string(), EXIT_ERROR)
+    Failure::new(ErrorKind::Io, e)
 }
 
 fn open(root: &Path) -> Result<Coordinator, Failure> {
@@ -118,7 +121,7 @@ async fn orchestrate(root: &Path, out: &mut Out) -> Result<(), Failure> {
     }
     let status = c.pipeline_status(PIPELINE)?;
     if status.status != TaskStatus::Completed {
-        return Err(fail(format!("the pipeline ended as {:?}", status.status)));
+        return Err(Failure::new(ErrorKind::Internal, format!("the pipeline ended as {:?}", status.status)));
     }
     let mut order: Vec<(u64, String, String)> = Vec::new();
     for (_, tasks) in &status.stages {
@@ -161,7 +164,7 @@ fn print_agent(out: &mut Out, child: Child) -> Result<(), Failure> {
         out.line(format_args!("  {line}"))?;
     }
     if !output.status.success() {
-        return Err(fail(format!("an agent process failed: {}", output.status)));
+        return Err(Failure::new(ErrorKind::Internal, format!("an agent process failed: {}", output.status)));
     }
     Ok(())
 }
@@ -187,7 +190,7 @@ async fn act(args: &AgentArgs) -> Result<(), Failure> {
             let mut watch = c.watch_context(&me, &key, Some(1))?;
             let (version, entry) = tokio::time::timeout(Duration::from_secs(30), watch.next())
                 .await
-                .map_err(|_| fail("no api-spec within 30 s"))??;
+                .map_err(|_| Failure::new(ErrorKind::Timeout, "no api-spec within 30 s"))??;
             let endpoints = entry.map(|e| e.value["endpoints"].clone()).unwrap_or_default();
             println!("{name}: received api-spec version {version}, endpoints {endpoints}");
         }
@@ -199,7 +202,7 @@ async fn act(args: &AgentArgs) -> Result<(), Failure> {
             println!("{name}: signalled, and passed the barrier");
         }
         "worker" => work(&c, &me).await?,
-        other => return Err(fail(format!("unknown demo role {other}"))),
+        other => return Err(Failure::new(ErrorKind::Invalid, format!("unknown demo role {other}"))),
     }
     c.stop_agent(&me, "done").await?;
     Ok(())
@@ -216,7 +219,9 @@ async fn work(c: &Coordinator, me: &AgentId) -> Result<(), Failure> {
                 c.complete_task(me, &task.id, vec![format!("{}.out", task.id)]).await?;
                 println!("{me}: completed {}", task.id);
             }
-            None if Instant::now() > deadline => return Err(fail("the pipeline did not finish in 30 s")),
+            None if Instant::now() > deadline => {
+                return Err(Failure::new(ErrorKind::Timeout, "the pipeline did not finish in 30 s"));
+            }
             None => tokio::time::sleep(Duration::from_millis(5)).await,
         }
     }

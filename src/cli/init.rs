@@ -27,6 +27,13 @@ enum GroupShare {
     Write,
 }
 
+impl InitArgs {
+    /// Whether `--json` was given (errors are then printed as JSON too).
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
 pub fn run(args: &InitArgs, out: &mut Out) -> Result<(), Failure> {
     let access = match args.group_shared {
         None => StoreAccess::Private,

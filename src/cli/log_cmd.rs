@@ -1,11 +1,11 @@
 //! `maos-coord log ...`: status, verify, dump and append from the shell.
 
 use clap::Subcommand;
-use maos_coord::{Durability, Log, Lsn, RecordKind};
+use maos_coord::{Durability, ErrorKind, Log, Lsn, RecordKind};
 use serde_json::json;
 
 use super::repair::{self, JOURNAL_LINES};
-use super::{Failure, Out, StoreArgs, EXIT_ERROR};
+use super::{Failure, Out, StoreArgs};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
@@ -71,6 +71,19 @@ pub enum LogCommand {
         #[arg(long)]
         buffered: bool,
     },
+}
+
+impl LogCommand {
+    /// Whether `--json` was given (errors are then printed as JSON too).
+    pub fn json(&self) -> bool {
+        match self {
+            LogCommand::Status { json, .. }
+            | LogCommand::Verify { json, .. }
+            | LogCommand::Dump { json, .. }
+            | LogCommand::Repair { json, .. } => *json,
+            LogCommand::Append { .. } => false,
+        }
+    }
 }
 
 pub fn run(cmd: LogCommand, out: &mut Out) -> Result<(), Failure> {
@@ -203,8 +216,8 @@ impl Reader {
 
 fn append(store: &StoreArgs, kind: u16, data: &str, buffered: bool, out: &mut Out) -> Result<(), Failure> {
     let value: serde_json::Value = serde_json::from_str(data)
-        .map_err(|e| Failure::Error(format!("--data is not JSON: {e}"), EXIT_ERROR))?;
-    let payload = rmp_serde::to_vec(&value).map_err(|e| Failure::Error(e.to_string(), EXIT_ERROR))?;
+        .map_err(|e| Failure::new(ErrorKind::Invalid, format_args!("--data is not JSON: {e}")))?;
+    let payload = rmp_serde::to_vec(&value).map_err(|e| Failure::new(ErrorKind::Internal, e))?;
     let durability = if buffered { Durability::Buffered } else { Durability::Sync };
     let log = store.log_options()?.durability(durability).open()?;
     let lsn = log.append(RecordKind::new(kind)?, &payload)?;

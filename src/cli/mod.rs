@@ -1,7 +1,9 @@
 //! Argument parsing and output. Flags are parsed by clap into [`Cli`]; each command lives in its
-//! own module and writes through [`Out`], which turns a closed pipe into a clean exit.
+//! own module and writes through [`Out`], which turns a closed pipe into a clean exit. A command
+//! that fails ends with a [`Failure`], whose kind decides the exit code ([`exit`]).
 
 mod demo;
+mod exit;
 mod init;
 mod log_cmd;
 mod repair;
@@ -13,19 +15,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-
-/// Exit codes.
-pub const EXIT_OK: u8 = 0;
-/// An operation failed (I/O, bad input).
-pub const EXIT_ERROR: u8 = 1;
-/// `verify` found corruption.
-pub const EXIT_CORRUPT: u8 = 3;
+use maos_coord::ErrorKind;
 
 #[derive(Parser)]
 #[command(
     name = "maos-coord",
     version,
-    about = "Durable, auditable coordination store for multi-agent systems"
+    about = "Durable, auditable coordination store for multi-agent systems",
+    after_help = exit::HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -52,6 +49,19 @@ enum Command {
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
+}
+
+impl Command {
+    /// Whether `--json` was given: an error is then printed as JSON too.
+    fn json(&self) -> bool {
+        match self {
+            Command::Init(args) => args.json(),
+            Command::Log(cmd) => cmd.json(),
+            Command::Store(cmd) => cmd.json(),
+            Command::Repair(args) => args.json(),
+            Command::Demo(_) | Command::DemoAgent(_) => false,
+        }
+    }
 }
 
 /// Where the store is: `<root>/.maos/coordination/`.
@@ -108,8 +118,20 @@ impl Out {
 pub enum Failure {
     /// The reader of our output went away: a clean exit.
     Pipe,
-    /// An error, with the exit code to use.
-    Error(String, u8),
+    /// An error: its kind (which decides the exit code) and its message.
+    Error {
+        /// What kind of error.
+        kind: ErrorKind,
+        /// The one line that says what went wrong.
+        message: String,
+    },
+}
+
+impl Failure {
+    /// An error of the command line itself (a library error converts with `?`).
+    pub fn new(kind: ErrorKind, message: impl std::fmt::Display) -> Failure {
+        Failure::Error { kind, message: message.to_string() }
+    }
 }
 
 impl From<PipeClosed> for Failure {
@@ -120,20 +142,14 @@ impl From<PipeClosed> for Failure {
 
 impl From<maos_coord::Error> for Failure {
     fn from(e: maos_coord::Error) -> Failure {
-        let code = match e {
-            maos_coord::Error::Corruption { .. }
-            | maos_coord::Error::CorruptHeader { .. }
-            | maos_coord::Error::SegmentGap { .. }
-            | maos_coord::Error::TornTail { .. } => EXIT_CORRUPT,
-            _ => EXIT_ERROR,
-        };
-        Failure::Error(e.to_string(), code)
+        Failure::new(e.kind(), e)
     }
 }
 
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.command.json();
     let mut out = Out::new();
     let result = match cli.command {
         Command::Init(args) => init::run(&args, &mut out),
@@ -144,10 +160,15 @@ pub fn run() -> ExitCode {
         Command::Repair(args) => repair_cmd::run(&args, &mut out),
     };
     match result {
-        Ok(()) | Err(Failure::Pipe) => ExitCode::from(EXIT_OK),
-        Err(Failure::Error(message, code)) => {
-            eprintln!("maos-coord: {message}");
-            ExitCode::from(code)
+        Ok(()) | Err(Failure::Pipe) => ExitCode::from(exit::EXIT_OK),
+        Err(Failure::Error { kind, message }) => {
+            if json {
+                let error = serde_json::json!({"error": {"kind": kind.as_str(), "message": message}});
+                eprintln!("{error}");
+            } else {
+                eprintln!("maos-coord: {message}");
+            }
+            ExitCode::from(exit::code(kind))
         }
     }
 }

@@ -4,8 +4,9 @@
 
 use serde_json::json;
 
-use super::{Failure, Out, StoreArgs, EXIT_CORRUPT};
+use super::{Failure, Out, StoreArgs};
 use maos_coord::coordinator::{find_unreadable, skip_unreadable, Unreadable};
+use maos_coord::ErrorKind;
 
 /// Arguments of `repair`.
 #[derive(clap::Args)]
@@ -18,6 +19,13 @@ pub struct RepairArgs {
     /// One JSON object per undecodable record.
     #[arg(long)]
     json: bool,
+}
+
+impl RepairArgs {
+    /// Whether `--json` was given (errors are then printed as JSON too).
+    pub fn json(&self) -> bool {
+        self.json
+    }
 }
 
 /// Runs `repair`.
@@ -83,13 +91,13 @@ pub fn check(log: &maos_coord::Log, out: &mut Out, as_json: bool) -> Result<(), 
     }
     match unskipped.first() {
         None => Ok(()),
-        Some(first) => Err(Failure::Error(
-            format!(
+        Some(first) => Err(Failure::new(
+            ErrorKind::Corruption,
+            format_args!(
                 "{} coordination record(s) cannot be decoded, the first: {} (`maos-coord repair` shows the fix)",
                 unskipped.len(),
                 describe(first, "not skipped")
             ),
-            EXIT_CORRUPT,
         )),
     }
 }

@@ -40,6 +40,16 @@ pub enum StoreCommand {
     },
 }
 
+impl StoreCommand {
+    /// Whether `--json` was given (errors are then printed as JSON too).
+    pub fn json(&self) -> bool {
+        match self {
+            StoreCommand::Snapshot { .. } => false,
+            StoreCommand::Compact { json, .. } => *json,
+        }
+    }
+}
+
 pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
     match cmd {
         StoreCommand::Snapshot { store } => {

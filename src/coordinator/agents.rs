@@ -148,7 +148,7 @@ impl Coordinator {
             (s.agents.get(agent.as_str()).cloned(), resumed)
         })?;
         let agent =
-            found.ok_or_else(|| Error::UnknownAgent { agent: agent.to_string(), detail: String::new() })?;
+            found.ok_or_else(|| Error::UnknownAgent { agent: agent.clone(), detail: String::new() })?;
         Ok(Registered { agent, incarnation, resumed, resumed_locks, released })
     }
 
@@ -184,8 +184,8 @@ impl Coordinator {
             .await?;
         if report.renewed.is_empty() && !report.lapsed.is_empty() {
             return Err(Error::LeaseLost {
-                agent: agent.to_string(),
-                tasks: report.lapsed.iter().map(ToString::to_string).collect(),
+                agent: agent.clone(),
+                tasks: report.lapsed.clone(),
                 ended: ended.unwrap_or_default(),
             });
         }

@@ -63,9 +63,9 @@ impl Coordinator {
             let b = state
                 .barriers
                 .get(&barrier)
-                .ok_or_else(|| Error::UnknownBarrier { barrier: barrier.to_string() })?;
+                .ok_or_else(|| Error::UnknownBarrier { barrier: barrier.clone() })?;
             if !b.participants.contains(&participant) {
-                return Err(Error::NotParticipant { barrier: barrier.to_string(), participant });
+                return Err(Error::NotParticipant { barrier, participant });
             }
             if b.signalled.contains(&participant) {
                 return Ok((Vec::new(), ())); // signalled already: nothing to record
@@ -85,10 +85,10 @@ impl Coordinator {
             let complete =
                 self.read(|s| s.barriers.get(name).map(crate::projection::Barrier::is_complete))?;
             match complete {
-                None => return Err(Error::UnknownBarrier { barrier: name.to_string() }),
+                None => return Err(Error::UnknownBarrier { barrier: name.clone() }),
                 Some(true) => return Ok(()),
                 Some(false) if Instant::now() >= deadline => {
-                    return Err(Error::Timeout { what: format!("barrier {name}") });
+                    return Err(Error::Timeout { what: format!("barrier {name}"), holder: None });
                 }
                 Some(false) => {
                     self.log.wait_for(next, deadline.saturating_duration_since(Instant::now())).await;
@@ -142,7 +142,8 @@ impl Coordinator {
             }
             let now = Instant::now();
             if now >= deadline {
-                return Err(Error::Timeout { what: format!("lock {name}") });
+                let holder = self.read(|s| s.locks.get(name).map(|l| l.holder.clone()))?;
+                return Err(Error::Timeout { what: format!("lock {name}"), holder });
             }
             // Woken by the next record (an unlock, say), or when the holder's lease ends.
             let lease_end = self.read(|s| s.locks.get(name).map(|l| l.lease_until))?;
@@ -165,9 +166,7 @@ impl Coordinator {
                 Some(held) if held.holder == id => {
                     Ok((vec![Event::LockReleased { name: lock, holder: id }], ()))
                 }
-                Some(held) => {
-                    Err(Error::LockHeld { lock: lock.to_string(), holder: held.holder.to_string() })
-                }
+                Some(held) => Err(Error::LockHeld { lock, holder: held.holder.clone() }),
                 None => {
                     Err(Error::InvalidArgument { name: "unlock", reason: format!("lock {lock} is not held") })
                 }

@@ -29,7 +29,7 @@ pub(super) fn capabilities(state: &State, agent: &AgentId, given: Option<&[Strin
         .agents
         .get(agent.as_str())
         .map(|a| a.capabilities.clone())
-        .ok_or_else(|| Error::UnknownAgent { agent: agent.to_string(), detail: String::new() })
+        .ok_or_else(|| Error::UnknownAgent { agent: agent.clone(), detail: String::new() })
 }
 
 /// Whether `task` can be claimed at `now` with `capabilities`.

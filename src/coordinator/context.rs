@@ -143,7 +143,7 @@ impl Coordinator {
         lsn: Lsn,
         created_at: Timestamp,
     ) -> Result<ContextEntry> {
-        let compacted = |first| Error::VersionCompacted { key: key.to_string(), version, lsn, first };
+        let compacted = |first| Error::VersionCompacted { key: key.clone(), version, lsn, first };
         let mut records = match self.log.reader_from(lsn) {
             Ok(records) => records,
             Err(Error::Compacted { first, .. }) => return Err(compacted(first)),
@@ -214,7 +214,7 @@ fn next_version(
             SetCondition::VersionIs(v) => format!("version {v}"),
             _ => "absent".to_owned(),
         };
-        return Err(Error::VersionMismatch { key: key.to_string(), expected, found: version });
+        return Err(Error::VersionMismatch { key: key.clone(), expected, found: version });
     }
     Ok(version + 1)
 }
@@ -235,9 +235,5 @@ fn readable<'a>(
 
 /// The error of a read whose visibility excludes the reader.
 pub(super) fn not_visible(key: &ContextKey, reader: &AgentId, visibility: &Visibility) -> Error {
-    Error::NotVisible {
-        key: key.to_string(),
-        reader: reader.to_string(),
-        visibility: format!("{visibility:?}"),
-    }
+    Error::NotVisible { key: key.clone(), reader: reader.clone(), visibility: format!("{visibility:?}") }
 }

@@ -28,7 +28,7 @@ impl Coordinator {
                 require_agent(state, &id)?;
                 for task in [&provider, &consumer] {
                     if state.tasks.get(task).is_none() {
-                        return Err(Error::UnknownTask { task: task.to_string() });
+                        return Err(Error::UnknownTask { task: TaskId::clone(task) });
                     }
                 }
                 let dep_id = DependencyId::new(format!("{provider}->{consumer}"))?;
@@ -37,15 +37,12 @@ impl Coordinator {
                     return Ok((Vec::new(), dep_id));
                 }
                 if state.deps.would_cycle(&provider, &consumer) {
-                    return Err(Error::Cycle {
-                        provider: provider.to_string(),
-                        consumer: consumer.to_string(),
-                    });
+                    return Err(Error::Cycle { provider: provider.clone(), consumer: consumer.clone() });
                 }
                 let provider_task = state
                     .tasks
                     .get(&provider)
-                    .ok_or_else(|| Error::UnknownTask { task: provider.to_string() })?;
+                    .ok_or_else(|| Error::UnknownTask { task: provider.clone() })?;
                 let (status, block) = transition::register_on(state, provider_task, &consumer);
                 let dependency = Dependency {
                     id: dep_id.clone(),
@@ -74,7 +71,7 @@ impl Coordinator {
         self.execute(actor, move |state, _| {
             require_agent(state, &id)?;
             if state.deps.get(&dependency).is_none() {
-                return Err(Error::UnknownDependency { dependency: dependency.to_string() });
+                return Err(Error::UnknownDependency { dependency: dependency.clone() });
             }
             Ok((vec![Event::DependencyReady { dependency, artifact_path }], ()))
         })
@@ -132,7 +129,7 @@ impl Coordinator {
     pub fn why_not_ready(&self, task: &TaskId) -> Result<Vec<Dependency>> {
         self.read(|s| {
             if s.tasks.get(task).is_none() {
-                return Err(Error::UnknownTask { task: task.to_string() });
+                return Err(Error::UnknownTask { task: TaskId::clone(task) });
             }
             Ok(s.deps.unmet(task).into_iter().cloned().collect())
         })?

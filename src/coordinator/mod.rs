@@ -284,7 +284,7 @@ impl Coordinator {
             if let (Some(yours), Some(agent)) = (known, state.agents.get(id.as_str())) {
                 if agent.incarnation != yours {
                     return Err(Error::StaleIncarnation {
-                        agent: id.to_string(),
+                        agent: id.clone(),
                         yours,
                         current: agent.incarnation,
                     });
@@ -425,13 +425,13 @@ fn require_agent(state: &State, agent: &AgentId) -> Result<()> {
     match state.agents.get(agent.as_str()) {
         Some(a) if a.status == AgentStatus::Active => Ok(()),
         Some(a) => Err(Error::UnknownAgent {
-            agent: agent.to_string(),
+            agent: agent.clone(),
             detail: match &a.status {
                 AgentStatus::Stopped(reason) => format!(": it stopped ({reason})"),
                 AgentStatus::Active => String::new(),
             },
         }),
-        None => Err(Error::UnknownAgent { agent: agent.to_string(), detail: String::new() }),
+        None => Err(Error::UnknownAgent { agent: agent.clone(), detail: String::new() }),
     }
 }
 

@@ -85,7 +85,7 @@ impl Coordinator {
                     for spec in stage.tasks {
                         let task_id = spec.id.clone().unwrap_or_else(TaskId::generate);
                         if state.tasks.get(&task_id).is_some() {
-                            return Err(Error::TaskExists { task: task_id.to_string() });
+                            return Err(Error::TaskExists { task: task_id.clone() });
                         }
                         let metadata = json!({"pipeline": name, "stage": i, "stage_name": stage.name, "data": spec.metadata});
                         let spec = spec.id(task_id.clone()).metadata(metadata);
@@ -111,7 +111,8 @@ impl Coordinator {
         Ok(ids)
     }
 
-    /// Status, tasks and outputs of a pipeline.
+    /// Status, tasks and outputs of a pipeline; [`Error::UnknownPipeline`] if none has this
+    /// name.
     pub fn pipeline_status(&self, name: &str) -> Result<PipelineStatus> {
         self.read(|s| {
             let stages: Vec<(String, Vec<Task>)> = stages_of(s, name)
@@ -119,10 +120,7 @@ impl Coordinator {
                 .map(|(stage, tasks)| (stage, tasks.into_iter().cloned().collect()))
                 .collect();
             if stages.is_empty() {
-                return Err(Error::InvalidArgument {
-                    name: "pipeline",
-                    reason: format!("no pipeline named {name}"),
-                });
+                return Err(Error::UnknownPipeline { pipeline: name.to_owned() });
             }
             let all: Vec<&Task> = stages.iter().flat_map(|(_, t)| t).collect();
             let status = if let Some(failed) = all.iter().find(|t| matches!(t.status, TaskStatus::Failed(_)))

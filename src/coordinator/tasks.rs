@@ -74,7 +74,7 @@ impl Coordinator {
                     .map(ToString::to_string)
                     .collect();
                 if !unmet.is_empty() {
-                    return Err(Error::DependenciesNotReady { task: id.to_string(), unmet });
+                    return Err(Error::DependenciesNotReady { task: id.clone(), unmet });
                 }
                 let mut events = vec![Event::TaskCreated { task: Box::new(new_task(&id, spec, &actor_id)) }];
                 for provider in providers {
@@ -91,7 +91,7 @@ impl Coordinator {
                 Ok((events, id))
             })
             .await?;
-        self.get_task(&id)?.ok_or(Error::UnknownTask { task: id.to_string() })
+        self.get_task(&id)?.ok_or(Error::UnknownTask { task: id })
     }
 
     /// Claims the best task `agent` can do (log-format.md, "Claim order"): among the tasks
@@ -251,7 +251,7 @@ impl Coordinator {
                         })
                         .collect();
                     if !failed.is_empty() {
-                        return Err(Error::DependenciesNotReady { task: task_id.to_string(), unmet: failed });
+                        return Err(Error::DependenciesNotReady { task: task_id, unmet: failed });
                     }
                     vec![Event::TaskUnblocked { task: task_id }]
                 }
@@ -333,7 +333,7 @@ pub(super) fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {
 /// The acting agent must be active and the task must exist.
 fn acting_on<'a>(state: &'a crate::projection::State, agent: &AgentId, task: &TaskId) -> Result<&'a Task> {
     require_agent(state, agent)?;
-    state.tasks.get(task).ok_or_else(|| Error::UnknownTask { task: task.to_string() })
+    state.tasks.get(task).ok_or_else(|| Error::UnknownTask { task: task.clone() })
 }
 
 /// `agent` must hold `task` (in progress, assigned to it) under a lease that has not ended at
@@ -341,11 +341,9 @@ fn acting_on<'a>(state: &'a crate::projection::State, agent: &AgentId, task: &Ta
 fn check_holder(task: &Task, agent: &AgentId, now: Timestamp) -> Result<()> {
     if task.status == TaskStatus::InProgress && task.assigned_to.as_ref() == Some(agent) {
         return match task.lease_until {
-            Some(until) if until < now => Err(Error::LeaseLost {
-                agent: agent.to_string(),
-                tasks: vec![task.id.to_string()],
-                ended: until,
-            }),
+            Some(until) if until < now => {
+                Err(Error::LeaseLost { agent: agent.clone(), tasks: vec![task.id.clone()], ended: until })
+            }
             _ => Ok(()),
         };
     }
@@ -353,9 +351,9 @@ fn check_holder(task: &Task, agent: &AgentId, now: Timestamp) -> Result<()> {
         (TaskStatus::InProgress, Some(holder)) => holder.to_string(),
         _ => "nobody".to_owned(),
     };
-    Err(Error::NotHolder { task: task.id.to_string(), agent: agent.to_string(), holder })
+    Err(Error::NotHolder { task: task.id.clone(), agent: agent.clone(), holder })
 }
 
 fn illegal(task: &Task, next: &TaskStatus) -> Error {
-    Error::IllegalTransition { task: task.id.to_string(), from: task.status.name(), to: next.name() }
+    Error::IllegalTransition { task: task.id.clone(), from: task.status.name(), to: next.name() }
 }

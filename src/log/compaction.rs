@@ -141,10 +141,9 @@ fn remove_below(shared: &Shared, start: Lsn, archive: Option<&Path>) -> Result<V
 fn move_or_remove(file: &Path, archive: Option<&Path>) -> Result<()> {
     match archive {
         Some(dir) => {
-            let name = file.file_name().ok_or_else(|| Error::InvalidArgument {
-                name: "segment",
-                reason: format!("{} has no file name", file.display()),
-            })?;
+            let name = file
+                .file_name()
+                .ok_or_else(|| Error::internal(format!("the segment {} has no file name", file.display())))?;
             std::fs::rename(file, dir.join(name)).map_err(|e| Error::io("rename", file, e))
         }
         None => std::fs::remove_file(file).map_err(|e| Error::io("remove", file, e)),

@@ -147,7 +147,7 @@ fn lead_group(shared: &Shared, own: Option<&Arc<Slot>>) -> Option<Result<Appende
 }
 
 fn lost() -> Error {
-    Error::InvalidArgument { name: "append", reason: "batch lost by its group".into() }
+    Error::internal("the batch was lost by its group")
 }
 
 /// Makes the first waiter the next leader, or leaves the process without one.
@@ -254,7 +254,7 @@ impl Drop for AnswerOnUnwind<'_> {
             return;
         }
         for waiter in self.waiters.take().unwrap_or_default() {
-            let err = Error::InvalidArgument { name: "append", reason: "the group leader panicked".into() };
+            let err = Error::internal("the group leader panicked while writing this batch");
             match waiter {
                 Waiter::Thread(slot) => slot.set(State::Done(Err(err))),
                 Waiter::Task(tx) => {

@@ -221,7 +221,10 @@ pub fn sync_data(file: &File, path: &Path) -> Result<()> {
 pub fn start_writeback(file: &File, path: &Path, offset: u64, len: u64) -> Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return Err(Error::InvalidArgument { name: "writeback range", reason: format!("{offset}+{len}") });
+        return Err(Error::internal(format!(
+            "writeback range {offset}+{len} of {} is past i64",
+            path.display()
+        )));
     };
     // SAFETY: the descriptor is open for as long as `file` is borrowed; the call reads no memory.
     let rc = unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE) };

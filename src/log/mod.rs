@@ -424,10 +424,7 @@ pub struct Built<T> {
 }
 
 fn take_built<T>(value: &Mutex<Option<T>>) -> Result<T> {
-    lock(value).take().ok_or_else(|| Error::InvalidArgument {
-        name: "append_with",
-        reason: "the builder did not run".into(),
-    })
+    lock(value).take().ok_or_else(|| Error::internal("the builder of append_with did not run"))
 }
 
 /// What [`Log::verify`] checked.

@@ -232,7 +232,10 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
         current.known_tail = Some(run.start);
     }
     shared.wake.appended();
-    results.into_iter().map(|r| r.unwrap_or_else(|| Err(internal("batch was never placed")))).collect()
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::internal("the batch was never placed"))))
+        .collect()
 }
 
 /// Batches placed after one another in the newest segment, not yet written.
@@ -331,10 +334,6 @@ fn fail_rest(results: &mut [Option<Result<Appended>>], e: &Error) {
     }
 }
 
-fn internal(what: &str) -> Error {
-    Error::InvalidArgument { name: "append", reason: what.into() }
-}
-
 /// Maps the newest segment (another process may have rolled over since this one last wrote)
 /// and repairs what an appender that died mid-write left behind.
 fn catch_up(shared: &Shared, active: &mut Option<Active>, tail: &mut Tail) -> Result<()> {
@@ -412,10 +411,7 @@ fn ensure_active<'a>(shared: &Shared, active: &'a mut Option<Active>, base: Lsn)
         *active = None;
         *active = Some(open_active(shared, base)?);
     }
-    active.as_mut().ok_or_else(|| Error::InvalidArgument {
-        name: "segment",
-        reason: format!("segment {base} could not be mapped"),
-    })
+    active.as_mut().ok_or_else(|| Error::internal(format!("segment {base} could not be mapped")))
 }
 
 fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {

@@ -83,6 +83,18 @@ macro_rules! name_type {
             }
         }
 
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                &*self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                &*self.0 == *other
+            }
+        }
+
         impl std::str::FromStr for $name {
             type Err = Error;
             fn from_str(s: &str) -> Result<$name> {

@@ -141,10 +141,8 @@ pub(crate) fn create(path: &Path, state: CursorState) -> Result<(CursorState, bo
 }
 
 fn parent(path: &Path) -> Result<&Path> {
-    path.parent().ok_or_else(|| Error::InvalidArgument {
-        name: "cursor file",
-        reason: format!("{} has no directory", path.display()),
-    })
+    path.parent()
+        .ok_or_else(|| Error::internal(format!("the cursor file {} has no directory", path.display())))
 }
 
 /// Writes and syncs a temporary file `<cursor file name>.PID.N.tmp` beside `path`, locked
