@@ -53,7 +53,7 @@ pub enum Error {
 
     /// The lock and control file is unreadable or of another format.
     #[error("invalid lock file {path}: {reason}")]
-    CorruptControl {
+    CorruptLockFile {
         /// The lock file.
         path: PathBuf,
         /// What is wrong with it.
@@ -505,7 +505,7 @@ impl Error {
     /// | --- | --- |
     /// | [`Io`](ErrorKind::Io) | `Io` |
     /// | [`Invalid`](ErrorKind::Invalid) | `InvalidArgument`, `InvalidName`, `RecordTooLarge`, `BatchTooLarge`, `ValueTooLarge`, `ValueTooDeep`, `ReservedKind`, `Unreadable`, `Cycle`, `NotParticipant`, `ReadOnly`, `NoStore`, `NetworkFilesystem`, `InsecurePermissions` |
-    /// | [`Corruption`](ErrorKind::Corruption) | `Corruption`, `CorruptHeader`, `CorruptControl`, `CorruptCursor`, `SegmentGap`, `TornTail`, `UnsupportedVersion`, `Decode`, `UndecodableRecord`, `NoUsableSnapshot` |
+    /// | [`Corruption`](ErrorKind::Corruption) | `Corruption`, `CorruptHeader`, `CorruptLockFile`, `CorruptCursor`, `SegmentGap`, `TornTail`, `UnsupportedVersion`, `Decode`, `UndecodableRecord`, `NoUsableSnapshot` |
     /// | [`Conflict`](ErrorKind::Conflict) | `VersionMismatch`, `LockHeld`, `NotHolder`, `LeaseLost`, `StaleIncarnation`, `AlreadyExists`, `TaskExists`, `IllegalTransition`, `DependenciesNotReady`; `Timeout` of a wait on a lock another agent holds |
     /// | [`NotFound`](ErrorKind::NotFound) | `UnknownAgent`, `UnknownTask`, `UnknownDependency`, `UnknownBarrier`, `UnknownPipeline`, `NotVisible`, `LsnOutOfRange`, `Compacted`, `VersionCompacted` |
     /// | [`NothingToDo`](ErrorKind::NothingToDo) | (none yet: the command line's "no claimable task") |
@@ -535,7 +535,7 @@ impl Error {
             | Error::InsecurePermissions { .. } => ErrorKind::Invalid,
             Error::Corruption { .. }
             | Error::CorruptHeader { .. }
-            | Error::CorruptControl { .. }
+            | Error::CorruptLockFile { .. }
             | Error::CorruptCursor { .. }
             | Error::SegmentGap { .. }
             | Error::TornTail { .. }

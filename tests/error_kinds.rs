@@ -81,6 +81,6 @@ fn opening_errors_are_invalid_or_corruption() {
     assert_eq!(err.unwrap_err().kind(), ErrorKind::Invalid, "a record too large");
     std::fs::write(dir.join("log.lock"), b"not a lock file").unwrap();
     let err = Log::open_read_only(&dir).unwrap_err();
-    assert!(matches!(err, Error::CorruptControl { .. }), "{err}");
+    assert!(matches!(err, Error::CorruptLockFile { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Corruption);
 }

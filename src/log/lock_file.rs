@@ -88,7 +88,7 @@ impl LockFile {
             io::sync_dir(dir)?;
         } else if len != LOCK_FILE_LEN as u64 {
             let _ = file.unlock();
-            return Err(Error::CorruptControl {
+            return Err(Error::CorruptLockFile {
                 path,
                 reason: format!("length {len}, expected {LOCK_FILE_LEN}"),
             });
@@ -127,7 +127,7 @@ impl LockFile {
             return Ok(None);
         }
         if len != LOCK_FILE_LEN as u64 {
-            return Err(Error::CorruptControl {
+            return Err(Error::CorruptLockFile {
                 path,
                 reason: format!("length {len}, expected {LOCK_FILE_LEN}"),
             });
@@ -159,7 +159,7 @@ impl LockFile {
     fn check_identity(&self) -> Result<()> {
         let magic = self.words.load(W_MAGIC);
         if magic != u64::from_le_bytes(LOCK_MAGIC) {
-            return Err(Error::CorruptControl {
+            return Err(Error::CorruptLockFile {
                 path: self.path.clone(),
                 reason: "bad magic (not a maos-coord lock file)".into(),
             });

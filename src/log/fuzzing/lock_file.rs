@@ -32,7 +32,7 @@ pub fn lock_file(dir: &Path, data: &[u8]) {
     let mode = if flags & 1 != 0 { RecoveryMode::Strict } else { RecoveryMode::TruncateTornTail };
     let log = match template::open(dir, mode) {
         Ok(log) => log,
-        Err(Error::CorruptControl { path: named, reason }) => {
+        Err(Error::CorruptLockFile { path: named, reason }) => {
             assert_eq!(named, path, "{reason}");
             assert!(!reason.is_empty());
             return;
