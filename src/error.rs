@@ -446,8 +446,9 @@ pub enum Error {
     /// give the store its recorded access again), or open with
     /// [`CoordinatorOptions::allow_insecure_permissions`](crate::CoordinatorOptions::allow_insecure_permissions).
     #[error(
-        "refusing to open the store: {path} has mode {mode:04o}, so {reason} (the store's access is \
-         {access}); fix its mode or allow it with --allow-insecure-permissions"
+        "refusing to open the store: {path} {reason} (mode {mode:04o}; the store's access is {access}); \
+         `maos-coord init` run by the store's owner gives every file its mode and group again, or \
+         allow insecure permissions (--allow-insecure-permissions)"
     )]
     InsecurePermissions {
         /// The file or directory.
@@ -456,7 +457,7 @@ pub enum Error {
         mode: u32,
         /// The store's recorded access.
         access: crate::fs::StoreAccess,
-        /// Who else may write to it.
+        /// What is wrong: who else may write to it, or whose it is.
         reason: String,
     },
 

@@ -235,6 +235,12 @@ async fn temporary_files_of_killed_log_writers_are_removed_at_open_and_those_of_
     // As an earlier version named a segment being created (it held no lock).
     let old_style = log.join("00000000000000000011.seg.tmp");
     std::fs::write(&old_style, b"half-created").unwrap();
+    // Files of other names are never touched, however they look.
+    let others =
+        ["notes.seg.txt.tmp", "my.segment-backup.tmp", "compacted.log.mine.tmp", "foo.tmp", "x.seg.1.tmp"];
+    for name in others {
+        std::fs::write(log.join(name), b"a user's file").unwrap();
+    }
     for (child, _) in &mut dead {
         child.kill().unwrap(); // SIGKILL mid-write
         child.wait().unwrap();
@@ -252,6 +258,7 @@ async fn temporary_files_of_killed_log_writers_are_removed_at_open_and_those_of_
     assert_eq!(removed, stale, "opening removes the files of dead writers");
     assert!(stale.iter().all(|f| !f.exists()));
     assert!(live_file.exists(), "a live writer's file stays");
+    assert!(others.iter().all(|name| log.join(name).exists()), "other files stay");
     drop(reopened);
     live.kill().unwrap();
     live.wait().unwrap();

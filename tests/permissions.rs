@@ -167,21 +167,21 @@ async fn a_group_write_store_lets_its_group_write_and_nobody_else() {
     drop(Coordinator::open(root.path()).unwrap());
     std::fs::set_permissions(&segment, std::fs::Permissions::from_mode(0o662)).unwrap();
     let err = Coordinator::open(root.path()).err().expect("refused");
-    assert!(err.to_string().contains("any user may write to it"), "{err}");
+    assert!(err.to_string().contains("may be written by any user"), "{err}");
 }
 
 #[tokio::test]
 async fn init_gives_an_existing_store_the_access_asked_for_and_again_changes_nothing() {
     let root = tempfile::tempdir().unwrap();
     busy_store(root.path(), StoreAccess::Private).await;
-    let done = init(root.path(), StoreAccess::GroupRead).unwrap();
+    let done = init(root.path(), StoreAccess::GroupRead, None).unwrap();
     assert!(!done.created && done.changed > 5, "{done:?}");
     assert_eq!((done.previous, done.access), (Some(StoreAccess::Private), StoreAccess::GroupRead));
     assert_modes(root.path(), StoreAccess::GroupRead);
-    let again = init(root.path(), StoreAccess::GroupRead).unwrap();
+    let again = init(root.path(), StoreAccess::GroupRead, None).unwrap();
     assert_eq!((again.changed, again.previous), (0, Some(StoreAccess::GroupRead)));
     let fresh = tempfile::tempdir().unwrap();
-    let made = init(fresh.path(), StoreAccess::Private).unwrap();
+    let made = init(fresh.path(), StoreAccess::Private, None).unwrap();
     assert!(made.created && made.previous.is_none());
     assert_eq!(maos_coord::fs::read_access(&store_dir(fresh.path())).unwrap(), Some(StoreAccess::Private));
 }
@@ -251,10 +251,9 @@ async fn a_group_read_store_is_readable_by_its_group_and_writable_by_its_owner_o
     }
     let (root, bin) = shared_root();
     let store = store_dir(root.path());
-    busy_store(root.path(), StoreAccess::GroupRead).await;
-    for (path, _) in modes(&root.path().join(".maos")) {
-        std::os::unix::fs::chown(&path, None, Some(NOBODY)).unwrap();
-    }
+    busy_store(root.path(), StoreAccess::Private).await;
+    // Shared afterwards, as a store usually is: init gives every file the group.
+    init(root.path(), StoreAccess::GroupRead, Some(NOBODY)).unwrap();
     let root_arg = root.path().display().to_string();
     let dump = run_as(NOBODY, NOBODY, &bin, &["log", "dump", "--root", &root_arg]);
     assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
@@ -278,11 +277,13 @@ async fn a_second_user_of_the_group_coordinates_through_a_group_write_store() {
         return;
     }
     let (root, bin) = shared_root();
-    busy_store(root.path(), StoreAccess::GroupWrite).await;
-    for (path, _) in modes(&root.path().join(".maos")) {
-        std::os::unix::fs::chown(&path, None, Some(NOBODY)).unwrap();
-    }
+    busy_store(root.path(), StoreAccess::Private).await;
     let root_arg = root.path().display().to_string();
+    let shared = Command::new(&bin)
+        .args(["init", "--group-shared=write", "--group", "nogroup", "--root", &root_arg])
+        .output()
+        .unwrap();
+    assert!(shared.status.success(), "{}", String::from_utf8_lossy(&shared.stderr));
     let snap = run_as(NOBODY, NOBODY, &bin, &["store", "snapshot", "--root", &root_arg]);
     assert!(snap.status.success(), "{}", String::from_utf8_lossy(&snap.stderr));
     let append =
@@ -304,4 +305,107 @@ async fn a_second_user_of_the_group_coordinates_through_a_group_write_store() {
         .any(|(p, _)| std::fs::metadata(p).unwrap().uid() == NOBODY));
     let c = Coordinator::open(root.path()).unwrap();
     assert_eq!(c.list_tasks(None).unwrap().len(), 60);
+}
+#[test]
+fn concurrent_first_opens_of_a_group_store_all_succeed_and_agree() {
+    for _ in 0..20 {
+        let root = tempfile::tempdir().unwrap();
+        let opens: Vec<_> = (0..3)
+            .map(|_| {
+                let root = root.path().to_owned();
+                std::thread::spawn(move || {
+                    Coordinator::options(&root).access(StoreAccess::GroupWrite).open().map(drop)
+                })
+            })
+            .collect();
+        for open in opens {
+            open.join().unwrap().unwrap();
+        }
+        let store = store_dir(root.path());
+        assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(StoreAccess::GroupWrite));
+        let leftovers: Vec<_> =
+            std::fs::read_dir(root.path().join(".maos")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, ["coordination"], "the losers' directories are gone");
+    }
+}
+
+#[tokio::test]
+async fn the_log_commands_check_the_whole_store_not_only_the_log() {
+    let root = tempfile::tempdir().unwrap();
+    busy_store(root.path(), StoreAccess::Private).await;
+    let store = store_dir(root.path());
+    for path in [root.path().join(".maos"), store.clone(), store.join("snapshots"), store.join("access")] {
+        let mode = std::fs::metadata(&path).unwrap().mode() & 0o7777;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | 0o002)).unwrap();
+        for args in [&["log", "status"][..], &["log", "dump"], &["log", "verify"], &["repair"]] {
+            let o = Command::new(BIN).args(args).arg("--root").arg(root.path()).output().unwrap();
+            assert_eq!(o.status.code(), Some(1), "{args:?} with {}", path.display());
+            assert!(String::from_utf8_lossy(&o.stderr).contains(&path.display().to_string()));
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn symbolic_links_are_judged_by_their_target_and_never_walked_into() {
+    let root = tempfile::tempdir().unwrap();
+    busy_store(root.path(), StoreAccess::Private).await;
+    let log = store_dir(root.path()).join("log");
+    // A link to a directory is not walked (here: to the filesystem's root, and round in a circle).
+    std::os::unix::fs::symlink("/", log.join("to-root")).unwrap();
+    std::os::unix::fs::symlink("..", log.join("circle")).unwrap();
+    drop(Coordinator::open(root.path()).unwrap());
+    // A link to a file others may write is refused, by the link's name.
+    let open_file = root.path().join("world-writable");
+    std::fs::write(&open_file, b"x").unwrap();
+    std::fs::set_permissions(&open_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::symlink(&open_file, log.join("link")).unwrap();
+    match Coordinator::open(root.path()) {
+        Err(Error::InsecurePermissions { path, .. }) => assert_eq!(path, log.join("link")),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("opened through a link to a world-writable file"),
+    }
+}
+
+#[tokio::test]
+async fn init_by_someone_who_may_not_change_every_file_changes_nothing() {
+    if !is_root() {
+        eprintln!("not root: other users are not tried");
+        return;
+    }
+    let (root, bin) = shared_root();
+    busy_store(root.path(), StoreAccess::Private).await;
+    init(root.path(), StoreAccess::GroupWrite, Some(NOBODY)).unwrap();
+    let before = modes(&root.path().join(".maos"));
+    let access = std::fs::read(store_dir(root.path()).join("access")).unwrap();
+    // A member of the group, who owns none of the files, asks to make the store private.
+    let root_arg = root.path().display().to_string();
+    let o = run_as(NOBODY, NOBODY, &bin, &["init", "--root", &root_arg]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nothing was changed"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(modes(&root.path().join(".maos")), before);
+    assert_eq!(std::fs::read(store_dir(root.path()).join("access")).unwrap(), access);
+    drop(Coordinator::open(root.path()).unwrap());
+}
+
+#[tokio::test]
+async fn files_of_root_in_a_users_private_store_are_accepted() {
+    if !is_root() {
+        eprintln!("not root: other users are not tried");
+        return;
+    }
+    let (root, bin) = shared_root();
+    busy_store(root.path(), StoreAccess::Private).await;
+    // The store becomes another user's; root then writes a snapshot into it.
+    for (path, _) in modes(&root.path().join(".maos")) {
+        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    Coordinator::open(root.path()).unwrap().snapshot().unwrap();
+    let root_arg = root.path().display().to_string();
+    let o = run_as(NOBODY, NOBODY, &bin, &["log", "status", "--root", &root_arg]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }

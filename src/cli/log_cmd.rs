@@ -219,7 +219,7 @@ fn append(store: &StoreArgs, kind: u16, data: &str, buffered: bool, out: &mut Ou
         .map_err(|e| Failure::new(ErrorKind::Invalid, format_args!("--data is not JSON: {e}")))?;
     let payload = rmp_serde::to_vec(&value).map_err(|e| Failure::new(ErrorKind::Internal, e))?;
     let durability = if buffered { Durability::Buffered } else { Durability::Sync };
-    let log = store.log_options()?.durability(durability).open()?;
+    let log = store.writable_log_options()?.durability(durability).open()?;
     let lsn = log.append(RecordKind::new(kind)?, &payload)?;
     out.line(lsn)?;
     Ok(())

@@ -81,13 +81,26 @@ impl StoreArgs {
         maos_coord::coordinator::store_dir(&self.root).join("log")
     }
 
-    /// Options for the store's log: its recorded access, its kinds reserved.
+    /// Options for reading the store's log: its recorded access (after checking the whole store),
+    /// its kinds reserved. Creates nothing.
     pub fn log_options(&self) -> Result<maos_coord::LogOptions, maos_coord::Error> {
-        let access = maos_coord::fs::read_access(&maos_coord::coordinator::store_dir(&self.root))?;
-        Ok(maos_coord::Log::options(self.log_dir())
-            .access(access.unwrap_or_default())
+        let store = maos_coord::coordinator::store_dir(&self.root);
+        let access = maos_coord::coordinator::checked_access(&store, self.allow_insecure_permissions)?;
+        Ok(self.options_with(access))
+    }
+
+    /// Options for writing the store's log, as [`StoreArgs::log_options`], creating the store as
+    /// a coordinator would if there is none.
+    pub fn writable_log_options(&self) -> Result<maos_coord::LogOptions, maos_coord::Error> {
+        let access = maos_coord::coordinator::ensure_store(&self.root, self.allow_insecure_permissions)?;
+        Ok(self.options_with(access))
+    }
+
+    fn options_with(&self, access: maos_coord::StoreAccess) -> maos_coord::LogOptions {
+        maos_coord::Log::options(self.log_dir())
+            .access(access)
             .allow_insecure_permissions(self.allow_insecure_permissions)
-            .reserve_kinds(maos_coord::model::COORDINATION_KINDS))
+            .reserve_kinds(maos_coord::model::COORDINATION_KINDS)
     }
 
     /// Options for a coordinator of the store.

@@ -40,7 +40,7 @@ pub use context::SetOptions;
 pub use cursor::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
-pub use store::{init, StoreInit};
+pub use store::{checked_access, ensure_store, init, StoreInit};
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::{ContextWatcher, Delivery, Subscription};
 

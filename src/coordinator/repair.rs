@@ -149,6 +149,10 @@ pub fn skip_unreadable(log: &Log, unreadable: &[Unreadable]) -> Result<Vec<Lsn>>
 /// reserved, the store's recorded access checked).
 pub fn open_store_log(root: &Path) -> Result<Log> {
     let store = super::store_dir(root);
-    let access = crate::fs::read_access(&store)?.unwrap_or_default();
-    Log::options(store.join("log")).access(access).reserve_kinds(COORDINATION_KINDS).open()
+    let access = super::checked_access(&store, false)?;
+    Log::options(store.join("log"))
+        .access(access)
+        .permissions_checked()
+        .reserve_kinds(COORDINATION_KINDS)
+        .open()
 }

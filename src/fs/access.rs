@@ -204,33 +204,57 @@ pub(crate) fn open_or_create(path: &Path, append: bool) -> Result<File> {
     }
 }
 
-/// Checks that nobody but the owner of `dir` (and its group, if `access` is
-/// [`StoreAccess::GroupWrite`]) may write to `dir` or anything under it.
+/// Whom the files of a store must belong to: the owner (and group) of its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// The uid that owns the store directory.
+    pub uid: u32,
+    /// Its group.
+    pub gid: u32,
+}
+
+impl Owner {
+    /// The owner and group of `dir`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `dir` cannot be looked at.
+    pub fn of(dir: &Path) -> Result<Owner> {
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
+        Ok(Owner { uid: meta.uid(), gid: meta.gid() })
+    }
+}
+
+/// Checks that nobody but `owner` (and root, and with a group access the owner's group) may write
+/// to `dir` or anything under it, and with a group access that all of it belongs to that group.
+/// Symbolic links are checked by what they point to, and never followed into a directory.
 ///
 /// # Errors
 /// [`Error::InsecurePermissions`] naming the first path that fails, its mode and why;
 /// [`Error::Io`] if a directory cannot be listed.
-pub fn check(dir: &Path, access: StoreAccess) -> Result<()> {
-    let top = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
-    check_tree(dir, &top, access, top.uid())
+pub fn check(dir: &Path, access: StoreAccess, owner: Owner) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
+    check_tree(dir, &meta, access, owner)
 }
 
-/// Checks `dir` itself as [`check`] does, not what it holds, with `owner` the uid that must
-/// own it (unless `access` is [`StoreAccess::GroupWrite`]).
+/// Checks `path` itself as [`check`] does, not what it holds.
 ///
 /// # Errors
 /// As [`check`].
-pub fn check_entry(dir: &Path, access: StoreAccess, owner: u32) -> Result<()> {
-    let meta = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
-    check_one(dir, &meta, access, owner)
+pub fn check_entry(path: &Path, access: StoreAccess, owner: Owner) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
+    check_one(path, &meta, access, owner)
 }
 
-/// The uid that owns `dir`.
-pub(crate) fn owner_of(dir: &Path) -> Result<u32> {
-    Ok(std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?.uid())
-}
-
-fn check_tree(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: u32) -> Result<()> {
+fn check_tree(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: Owner) -> Result<()> {
+    if meta.file_type().is_symlink() {
+        // What counts is who may write what is read through it; a directory it points to is
+        // not walked (a link may lead anywhere, and round in circles).
+        return match std::fs::metadata(path) {
+            Ok(target) => check_one(path, &target, access, owner),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()), // dangling: nothing to read
+            Err(e) => Err(Error::io("stat", path, e)),
+        };
+    }
     check_one(path, meta, access, owner)?;
     if !meta.is_dir() {
         return Ok(());
@@ -238,8 +262,7 @@ fn check_tree(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner:
     for entry in std::fs::read_dir(path).map_err(|e| Error::io("read directory", path, e))? {
         let entry = entry.map_err(|e| Error::io("read directory", path, e))?;
         let child = entry.path();
-        // Follows symbolic links: what counts is who may write what is read.
-        let meta = match std::fs::metadata(&child) {
+        let meta = match std::fs::symlink_metadata(&child) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue, // removed meanwhile
             Err(e) => return Err(Error::io("stat", &child, e)),
@@ -249,54 +272,89 @@ fn check_tree(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner:
     Ok(())
 }
 
-fn check_one(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: u32) -> Result<()> {
+fn check_one(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: Owner) -> Result<()> {
     let mode = meta.mode() & 0o7777;
     let insecure =
         |reason: String| Error::InsecurePermissions { path: path.to_owned(), mode, access, reason };
     if mode & 0o002 != 0 {
-        return Err(insecure("any user may write to it".into()));
+        return Err(insecure("may be written by any user".into()));
     }
     if mode & 0o020 & !access.others_may_write() != 0 {
-        return Err(insecure("its group may write to it".into()));
+        return Err(insecure("may be written by its group".into()));
     }
-    if access != StoreAccess::GroupWrite && meta.uid() != owner {
+    let (uid, gid) = (meta.uid(), meta.gid());
+    if access != StoreAccess::GroupWrite && uid != owner.uid && uid != 0 {
+        return Err(insecure(format!("belongs to uid {uid}, not to the store's owner (uid {})", owner.uid)));
+    }
+    if access != StoreAccess::Private && gid != owner.gid {
         return Err(insecure(format!(
-            "it is owned by uid {}, not by the store's owner (uid {owner})",
-            meta.uid()
+            "belongs to group {gid}, not to the store's group (gid {})",
+            owner.gid
         )));
     }
     Ok(())
 }
 
-/// Gives `path` itself (not what it holds) the mode of `access`; returns 1 if it changed it.
-///
-/// # Errors
-/// [`Error::Io`] naming the path if it could not be changed.
-pub(crate) fn apply_entry(path: &Path, access: StoreAccess) -> Result<usize> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?;
-    let want = if meta.is_dir() { access.dir_mode() } else { access.file_mode() };
-    if meta.mode() & 0o7777 == want {
-        return Ok(0);
+/// Every directory and file under `dir` (itself included; symbolic links and what they point to
+/// are left out), each with its metadata.
+fn walk(dir: &Path, out: &mut Vec<(std::path::PathBuf, std::fs::Metadata)>) -> Result<()> {
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
     }
-    std::fs::set_permissions(path, Permissions::from_mode(want)).map_err(|e| Error::io("chmod", path, e))?;
-    Ok(1)
+    let is_dir = meta.is_dir();
+    out.push((dir.to_owned(), meta));
+    if is_dir {
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
+            walk(&entry.map_err(|e| Error::io("read directory", dir, e))?.path(), out)?;
+        }
+    }
+    Ok(())
 }
 
-/// Gives `dir` and everything under it the modes of `access` (files and directories this
-/// process may change: its own, or all when run by root); returns how many were changed.
+/// Gives `paths` (each with everything under it when `deep`) the modes of `access` and, if
+/// `group` is given, that group. Checks first that this process may change every one of them (it
+/// owns them, or is root), so that it changes all or nothing; returns how many it changed.
 ///
 /// # Errors
-/// [`Error::Io`] naming the path that could not be changed.
-pub(crate) fn apply(dir: &Path, access: StoreAccess) -> Result<usize> {
-    let mut changed = apply_entry(dir, access)?;
-    if dir.is_dir() {
-        for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
-            let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
-            if entry.file_type().map_err(|e| Error::io("stat", entry.path(), e))?.is_symlink() {
-                continue;
-            }
-            changed += apply(&entry.path(), access)?;
+/// [`Error::InvalidArgument`] naming the first path this process may not change (before any
+/// change); [`Error::Io`] naming a path whose change failed.
+pub(crate) fn apply(paths: &[(&Path, bool)], access: StoreAccess, group: Option<u32>) -> Result<usize> {
+    let mut entries = Vec::new();
+    for &(path, deep) in paths {
+        if deep {
+            walk(path, &mut entries)?;
+        } else {
+            entries.push((path.to_owned(), std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?));
         }
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if let Some((path, meta)) = entries.iter().find(|(_, m)| me != 0 && m.uid() != me) {
+        return Err(Error::InvalidArgument {
+            name: "store access",
+            reason: format!(
+                "{} belongs to uid {}: only its owner or root may change its mode (nothing was changed)",
+                path.display(),
+                meta.uid()
+            ),
+        });
+    }
+    let mut changed = 0;
+    for (path, meta) in &entries {
+        let mut did = false;
+        if let Some(gid) = group.filter(|&g| g != meta.gid()) {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| Error::io("chgrp", path, e))?;
+            did = true;
+        }
+        let want = if meta.is_dir() { access.dir_mode() } else { access.file_mode() };
+        // Changing the group clears set-group-ID: the mode is set after it.
+        if did || meta.mode() & 0o7777 != want {
+            std::fs::set_permissions(path, Permissions::from_mode(want))
+                .map_err(|e| Error::io("chmod", path, e))?;
+            did = true;
+        }
+        changed += usize::from(did);
     }
     Ok(changed)
 }

@@ -36,15 +36,10 @@ impl TempFile {
         static CREATED: AtomicU64 = AtomicU64::new(0);
         let n = CREATED.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{stem}.{}.{n}.tmp", std::process::id()));
-        let file = match unnamed(dir) {
-            Ok(file) => {
-                lock(&file, &path)?;
-                let fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
-                rustix::fs::linkat(CWD, fd.as_str(), CWD, &path, AtFlags::SYMLINK_FOLLOW)
-                    .map_err(|e| Error::io("link", &path, e.into()))?;
-                file
-            }
-            Err(_) => {
+        let file = match unnamed(dir).map(|file| link_locked(file, &path)) {
+            Ok(Ok(file)) => file,
+            // No O_TMPFILE here, or no /proc to link it through: created under its name.
+            Ok(Err(_)) | Err(_) => {
                 let file = std::fs::OpenOptions::new()
                     .read(true)
                     .write(true)
@@ -117,8 +112,9 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 }
 
 /// Removes the temporary files in `dir` whose names `is_temp` accepts and that no live writer
-/// holds; returns them. Files it cannot lock (a writer is at work) or that vanish meanwhile are
-/// left alone.
+/// holds; returns them. Only regular files whose names end in `.tmp` are considered; files it
+/// cannot lock (a writer is at work) or that vanish meanwhile are left alone. `is_temp` should
+/// accept exact names only (see [`temp_target`]): anything it accepts may be removed.
 pub(crate) fn sweep(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for (path, _held) in stale_files(dir, is_temp)? {
@@ -153,7 +149,15 @@ fn stale_files(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<(PathBu
         let name = entry.file_name();
         let Some(name) = name.to_str().filter(|n| n.ends_with(".tmp") && is_temp(n)) else { continue };
         let path = dir.join(name);
-        let Ok(file) = File::open(&path) else { continue };
+        // Regular files only (a FIFO would block the open); never follows a symbolic link.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let open = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&path);
+        let Ok(file) = open else { continue };
         if rustix::fs::flock(file.as_fd(), FlockOperation::NonBlockingLockExclusive).is_err() {
             continue; // a live writer holds it
         }
@@ -161,6 +165,25 @@ fn stale_files(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<(PathBu
     }
     stale.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(stale)
+}
+
+/// Locks an unnamed file, then gives it the name `path` (through `/proc/self/fd`).
+fn link_locked(file: File, path: &Path) -> Result<File> {
+    lock(&file, path)?;
+    let fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+    rustix::fs::linkat(CWD, fd.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW)
+        .map_err(|e| Error::io("link", path, e.into()))?;
+    Ok(file)
+}
+
+/// The final name a temporary file of [`TempFile::create`], `<final name>.<pid>.<n>.tmp`,
+/// stands for; `None` for any other name.
+#[must_use]
+pub(crate) fn temp_target(name: &str) -> Option<&str> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (rest, n) = name.strip_suffix(".tmp")?.rsplit_once('.')?;
+    let (target, pid) = rest.rsplit_once('.')?;
+    (digits(n) && digits(pid) && !target.is_empty()).then_some(target)
 }
 
 /// An unnamed file in `dir`, readable and writable by its owner only.
@@ -210,14 +233,38 @@ mod tests {
         let live = TempFile::create(dir.path(), "live.snap").unwrap();
         std::fs::write(dir.path().join("dead.snap.1.0.tmp"), b"left by a killed writer").unwrap();
         std::fs::write(dir.path().join("other.tmp"), b"not ours").unwrap();
-        let removed = sweep(dir.path(), |n| n.contains(".snap.")).unwrap();
+        std::fs::write(dir.path().join("my.snap.notes.tmp"), b"a user's file").unwrap();
+        let removed = sweep(dir.path(), |n| temp_target(n).is_some_and(|t| t.ends_with(".snap"))).unwrap();
         assert_eq!(removed, [dir.path().join("dead.snap.1.0.tmp")]);
         assert!(live.path().exists(), "a live writer's file stays");
         assert!(dir.path().join("other.tmp").exists(), "names the caller does not claim stay");
+        assert!(dir.path().join("my.snap.notes.tmp").exists(), "only exact temporary names are claimed");
         let target = dir.path().join("live.snap");
         let path = live.path().to_owned();
         live.persist(&target).unwrap();
         assert!(target.exists() && !path.exists());
+    }
+
+    #[test]
+    fn a_sweep_passes_over_what_is_not_a_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("00000000000000000009.seg.1.2.tmp");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string. (Opening a FIFO for reading would block: the sweep must not.)
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink("/nonexistent", dir.path().join("00000000000000000010.seg.1.3.tmp"))
+            .unwrap();
+        assert!(sweep(dir.path(), |_| true).unwrap().is_empty());
+        assert!(fifo.exists());
+    }
+
+    #[test]
+    fn temporary_names_are_parsed_exactly() {
+        assert_eq!(temp_target("00000000000000000001.seg.12.0.tmp"), Some("00000000000000000001.seg"));
+        assert_eq!(temp_target("compacted.log.7.3.tmp"), Some("compacted.log"));
+        for other in ["notes.seg.txt.tmp", "x.seg.tmp", "a.1.b.tmp", ".1.2.tmp", "a.1.2.tmpx", "a..2.tmp"] {
+            assert_eq!(temp_target(other), None, "{other}");
+        }
     }
 
     #[test]

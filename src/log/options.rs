@@ -208,7 +208,7 @@ impl LogOptions {
         if self.allow_insecure_permissions || self.permissions_checked {
             return Ok(());
         }
-        crate::fs::check(&self.dir, self.access)
+        crate::fs::check(&self.dir, self.access, crate::fs::Owner::of(&self.dir)?)
     }
 
     pub(crate) fn validate(&self) -> Result<()> {

@@ -210,9 +210,20 @@ fn newer_segment(dir: &Path, tail_segment: Lsn) -> Result<bool> {
 
 /// Whether `name` is a temporary file of the log's writers: a segment being created, an index
 /// or compacted-records file being written (log-format.md, "Temporary files"). Those of earlier
-/// versions (`<segment>.seg.tmp`, unlocked) count too.
+/// versions (`<segment>.seg.tmp`, `<segment>.seg.idx.<pid>.tmp`, `compacted.log.tmp`, unlocked)
+/// count too. Exact names only: nothing else is ever removed.
 fn is_log_temp(name: &str) -> bool {
-    name.contains(".seg") || name.starts_with(super::compacted_file::COMPACTED_FILE)
+    let segment = |n: &str| format::parse_segment_file_name(n).is_some();
+    let index = |n: &str| n.strip_suffix(".idx").is_some_and(segment);
+    let compacted = super::compacted_file::COMPACTED_FILE;
+    if let Some(target) = crate::fs::temp_target(name) {
+        return segment(target) || index(target) || target == compacted;
+    }
+    let Some(old) = name.strip_suffix(".tmp") else { return false };
+    let old_index = old
+        .rsplit_once('.')
+        .is_some_and(|(stem, pid)| index(stem) && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+    segment(old) || old_index || old == compacted
 }
 
 /// Removes the temporary files that writers which died left in `dir` (never a live writer's).

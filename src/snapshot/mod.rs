@@ -50,7 +50,11 @@ impl Snapshots {
 
     /// Removes the temporary files of snapshot writers that died mid-write.
     fn sweep(&self) -> Result<Vec<PathBuf>> {
-        crate::fs::sweep(&self.dir, |name| name.contains(".snap."))
+        crate::fs::sweep(&self.dir, |name| {
+            crate::fs::temp_target(name)
+                .and_then(|t| t.strip_suffix(".snap"))
+                .is_some_and(|lsn| lsn.len() == 20 && lsn.bytes().all(|b| b.is_ascii_digit()))
+        })
     }
 
     /// Snapshot files, newest (highest LSN) first.

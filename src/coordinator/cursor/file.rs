@@ -160,7 +160,13 @@ fn write_temporary(dir: &Path, path: &Path, state: CursorState) -> Result<TempFi
 /// Removes the temporary cursor files in the store's cursor directory that writers killed
 /// mid-write left behind.
 pub(crate) fn sweep(store: &Path) -> Result<Vec<PathBuf>> {
-    crate::fs::sweep(&cursor_dir(store), |name| name.contains(".cursor."))
+    crate::fs::sweep(&cursor_dir(store), |name| {
+        let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+        crate::fs::temp_target(name)
+            .and_then(|t| t.strip_suffix(".cursor"))
+            .and_then(|t| t.split_once('.'))
+            .is_some_and(|(agent, name)| hex(agent) && hex(name))
+    })
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
