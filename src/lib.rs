@@ -51,6 +51,8 @@ compile_error!("maos-coord currently supports Linux only (fallocate, statfs magi
 pub mod clock;
 pub mod coordinator;
 mod error;
+#[doc(hidden)]
+pub mod format;
 pub mod fs;
 pub mod log;
 pub mod model;

@@ -1,6 +1,6 @@
 //! Encode/decode round trips of the on-disk structures (proptest).
 
-use maos_coord::log::format::{
+use maos_coord::format::{
     decode_frame, finalize_frame, frame_len, push_unfinished_frame, Decoded, SegmentHeader,
     FLAG_BATCH_CONTINUES,
 };

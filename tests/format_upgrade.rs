@@ -9,7 +9,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::{forget_tail, kind, payload, read_all, segment_files, small};
-use maos_coord::log::format::{decode_frame, Decoded, DurableMark, FORMAT_VERSION, SEGMENT_VERSION};
+use maos_coord::format::{decode_frame, Decoded, DurableMark, FORMAT_VERSION, SEGMENT_VERSION};
 use maos_coord::{Durability, Error, Lsn};
 
 fn header(seg: &Path) -> [u8; 64] {

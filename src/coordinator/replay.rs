@@ -4,7 +4,6 @@
 
 use super::repair::Skips;
 use crate::error::Result;
-use crate::log::format::frame_len;
 use crate::log::Log;
 use crate::model::{Recorded, EVENT_RECORD_KIND};
 use crate::projection::State;
@@ -23,7 +22,7 @@ pub(super) fn catch_up(log: &Log, skips: &Skips, state: &mut State, tail: Lsn) -
     let mut bytes = 0u64;
     while reader.position() < tail {
         let Some(record) = reader.next()? else { break };
-        bytes += frame_len(record.payload.len()) as u64;
+        bytes += record.stored_len();
         if record.kind.get() != EVENT_RECORD_KIND {
             // Records of other kinds change no projection, but their time is recorded time:
             // commands never decide with a time before it.

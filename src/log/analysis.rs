@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use super::format::DurableMark;
 use super::lock_file::Tail;
 use super::recovery::TornTailReport;
 use super::scan::{self, ScanStart, Stop};
 use crate::error::{Error, FrameError, Result};
+use crate::format::DurableMark;
 use crate::types::Lsn;
 
 /// What is known about the durable watermark of the newest segment.
@@ -112,7 +112,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::format::{finalize_frame, push_unfinished_frame, SegmentHeader};
+    use crate::format::{finalize_frame, push_unfinished_frame, SegmentHeader};
     use crate::types::{RecordKind, Timestamp};
 
     /// A segment image of `n` single-record batches of 100-byte payloads (frames of 136 bytes).

@@ -9,93 +9,13 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::format::{self, decode_frame_after, put, u32_at, u64_at, Decoded};
 use super::io;
 use super::reader::Record;
 use crate::error::{Error, FrameError, Result};
+use crate::format::{self, decode_frame_after, Decoded};
 use crate::types::{Lsn, Timestamp};
 
-/// Name of the compacted-records file in the log directory.
-pub const COMPACTED_FILE: &str = "compacted.log";
-/// `b"MAOSKEPT"`.
-pub const COMPACTED_MAGIC: [u8; 8] = *b"MAOSKEPT";
-/// Size of the file header; the first frame starts here.
-pub const COMPACTED_HEADER_LEN: usize = 64;
-const H_VERSION: usize = 8;
-const H_FLAGS: usize = 12;
-const H_FIRST: usize = 16;
-const H_END: usize = 24;
-const H_RECORDS: usize = 32;
-const H_BODY_LEN: usize = 40;
-const H_CREATED: usize = 48;
-const H_RESERVED: usize = 56;
-const H_CRC: usize = 60;
-
-/// The decoded header of the compacted-records file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CompactedHeader {
-    /// First LSN of the compacted range (where the log started before its first compaction).
-    pub first: Lsn,
-    /// End of the compacted range (exclusive): records from here on are in segments.
-    pub end: Lsn,
-    /// Number of records the file holds.
-    pub records: u64,
-    /// Bytes of frames after the header; the file is exactly header plus body.
-    pub body_len: u64,
-    /// When the file was written.
-    pub created: Timestamp,
-}
-
-impl CompactedHeader {
-    /// Encodes the header into its 64 bytes.
-    #[must_use]
-    pub fn encode(&self) -> [u8; COMPACTED_HEADER_LEN] {
-        let mut b = [0u8; COMPACTED_HEADER_LEN];
-        put(&mut b, 0, &COMPACTED_MAGIC);
-        put(&mut b, H_VERSION, &format::FORMAT_VERSION.to_le_bytes());
-        put(&mut b, H_FIRST, &self.first.0.to_le_bytes());
-        put(&mut b, H_END, &self.end.0.to_le_bytes());
-        put(&mut b, H_RECORDS, &self.records.to_le_bytes());
-        put(&mut b, H_BODY_LEN, &self.body_len.to_le_bytes());
-        put(&mut b, H_CREATED, &self.created.0.to_le_bytes());
-        let crc = crc32fast::hash(b.get(..H_CRC).unwrap_or_default());
-        put(&mut b, H_CRC, &crc.to_le_bytes());
-        b
-    }
-
-    /// Decodes and checks a header.
-    pub fn decode(bytes: &[u8]) -> std::result::Result<CompactedHeader, String> {
-        let b =
-            bytes.get(..COMPACTED_HEADER_LEN).ok_or_else(|| format!("only {} header bytes", bytes.len()))?;
-        if b.get(..8) != Some(COMPACTED_MAGIC.as_slice()) {
-            return Err("bad magic (not a compacted-records file)".into());
-        }
-        let (stored, computed) = (u32_at(b, H_CRC), crc32fast::hash(b.get(..H_CRC).unwrap_or_default()));
-        if stored != computed {
-            return Err(format!(
-                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
-            ));
-        }
-        let version = u32_at(b, H_VERSION);
-        if version != format::FORMAT_VERSION {
-            return Err(format!("unsupported format version {version}"));
-        }
-        if u32_at(b, H_FLAGS) != 0 || u32_at(b, H_RESERVED) != 0 {
-            return Err("flags or reserved bytes are set".into());
-        }
-        let header = CompactedHeader {
-            first: Lsn(u64_at(b, H_FIRST)),
-            end: Lsn(u64_at(b, H_END)),
-            records: u64_at(b, H_RECORDS),
-            body_len: u64_at(b, H_BODY_LEN),
-            created: Timestamp(u64_at(b, H_CREATED) as i64),
-        };
-        if header.first.0 == 0 || header.end < header.first {
-            return Err(format!("impossible range {} to {}", header.first, header.end));
-        }
-        Ok(header)
-    }
-}
+pub use crate::format::compacted::{CompactedHeader, COMPACTED_FILE, COMPACTED_HEADER_LEN, COMPACTED_MAGIC};
 
 /// An open compacted-records file.
 pub struct CompactedFile {

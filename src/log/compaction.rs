@@ -120,7 +120,7 @@ fn remove_below(shared: &Shared, start: Lsn, archive: Option<&Path>) -> Result<V
     let bases: Vec<Lsn> = read_lock(&shared.segments).range(..start).map(|(b, _)| *b).collect();
     let mut removed = Vec::new();
     for (step, base) in (3..).zip(bases) {
-        let path = shared.dir.join(super::format::segment_file_name(base));
+        let path = shared.dir.join(crate::format::segment_file_name(base));
         for file in [index_path(&path), path.clone()] {
             match move_or_remove(&file, archive) {
                 Ok(()) => removed.push(file),

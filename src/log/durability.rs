@@ -6,10 +6,10 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::format::DurableMark;
 use super::options::Durability;
 use super::{io, lock, wait, Shared};
 use crate::error::Result;
+use crate::format::DurableMark;
 use crate::types::Lsn;
 
 /// Makes every record below `upto` durable.

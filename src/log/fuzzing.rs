@@ -28,9 +28,9 @@ pub fn scratch_dir() -> tempfile::TempDir {
 
 use std::path::Path;
 
-use super::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::scan::{self, ScanStart};
 use super::{Log, RecoveryMode};
+use crate::format::{self, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::types::{Lsn, Timestamp};
 
 const MAX_PAYLOAD: u32 = 1 << 16;

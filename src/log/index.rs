@@ -5,16 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
-use super::format::{u32_at, u64_at, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
+use crate::format::index::IndexFile;
+use crate::format::SEGMENT_HEADER_LEN;
 use crate::types::Lsn;
 
 /// A sparse index entry is added at most once per this many bytes of frames.
 pub const INDEX_INTERVAL: u64 = 16 * 1024;
-/// `b"MAOSIDX\0"`.
-pub const INDEX_MAGIC: [u8; 8] = *b"MAOSIDX\0";
-const INDEX_VERSION: u32 = 1;
-const HEADER: usize = 40;
 
 /// Sparse positions of frames in one segment, covering a prefix of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,44 +64,14 @@ impl SparseIndex {
 
     /// The file bytes (log-format.md, "Index files").
     pub fn encode(&self, base: Lsn) -> Vec<u8> {
-        let (end_lsn, end_offset) = self.end.unwrap_or((base, SEGMENT_HEADER_LEN as u64));
-        let mut out = Vec::with_capacity(HEADER + self.entries.len() * 16 + 4);
-        out.extend_from_slice(&INDEX_MAGIC);
-        out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
-        out.extend_from_slice(&(self.entries.len() as u32).to_le_bytes());
-        out.extend_from_slice(&base.0.to_le_bytes());
-        out.extend_from_slice(&end_lsn.0.to_le_bytes());
-        out.extend_from_slice(&end_offset.to_le_bytes());
-        for (lsn, offset) in &self.entries {
-            out.extend_from_slice(&lsn.0.to_le_bytes());
-            out.extend_from_slice(&offset.to_le_bytes());
-        }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        let end = self.end.unwrap_or((base, SEGMENT_HEADER_LEN as u64));
+        IndexFile { base, end, entries: self.entries.clone() }.encode()
     }
 
     /// Decodes an index file of the segment starting at `base`; `None` unless every check passes.
     pub fn decode(bytes: &[u8], base: Lsn) -> Option<SparseIndex> {
-        let count = u32_at(bytes, 12) as usize;
-        let body_len = HEADER.checked_add(count.checked_mul(16)?)?;
-        let body = bytes.get(..body_len)?;
-        let valid = bytes.len() == body_len + 4
-            && bytes.get(..8) == Some(INDEX_MAGIC.as_slice())
-            && u32_at(bytes, 8) == INDEX_VERSION
-            && u64_at(bytes, 16) == base.0
-            && u32_at(bytes, body_len) == crc32fast::hash(body);
-        if !valid {
-            return None;
-        }
-        let entries: Vec<(Lsn, u64)> = (0..count)
-            .map(|i| (Lsn(u64_at(bytes, HEADER + 16 * i)), u64_at(bytes, HEADER + 16 * i + 8)))
-            .collect();
-        let end = (Lsn(u64_at(bytes, 24)), u64_at(bytes, 32));
-        let ordered = entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0 && a.1 < b.1));
-        let starts_right = entries.first() == Some(&(base, SEGMENT_HEADER_LEN as u64));
-        let inside = entries.iter().all(|&(lsn, offset)| lsn < end.0 && offset < end.1);
-        (ordered && starts_right && inside).then_some(SparseIndex { entries, end: Some(end), saved: true })
+        let file = IndexFile::decode(bytes, base).ok()?;
+        Some(SparseIndex { entries: file.entries, end: Some(file.end), saved: true })
     }
 }
 

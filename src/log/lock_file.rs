@@ -9,29 +9,11 @@ use super::io::{self, SharedWords};
 use crate::error::{Error, Result};
 use crate::types::{Lsn, Timestamp};
 
-/// File name of the lock file inside the log directory.
-pub const LOCK_FILE: &str = "log.lock";
-/// `b"MAOSLCK\0"`.
-pub const LOCK_MAGIC: [u8; 8] = *b"MAOSLCK\0";
-/// Version of the lock file layout.
-pub const LOCK_VERSION: u64 = 1;
-/// Size of the lock file.
-pub const LOCK_FILE_LEN: usize = 4096;
-
-// Word indices (byte offset / 8), as in log-format.md.
-const W_MAGIC: usize = 0;
-const W_VERSION: usize = 1;
-const W_BOOT_ID_LO: usize = 2;
-const W_BOOT_ID_HI: usize = 3;
-const W_TAIL_LSN: usize = 4;
-const W_TAIL_SEGMENT: usize = 5;
-const W_TAIL_OFFSET: usize = 6;
-const W_WRITE_END: usize = 7;
-const W_DURABLE_LSN: usize = 8;
-const W_LAST_TIME: usize = 9;
-const W_LAST_FRAME: usize = 10;
-const WORDS: usize = 11;
-const _: () = assert!(WORDS * 8 <= LOCK_FILE_LEN);
+pub use crate::format::lock_file::{LOCK_FILE, LOCK_FILE_LEN, LOCK_MAGIC, LOCK_VERSION};
+use crate::format::lock_file::{
+    WORDS, W_BOOT_ID_HI, W_BOOT_ID_LO, W_DURABLE_LSN, W_LAST_FRAME, W_LAST_TIME, W_MAGIC, W_TAIL_LSN,
+    W_TAIL_OFFSET, W_TAIL_SEGMENT, W_VERSION, W_WRITE_END,
+};
 
 /// Where the next record goes, as published in the lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,8 +7,6 @@
 //! walks through them in the order an append meets them.
 
 #[doc(hidden)]
-pub mod format;
-#[doc(hidden)]
 pub mod fuzzing;
 
 mod analysis;
@@ -96,7 +94,7 @@ impl Log {
         let dir = opts.dir.clone();
         let (control, recovery) = if opts.read_only {
             let holds_segments = dir.is_dir()
-                && io::list_dir(&dir)?.iter().any(|n| format::parse_segment_file_name(n).is_some());
+                && io::list_dir(&dir)?.iter().any(|n| crate::format::parse_segment_file_name(n).is_some());
             if !holds_segments {
                 return Err(Error::NoStore { dir });
             }
@@ -449,7 +447,7 @@ impl Shared {
     fn refresh_segments(&self) -> Result<()> {
         let mut found = BTreeMap::new();
         for name in io::list_dir(&self.dir)? {
-            if let Some(base) = format::parse_segment_file_name(&name) {
+            if let Some(base) = crate::format::parse_segment_file_name(&name) {
                 found.insert(base, None);
             }
         }

@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::format::{frame_len, FRAME_HEADER_LEN, MAX_SEGMENT_SIZE, SEGMENT_HEADER_LEN};
 use super::Log;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::format::{frame_len, FRAME_HEADER_LEN, MAX_SEGMENT_SIZE, SEGMENT_HEADER_LEN};
 use crate::fs::StoreAccess;
 
 /// When an append is acknowledged (log-format.md, "Durability").

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
-use super::format::{decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::index::INDEX_INTERVAL;
 use super::segment::Segment;
 use super::Shared;
 use crate::error::{Error, FrameError, Result};
+use crate::format::{decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// One record, its payload borrowed from the segment map (no copy).
@@ -23,6 +23,15 @@ pub struct Record<'a> {
     pub kind: RecordKind,
     /// Its payload.
     pub payload: &'a [u8],
+}
+
+impl Record<'_> {
+    /// Bytes the record takes in the log: its frame, header and padding included
+    /// (log-format.md, "Record frame").
+    #[must_use]
+    pub fn stored_len(&self) -> u64 {
+        crate::format::frame_len(self.payload.len()) as u64
+    }
 }
 
 /// Reads records in LSN order from a starting LSN. Readers never lock: they see every record

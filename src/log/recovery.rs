@@ -5,7 +5,6 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::analysis::{self, Verdict, Watermark};
-use super::format::{self, DurableMark, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use super::io;
 use super::journal::{self, JournalEntry};
 use super::lock_file::{LockFile, Tail};
@@ -13,6 +12,7 @@ use super::options::{LogOptions, RecoveryMode};
 use super::scan::{self, ScanStart};
 use super::segment::{self, Segment};
 use crate::error::{Error, Result};
+use crate::format::{self, DurableMark, SegmentHeader, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::types::{Lsn, Timestamp};
 
 /// What recovery found and did when a log was opened.

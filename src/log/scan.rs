@@ -1,8 +1,8 @@
 //! Walking the frames of one segment: shared by recovery, the appender's repair of a dead
 //! writer's bytes, and readers. Pure over byte slices.
 
-use super::format::{self, decode_frame, Decoded, Frame, FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_MARKER};
 use crate::error::FrameError;
+use crate::format::{self, decode_frame, Decoded, Frame, FRAME_ALIGN, FRAME_HEADER_LEN, FRAME_MARKER};
 use crate::types::{Lsn, Timestamp};
 
 /// Why a scan stopped.
@@ -201,7 +201,7 @@ pub fn nonzero_end(bytes: &[u8], from: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::format::{finalize_frame, push_unfinished_frame, FLAG_BATCH_CONTINUES};
+    use crate::format::{finalize_frame, push_unfinished_frame, FLAG_BATCH_CONTINUES};
     use crate::types::RecordKind;
 
     fn log_image(batches: &[&[&[u8]]]) -> Vec<u8> {

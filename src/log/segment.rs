@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 
 use memmap2::Mmap;
 
-use super::format::{self, DurableMark, SegmentHeader, SEGMENT_HEADER_LEN};
 use super::index::{self, SparseIndex};
 use super::io;
 use super::lock;
 use crate::error::{Error, Result};
+use crate::format::{self, DurableMark, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::types::{Lsn, Timestamp};
 
 /// A segment as readers see it.

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
 use std::sync::{Arc, Condvar, Mutex};
 
-use super::format::{self, SegmentHeader, FLAG_BATCH_CONTINUES, SEGMENT_HEADER_LEN};
 use super::lock_file::Tail;
 use super::recovery::{self, TornTailReport};
 use super::scan::{self, ScanStart};
@@ -14,6 +13,7 @@ use super::segment::Segment;
 use super::writeback::Writeback;
 use super::{group, io, lock, Shared};
 use crate::error::{Error, Result};
+use crate::format::{self, SegmentHeader, FLAG_BATCH_CONTINUES, SEGMENT_HEADER_LEN};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// Where an appended batch landed.

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::{decode, read_file, Snapshots, HEADER_LEN};
-use crate::log::format::{put, u64_at};
+use crate::format::{put, u64_at};
 use crate::projection::{State, StateImage};
 use crate::types::Lsn;
 

@@ -7,7 +7,6 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::log::format::{put, u32_at, u64_at};
 use crate::projection::{State, StateImage};
 use crate::types::{Lsn, Timestamp};
 
@@ -15,11 +14,8 @@ use crate::types::{Lsn, Timestamp};
 pub mod fuzzing;
 mod v1;
 
-/// `b"MAOSSNP\0"`.
-pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MAOSSNP\0";
-/// Version of the snapshot format this build writes (it also reads version 1).
-pub const SNAPSHOT_VERSION: u32 = 2;
-const HEADER_LEN: usize = 48;
+use crate::format::snapshot::{SnapshotHeader, SNAPSHOT_HEADER_LEN as HEADER_LEN};
+pub use crate::format::snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
 /// The snapshot files of one store.
 #[derive(Debug, Clone)]
@@ -140,19 +136,9 @@ fn sync_dir(dir: &Path) -> Result<()> {
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
-/// The 48-byte header of a snapshot (format `version`) of `lsn` whose body has `len` bytes and
-/// CRC `crc`.
+/// The header of a snapshot (format `version`) of `lsn` whose body has `len` bytes and CRC `crc`.
 fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
-    let mut out = [0u8; HEADER_LEN];
-    put(&mut out, 0, &SNAPSHOT_MAGIC);
-    put(&mut out, 8, &version.to_le_bytes());
-    put(&mut out, 16, &lsn.to_le_bytes());
-    put(&mut out, 24, &Timestamp::now().as_micros().to_le_bytes());
-    put(&mut out, 32, &len.to_le_bytes());
-    put(&mut out, 40, &crc.to_le_bytes());
-    let header_crc = crc32fast::hash(out.get(..44).unwrap_or_default());
-    put(&mut out, 44, &header_crc.to_le_bytes());
-    out
+    SnapshotHeader { version, lsn, body_len: len, body_crc: crc }.encode(Timestamp::now())
 }
 
 /// Checks and decodes a snapshot file, streaming it (no buffer the size of the file); the error
@@ -197,18 +183,8 @@ fn decode_body(version: u32, body: impl Read) -> std::result::Result<StateImage,
 
 /// Checks a header; returns the version, LSN, body length and body CRC it announces.
 fn check_header(header: &[u8]) -> std::result::Result<(u32, u64, u64, u32), String> {
-    if header.get(..8) != Some(SNAPSHOT_MAGIC.as_slice()) {
-        return Err("bad magic".into());
-    }
-    let (stored, computed) = (u32_at(header, 44), crc32fast::hash(header.get(..44).unwrap_or_default()));
-    if stored != computed {
-        return Err(format!("header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"));
-    }
-    let version = u32_at(header, 8);
-    if !(1..=SNAPSHOT_VERSION).contains(&version) || u32_at(header, 12) != 0 {
-        return Err(format!("unsupported version {version} (this build reads 1 to {SNAPSHOT_VERSION})"));
-    }
-    Ok((version, u64_at(header, 16), u64_at(header, 32), u32_at(header, 40)))
+    let h = SnapshotHeader::decode(header)?;
+    Ok((h.version, h.lsn, h.body_len, h.body_crc))
 }
 
 /// A reader or writer that checksums and counts the bytes passing through.

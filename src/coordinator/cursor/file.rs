@@ -6,86 +6,8 @@ use std::path::{Path, PathBuf};
 use crate::fs::TempFile;
 
 use crate::error::{Error, Result};
-use crate::log::format::{u32_at, u64_at};
+pub(crate) use crate::format::cursor::CursorState;
 use crate::model::AgentId;
-use crate::types::Lsn;
-
-/// `b"MAOSCUR\0"`.
-const CURSOR_MAGIC: [u8; 8] = *b"MAOSCUR\0";
-/// Written: 40 bytes, with the head and its delivery count.
-const VERSION: u32 = 2;
-const LEN: usize = 40;
-/// Still read: 32 bytes, the position only.
-const V1: u32 = 1;
-const V1_LEN: usize = 32;
-
-/// What a cursor file holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CursorState {
-    /// The LSN delivery resumes from: every record below it was acknowledged, dead-lettered or
-    /// did not match.
-    pub position: Lsn,
-    /// The record [`CursorState::deliveries`] counts (the first match at or after `position`
-    /// when it was handed out), or `Lsn(0)`.
-    pub head: Lsn,
-    /// How many times `head` was handed out (0: not since `position` was written).
-    pub deliveries: u32,
-}
-
-impl CursorState {
-    /// At `position`, its head not handed out yet.
-    pub fn at(position: Lsn) -> CursorState {
-        CursorState { position, head: Lsn(0), deliveries: 0 }
-    }
-
-    fn encode(self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(LEN);
-        bytes.extend_from_slice(&CURSOR_MAGIC);
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        bytes.extend_from_slice(&self.deliveries.to_le_bytes());
-        bytes.extend_from_slice(&self.position.get().to_le_bytes());
-        bytes.extend_from_slice(&self.head.get().to_le_bytes());
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
-        bytes.extend_from_slice(&0u32.to_le_bytes());
-        bytes
-    }
-
-    fn decode(bytes: &[u8]) -> std::result::Result<CursorState, String> {
-        if bytes.get(..8) != Some(CURSOR_MAGIC.as_slice()) {
-            return Err("bad magic".into());
-        }
-        let version = u32_at(bytes, 8);
-        let (len, crc_at) = match version {
-            V1 => (V1_LEN, 24),
-            VERSION => (LEN, 32),
-            other => return Err(format!("unsupported version {other}")),
-        };
-        if bytes.len() != len {
-            return Err(format!("{} bytes, expected {len} for version {version}", bytes.len()));
-        }
-        if u32_at(bytes, crc_at) != crc32fast::hash(bytes.get(..crc_at).unwrap_or_default()) {
-            return Err("checksum mismatch".into());
-        }
-        if u32_at(bytes, crc_at + 4) != 0 || (version == V1 && u32_at(bytes, 12) != 0) {
-            return Err("reserved field not zero".into());
-        }
-        let position = Lsn(u64_at(bytes, 16));
-        if version == V1 {
-            return Ok(CursorState::at(position));
-        }
-        let state = CursorState { position, head: Lsn(u64_at(bytes, 24)), deliveries: u32_at(bytes, 12) };
-        if (state.deliveries == 0) != (state.head == Lsn(0))
-            || (state.deliveries > 0 && state.head < position)
-        {
-            return Err(format!(
-                "head {} with {} deliveries at position {position}",
-                state.head, state.deliveries
-            ));
-        }
-        Ok(state)
-    }
-}
 
 /// The directory of a store's cursor files.
 pub(crate) fn cursor_dir(store: &Path) -> PathBuf {
@@ -176,6 +98,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::cursor::CURSOR_MAGIC;
+    use crate::types::Lsn;
 
     fn v1(position: u64) -> Vec<u8> {
         let mut bytes = CURSOR_MAGIC.to_vec();
@@ -216,7 +140,7 @@ mod tests {
     fn damaged_or_inconsistent_cursor_files_are_refused() {
         let good = CursorState { position: Lsn(10), head: Lsn(12), deliveries: 2 }.encode();
         for at in 0..good.len() {
-            let mut bytes = good.clone();
+            let mut bytes = good;
             bytes[at] ^= 0x40;
             assert!(CursorState::decode(&bytes).is_err(), "byte {at} flipped");
         }

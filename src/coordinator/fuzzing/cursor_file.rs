@@ -7,7 +7,7 @@ use std::path::Path;
 
 use crate::coordinator::cursor::{read_cursor, write_cursor};
 use crate::error::Error;
-use crate::log::format::{put, u32_at};
+use crate::format::{put, u32_at};
 
 /// Writes `data` (then `data` with its checksum repaired for the version it names) as a cursor
 /// file in `dir` and reads it: an error is `CorruptCursor` naming the file, and an accepted

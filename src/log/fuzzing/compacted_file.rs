@@ -8,8 +8,8 @@ use std::path::Path;
 
 use super::template::{self, template, MAX_RECORD};
 use crate::error::Error;
+use crate::format::{self, FRAME_HEADER_LEN};
 use crate::log::compacted_file::{CompactedFile, CompactedWriter, COMPACTED_FILE, COMPACTED_HEADER_LEN};
-use crate::log::format::{self, FRAME_HEADER_LEN};
 use crate::log::{Record, RecoveryMode};
 use crate::types::{Lsn, RecordKind, Timestamp};
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use super::template::{self, template};
-use crate::log::format;
+use crate::format;
 use crate::log::index::{self, SparseIndex};
 use crate::log::RecoveryMode;
 use crate::types::Lsn;

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use crate::log::format::{self, SEGMENT_HEADER_LEN};
+use crate::format::{self, SEGMENT_HEADER_LEN};
 use crate::log::{lock_file::LOCK_FILE, Durability, Log};
 use crate::types::{Lsn, RecordKind};
 

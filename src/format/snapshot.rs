@@ -1,0 +1,93 @@
+//! The snapshot file header (log-format.md, "Snapshots"); the body is MessagePack, read and
+//! written by the snapshot layer.
+
+use super::{put_field, u32_of, u64_of, Field};
+use crate::types::Timestamp;
+
+/// `b"MAOSSNP\0"`.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MAOSSNP\0";
+/// Version of the snapshot format this build writes (it also reads version 1).
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// Size of the header; the body follows it.
+pub const SNAPSHOT_HEADER_LEN: usize = 48;
+
+const F_MAGIC: Field = Field::first("snapshot magic", 8);
+const F_VERSION: Field = F_MAGIC.then("snapshot version", 4);
+const F_FLAGS: Field = F_VERSION.then("snapshot flags", 4);
+const F_LSN: Field = F_FLAGS.then("snapshot LSN", 8);
+const F_WRITTEN: Field = F_LSN.then("time written", 8);
+const F_BODY_LEN: Field = F_WRITTEN.then("body length", 8);
+const F_BODY_CRC: Field = F_BODY_LEN.then("body CRC", 4);
+const F_CRC: Field = F_BODY_CRC.then("header CRC", 4);
+const _: () = assert!(F_CRC.end() == SNAPSHOT_HEADER_LEN);
+
+/// What a snapshot header announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotHeader {
+    /// Format version of the body.
+    pub version: u32,
+    /// The snapshot's LSN: the state after every record below it.
+    pub lsn: u64,
+    /// Body length in bytes.
+    pub body_len: u64,
+    /// CRC-32 of the body.
+    pub body_crc: u32,
+}
+
+impl SnapshotHeader {
+    /// The 48 header bytes, stamped with the time `written`.
+    #[must_use]
+    pub fn encode(&self, written: Timestamp) -> [u8; SNAPSHOT_HEADER_LEN] {
+        let mut out = [0u8; SNAPSHOT_HEADER_LEN];
+        put_field(&mut out, F_MAGIC, &SNAPSHOT_MAGIC);
+        put_field(&mut out, F_VERSION, &self.version.to_le_bytes());
+        put_field(&mut out, F_LSN, &self.lsn.to_le_bytes());
+        put_field(&mut out, F_WRITTEN, &written.as_micros().to_le_bytes());
+        put_field(&mut out, F_BODY_LEN, &self.body_len.to_le_bytes());
+        put_field(&mut out, F_BODY_CRC, &self.body_crc.to_le_bytes());
+        let crc = crc32fast::hash(out.get(..F_CRC.at).unwrap_or_default());
+        put_field(&mut out, F_CRC, &crc.to_le_bytes());
+        out
+    }
+
+    /// Checks and decodes a header (the first [`SNAPSHOT_HEADER_LEN`] bytes of a file).
+    ///
+    /// # Errors
+    /// What is wrong, as text: too short (naming the field), magic, checksum, version.
+    pub fn decode(header: &[u8]) -> Result<SnapshotHeader, String> {
+        let short = |e: super::Short| e.to_string();
+        if super::field(header, F_MAGIC).map_err(short)? != SNAPSHOT_MAGIC.as_slice() {
+            return Err("bad magic".into());
+        }
+        let stored = u32_of(header, F_CRC).map_err(short)?;
+        let computed = crc32fast::hash(header.get(..F_CRC.at).unwrap_or_default());
+        if stored != computed {
+            return Err(format!(
+                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ));
+        }
+        let version = u32_of(header, F_VERSION).map_err(short)?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) || u32_of(header, F_FLAGS).map_err(short)? != 0 {
+            return Err(format!("unsupported version {version} (this build reads 1 to {SNAPSHOT_VERSION})"));
+        }
+        Ok(SnapshotHeader {
+            version,
+            lsn: u64_of(header, F_LSN).map_err(short)?,
+            body_len: u64_of(header, F_BODY_LEN).map_err(short)?,
+            body_crc: u32_of(header, F_BODY_CRC).map_err(short)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_header_round_trips_and_a_short_one_names_its_missing_field() {
+        let h = SnapshotHeader { version: 2, lsn: 7, body_len: 100, body_crc: 0xabcd };
+        let bytes = h.encode(Timestamp::now());
+        assert_eq!(SnapshotHeader::decode(&bytes), Ok(h));
+        assert!(SnapshotHeader::decode(&bytes[..4]).unwrap_err().contains("snapshot magic"));
+    }
+}
