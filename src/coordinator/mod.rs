@@ -46,7 +46,7 @@ pub use watch::{ContextWatcher, Delivery, Subscription};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::fs::StoreAccess;
+use crate::fs::{names, StoreAccess};
 use crate::log::{Built, Durability, Log};
 use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
@@ -186,7 +186,7 @@ impl CoordinatorOptions {
     pub fn open(self) -> Result<Coordinator> {
         let store = store_dir(&self.root);
         let access = store::prepare(&store, self.access, self.allow_insecure_permissions)?;
-        let mut log_options = Log::options(store.join("log"))
+        let mut log_options = Log::options(store.join(names::LOG_DIR))
             .access(access)
             .allow_insecure_permissions(self.allow_insecure_permissions)
             .permissions_checked()
@@ -199,7 +199,7 @@ impl CoordinatorOptions {
             log_options = log_options.segment_size(bytes).max_record_size(max_record);
         }
         let log = log_options.open()?;
-        let snapshots = Snapshots::open(&store.join("snapshots"), self.keep_snapshots)?;
+        let snapshots = Snapshots::open(&store.join(names::SNAPSHOT_DIR), self.keep_snapshots)?;
         let (state, skipped) = snapshots.load(log.next_lsn())?;
         let state = state.unwrap_or_else(State::new);
         let first = log.first_lsn()?;
@@ -211,7 +211,7 @@ impl CoordinatorOptions {
             if state.next_lsn > Lsn::FIRST {
                 rejected.push(format!("the newest usable snapshot ends at LSN {}", state.next_lsn));
             }
-            return Err(Error::NoUsableSnapshot { dir: store.join("snapshots"), first, rejected });
+            return Err(Error::NoUsableSnapshot { dir: store.join(names::SNAPSHOT_DIR), first, rejected });
         }
         let snapshots = SnapshotState::new(snapshots, state.next_lsn, skipped);
         let coordinator = Coordinator {
@@ -230,7 +230,7 @@ impl CoordinatorOptions {
 /// `<root>/.maos/coordination`.
 #[must_use]
 pub fn store_dir(root: &Path) -> PathBuf {
-    root.join(".maos").join("coordination")
+    root.join(names::MAOS_DIR).join(names::STORE_DIR)
 }
 
 impl Coordinator {

@@ -150,7 +150,7 @@ pub fn skip_unreadable(log: &Log, unreadable: &[Unreadable]) -> Result<Vec<Lsn>>
 pub fn open_store_log(root: &Path) -> Result<Log> {
     let store = super::store_dir(root);
     let access = super::checked_access(&store, false)?;
-    Log::options(store.join("log"))
+    Log::options(store.join(crate::fs::names::LOG_DIR))
         .access(access)
         .permissions_checked()
         .reserve_kinds(COORDINATION_KINDS)

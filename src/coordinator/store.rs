@@ -50,7 +50,8 @@ pub fn checked_access(store: &Path, allow_insecure: bool) -> Result<StoreAccess>
     }
     if !allow_insecure {
         let owner = Owner::of(store)?;
-        if let Some(maos) = store.parent().filter(|p| p.file_name().is_some_and(|n| n == ".maos")) {
+        if let Some(maos) = store.parent().filter(|p| p.file_name().is_some_and(|n| n == fs::names::MAOS_DIR))
+        {
             fs::check_entry(maos, access, owner)?;
         }
         fs::check(store, access, owner)?;
@@ -146,7 +147,7 @@ pub fn init(root: &Path, access: StoreAccess, group: Option<u32>) -> Result<Stor
     if created {
         create(&store, access, group)?;
     } else {
-        let maos = store.parent().unwrap_or(Path::new(".maos"));
+        let maos = store.parent().unwrap_or(Path::new(fs::names::MAOS_DIR));
         changed = fs::apply(&[(maos, false), (&store, true)], access, group)?;
         if previous != Some(access) {
             fs::record_access(&store, access, true)?;

@@ -8,3 +8,25 @@ pub(crate) use access::{apply, create_dir, create_subdir, file_mode_in, open_or_
 pub use access::{check, check_entry, read_access, Owner, StoreAccess, ACCESS_FILE};
 pub use temp::fault;
 pub(crate) use temp::{stale, sweep, sync_dir, temp_target, TempFile};
+
+/// The names of the store's directories and files (log-format.md, "Directory layout").
+pub mod names {
+    pub use super::access::ACCESS_FILE;
+    pub use crate::format::compacted::COMPACTED_FILE;
+    pub use crate::format::lock_file::LOCK_FILE;
+
+    /// The directory of a project that holds maos state.
+    pub const MAOS_DIR: &str = ".maos";
+    /// The store directory inside [`MAOS_DIR`].
+    pub const STORE_DIR: &str = "coordination";
+    /// The log's directory inside the store.
+    pub const LOG_DIR: &str = "log";
+    /// The snapshots' directory inside the store.
+    pub const SNAPSHOT_DIR: &str = "snapshots";
+    /// The durable cursors' directory inside the store.
+    pub const CURSOR_DIR: &str = "cursors";
+    /// The compaction lock in the log directory.
+    pub const COMPACT_LOCK: &str = "compact.lock";
+    /// The recovery journal in the log directory.
+    pub const JOURNAL_FILE: &str = "recovery.journal";
+}

@@ -34,7 +34,7 @@ struct CompactLock {
 
 impl CompactLock {
     fn take(dir: &Path) -> Result<CompactLock> {
-        let path = dir.join("compact.lock");
+        let path = dir.join(crate::fs::names::COMPACT_LOCK);
         let file = crate::fs::open_or_create(&path, false)?;
         file.lock().map_err(|e| Error::io("lock", &path, e))?;
         Ok(CompactLock { _file: file })

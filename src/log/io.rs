@@ -234,10 +234,7 @@ pub fn start_writeback(file: &File, path: &Path, offset: u64, len: u64) -> Resul
     Ok(())
 }
 
-/// `fsync` of a directory, so that creates, renames and deletes in it are durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
-}
+pub(crate) use crate::fs::sync_dir;
 
 /// Removes a file and syncs its directory.
 pub fn remove_synced(path: &Path, dir: &Path) -> Result<()> {

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::types::{Lsn, Timestamp};
 
 /// File name of the recovery journal inside the log directory.
-pub const JOURNAL_FILE: &str = "recovery.journal";
+pub use crate::fs::names::JOURNAL_FILE;
 
 /// One repair, as a line of the recovery journal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -132,9 +132,7 @@ impl Snapshots {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
-}
+use crate::fs::sync_dir;
 
 /// The header of a snapshot (format `version`) of `lsn` whose body has `len` bytes and CRC `crc`.
 fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {

@@ -11,7 +11,7 @@ use crate::model::AgentId;
 
 /// The directory of a store's cursor files.
 pub(crate) fn cursor_dir(store: &Path) -> PathBuf {
-    store.join("cursors")
+    store.join(crate::fs::names::CURSOR_DIR)
 }
 
 /// The cursor file of `agent`'s subscription `name`.
@@ -91,9 +91,7 @@ pub(crate) fn sweep(store: &Path) -> Result<Vec<PathBuf>> {
     })
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    crate::fs::sync_dir(dir)
-}
+use crate::fs::sync_dir;
 
 #[cfg(test)]
 mod tests {
