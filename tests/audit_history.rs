@@ -1,6 +1,6 @@
 //! The audit trail of a key and of an agent through the coordinator.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::graph::setup;
 use maos_coord::model::{ContextKey, Visibility};

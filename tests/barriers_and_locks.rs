@@ -1,6 +1,6 @@
 //! Barriers and locks through the coordinator.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::graph::{agent, setup};
 use std::time::Duration;

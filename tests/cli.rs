@@ -2,7 +2,7 @@
 
 use std::process::{Command, Output};
 
-mod common;
+use maos_coord_test_support as common;
 
 const BIN: &str = env!("CARGO_BIN_EXE_maos-coord");
 

@@ -2,7 +2,7 @@
 //! access to the store; damage to acknowledged records is corruption (exit code 3), never cut;
 //! torn tails are cut only by `log repair --apply`, which says what it cuts and journals it.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::{FileExt, PermissionsExt};

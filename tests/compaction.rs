@@ -1,7 +1,7 @@
 //! Compaction: removes the segments the kept snapshots cover, respects durable cursors unless
 //! forced, archives on request, is safe to stop at any step, and other handles keep working.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::store::{busy, copy_store, options, segments, state, store};
 

@@ -1,6 +1,6 @@
 //! Dependencies through the coordinator: gating claims, readiness, failed and unknown providers.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::graph::{agent, setup};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! caught-up filtered subscriber persists how far it scanned; deliveries are counted across
 //! restarts and a record handed out too often is dead-lettered; a damaged cursor file is reported.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::collections::BTreeMap;
 use std::future::Future;

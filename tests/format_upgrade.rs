@@ -3,7 +3,7 @@
 //! version 1 still opens, reads and takes appends, judged by the rule of
 //! version 1 while its newest segment has no mark.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::os::unix::fs::FileExt;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! later superseded, a second compaction drops what became superseded since, and a process killed
 //! after any step leaves a store with the same state and a consistent trail.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Appending and reading back: LSNs, batches, segment rollover, seeking, limits, durability.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::time::{Duration, Instant};
 

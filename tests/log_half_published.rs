@@ -2,7 +2,7 @@
 //! the LSN last) leaves the new offset beside the old LSN. The next appender must not take those
 //! LSNs again: it rebuilds the tail from the segment.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::os::unix::fs::FileExt;
 

@@ -1,7 +1,7 @@
 //! Opening a log read-only: nothing is created or written, writes are refused, and readers follow
 //! other handles' appends while the lock file is current.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::{kind, payload, read_all, small};
 use maos_coord::{Error, Log, Lsn};

@@ -1,7 +1,7 @@
 //! Seeking uses the sparse index (saved beside sealed segments), not a scan from the start of
 //! the segment; a stale or damaged index is ignored and rebuilt.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::os::unix::fs::FileExt;
 

@@ -2,7 +2,7 @@
 //! callers) end once the last handle is dropped. Alone in its test binary, so that no other
 //! test's threads are counted.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! The fallback poll is set to an hour and the waits end long before it (a wait that times out
 //! fails the test), so the wake-up must come from the appender or from a file notification.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

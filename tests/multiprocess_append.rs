@@ -1,8 +1,6 @@
 //! Several processes append to one store at once: nothing lost, duplicated, reordered or
 //! interleaved; LSNs dense.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! nothing unacknowledged appears in the middle, and the torn bytes a dead appender leaves are
 //! cut by whoever appends next.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::process::Command;
 

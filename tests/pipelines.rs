@@ -1,6 +1,6 @@
 //! Pipelines through the coordinator.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::graph::setup;
 use maos_coord::model::{NewTask, TaskStatus};

@@ -1,7 +1,7 @@
 //! Flipping bits: every single-bit flip in a sealed segment is reported as corruption that names
 //! the segment file and the offset; never a panic, never silently skipped.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::os::unix::fs::FileExt;
 

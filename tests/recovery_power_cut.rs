@@ -5,7 +5,7 @@
 //! byte flipped in a record below the durable watermark the disk records is corruption, never
 //! cut.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Torn tails versus corruption in the newest segment, and leftovers of interrupted segment
 //! creation.
 
-mod common;
+use maos_coord_test_support as common;
 
 use std::os::unix::fs::FileExt;
 

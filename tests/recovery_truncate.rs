@@ -1,7 +1,7 @@
 //! Truncating the log at every byte offset: reopening keeps exactly the complete records (and
 //! complete batches) before the cut, and the log accepts appends again.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::{copy_dir, forget_tail, kind, payload, read_all, segment_files, small};
 use maos_coord::{Lsn, RecoveryMode};

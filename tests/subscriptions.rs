@@ -1,6 +1,6 @@
 //! Live subscriptions and context watches through the coordinator.
 
-mod common;
+use maos_coord_test_support as common;
 
 use common::graph::setup;
 use std::collections::BTreeMap;

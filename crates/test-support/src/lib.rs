@@ -1,5 +1,8 @@
-//! Helpers shared by the integration tests.
-#![allow(dead_code)]
+//! Helpers shared by the integration tests of the workspace's crates (the library's, the command
+//! line's and the tools'): a dev-dependency only, never published.
+
+pub mod graph;
+pub mod store;
 
 use std::path::{Path, PathBuf};
 
@@ -56,5 +59,3 @@ pub fn copy_dir(from: &Path, to: &Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
-pub mod graph;
-pub mod store;
