@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use maos_coord::model::{AgentId, ContextKey, NewTask, Visibility};
+use maos_coord::coordinator::CompactOptions;
+use maos_coord::model::{AgentId, ContextKey, NewTask, Recorded, Visibility, EVENT_RECORD_KIND};
 use maos_coord::projection::State;
-use maos_coord::{Coordinator, CoordinatorOptions, Durability};
+use maos_coord::{Coordinator, CoordinatorOptions, Durability, Event, Lsn};
 use serde_json::json;
 
 pub fn options(root: &Path) -> CoordinatorOptions {
@@ -48,6 +49,22 @@ pub async fn store(root: &Path) -> (Coordinator, AgentId) {
 
 pub fn state(c: &Coordinator) -> State {
     c.read(|s| s.clone()).unwrap()
+}
+
+/// The options of a keyed compaction.
+pub fn keyed() -> CompactOptions {
+    CompactOptions { keyed: true, ..CompactOptions::default() }
+}
+
+/// Everything the store holds for audits, as (LSN, event).
+pub fn trail(c: &Coordinator) -> Vec<(Lsn, Event)> {
+    let mut reader = c.log().audit_reader().unwrap();
+    let mut out = Vec::new();
+    while let Some(r) = reader.next().unwrap() {
+        assert_eq!(r.kind.get(), EVENT_RECORD_KIND);
+        out.push((r.lsn, Recorded::decode(r.lsn, r.payload).unwrap().event));
+    }
+    out
 }
 
 /// Copies a whole store directory tree.

@@ -1,5 +1,5 @@
-//! Writes the seed inputs of the file fuzz targets into `fuzz/regressions/<target>/`: valid files
-//! written by this crate, and damaged ones. The seeds are committed; run
+//! Writes the seed inputs of the file fuzz targets into `fuzz/regressions/<target>/` at the
+//! repository root: valid files written by the library, and damaged ones. The seeds are committed; run
 //! `cargo run --bin maos-fuzz-seeds` to write them again.
 // A tool run by hand: a failure to write a seed is a panic with its message.
 #![allow(clippy::unwrap_used)]
@@ -17,7 +17,7 @@ use maos_coord::{Coordinator, Durability, Lsn, RecoveryMode};
 use serde_json::json;
 
 fn save(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/regressions").join(target);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(name), bytes).unwrap();
 }

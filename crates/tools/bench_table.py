@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Prints the README's benchmark rows from criterion's saved estimates (medians).
 
-Run after `cargo bench --bench log`: python3 tools/bench_table.py [target/criterion]
+Run at the repository root after `cargo bench --bench log`:
+python3 crates/tools/bench_table.py [target/criterion]
 """
 import json
 import sys

@@ -1,6 +1,6 @@
 //! Coordination benchmarks in one process: set and get of context (a get is answered from the
 //! projections in memory), and claim + complete cycles. Multi-process claim throughput is
-//! `tools/bench_coord.rs` (`maos-bench-coord`).
+//! `crates/tools/src/bench_coord.rs` (`maos-bench-coord`).
 
 use std::time::{Duration, Instant};
 
