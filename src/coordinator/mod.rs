@@ -448,9 +448,13 @@ mod tests {
 
     fn refuse_deep() {
         let deep = (0..1100).fold(serde_json::Value::Null, |v, _| serde_json::Value::Array(vec![v]));
-        let event = Event::Custom { event_type: "deep".into(), data: deep, metadata: Default::default() };
+        let event = Event::Custom {
+            event_type: "deep".into(),
+            data: deep,
+            metadata: std::collections::BTreeMap::new(),
+        };
         let actor = AgentId::new("a").unwrap();
-        let err = encode_checked(Recorded { actor: actor.clone(), event }, 1 << 20).unwrap_err();
+        let err = encode_checked(&Recorded { actor: actor.clone(), event }, 1 << 20).unwrap_err();
         assert!(
             matches!(&err, Error::Unreadable { event, reason } if event == "deep" && reason.contains("depth")),
             "{err}"
@@ -458,7 +462,7 @@ mod tests {
         let fine = Event::Custom {
             event_type: "ok".into(),
             data: serde_json::json!([1]),
-            metadata: Default::default(),
+            metadata: std::collections::BTreeMap::new(),
         };
         assert!(encode_checked(Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
         let err = encode_checked(Recorded { actor, event: fine }, 10).unwrap_err();

@@ -153,7 +153,8 @@ fn stages_of<'a>(state: &'a State, name: &str) -> Vec<(String, Vec<&'a Task>)> {
     tasks.sort_by_key(|t| (t.metadata.get("stage").and_then(serde_json::Value::as_u64), t.created_lsn));
     let mut stages: Vec<(String, Vec<&Task>)> = Vec::new();
     for t in tasks {
-        let stage = t.metadata.get("stage").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+        let stage = t.metadata.get("stage").and_then(serde_json::Value::as_u64);
+        let stage = stage.and_then(|s| usize::try_from(s).ok()).unwrap_or(0);
         let stage_name = t.metadata.get("stage_name").and_then(|n| n.as_str()).unwrap_or_default();
         if stages.len() <= stage {
             stages.resize(stage + 1, (String::new(), Vec::new()));

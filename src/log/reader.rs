@@ -9,7 +9,7 @@ use super::index::INDEX_INTERVAL;
 use super::segment::Segment;
 use super::Shared;
 use crate::error::{Error, FrameError, Result};
-use crate::format::{decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{self, decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// One record, its payload borrowed from the segment map (no copy).
@@ -75,7 +75,7 @@ impl LogReader {
         let max = shared.opts.max_record_size;
         let map = segment.map();
         let indexed_frame_ok = matches!(
-            map.get(offset as usize..).map(|b| decode_frame(b, start, max)),
+            map.get(format::offset_index(offset)..).map(|b| decode_frame(b, start, max)),
             Some(Decoded::Frame(_))
         );
         if offset != SEGMENT_HEADER_LEN as u64 && !indexed_frame_ok {
@@ -138,14 +138,15 @@ impl LogReader {
                 return Ok(None);
             }
             let map = self.map.clone();
-            let rest = map.get(self.offset as usize..).unwrap_or_default();
+            let at = format::offset_index(self.offset);
+            let rest = map.get(at..).unwrap_or_default();
             match decode_frame(rest, self.next, max) {
                 Decoded::Frame(f) => {
                     if self.offset >= self.index_from {
                         self.segment.index_note(self.next, self.offset);
                         self.index_from = self.offset + INDEX_INTERVAL;
                     }
-                    let start = self.offset as usize + FRAME_HEADER_LEN;
+                    let start = at + FRAME_HEADER_LEN;
                     let found = Found {
                         lsn: f.lsn,
                         timestamp: f.timestamp,
@@ -181,7 +182,7 @@ impl LogReader {
         if self.in_batch {
             return Err(self.corruption(self.offset, FrameError::IncompleteBatch));
         }
-        let rest = self.map.get(self.offset as usize..).unwrap_or_default();
+        let rest = self.map.get(format::offset_index(self.offset)..).unwrap_or_default();
         if let Some(i) = rest.iter().position(|&b| b != 0) {
             return Err(self.corruption(self.offset + i as u64, FrameError::TrailingGarbage));
         }

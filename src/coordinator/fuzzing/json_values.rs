@@ -199,6 +199,7 @@ struct Input<'a> {
 }
 
 /// Numbers at the edges of what JSON, MessagePack and the integer types hold.
+#[allow(clippy::cast_precision_loss)] // the floats nearest the integer bounds, on purpose
 fn special(i: u8) -> Value {
     let float = |f: f64| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number);
     match i % 24 {
@@ -298,7 +299,7 @@ impl Input<'_> {
         match self.byte() % 16 {
             0 => Value::Null,
             1 => Value::Bool(self.byte() & 1 == 1),
-            2 => json!(self.u64() as i64),
+            2 => json!(self.u64().cast_signed()),
             3 => json!(self.u64()),
             4 => serde_json::Number::from_f64(f64::from_bits(self.u64())).map_or(Value::Null, Value::Number),
             5 | 6 => special(self.byte()),
@@ -316,13 +317,15 @@ impl Input<'_> {
             12 => {
                 let n = self.u16() % 20_000;
                 let first = self.byte();
-                Value::Array((0..n).map(|i| special(first.wrapping_add(i as u8))).collect())
+                Value::Array((0..n).map(|i| special(first.wrapping_add((i & 0xFF) as u8))).collect())
             }
             13 => {
                 let n = self.u16() % 5_000;
                 let first = self.byte();
                 Value::Object(
-                    (0..n).map(|i| (format!("k{i}"), special(first.wrapping_add(i as u8)))).collect(),
+                    (0..n)
+                        .map(|i| (format!("k{i}"), special(first.wrapping_add((i & 0xFF) as u8))))
+                        .collect(),
                 )
             }
             14 => {
