@@ -24,8 +24,8 @@ pub struct PipelineStage {
 /// Where a pipeline stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineStatus {
-    /// Pending, InProgress, Completed, Failed (naming a failed task) or Cancelled (naming a
-    /// cancelled task; failure goes first).
+    /// `Pending`, `InProgress`, `Completed`, `Failed` (naming a failed task) or `Cancelled`
+    /// (naming a cancelled task; failure goes first).
     pub status: TaskStatus,
     /// Each stage's name and tasks, in order.
     pub stages: Vec<(String, Vec<Task>)>,

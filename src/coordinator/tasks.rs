@@ -18,7 +18,7 @@ impl Coordinator {
     /// capabilities must be valid names (not empty, at most 256 bytes, no control characters). With the id of a task that exists (whatever the key): the same
     /// definition returns that task as it is now and appends nothing; another is
     /// [`Error::AlreadyExists`] naming the first field that differs (name, description,
-    /// priority, required capabilities (in any order), metadata, max_attempts, idempotency key).
+    /// priority, required capabilities (in any order), metadata, `max_attempts`, idempotency key).
     pub async fn create_task(&self, actor: &AgentId, spec: NewTask) -> Result<Task> {
         self.create_with_dependencies(actor, spec, Vec::new()).await
     }

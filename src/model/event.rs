@@ -31,7 +31,7 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// MessagePack bytes of the record payload.
+    /// `MessagePack` bytes of the record payload.
     pub fn encode(&self) -> Result<Vec<u8>> {
         rmp_serde::to_vec_named(self).map_err(|e| Error::Encode { reason: e.to_string() })
     }
@@ -59,7 +59,7 @@ impl Recorded {
         Some(withheld)
     }
 
-    /// Whether a payload is surely an [`Event::Custom`], by reading only the MessagePack header
+    /// Whether a payload is surely an [`Event::Custom`], by reading only the `MessagePack` header
     /// up to the event's variant name (no allocation, nothing decoded): replay passes over
     /// application events, which change no projection, without decoding their data. `false`
     /// when unsure (then the payload is decoded as usual).

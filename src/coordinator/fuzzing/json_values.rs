@@ -198,7 +198,7 @@ struct Input<'a> {
     at: usize,
 }
 
-/// Numbers at the edges of what JSON, MessagePack and the integer types hold.
+/// Numbers at the edges of what JSON, `MessagePack` and the integer types hold.
 #[allow(clippy::cast_precision_loss)] // the floats nearest the integer bounds, on purpose
 fn special(i: u8) -> Value {
     let float = |f: f64| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number);

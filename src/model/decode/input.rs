@@ -1,5 +1,5 @@
-//! The MessagePack primitives the direct decoder reads records with: markers, lengths, strings,
-//! integers of any width, options, and JSON values as serde_json's `Value` reads itself through
+//! The `MessagePack` primitives the direct decoder reads records with: markers, lengths, strings,
+//! integers of any width, options, and JSON values as `serde_json`'s `Value` reads itself through
 //! rmp-serde. Every reader returns `None` on anything unexpected, leaving the payload to rmp-serde.
 
 use std::collections::BTreeMap;
@@ -155,7 +155,7 @@ impl<'a> Input<'a> {
         Some(out)
     }
 
-    /// A JSON value, as serde_json's `Value` reads itself through rmp-serde.
+    /// A JSON value, as `serde_json`'s `Value` reads itself through rmp-serde.
     pub(super) fn json(&mut self, depth: u32) -> Option<Value> {
         let marker = self.marker()?;
         Some(match marker {
@@ -205,7 +205,7 @@ impl<'a> Input<'a> {
     }
 }
 
-/// A float as serde_json's `Value` takes one: non-finite ones become `null`.
+/// A float as `serde_json`'s `Value` takes one: non-finite ones become `null`.
 fn float(f: f64) -> Value {
     Number::from_f64(f).map_or(Value::Null, Value::Number)
 }
