@@ -301,16 +301,19 @@ impl Log {
     }
 
     /// LSN the next appended record will get; every record below it is readable.
+    #[must_use]
     pub fn next_lsn(&self) -> Lsn {
         self.shared.control.tail_lsn()
     }
 
     /// Every record below this LSN is known to be on stable storage.
+    #[must_use]
     pub fn durable_lsn(&self) -> Lsn {
         self.shared.control.durable_lsn()
     }
 
     /// What recovery found and did when this handle opened the log.
+    #[must_use]
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.shared.recovery
     }
@@ -387,16 +390,19 @@ impl Log {
 
     /// Torn tails this handle cut while appending: bytes of appenders in other processes that
     /// died in the middle of a write (see log-format.md, "Appending").
+    #[must_use]
     pub fn repairs(&self) -> Vec<TornTailReport> {
         self.shared.writer.repairs()
     }
 
     /// The log directory.
+    #[must_use]
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
 
     /// The options the log was opened with.
+    #[must_use]
     pub fn opts(&self) -> &LogOptions {
         &self.shared.opts
     }

@@ -184,6 +184,7 @@ impl LogOptions {
     }
 
     /// Whether [`LogOptions::read_only`] was asked for.
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -194,13 +195,14 @@ impl LogOptions {
     }
 
     /// The durability appends get.
+    #[must_use]
     pub fn get_durability(&self) -> Durability {
         self.durability
     }
 
-    /// Bytes a segment offers to frames.
-    pub(crate) fn usable_segment_bytes(&self, capacity: u64) -> u64 {
-        capacity.saturating_sub(SEGMENT_HEADER_LEN as u64)
+    /// Bytes a segment of [`LogOptions::segment_size`] offers to frames.
+    pub(crate) fn usable_segment_bytes(&self) -> u64 {
+        self.segment_size.saturating_sub(SEGMENT_HEADER_LEN as u64)
     }
 
     /// Refuses a log directory someone else may write to, unless allowed or checked already.
@@ -221,7 +223,7 @@ impl LogOptions {
             );
         }
         let largest = frame_len(self.max_record_size as usize) as u64;
-        if largest > self.usable_segment_bytes(self.segment_size) {
+        if largest > self.usable_segment_bytes() {
             return invalid(
                 "maximum record size",
                 format!(

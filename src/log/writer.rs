@@ -177,7 +177,7 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
     let mut run =
         Run { start: tail, tail, time: shared.opts.clock.now().max(tail.last_time), placed: Vec::new() };
     let mut results: Vec<Option<Result<Appended>>> = group.iter().map(|_| None).collect();
-    let usable = shared.opts.usable_segment_bytes(shared.opts.segment_size);
+    let usable = shared.opts.usable_segment_bytes();
     for i in 0..group.len() {
         if let Some(build) = group.get_mut(i).and_then(|p| p.deferred.take()) {
             // The builder reads the log up to the tail: publish what this group placed so far.

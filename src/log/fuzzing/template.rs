@@ -41,6 +41,7 @@ impl Template {
     }
 
     /// Records from `lsn` on (all of them for `Lsn(0)`).
+    #[must_use]
     pub fn records_from(&self, lsn: u64) -> Vec<(u64, u16, Vec<u8>)> {
         self.records.iter().filter(|r| r.0 >= lsn).cloned().collect()
     }
