@@ -97,7 +97,7 @@ impl Coordinator {
         self.read_at(|s, now| {
             require_agent(s, reader)?;
             match s.context.current(key) {
-                Some(e) => readable(e, reader, now).map(|e| e.cloned()),
+                Some(e) => Ok(readable(e, reader, now)?.cloned()),
                 None => Ok(None),
             }
         })?

@@ -320,7 +320,7 @@ impl Coordinator {
                     let records = events
                         .into_iter()
                         .map(|event| {
-                            Ok((kind, encode_checked(Recorded { actor: actor.clone(), event }, max)?))
+                            Ok((kind, encode_checked(&Recorded { actor: actor.clone(), event }, max)?))
                         })
                         .collect::<Result<Vec<_>>>()?;
                     Ok(Built { records, value })
@@ -398,7 +398,7 @@ impl Coordinator {
 /// read back as written: the one check that no record the store cannot take or read is ever
 /// appended, whatever a command put into it. Too large: [`Error::ValueTooLarge`] naming the
 /// record's event type.
-fn encode_checked(recorded: Recorded, max: u32) -> Result<Vec<u8>> {
+fn encode_checked(recorded: &Recorded, max: u32) -> Result<Vec<u8>> {
     let payload = recorded.encode()?;
     if payload.len() > max as usize {
         return Err(Error::ValueTooLarge {
@@ -408,7 +408,7 @@ fn encode_checked(recorded: Recorded, max: u32) -> Result<Vec<u8>> {
         });
     }
     match Recorded::decode(Lsn(0), &payload) {
-        Ok(back) if back == recorded => Ok(payload),
+        Ok(back) if back == *recorded => Ok(payload),
         Ok(_) => Err(Error::Unreadable {
             event: recorded.event.type_name().to_owned(),
             reason: "it reads back as another record".into(),
@@ -464,8 +464,8 @@ mod tests {
             data: serde_json::json!([1]),
             metadata: std::collections::BTreeMap::new(),
         };
-        assert!(encode_checked(Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
-        let err = encode_checked(Recorded { actor, event: fine }, 10).unwrap_err();
+        assert!(encode_checked(&Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
+        let err = encode_checked(&Recorded { actor, event: fine }, 10).unwrap_err();
         assert!(matches!(&err, Error::ValueTooLarge { what, max: 10, .. } if what == "a ok record"), "{err}");
     }
 }

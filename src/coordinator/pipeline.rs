@@ -160,7 +160,7 @@ fn stages_of<'a>(state: &'a State, name: &str) -> Vec<(String, Vec<&'a Task>)> {
             stages.resize(stage + 1, (String::new(), Vec::new()));
         }
         if let Some(slot) = stages.get_mut(stage) {
-            slot.0 = stage_name.to_owned();
+            stage_name.clone_into(&mut slot.0);
             slot.1.push(t);
         }
     }

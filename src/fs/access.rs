@@ -131,9 +131,10 @@ pub(crate) fn record_access(store: &Path, access: StoreAccess, replace: bool) ->
         temp.persist(&target)?;
         return Ok(access);
     }
-    match temp.persist_new(&target)? {
-        true => Ok(access),
-        false => Ok(read_access(store)?.unwrap_or(access)),
+    if temp.persist_new(&target)? {
+        Ok(access)
+    } else {
+        Ok(read_access(store)?.unwrap_or(access))
     }
 }
 

@@ -130,9 +130,10 @@ impl Log {
 
     /// Fails with [`Error::ReadOnly`] if the log was opened read-only.
     fn writable(&self, what: &'static str) -> Result<()> {
-        match self.shared.opts.read_only {
-            true => Err(Error::ReadOnly { what, dir: self.shared.dir.clone() }),
-            false => Ok(()),
+        if self.shared.opts.read_only {
+            Err(Error::ReadOnly { what, dir: self.shared.dir.clone() })
+        } else {
+            Ok(())
         }
     }
 

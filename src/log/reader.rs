@@ -161,9 +161,8 @@ impl LogReader {
                     return Ok(Some(found));
                 }
                 Decoded::End if !self.grew()? => self.enter_next_segment()?,
-                Decoded::End => {}
                 Decoded::Invalid(reason) if !self.grew()? => return Err(self.corruption(self.offset, reason)),
-                Decoded::Invalid(_) => {}
+                Decoded::End | Decoded::Invalid(_) => {} // the file grew: read again
             }
         }
     }

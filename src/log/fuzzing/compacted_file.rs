@@ -92,17 +92,14 @@ fn check(dir: &Path, bytes: &[u8]) {
                     Err(e) => failed = Some(e),
                 }
             }
-            match failed {
-                Some(e) => {
-                    names_the_file(&e);
-                    assert!(matches!(e, Error::Corruption { .. }), "{e}");
-                    None
-                }
-                None => {
-                    let header = *file.header();
-                    rewrite(dir, bytes, &header, &records, &times);
-                    Some((header.end, records))
-                }
+            if let Some(e) = failed {
+                names_the_file(&e);
+                assert!(matches!(e, Error::Corruption { .. }), "{e}");
+                None
+            } else {
+                let header = *file.header();
+                rewrite(dir, bytes, &header, &records, &times);
+                Some((header.end, records))
             }
         }
     };

@@ -128,6 +128,7 @@ impl<'a> Input<'a> {
     }
 
     /// `nil` as `None`, anything else through `read`.
+    #[allow(clippy::option_option)] // outer `None`: not readable here (left to rmp-serde); inner: `nil`
     pub(super) fn option<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.rest.first() == Some(&Marker::Null.to_u8()) {
             self.rest = self.rest.get(1..)?;
