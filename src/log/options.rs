@@ -190,6 +190,18 @@ impl LogOptions {
     }
 
     /// Opens (creating if needed, unless [`LogOptions::read_only`]) and recovers the log.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for options out of range (segment size, a maximum record size that does not
+    /// fit a segment, a zero flush interval); [`Error::NetworkFilesystem`] for a directory on a network
+    /// filesystem; [`Error::InsecurePermissions`] for a directory or file others may write to (unless
+    /// allowed); [`Error::NoStore`] for a read-only open of a directory without segment files.
+    ///
+    /// Recovery refuses what it may not repair: [`Error::CorruptLockFile`] or [`Error::UnsupportedVersion`]
+    /// for the lock file, [`Error::CorruptHeader`] for the newest segment's header, [`Error::Corruption`] for
+    /// a damaged record the durable watermark says was acknowledged (or, in a version-1 segment opened cold,
+    /// one that an intact record follows), [`Error::TornTail`] for a torn tail in [`RecoveryMode::Strict`].
+    /// [`Error::Io`] for any failed file operation.
     pub fn open(self) -> Result<Log> {
         Log::open_with(self)
     }

@@ -120,6 +120,14 @@ impl LogReader {
     /// The next record, or `None` once the reader has caught up with the published tail (call
     /// again later to see records appended since). Corruption is an error naming segment,
     /// offset and LSN; it is never skipped.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] (naming segment, offset and LSN) for a damaged record, and, where a sealed
+    /// segment ends, for an incomplete batch or non-zero bytes after its last record;
+    /// [`Error::CorruptHeader`] for a sealed segment's damaged durable mark or the next segment's header;
+    /// [`Error::SegmentGap`] if the next segment is missing, [`Error::Compacted`] if compaction removed it;
+    /// [`Error::Io`] for a failed open, map or directory read. The reader stays where it was: asking again
+    /// fails again.
     #[allow(clippy::should_implement_trait)] // lending: the record borrows the reader's map
     pub fn next(&mut self) -> Result<Option<Record<'_>>> {
         let Some(found) = self.advance()? else { return Ok(None) };

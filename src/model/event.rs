@@ -32,12 +32,18 @@ pub struct Recorded {
 
 impl Recorded {
     /// `MessagePack` bytes of the record payload.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if rmp-serde refuses to encode the record.
     pub fn encode(&self) -> Result<Vec<u8>> {
         rmp_serde::to_vec_named(self).map_err(|e| Error::Encode { reason: e.to_string() })
     }
 
     /// Decodes a record payload (directly where it is laid out as [`Recorded::encode`] writes
     /// it, through rmp-serde otherwise: the result is the same).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming `lsn` if the payload is not a record of this model.
     pub fn decode(lsn: Lsn, payload: &[u8]) -> Result<Recorded> {
         if let Some(recorded) = super::decode::fast(payload) {
             return Ok(recorded);
