@@ -43,6 +43,14 @@ impl Coordinator {
     /// naming the first difference. A task id given that another task has is
     /// [`Error::TaskExists`]; one given to two tasks of the request is
     /// [`Error::InvalidArgument`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an invalid pipeline name, or task ids that make too long a dependency id;
+    /// [`Error::InvalidArgument`] for no stages, a stage without tasks, or a task id given twice;
+    /// [`Error::ValueTooDeep`] or [`Error::ValueTooLarge`] for task metadata past the limits;
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::AlreadyExists`] for a
+    /// pipeline of that name with other stages; [`Error::TaskExists`] for a task id another task has; and
+    /// those of every [command](Coordinator#errors).
     pub async fn create_pipeline(
         &self,
         actor: &AgentId,
@@ -111,8 +119,10 @@ impl Coordinator {
         Ok(ids)
     }
 
-    /// Status, tasks and outputs of a pipeline; [`Error::UnknownPipeline`] if none has this
-    /// name.
+    /// Status, tasks and outputs of a pipeline.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPipeline`] if none has this name; and those of every [query](Coordinator#errors).
     pub fn pipeline_status(&self, name: &str) -> Result<PipelineStatus> {
         self.read(|s| {
             let stages: Vec<(String, Vec<Task>)> = stages_of(s, name)
