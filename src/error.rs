@@ -552,8 +552,8 @@ impl Error {
             | Error::AlreadyExists { .. }
             | Error::TaskExists { .. }
             | Error::IllegalTransition { .. }
-            | Error::DependenciesNotReady { .. } => ErrorKind::Conflict,
-            Error::Timeout { holder: Some(_), .. } => ErrorKind::Conflict,
+            | Error::DependenciesNotReady { .. }
+            | Error::Timeout { holder: Some(_), .. } => ErrorKind::Conflict,
             Error::UnknownAgent { .. }
             | Error::UnknownTask { .. }
             | Error::UnknownDependency { .. }

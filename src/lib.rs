@@ -40,6 +40,14 @@
 //! # })
 //! # }
 //! ```
+#![warn(clippy::pedantic)]
+// Pedantic lints whose fixes would make this crate worse, one per line with the reason:
+// a decoder's match over every event kind, or a fuzz driver's table of operations, reads best whole
+#![allow(clippy::too_many_lines)]
+// pairs such as `build`/`built`, `stage`/`stages` and `temp`/`tmp` (a file and its path) are clear
+#![allow(clippy::similar_names)]
+// every file name the store matches is one it wrote, exact and case-sensitive (log-format.md)
+#![allow(clippy::case_sensitive_file_extension_comparisons)]
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

@@ -101,6 +101,9 @@ pub struct RecordKind(u16);
 
 impl RecordKind {
     /// A record kind; 0 is rejected.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for kind 0.
     pub fn new(kind: u16) -> Result<RecordKind> {
         if kind == 0 {
             return Err(Error::InvalidArgument { name: "record kind", reason: "kind 0 is reserved".into() });

@@ -69,6 +69,9 @@ pub struct HeartbeatReport {
 impl Coordinator {
     /// Registers an agent with its role and capabilities; see
     /// [`Coordinator::register_agent_with`] (this registration does not resume).
+    ///
+    /// # Errors
+    /// As [`Coordinator::register_agent_with`].
     pub async fn register_agent(
         &self,
         agent: &AgentId,
@@ -88,6 +91,11 @@ impl Coordinator {
     /// it runs later as this agent after another registration of the same id fail with
     /// [`Error::StaleIncarnation`], so an earlier process never extends or completes the claims
     /// of a later one.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an invalid role or capability; otherwise those of every
+    /// [command](Coordinator#errors) but [`Error::StaleIncarnation`] (a registration starts a new
+    /// incarnation).
     pub async fn register_agent_with(
         &self,
         agent: &AgentId,
@@ -158,6 +166,10 @@ impl Coordinator {
     /// attempts) and reported, and another agent may claim the task. The report lists both;
     /// when the agent held claims and every one had lapsed, the lapses are recorded and the
     /// answer is [`Error::LeaseLost`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; [`Error::LeaseLost`] when every claim
+    /// it held had lapsed (the lapses are recorded); and those of every [command](Coordinator#errors).
     pub async fn heartbeat(&self, agent: &AgentId) -> Result<HeartbeatReport> {
         let id = agent.clone();
         let lease = self.opts.lease;
@@ -195,6 +207,10 @@ impl Coordinator {
     /// Stops an agent: the claims it holds end as abandoned (each counts against its task's
     /// attempts, as a lapse does; the tasks are pending again or, attempts used up, failed for
     /// good), its locks are released.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; and those of every
+    /// [command](Coordinator#errors).
     pub async fn stop_agent(&self, agent: &AgentId, reason: &str) -> Result<()> {
         let id = agent.clone();
         let reason = reason.to_owned();
@@ -213,11 +229,17 @@ impl Coordinator {
     }
 
     /// An agent as registered.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn agent(&self, agent: &AgentId) -> Result<Option<Agent>> {
         self.read(|s| s.agents.get(agent.as_str()).cloned())
     }
 
     /// Active agents whose heartbeats stopped for longer than their timeout.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn gone_agents(&self) -> Result<Vec<AgentId>> {
         self.read_at(|s, now| s.agents.values().filter(|a| a.is_gone(now)).map(|a| a.id.clone()).collect())
     }

@@ -28,8 +28,13 @@ impl Coordinator {
     /// its record is kept. One pass over everything the store holds. Below a keyed compaction's
     /// range only the kept records remain (a finished task's creation and final record, a key's
     /// latest record); a plain compaction removes its range from the trail altogether.
-    /// [`Error::UnknownAgent`](crate::Error::UnknownAgent) if the reader is not a registered,
-    /// active agent.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`](crate::Error::UnknownAgent) unless `reader` is registered and active; those of
+    /// every [query](Coordinator#errors); reading the store fails as
+    /// [`Log::audit_reader`](crate::Log::audit_reader) and
+    /// [`AuditReader::next`](crate::log::AuditReader::next) do, and a coordination record that does not
+    /// decode and that no tombstone skips is [`Error::UndecodableRecord`](crate::Error::UndecodableRecord).
     pub fn history(&self, reader: &AgentId, subject: &Subject) -> Result<Vec<HistoryEntry>> {
         let now = self.read_at(|s, now| require_agent(s, reader).map(|()| now))??;
         let mut records = self.log.audit_reader()?;

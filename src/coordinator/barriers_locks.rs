@@ -21,6 +21,11 @@ impl Coordinator {
     /// Creating a barrier that exists with the same participants (in any order) changes
     /// nothing: its signals stay and nothing is appended. Other participants are
     /// [`Error::AlreadyExists`], naming those added and dropped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] without participants; [`Error::InvalidName`] for an invalid participant;
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::AlreadyExists`] for a
+    /// barrier of that name with other participants; and those of every [command](Coordinator#errors).
     pub async fn create_barrier(
         &self,
         actor: &AgentId,
@@ -51,6 +56,11 @@ impl Coordinator {
 
     /// Signals a barrier for `participant`; returns whether the barrier is now complete.
     /// Signalling again changes nothing and appends nothing.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::UnknownBarrier`];
+    /// [`Error::NotParticipant`] if `participant` is not one of the barrier's; and those of every
+    /// [command](Coordinator#errors).
     pub async fn signal_barrier(
         &self,
         actor: &AgentId,
@@ -78,6 +88,10 @@ impl Coordinator {
 
     /// Waits until every participant of the barrier has signalled (from any process), for at
     /// most `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownBarrier`]; [`Error::Timeout`] if the barrier is not complete within `timeout`; and
+    /// those of every [query](Coordinator#errors).
     pub async fn wait_barrier(&self, name: &BarrierName, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -99,6 +113,10 @@ impl Coordinator {
 
     /// Takes a lock for `lease` if it is free, lapsed, or already held by `agent` (then the
     /// lease is renewed with a new token); `None` if another agent holds it.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; and those of every
+    /// [command](Coordinator#errors). A lock another agent holds is `None`, not an error.
     pub async fn try_lock(
         &self,
         agent: &AgentId,
@@ -127,6 +145,10 @@ impl Coordinator {
     }
 
     /// As [`Coordinator::try_lock`], waiting up to `timeout` for the lock.
+    ///
+    /// # Errors
+    /// As [`Coordinator::try_lock`]; [`Error::Timeout`] if the lock is not granted within `timeout`, naming
+    /// the agent that held it then.
     pub async fn lock(
         &self,
         agent: &AgentId,
@@ -158,6 +180,11 @@ impl Coordinator {
     }
 
     /// Releases a lock `agent` holds.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; [`Error::LockHeld`] if another agent
+    /// holds the lock; [`Error::InvalidArgument`] if nobody does; and those of every
+    /// [command](Coordinator#errors).
     pub async fn unlock(&self, agent: &AgentId, name: &LockName) -> Result<()> {
         let (id, lock) = (agent.clone(), name.clone());
         self.execute(agent, move |state, _| {

@@ -66,6 +66,13 @@ impl Coordinator {
     /// an older snapshot stays possible) and, unless `force`, below every durable cursor. With
     /// `keyed`, the records of those segments that nothing later superseded are kept first. The
     /// state is unchanged either way: it comes from the snapshots and the log after them.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for `keep_events_since` without `keyed`; [`Error::Io`] if the snapshot or
+    /// cursor directory cannot be read, [`Error::CorruptCursor`] for a damaged cursor file; removing segments
+    /// fails as [`Log::remove_segments_before`](crate::Log::remove_segments_before) does, a keyed compaction
+    /// as [`Log::compact_keyed`](crate::Log::compact_keyed) and
+    /// [`Log::audit_reader`](crate::Log::audit_reader) do.
     pub fn compact(&self, opts: &CompactOptions) -> Result<CompactionReport> {
         let snapshot = self.oldest_valid_snapshot()?;
         let Some(covered) = snapshot else {
@@ -130,6 +137,10 @@ impl Coordinator {
     /// Moves a durable subscription's cursor to `lsn`, its delivery count starting over (after a
     /// [`Error::Compacted`] answer: to the log's first LSN, once the owner has re-read the state
     /// it needs).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the cursor directory or file cannot be created, written, synced or renamed into
+    /// place.
     pub fn reset_cursor(&self, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
         let path = super::cursor::cursor_path(&self.store_dir(), agent, name);
         super::cursor::write_cursor(&path, super::cursor::CursorState::at(lsn))

@@ -25,6 +25,9 @@ pub struct SetOptions {
 
 impl Coordinator {
     /// Sets a key; returns its new version.
+    ///
+    /// # Errors
+    /// As [`Coordinator::set_context_with`].
     pub async fn set_context(
         &self,
         owner: &AgentId,
@@ -36,7 +39,11 @@ impl Coordinator {
     }
 
     /// Sets a key only if its current version is `version` (compare-and-set); returns the new
-    /// version, or [`Error::VersionMismatch`].
+    /// version.
+    ///
+    /// # Errors
+    /// As [`Coordinator::set_context_with`]: [`Error::VersionMismatch`] unless the key is at `version` with a
+    /// live value (or `version` is 0 and the key was never set).
     pub async fn compare_and_set(
         &self,
         owner: &AgentId,
@@ -49,6 +56,12 @@ impl Coordinator {
     }
 
     /// Sets a key with every option; returns its new version.
+    ///
+    /// # Errors
+    /// [`Error::ValueTooDeep`] or [`Error::ValueTooLarge`] for a value past the limits;
+    /// [`Error::UnknownAgent`] unless `owner` is registered and active; [`Error::NotVisible`] if the current
+    /// value's visibility excludes `owner`; [`Error::VersionMismatch`] if the condition does not hold; and
+    /// those of every [command](Coordinator#errors).
     pub async fn set_context_with(
         &self,
         owner: &AgentId,
@@ -77,6 +90,10 @@ impl Coordinator {
     }
 
     /// Deletes a key (it reads as absent; its versions stay readable); returns the new version.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::NotVisible`] if the current
+    /// value's visibility excludes `actor`; and those of every [command](Coordinator#errors).
     pub async fn delete_context(&self, actor: &AgentId, key: &ContextKey) -> Result<u64> {
         let (id, key) = (actor.clone(), key.clone());
         let (_, version) = self
@@ -92,12 +109,16 @@ impl Coordinator {
     /// The current entry of a key as `reader` sees it now: `None` if absent, deleted or expired;
     /// [`Error::NotVisible`] if its visibility excludes the reader (the rule of
     /// [`model::access`](crate::model::access), decided with the time a command run now would
-    /// use). [`Error::UnknownAgent`] if the reader is not a registered, active agent.
+    /// use).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `reader` is registered and active; [`Error::NotVisible`]; and those of
+    /// every [query](Coordinator#errors).
     pub fn get_context(&self, reader: &AgentId, key: &ContextKey) -> Result<Option<ContextEntry>> {
         self.read_at(|s, now| {
             require_agent(s, reader)?;
             match s.context.current(key) {
-                Some(e) => readable(e, reader, now).map(|e| e.cloned()),
+                Some(e) => Ok(readable(e, reader, now)?.cloned()),
                 None => Ok(None),
             }
         })?
@@ -108,6 +129,13 @@ impl Coordinator {
     /// [`Error::NotVisible`] if its visibility excludes the reader. The same rule as
     /// [`Coordinator::get_context`], applied to that version. Past versions are read from the
     /// log: [`Error::VersionCompacted`] once compaction removed their record.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `reader` is registered and active; [`Error::NotVisible`];
+    /// [`Error::VersionCompacted`]; reading a past version's record fails as
+    /// [`Log::reader_from`](crate::Log::reader_from) and [`LogReader::next`](crate::LogReader::next) do, and
+    /// [`Error::Decode`] if it does not decode or is not that version; and those of every
+    /// [query](Coordinator#errors).
     pub fn get_context_version(
         &self,
         reader: &AgentId,
@@ -164,6 +192,10 @@ impl Coordinator {
     /// The current entries whose keys start with `prefix` that `reader` may read now, in key
     /// order: expired entries and those whose visibility excludes the reader are left out (the
     /// rule of [`model::access`](crate::model::access)).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `reader` is registered and active; and those of every
+    /// [query](Coordinator#errors).
     pub fn list_context(&self, reader: &AgentId, prefix: &str) -> Result<Vec<ContextEntry>> {
         self.read_at(|s, now| {
             require_agent(s, reader)?;

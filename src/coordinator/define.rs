@@ -105,7 +105,7 @@ fn shorten(shown: String) -> String {
 
 /// Compares the definition of task `existing` with `asked`: name, description, priority,
 /// required capabilities (as a set), metadata (`existing_metadata`: what the creator gave, which
-/// for a pipeline's task is inside the metadata the pipeline wraps around it), max_attempts,
+/// for a pipeline's task is inside the metadata the pipeline wraps around it), `max_attempts`,
 /// idempotency key, and the id when `asked` has one.
 pub(super) fn task(
     compare: Compare,

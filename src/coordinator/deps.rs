@@ -15,6 +15,12 @@ impl Coordinator {
     ///
     /// Registering a dependency that exists with the same artifact type returns its id and
     /// appends nothing; with another artifact type it is [`Error::AlreadyExists`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::UnknownTask`] for a provider
+    /// or consumer that does not exist; [`Error::AlreadyExists`] for the dependency with another artifact
+    /// type; [`Error::Cycle`] if it would close a cycle; [`Error::InvalidName`] if the two task ids make too
+    /// long a dependency id; and those of every [command](Coordinator#errors).
     pub async fn register_dependency(
         &self,
         actor: &AgentId,
@@ -61,6 +67,10 @@ impl Coordinator {
     }
 
     /// Marks a dependency ready, with where its artifact is.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::UnknownDependency`]; and
+    /// those of every [command](Coordinator#errors).
     pub async fn mark_dependency_ready(
         &self,
         actor: &AgentId,
@@ -80,6 +90,9 @@ impl Coordinator {
     }
 
     /// A dependency by id.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn get_dependency(&self, dependency: &DependencyId) -> Result<Option<Dependency>> {
         self.read(|s| s.deps.get(dependency).cloned())
     }
@@ -88,6 +101,10 @@ impl Coordinator {
     /// [`Coordinator::claim_next_task`] (whose answer is the first of these), including tasks
     /// whose lease lapsed and that have attempts left. `capabilities`: the caller's list when
     /// given (an empty list means none), the agent's registered ones when `None`.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] if `capabilities` is `None` and `agent` was never registered; and those of
+    /// every [query](Coordinator#errors).
     pub fn get_ready_tasks(&self, agent: &AgentId, capabilities: Option<&[String]>) -> Result<Vec<Task>> {
         self.read_at(|s, now| {
             let capabilities = claims::capabilities(s, agent, capabilities)?;
@@ -98,6 +115,10 @@ impl Coordinator {
     /// Sets the order claims take pending tasks in, for every process (recorded in the log):
     /// [`ClaimPolicy::Strict`] (the default) or [`ClaimPolicy::Aging`]. `every_ms` of aging
     /// must be at least 1.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for aging every 0 ms; [`Error::UnknownAgent`] unless `actor` is registered
+    /// and active; and those of every [command](Coordinator#errors).
     pub async fn set_claim_policy(&self, actor: &AgentId, policy: ClaimPolicy) -> Result<()> {
         if policy == (ClaimPolicy::Aging { every_ms: 0 }) {
             return Err(Error::InvalidArgument {
@@ -115,17 +136,26 @@ impl Coordinator {
     }
 
     /// The store's claim order.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn claim_policy(&self) -> Result<ClaimPolicy> {
         self.read(|s| s.claim_policy)
     }
 
     /// Every dependency `task` waits on, directly or through other tasks, nearest first.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn get_dependency_chain(&self, task: &TaskId) -> Result<Vec<Dependency>> {
         self.read(|s| s.deps.chain(task).into_iter().cloned().collect())
     }
 
     /// Why `task` is not ready: its dependencies that are not ready (empty if it is ready); a
     /// failed one says which provider failed or was cancelled, and why.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTask`]; and those of every [query](Coordinator#errors).
     pub fn why_not_ready(&self, task: &TaskId) -> Result<Vec<Dependency>> {
         self.read(|s| {
             if s.tasks.get(task).is_none() {

@@ -56,6 +56,23 @@ use replay::catch_up;
 use snapshotting::SnapshotState;
 
 /// The coordination service. Cheap to clone; clones share projections.
+///
+/// # Errors
+///
+/// Every query catches up with the log first, and fails as reading it does: [`Error::Io`];
+/// [`Error::Corruption`], [`Error::CorruptHeader`] or [`Error::SegmentGap`] for damaged or
+/// missing log data; [`Error::Compacted`] if another process compacted the log past this
+/// handle's state; [`Error::UndecodableRecord`] for a coordination record that does not decode
+/// and that no tombstone skips.
+///
+/// Every command fails as a query does (it catches up under the append lock), and besides:
+/// [`Error::StaleIncarnation`] if the acting agent is an incarnation this handle registered that
+/// a later registration superseded; [`Error::ValueTooLarge`] for an event record over the maximum
+/// record size, [`Error::Unreadable`] for one that would not read back as written, and
+/// [`Error::BatchTooLarge`] for a command whose records together do not fit one segment
+/// (nothing of the command is appended); [`Error::Io`] or [`Error::CorruptHeader`] from writing
+/// the newest segment; [`Error::Internal`] for a bug. Each command's own section names the
+/// errors of its checks.
 #[derive(Clone)]
 pub struct Coordinator {
     log: Log,
@@ -183,6 +200,13 @@ impl CoordinatorOptions {
 
     /// Opens (creating if needed) the store in `<root>/.maos/coordination/`: loads the newest
     /// valid snapshot and replays the log after it.
+    ///
+    /// # Errors
+    /// [`Error::InsecurePermissions`] for a store others may write to (unless allowed);
+    /// [`Error::InvalidArgument`] for an access file that does not parse, or a segment size out of range;
+    /// opening the log fails as [`LogOptions::open`](crate::LogOptions::open) does, and the snapshot
+    /// directory with [`Error::Io`]; [`Error::NoUsableSnapshot`] if compaction removed records that no usable
+    /// snapshot covers; catching up with the log as every [query](Coordinator#errors) does.
     pub fn open(self) -> Result<Coordinator> {
         let store = store_dir(&self.root);
         let access = store::prepare(&store, self.access, self.allow_insecure_permissions)?;
@@ -253,6 +277,9 @@ impl Coordinator {
     }
 
     /// Opens the store of the project at `root` with default options.
+    ///
+    /// # Errors
+    /// As [`CoordinatorOptions::open`].
     pub fn open(root: impl AsRef<Path>) -> Result<Coordinator> {
         Coordinator::options(root).open()
     }
@@ -320,7 +347,7 @@ impl Coordinator {
                     let records = events
                         .into_iter()
                         .map(|event| {
-                            Ok((kind, encode_checked(Recorded { actor: actor.clone(), event }, max)?))
+                            Ok((kind, encode_checked(&Recorded { actor: actor.clone(), event }, max)?))
                         })
                         .collect::<Result<Vec<_>>>()?;
                     Ok(Built { records, value })
@@ -362,12 +389,20 @@ impl Coordinator {
     /// tests inspect it: no reader and no access rule, so context entries of every visibility,
     /// expired ones included. Agents read context through [`Coordinator::get_context`] and the
     /// other reads that apply [`model::access`](crate::model::access).
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T> {
         let state = self.refresh()?;
         Ok(read(&state))
     }
 
     /// Appends a custom event; returns its LSN.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an invalid event type; [`Error::ValueTooDeep`] or [`Error::ValueTooLarge`]
+    /// for data past the limits; [`Error::UnknownAgent`] unless `actor` is a registered, active agent; and
+    /// those of every [command](Coordinator#errors).
     pub async fn emit_event(
         &self,
         actor: &AgentId,
@@ -398,7 +433,7 @@ impl Coordinator {
 /// read back as written: the one check that no record the store cannot take or read is ever
 /// appended, whatever a command put into it. Too large: [`Error::ValueTooLarge`] naming the
 /// record's event type.
-fn encode_checked(recorded: Recorded, max: u32) -> Result<Vec<u8>> {
+fn encode_checked(recorded: &Recorded, max: u32) -> Result<Vec<u8>> {
     let payload = recorded.encode()?;
     if payload.len() > max as usize {
         return Err(Error::ValueTooLarge {
@@ -408,7 +443,7 @@ fn encode_checked(recorded: Recorded, max: u32) -> Result<Vec<u8>> {
         });
     }
     match Recorded::decode(Lsn(0), &payload) {
-        Ok(back) if back == recorded => Ok(payload),
+        Ok(back) if back == *recorded => Ok(payload),
         Ok(_) => Err(Error::Unreadable {
             event: recorded.event.type_name().to_owned(),
             reason: "it reads back as another record".into(),
@@ -448,9 +483,13 @@ mod tests {
 
     fn refuse_deep() {
         let deep = (0..1100).fold(serde_json::Value::Null, |v, _| serde_json::Value::Array(vec![v]));
-        let event = Event::Custom { event_type: "deep".into(), data: deep, metadata: Default::default() };
+        let event = Event::Custom {
+            event_type: "deep".into(),
+            data: deep,
+            metadata: std::collections::BTreeMap::new(),
+        };
         let actor = AgentId::new("a").unwrap();
-        let err = encode_checked(Recorded { actor: actor.clone(), event }, 1 << 20).unwrap_err();
+        let err = encode_checked(&Recorded { actor: actor.clone(), event }, 1 << 20).unwrap_err();
         assert!(
             matches!(&err, Error::Unreadable { event, reason } if event == "deep" && reason.contains("depth")),
             "{err}"
@@ -458,10 +497,10 @@ mod tests {
         let fine = Event::Custom {
             event_type: "ok".into(),
             data: serde_json::json!([1]),
-            metadata: Default::default(),
+            metadata: std::collections::BTreeMap::new(),
         };
-        assert!(encode_checked(Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
-        let err = encode_checked(Recorded { actor, event: fine }, 10).unwrap_err();
+        assert!(encode_checked(&Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
+        let err = encode_checked(&Recorded { actor, event: fine }, 10).unwrap_err();
         assert!(matches!(&err, Error::ValueTooLarge { what, max: 10, .. } if what == "a ok record"), "{err}");
     }
 }

@@ -24,8 +24,8 @@ pub struct PipelineStage {
 /// Where a pipeline stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineStatus {
-    /// Pending, InProgress, Completed, Failed (naming a failed task) or Cancelled (naming a
-    /// cancelled task; failure goes first).
+    /// `Pending`, `InProgress`, `Completed`, `Failed` (naming a failed task) or `Cancelled`
+    /// (naming a cancelled task; failure goes first).
     pub status: TaskStatus,
     /// Each stage's name and tasks, in order.
     pub stages: Vec<(String, Vec<Task>)>,
@@ -43,6 +43,14 @@ impl Coordinator {
     /// naming the first difference. A task id given that another task has is
     /// [`Error::TaskExists`]; one given to two tasks of the request is
     /// [`Error::InvalidArgument`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] for an invalid pipeline name, or task ids that make too long a dependency id;
+    /// [`Error::InvalidArgument`] for no stages, a stage without tasks, or a task id given twice;
+    /// [`Error::ValueTooDeep`] or [`Error::ValueTooLarge`] for task metadata past the limits;
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::AlreadyExists`] for a
+    /// pipeline of that name with other stages; [`Error::TaskExists`] for a task id another task has; and
+    /// those of every [command](Coordinator#errors).
     pub async fn create_pipeline(
         &self,
         actor: &AgentId,
@@ -111,8 +119,10 @@ impl Coordinator {
         Ok(ids)
     }
 
-    /// Status, tasks and outputs of a pipeline; [`Error::UnknownPipeline`] if none has this
-    /// name.
+    /// Status, tasks and outputs of a pipeline.
+    ///
+    /// # Errors
+    /// [`Error::UnknownPipeline`] if none has this name; and those of every [query](Coordinator#errors).
     pub fn pipeline_status(&self, name: &str) -> Result<PipelineStatus> {
         self.read(|s| {
             let stages: Vec<(String, Vec<Task>)> = stages_of(s, name)
@@ -153,13 +163,14 @@ fn stages_of<'a>(state: &'a State, name: &str) -> Vec<(String, Vec<&'a Task>)> {
     tasks.sort_by_key(|t| (t.metadata.get("stage").and_then(serde_json::Value::as_u64), t.created_lsn));
     let mut stages: Vec<(String, Vec<&Task>)> = Vec::new();
     for t in tasks {
-        let stage = t.metadata.get("stage").and_then(serde_json::Value::as_u64).unwrap_or(0) as usize;
+        let stage = t.metadata.get("stage").and_then(serde_json::Value::as_u64);
+        let stage = stage.and_then(|s| usize::try_from(s).ok()).unwrap_or(0);
         let stage_name = t.metadata.get("stage_name").and_then(|n| n.as_str()).unwrap_or_default();
         if stages.len() <= stage {
             stages.resize(stage + 1, (String::new(), Vec::new()));
         }
         if let Some(slot) = stages.get_mut(stage) {
-            slot.0 = stage_name.to_owned();
+            stage_name.clone_into(&mut slot.0);
             slot.1.push(t);
         }
     }

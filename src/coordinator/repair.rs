@@ -96,6 +96,10 @@ pub struct Unreadable {
 /// Every coordination record of the log in `log_dir` that does not decode, oldest first,
 /// whether a tombstone skips it or not: one pass over the log, changing nothing. Works on a
 /// store that [`Coordinator::open`](super::Coordinator::open) refuses because of such a record.
+///
+/// # Errors
+/// As [`Log::reader`] and [`LogReader::next`](crate::LogReader::next): damage to the log itself is an error;
+/// a record that does not decode is an answer.
 pub fn find_unreadable(log: &Log) -> Result<Vec<Unreadable>> {
     let mut found = Vec::new();
     let mut skipped = BTreeSet::new();
@@ -131,6 +135,9 @@ pub fn find_unreadable(log: &Log) -> Result<Vec<Unreadable>> {
 
 /// Records one tombstone for each record of `unreadable` that none skips yet, in one atomic
 /// batch; returns the LSNs now skipped (empty: nothing to do). The records themselves stay.
+///
+/// # Errors
+/// [`Error::Encode`] if a tombstone does not encode; appending them fails as [`Log::append_records`] does.
 pub fn skip_unreadable(log: &Log, unreadable: &[Unreadable]) -> Result<Vec<Lsn>> {
     let tombstones: Vec<(Lsn, Vec<u8>)> = unreadable
         .iter()
@@ -147,6 +154,11 @@ pub fn skip_unreadable(log: &Log, unreadable: &[Unreadable]) -> Result<Vec<Lsn>>
 
 /// The log of the store under project `root`, opened as a coordinator opens it (its kinds
 /// reserved, the store's recorded access checked).
+///
+/// # Errors
+/// [`Error::InsecurePermissions`] for a store others may write to; [`Error::InvalidArgument`] for an access
+/// file that does not parse; [`Error::Io`] if the store cannot be looked at; opening the log fails as
+/// [`LogOptions::open`](crate::LogOptions::open) does.
 pub fn open_store_log(root: &Path) -> Result<Log> {
     let store = super::store_dir(root);
     let access = super::checked_access(&store, false)?;

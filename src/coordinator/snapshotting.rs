@@ -55,6 +55,11 @@ impl Coordinator {
     /// Writes a snapshot of every projection now; returns its LSN (records below it are in it).
     /// The live projections are not locked meanwhile: the snapshot is built from the newest
     /// snapshot on disk plus the log after it.
+    ///
+    /// # Errors
+    /// Replaying the log after the newest snapshot fails as every [query](Coordinator#errors) does;
+    /// [`Error::Io`] if the snapshot directory cannot be read or the snapshot cannot be written;
+    /// [`Error::Encode`] if the state does not encode.
     pub fn snapshot(&self) -> Result<Lsn> {
         let _one_at_a_time = crate::log::lock(&self.snapshots.writer);
         let tail = self.log.next_lsn();

@@ -18,7 +18,14 @@ impl Coordinator {
     /// capabilities must be valid names (not empty, at most 256 bytes, no control characters). With the id of a task that exists (whatever the key): the same
     /// definition returns that task as it is now and appends nothing; another is
     /// [`Error::AlreadyExists`] naming the first field that differs (name, description,
-    /// priority, required capabilities (in any order), metadata, max_attempts, idempotency key).
+    /// priority, required capabilities (in any order), metadata, `max_attempts`, idempotency key).
+    ///
+    /// # Errors
+    /// [`Error::ValueTooDeep`] or [`Error::ValueTooLarge`] for metadata past the limits;
+    /// [`Error::InvalidName`] for an invalid name or required capability; [`Error::InvalidArgument`] for
+    /// `max_attempts` of 0; [`Error::UnknownAgent`] unless `actor` is registered and active;
+    /// [`Error::AlreadyExists`] for an idempotency key or id already used with another definition; and those
+    /// of every [command](Coordinator#errors).
     pub async fn create_task(&self, actor: &AgentId, spec: NewTask) -> Result<Task> {
         self.create_with_dependencies(actor, spec, Vec::new()).await
     }
@@ -28,6 +35,10 @@ impl Coordinator {
     /// dependencies on them. Given the id of a task that exists, as
     /// [`Coordinator::create_task`], where the same definition also means depending on every
     /// provider in `dependencies`.
+    ///
+    /// # Errors
+    /// As [`Coordinator::create_task`]; [`Error::DependenciesNotReady`] naming the providers that have not
+    /// completed (or do not exist); [`Error::InvalidName`] for task ids that make too long a dependency id.
     pub async fn coordinate_task(
         &self,
         actor: &AgentId,
@@ -103,6 +114,10 @@ impl Coordinator {
     /// for good). The claim holds a lease of [`CoordinatorOptions::lease`](super::CoordinatorOptions)
     /// that [`Coordinator::heartbeat`] renews. `None` if nothing is claimable; the same rule as
     /// [`Coordinator::get_ready_tasks`], whose first task this is.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; and those of every
+    /// [command](Coordinator#errors). Nothing to claim is `None`, not an error.
     pub async fn claim_next_task(
         &self,
         agent: &AgentId,
@@ -138,6 +153,11 @@ impl Coordinator {
 
     /// Completes a task the agent holds under a live lease; the dependencies it provides become
     /// ready. [`Error::LeaseLost`] once the lease ended, even if nobody claimed the task since.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; [`Error::UnknownTask`];
+    /// [`Error::IllegalTransition`] for a task not in progress; [`Error::NotHolder`] if another agent holds
+    /// it; [`Error::LeaseLost`] once the lease ended; and those of every [command](Coordinator#errors).
     pub async fn complete_task(&self, agent: &AgentId, task: &TaskId, outputs: Vec<String>) -> Result<()> {
         self.end_held(agent, task, TaskStatus::Completed, End::Completed { outputs }).await
     }
@@ -145,6 +165,10 @@ impl Coordinator {
     /// Fails the current attempt of a task the agent holds under a live lease: it is pending
     /// again, or, once its attempts are used up, failed for good (its pending consumers are
     /// then blocked). [`Error::LeaseLost`] once the lease ended.
+    ///
+    /// # Errors
+    /// As [`Coordinator::complete_task`], but a pending or blocked task is [`Error::NotHolder`]:
+    /// [`Error::IllegalTransition`] is for a finished one.
     pub async fn fail_task(&self, agent: &AgentId, task: &TaskId, error: &str) -> Result<()> {
         let end = End::AttemptFailed { error: error.to_owned() };
         self.end_held(agent, task, TaskStatus::Failed(error.to_owned()), end).await
@@ -152,11 +176,19 @@ impl Coordinator {
 
     /// Gives a task the agent holds back, without failing it: a release by a live holder does
     /// not count against the task's attempts. [`Error::LeaseLost`] once the lease ended.
+    ///
+    /// # Errors
+    /// As [`Coordinator::complete_task`], but a blocked task is [`Error::NotHolder`]:
+    /// [`Error::IllegalTransition`] is for a pending or finished one.
     pub async fn release_task(&self, agent: &AgentId, task: &TaskId) -> Result<()> {
         self.end_held(agent, task, TaskStatus::Pending, End::Released).await
     }
 
     /// Adds an output to a task the agent holds under a live lease.
+    ///
+    /// # Errors
+    /// As [`Coordinator::complete_task`], but a pending or blocked task is [`Error::NotHolder`]:
+    /// [`Error::IllegalTransition`] is for a finished one.
     pub async fn add_output(&self, agent: &AgentId, task: &TaskId, output: &str) -> Result<()> {
         let (id, task_id, output) = (agent.clone(), task.clone(), output.to_owned());
         self.execute(agent, move |state, now| {
@@ -174,13 +206,20 @@ impl Coordinator {
     /// Cancels a task that has not finished (any active agent may; a holder loses its claim):
     /// its status becomes `Cancelled(reason)` (final), the dependencies on it fail, and the
     /// pending tasks waiting on it are blocked with a reason naming it. Returns the cancelled
-    /// task. [`Error::IllegalTransition`] for a finished task.
+    /// task.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; [`Error::UnknownTask`];
+    /// [`Error::IllegalTransition`] for a finished task; and those of every [command](Coordinator#errors).
     pub async fn cancel_task(&self, agent: &AgentId, task: &TaskId, reason: &str) -> Result<Vec<TaskId>> {
         self.cancel(agent, task, reason, false).await
     }
 
     /// As [`Coordinator::cancel_task`], and every unfinished task that waits on it, directly or
     /// through others, is cancelled too. Returns the cancelled tasks, `task` first.
+    ///
+    /// # Errors
+    /// As [`Coordinator::cancel_task`].
     pub async fn cancel_task_cascade(
         &self,
         agent: &AgentId,
@@ -219,6 +258,13 @@ impl Coordinator {
     /// [`Coordinator::cancel_task`]). Unblocking a task one of whose dependencies failed is
     /// [`Error::DependenciesNotReady`] naming them: it can never run. Acting on a held task needs a live lease. Claiming is
     /// [`Coordinator::claim_next_task`].
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active; [`Error::UnknownTask`];
+    /// [`Error::IllegalTransition`] for a move the state machine does not allow, and for `InProgress`; acting
+    /// on a held task other than by cancelling it, [`Error::NotHolder`] if another agent holds it and
+    /// [`Error::LeaseLost`] once the lease ended; [`Error::DependenciesNotReady`] for unblocking a task one
+    /// of whose dependencies failed; and those of every [command](Coordinator#errors).
     pub async fn update_task_status(&self, agent: &AgentId, task: &TaskId, status: TaskStatus) -> Result<()> {
         let id = agent.clone();
         let task_id = task.clone();
@@ -281,18 +327,26 @@ impl Coordinator {
     }
 
     /// A task by id.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn get_task(&self, task: &TaskId) -> Result<Option<Task>> {
         self.read(|s| s.tasks.get(task).cloned())
     }
 
     /// Tasks assigned to an agent (held now, or last held).
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
     pub fn get_tasks_for_agent(&self, agent: &AgentId) -> Result<Vec<Task>> {
         self.read(|s| s.tasks.assigned_to(agent).cloned().collect())
     }
 
     /// Tasks, all or those whose status has this name (`Pending`, `InProgress`, `Blocked`,
-    /// `Completed`, `Failed`, `Cancelled`), oldest first. [`Error::InvalidArgument`] for another
-    /// name.
+    /// `Completed`, `Failed`, `Cancelled`), oldest first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for another status name; and those of every [query](Coordinator#errors).
     pub fn list_tasks(&self, status: Option<&str>) -> Result<Vec<Task>> {
         const NAMES: [&str; 6] = ["Pending", "InProgress", "Blocked", "Completed", "Failed", "Cancelled"];
         if let Some(name) = status.filter(|n| !NAMES.contains(n)) {

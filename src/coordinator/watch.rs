@@ -47,6 +47,9 @@ pub struct Subscription {
 
 impl Subscription {
     /// The next matching event, waiting for one to be appended if needed.
+    ///
+    /// # Errors
+    /// As [`Subscription::try_next`].
     pub async fn next(&mut self) -> Result<Delivery> {
         loop {
             if let Some(d) = self.try_next()? {
@@ -74,6 +77,12 @@ impl Subscription {
     /// not read it at delivery, decided with the time a command run then would use. The filter
     /// is matched against the event as delivered: a metadata filter does not match a withheld
     /// update (its metadata is withheld with the value).
+    ///
+    /// # Errors
+    /// As [`LogReader::next`]; [`Error::UndecodableRecord`](crate::Error::UndecodableRecord) for a
+    /// coordination record that does not decode and that no tombstone skips (the subscription stays on it:
+    /// asking again fails again); deciding whether to withhold a context value catches up as every
+    /// [query](Coordinator#errors) does.
     pub fn try_next(&mut self) -> Result<Option<Delivery>> {
         while let Some(record) = self.reader.next()? {
             if record.kind.get() != EVENT_RECORD_KIND {
@@ -131,6 +140,11 @@ impl ContextWatcher {
     /// [`Error::NotVisible`](crate::Error::NotVisible) for a value whose visibility excludes
     /// the watcher (the rule of [`Coordinator::get_context_version`]). The entry is made from
     /// the delivered record itself, as the state made it.
+    ///
+    /// # Errors
+    /// As [`Subscription::next`]; [`Error::UnknownAgent`](crate::Error::UnknownAgent) unless the watching
+    /// agent is registered and active; [`Error::NotVisible`](crate::Error::NotVisible) for a value whose
+    /// visibility excludes it.
     pub async fn next(&mut self) -> Result<(u64, Option<ContextEntry>)> {
         loop {
             let delivery = self.subscription.next().await?;
@@ -165,12 +179,20 @@ impl ContextWatcher {
 impl Coordinator {
     /// Events matching `filter` appended from now on, as `agent` may see them (context values
     /// it may not read are withheld: [`Delivery::withheld`]).
+    ///
+    /// # Errors
+    /// As [`Coordinator::subscribe_from`].
     pub fn subscribe(&self, agent: &AgentId, filter: EventFilter) -> Result<Subscription> {
         self.subscribe_from(agent, filter, self.log.next_lsn())
     }
 
     /// Events matching `filter` from `lsn` on, as `agent` may see them (context values it may
     /// not read are withheld: [`Delivery::withheld`]).
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`](crate::Error::UnknownAgent) unless `agent` is registered and active; those of
+    /// every [query](Coordinator#errors); positioning at `lsn` fails as
+    /// [`Log::reader_from`](crate::Log::reader_from) does.
     pub fn subscribe_from(&self, agent: &AgentId, filter: EventFilter, lsn: Lsn) -> Result<Subscription> {
         self.read(|s| require_agent(s, agent))??;
         Ok(Subscription {
@@ -183,6 +205,9 @@ impl Coordinator {
 
     /// Every later update of `key` (or, with `from_version`, every update from that version
     /// on), as `reader` may see them.
+    ///
+    /// # Errors
+    /// As [`Coordinator::subscribe_from`], for `reader`.
     pub fn watch_context(
         &self,
         reader: &AgentId,

@@ -91,7 +91,7 @@ impl CompactedHeader {
             end: Lsn(u64_at(b, H_END)),
             records: u64_at(b, H_RECORDS),
             body_len: u64_at(b, H_BODY_LEN),
-            created: Timestamp(u64_at(b, H_CREATED) as i64),
+            created: Timestamp(u64_at(b, H_CREATED).cast_signed()),
         };
         if header.first.0 == 0 || header.end < header.first {
             return Err(format!("impossible range {} to {}", header.first, header.end));

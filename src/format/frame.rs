@@ -82,7 +82,9 @@ pub enum Decoded<'a> {
 }
 
 /// Appends a frame whose LSN, time, flags and checksum are still unset; [`finalize_frame`] sets
-/// them once the append lock has assigned the LSN.
+/// them once the append lock has assigned the LSN. The payload is at most the maximum record size
+/// (a `u32`): callers check it first.
+#[allow(clippy::cast_possible_truncation)] // the payload length fits the `u32` length field (above)
 pub fn push_unfinished_frame(out: &mut Vec<u8>, kind: RecordKind, payload: &[u8]) {
     let start = out.len();
     let total = frame_len(payload.len());
@@ -223,7 +225,7 @@ fn check_frame_fields(frame: &[u8], len: u32, total: usize, rule: LsnRule) -> De
     }
     Decoded::Frame(Frame {
         lsn,
-        timestamp: Timestamp(u64_at(frame, FR_TIME) as i64),
+        timestamp: Timestamp(u64_at(frame, FR_TIME).cast_signed()),
         kind,
         flags,
         payload: frame.get(FRAME_HEADER_LEN..end).unwrap_or_default(),

@@ -134,6 +134,13 @@ pub(crate) fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     }
 }
 
+/// A file offset (or length) as an index into a buffer of the file's bytes, saturating: an offset
+/// the address space cannot hold is past the end of every buffer, so `buf.get(offset_index(at)..)`
+/// is `None` for it as for any other offset past the end.
+pub(crate) fn offset_index(offset: u64) -> usize {
+    usize::try_from(offset).unwrap_or(usize::MAX)
+}
+
 /// The `u32` at `at` of a buffer whose length the caller checked (a short one reads as zeros).
 pub(crate) fn u32_at(buf: &[u8], at: usize) -> u32 {
     let mut b = [0u8; 4];

@@ -131,7 +131,7 @@ impl SegmentHeader {
         }
         let header = SegmentHeader {
             base_lsn: Lsn(u64_at(b, HDR_BASE_LSN)),
-            created: Timestamp(u64_at(b, HDR_CREATED) as i64),
+            created: Timestamp(u64_at(b, HDR_CREATED).cast_signed()),
             capacity: u64_at(b, HDR_CAPACITY),
         };
         if header.base_lsn.0 == 0 {

@@ -1,4 +1,4 @@
-//! The snapshot file header (log-format.md, "Snapshots"); the body is MessagePack, read and
+//! The snapshot file header (log-format.md, "Snapshots"); the body is `MessagePack`, read and
 //! written by the snapshot layer.
 
 use super::{put_field, u32_of, u64_of, Field};

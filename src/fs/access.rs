@@ -1,8 +1,8 @@
 //! Who may read and write the store's files: the access recorded in the store, the modes it
 //! gives new files and directories whatever the umask, and the check that refuses a store others
-//! may write to (log-format.md, "StoreAccess").
+//! may write to (log-format.md, "Access").
 //!
-//! The rule, in the spirit of OpenSSH's `StrictModes` (sshd_config(5)): a program that trusts
+//! The rule, in the spirit of OpenSSH's `StrictModes` (`sshd_config(5)`): a program that trusts
 //! what it reads from files checks first that nobody but their owner (and, when the store is
 //! shared with a group on purpose, that group) can have written them.
 
@@ -131,9 +131,10 @@ pub(crate) fn record_access(store: &Path, access: StoreAccess, replace: bool) ->
         temp.persist(&target)?;
         return Ok(access);
     }
-    match temp.persist_new(&target)? {
-        true => Ok(access),
-        false => Ok(read_access(store)?.unwrap_or(access)),
+    if temp.persist_new(&target)? {
+        Ok(access)
+    } else {
+        Ok(read_access(store)?.unwrap_or(access))
     }
 }
 

@@ -36,20 +36,19 @@ impl TempFile {
         static CREATED: AtomicU64 = AtomicU64::new(0);
         let n = CREATED.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{stem}.{}.{n}.tmp", std::process::id()));
-        let file = match unnamed(dir).map(|file| link_locked(file, &path)) {
-            Ok(Ok(file)) => file,
+        let file = if let Ok(Ok(file)) = unnamed(dir).map(|file| link_locked(file, &path)) {
+            file
+        } else {
             // No O_TMPFILE here, or no /proc to link it through: created under its name.
-            Ok(Err(_)) | Err(_) => {
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)
-                    .map_err(|e| Error::io("create", &path, e))?;
-                lock(&file, &path)?;
-                file
-            }
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| Error::io("create", &path, e))?;
+            lock(&file, &path)?;
+            file
         };
         let temp = TempFile { file, path, placed: false };
         let mode = super::file_mode_in(dir)?;

@@ -121,7 +121,7 @@ mod tests {
         let mut out = header.encode().to_vec();
         for lsn in 1..=n {
             let start = out.len();
-            push_unfinished_frame(&mut out, RecordKind::new(1).unwrap(), &[lsn as u8; 100]);
+            push_unfinished_frame(&mut out, RecordKind::new(1).unwrap(), &[u8::try_from(lsn).unwrap(); 100]);
             finalize_frame(&mut out[start..], Lsn(lsn), Timestamp(1), 0);
         }
         out.resize(8192, 0);

@@ -49,7 +49,12 @@ impl AuditReader {
     }
 
     /// The next record, or `None` once the reader has caught up with the log's published tail.
-    /// A damaged compacted-records file is an error naming it and the byte offset.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`](crate::Error::Corruption) naming the compacted-records file and the byte offset,
+    /// for a damaged record of that file, one outside its range or out of order, or a record count that
+    /// disagrees with its header; past the file, as [`Log::reader_from`](super::Log::reader_from) and
+    /// [`LogReader::next`].
     #[allow(clippy::should_implement_trait)] // lending: the record borrows the reader
     pub fn next(&mut self) -> Result<Option<Record<'_>>> {
         if let Some(c) = &self.compacted {

@@ -87,7 +87,7 @@ impl CompactedFile {
     /// `at` past it; `None` at the end of the body, once the record count is checked too.
     pub fn next(&self, at: &Cell<Position>) -> Result<Option<Record<'_>>> {
         let Position { offset, last, seen } = at.get();
-        let rest = self.map.get(offset as usize..).unwrap_or_default();
+        let rest = self.map.get(format::offset_index(offset)..).unwrap_or_default();
         let corrupt =
             |reason| Error::Corruption { segment: self.path.clone(), offset, lsn: last.next(), reason };
         if rest.is_empty() {
@@ -228,8 +228,13 @@ mod tests {
         let kind = RecordKind::new(1).unwrap();
         for &lsn in lsns {
             let payload = lsn.to_le_bytes();
-            w.push(&Record { lsn: Lsn(lsn), timestamp: Timestamp(lsn as i64), kind, payload: &payload })
-                .unwrap();
+            w.push(&Record {
+                lsn: Lsn(lsn),
+                timestamp: Timestamp(lsn.cast_signed()),
+                kind,
+                payload: &payload,
+            })
+            .unwrap();
         }
         w.install(Lsn(end)).unwrap();
     }

@@ -69,6 +69,7 @@ pub fn open_segment(dir: &Path, data: &[u8]) {
     }
     for mode in [RecoveryMode::Strict, RecoveryMode::TruncateTornTail] {
         let _ = std::fs::remove_file(dir.join(super::lock_file::LOCK_FILE));
+        #[allow(clippy::cast_possible_truncation)] // a constant: the header is 64 bytes
         let opened = Log::options(dir)
             .segment_size(8192)
             .max_record_size(MAX_PAYLOAD.min(8192 - 2 * SEGMENT_HEADER_LEN as u32))

@@ -135,7 +135,7 @@ fn lead_group(shared: &Shared, own: Option<&Arc<Slot>>) -> Option<Result<Appende
         };
         match waiter {
             Waiter::Thread(slot) if own.is_some_and(|own| Arc::ptr_eq(&slot, own)) => {
-                own_result = Some(result)
+                own_result = Some(result);
             }
             Waiter::Thread(slot) => slot.set(State::Done(result)),
             Waiter::Task(tx) => {

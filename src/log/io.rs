@@ -97,7 +97,9 @@ impl SharedWords {
     /// `words` zero words private to this process.
     #[must_use]
     pub fn local(words: usize) -> SharedWords {
-        SharedWords { backing: Backing::Local((0..words).map(|_| Default::default()).collect()) }
+        SharedWords {
+            backing: Backing::Local((0..words).map(|_| std::sync::atomic::AtomicU64::default()).collect()),
+        }
     }
 
     /// Whether stores reach the words (false for a read-only map).
@@ -132,6 +134,7 @@ impl SharedWords {
 
     /// # Panics
     /// If `i` lies outside the words: indices are compile-time constants of the lock file layout.
+    #[allow(clippy::cast_ptr_alignment)] // the map is page-aligned: see SAFETY below
     fn word(&self, i: usize) -> &std::sync::atomic::AtomicU64 {
         let bytes: &[u8] = match &self.backing {
             Backing::Write(map) => map,
@@ -182,7 +185,7 @@ fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
     let zeros = vec![0u8; 1 << 16];
     let mut at = from;
     while at < to {
-        let n = (to - at).min(zeros.len() as u64) as usize;
+        let n = crate::format::offset_index(to - at).min(zeros.len());
         file.write_all_at(zeros.get(..n).unwrap_or_default(), at).map_err(|e| Error::io("write", path, e))?;
         at += n as u64;
     }
@@ -257,7 +260,9 @@ pub fn list_dir(dir: &Path) -> Result<Vec<String>> {
 /// Refuses filesystems on which memory maps and file locks are unreliable.
 pub fn check_local_filesystem(dir: &Path) -> Result<()> {
     let stat = rustix::fs::statfs(dir).map_err(|e| Error::io("statfs", dir, e.into()))?;
-    match network_filesystem_name(stat.f_type as u64) {
+    #[allow(clippy::cast_sign_loss)] // a magic number: its bits matter, not its sign
+    let magic = stat.f_type as u64;
+    match network_filesystem_name(magic) {
         Some(fs) => Err(Error::NetworkFilesystem { path: dir.to_owned(), fs }),
         None => Ok(()),
     }

@@ -151,7 +151,7 @@ impl LockFile {
             return Err(Error::UnsupportedVersion {
                 path: self.path.clone(),
                 found: u32::try_from(version).unwrap_or(u32::MAX),
-                supported: LOCK_VERSION as u32,
+                supported: u32::try_from(LOCK_VERSION).unwrap_or(u32::MAX),
             });
         }
         Ok(())
@@ -209,7 +209,7 @@ impl LockFile {
         Tail {
             segment: self.tail_segment(),
             offset: self.words.load(W_TAIL_OFFSET),
-            last_time: Timestamp(self.words.load(W_LAST_TIME) as i64),
+            last_time: Timestamp(self.words.load(W_LAST_TIME).cast_signed()),
             last_frame: self.words.load(W_LAST_FRAME),
             lsn: self.tail_lsn(),
         }
@@ -229,7 +229,7 @@ impl LockFile {
     pub fn publish(&self, tail: Tail) {
         self.words.store(W_TAIL_SEGMENT, tail.segment.0);
         self.words.store(W_TAIL_OFFSET, tail.offset);
-        self.words.store(W_LAST_TIME, tail.last_time.0 as u64);
+        self.words.store(W_LAST_TIME, tail.last_time.0.cast_unsigned());
         self.words.store(W_LAST_FRAME, tail.last_frame);
         self.words.store(W_TAIL_LSN, tail.lsn.0);
     }

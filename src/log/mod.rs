@@ -75,6 +75,9 @@ impl Log {
     }
 
     /// Opens the log in `dir` with default options.
+    ///
+    /// # Errors
+    /// As [`LogOptions::open`].
     pub fn open(dir: impl AsRef<Path>) -> Result<Log> {
         Log::options(dir).open()
     }
@@ -130,24 +133,42 @@ impl Log {
 
     /// Fails with [`Error::ReadOnly`] if the log was opened read-only.
     fn writable(&self, what: &'static str) -> Result<()> {
-        match self.shared.opts.read_only {
-            true => Err(Error::ReadOnly { what, dir: self.shared.dir.clone() }),
-            false => Ok(()),
+        if self.shared.opts.read_only {
+            Err(Error::ReadOnly { what, dir: self.shared.dir.clone() })
+        } else {
+            Ok(())
         }
     }
 
     /// Appends one record with the log's durability; returns its LSN.
+    ///
+    /// # Errors
+    /// As [`Log::append_records`].
     pub fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
         Ok(self.append_batch(kind, &[payload])?.first)
     }
 
     /// Appends records of one kind as one atomic batch: after a crash either all of them are in
     /// the log or none is. They get consecutive LSNs.
+    ///
+    /// # Errors
+    /// As [`Log::append_records`].
     pub fn append_batch<P: AsRef<[u8]>>(&self, kind: RecordKind, payloads: &[P]) -> Result<Appended> {
         self.append_records(payloads.iter().map(|p| (kind, p.as_ref())))
     }
 
     /// Appends records of mixed kinds as one atomic batch.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a log opened read-only; [`Error::RecordTooLarge`] for a payload over the
+    /// maximum record size; [`Error::ReservedKind`] for a kind reserved by the layer above
+    /// ([`LogOptions::reserve_kinds`]); [`Error::BatchTooLarge`] for a batch that does not fit one segment.
+    /// Nothing is appended then.
+    ///
+    /// Writing fails with [`Error::Io`] (the lock file's lock, the newest segment's write, preallocation or
+    /// sync, a new segment's creation), [`Error::CorruptHeader`] if the newest segment's header does not
+    /// decode, and [`Error::TornTail`] in [`RecoveryMode::Strict`] when an appender that died left a torn
+    /// write to cut; [`Error::Internal`] for a bug (the group commit that carried the batch lost it).
     pub fn append_records<'a>(
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
@@ -198,6 +219,11 @@ impl Log {
     /// new, decide, append, with no other appender in between. `build` returns the records (maybe
     /// none) and a value handed back to the caller, or an error, in which case nothing is
     /// appended. It runs on the thread leading the group commit and must not append itself.
+    ///
+    /// # Errors
+    /// Whatever error `build` returns, and [`Error::ReservedKind`] if it returns a record of a reserved kind:
+    /// nothing is appended then. Otherwise as [`Log::append_records`]; [`Error::Internal`] if `build` never
+    /// ran (a bug).
     pub fn append_with<T, F>(&self, build: F) -> Result<(Appended, T)>
     where
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
@@ -210,6 +236,9 @@ impl Log {
     }
 
     /// As [`Log::append_with`], for async callers (a thread of the log runs `build`).
+    ///
+    /// # Errors
+    /// As [`Log::append_with`].
     pub async fn append_with_async<T, F>(&self, build: F) -> Result<(Appended, T)>
     where
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
@@ -255,6 +284,9 @@ impl Log {
 
     /// As [`Log::append_records`], for async callers: the task is never blocked on I/O; a
     /// background thread of the log leads the group commits of async callers.
+    ///
+    /// # Errors
+    /// As [`Log::append_records`].
     pub async fn append_records_async<'a>(
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
@@ -265,6 +297,9 @@ impl Log {
     }
 
     /// As [`Log::append`], for async callers.
+    ///
+    /// # Errors
+    /// As [`Log::append_records`].
     pub async fn append_async(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
         Ok(self.append_records_async([(kind, payload)]).await?.first)
     }
@@ -278,6 +313,10 @@ impl Log {
 
     /// Makes every record appended so far (by any process) durable; returns the durable
     /// watermark (every LSN below it is on stable storage).
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a log opened read-only; [`Error::Io`] if the newest segment cannot be opened or
+    /// synced; [`Error::CorruptHeader`] if its header does not decode.
     pub fn sync(&self) -> Result<Lsn> {
         self.writable("sync")?;
         let tail = self.shared.control.tail_lsn();
@@ -286,37 +325,56 @@ impl Log {
     }
 
     /// A reader positioned at `lsn` (which may equal [`Log::next_lsn`], to wait for new records).
+    ///
+    /// # Errors
+    /// [`Error::Compacted`] for an LSN compaction removed; [`Error::LsnOutOfRange`] for LSN 0 or one past
+    /// [`Log::next_lsn`]; [`Error::SegmentGap`] if the directory holds no segment file. Opening the segment
+    /// that holds `lsn` fails with [`Error::Io`] or [`Error::CorruptHeader`], and reading up to `lsn` as
+    /// [`LogReader::next`] does.
     pub fn reader_from(&self, lsn: Lsn) -> Result<LogReader> {
         LogReader::seek(self.shared.clone(), lsn)
     }
 
     /// A reader positioned at the first record.
+    ///
+    /// # Errors
+    /// As [`Log::first_lsn`] and [`Log::reader_from`].
     pub fn reader(&self) -> Result<LogReader> {
         self.reader_from(self.first_lsn()?)
     }
 
     /// LSN of the first record the log holds.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be read; [`Error::SegmentGap`] if it holds no segment file.
     pub fn first_lsn(&self) -> Result<Lsn> {
         self.shared.first_lsn()
     }
 
     /// LSN the next appended record will get; every record below it is readable.
+    #[must_use]
     pub fn next_lsn(&self) -> Lsn {
         self.shared.control.tail_lsn()
     }
 
     /// Every record below this LSN is known to be on stable storage.
+    #[must_use]
     pub fn durable_lsn(&self) -> Lsn {
         self.shared.control.durable_lsn()
     }
 
     /// What recovery found and did when this handle opened the log.
+    #[must_use]
     pub fn recovery_report(&self) -> &RecoveryReport {
         &self.shared.recovery
     }
 
     /// Reads every record and segment the log holds, checking every checksum, header, LSN and
     /// the zero bytes after the last record of each sealed segment.
+    ///
+    /// # Errors
+    /// The first problem found: as [`Log::reader`] and [`LogReader::next`] for the segments; as
+    /// [`Log::audit_reader`] and [`AuditReader::next`] for the compacted-records file.
     pub fn verify(&self) -> Result<VerifyReport> {
         let mut reader = self.reader()?;
         let first = reader.position();
@@ -348,6 +406,11 @@ impl Log {
     /// below `limit`, oldest first, so that the log only ever loses a prefix; returns the files.
     /// The newest segment is never removed. Readers in other processes keep their maps of removed
     /// segments; a reader asking for a removed LSN gets [`Error::Compacted`].
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a log opened read-only; [`Error::Io`] if the compaction lock cannot be taken,
+    /// the directory read, a file removed or moved, or a directory created or synced. The segments removed
+    /// before a failure stay removed: the log then merely starts later.
     pub fn remove_segments_before(&self, limit: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>> {
         self.writable("compaction")?;
         compaction::remove_segments_before(&self.shared, limit, archive)
@@ -359,6 +422,12 @@ impl Log {
     /// replaced atomically before any segment is removed, so a crash at any step loses nothing
     /// `keep` wanted. Dense readers ([`Log::reader_from`]) never see compacted records; read them
     /// with [`Log::audit_reader`].
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a log opened read-only; any error `keep` returns. Reading the old
+    /// compacted-records file and the segments fails as [`Log::audit_reader`], [`AuditReader::next`] and
+    /// [`LogReader::next`] do; writing the new file, or removing segments, with [`Error::Io`]. Before the new
+    /// file is in place nothing is removed.
     pub fn compact_keyed(
         &self,
         limit: Lsn,
@@ -371,6 +440,11 @@ impl Log {
 
     /// A reader over everything the store holds for audits: the records keyed compaction kept,
     /// then the log from the end of their range.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the compacted-records file exists but cannot be opened or mapped;
+    /// [`Error::CorruptHeader`] if its header does not decode, disagrees with its length, or its range ends
+    /// past the log's end (the file is another store's).
     pub fn audit_reader(&self) -> Result<AuditReader> {
         AuditReader::open(self.shared.clone())
     }
@@ -387,16 +461,19 @@ impl Log {
 
     /// Torn tails this handle cut while appending: bytes of appenders in other processes that
     /// died in the middle of a write (see log-format.md, "Appending").
+    #[must_use]
     pub fn repairs(&self) -> Vec<TornTailReport> {
         self.shared.writer.repairs()
     }
 
     /// The log directory.
+    #[must_use]
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
 
     /// The options the log was opened with.
+    #[must_use]
     pub fn opts(&self) -> &LogOptions {
         &self.shared.opts
     }

@@ -184,23 +184,37 @@ impl LogOptions {
     }
 
     /// Whether [`LogOptions::read_only`] was asked for.
+    #[must_use]
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
 
     /// Opens (creating if needed, unless [`LogOptions::read_only`]) and recovers the log.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for options out of range (segment size, a maximum record size that does not
+    /// fit a segment, a zero flush interval); [`Error::NetworkFilesystem`] for a directory on a network
+    /// filesystem; [`Error::InsecurePermissions`] for a directory or file others may write to (unless
+    /// allowed); [`Error::NoStore`] for a read-only open of a directory without segment files.
+    ///
+    /// Recovery refuses what it may not repair: [`Error::CorruptLockFile`] or [`Error::UnsupportedVersion`]
+    /// for the lock file, [`Error::CorruptHeader`] for the newest segment's header, [`Error::Corruption`] for
+    /// a damaged record the durable watermark says was acknowledged (or, in a version-1 segment opened cold,
+    /// one that an intact record follows), [`Error::TornTail`] for a torn tail in [`RecoveryMode::Strict`].
+    /// [`Error::Io`] for any failed file operation.
     pub fn open(self) -> Result<Log> {
         Log::open_with(self)
     }
 
     /// The durability appends get.
+    #[must_use]
     pub fn get_durability(&self) -> Durability {
         self.durability
     }
 
-    /// Bytes a segment offers to frames.
-    pub(crate) fn usable_segment_bytes(&self, capacity: u64) -> u64 {
-        capacity.saturating_sub(SEGMENT_HEADER_LEN as u64)
+    /// Bytes a segment of [`LogOptions::segment_size`] offers to frames.
+    pub(crate) fn usable_segment_bytes(&self) -> u64 {
+        self.segment_size.saturating_sub(SEGMENT_HEADER_LEN as u64)
     }
 
     /// Refuses a log directory someone else may write to, unless allowed or checked already.
@@ -221,7 +235,7 @@ impl LogOptions {
             );
         }
         let largest = frame_len(self.max_record_size as usize) as u64;
-        if largest > self.usable_segment_bytes(self.segment_size) {
+        if largest > self.usable_segment_bytes() {
             return invalid(
                 "maximum record size",
                 format!(

@@ -9,7 +9,7 @@ use super::index::INDEX_INTERVAL;
 use super::segment::Segment;
 use super::Shared;
 use crate::error::{Error, FrameError, Result};
-use crate::format::{decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::format::{self, decode_frame, Decoded, FRAME_HEADER_LEN, SEGMENT_HEADER_LEN};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// One record, its payload borrowed from the segment map (no copy).
@@ -75,7 +75,7 @@ impl LogReader {
         let max = shared.opts.max_record_size;
         let map = segment.map();
         let indexed_frame_ok = matches!(
-            map.get(offset as usize..).map(|b| decode_frame(b, start, max)),
+            map.get(format::offset_index(offset)..).map(|b| decode_frame(b, start, max)),
             Some(Decoded::Frame(_))
         );
         if offset != SEGMENT_HEADER_LEN as u64 && !indexed_frame_ok {
@@ -120,6 +120,14 @@ impl LogReader {
     /// The next record, or `None` once the reader has caught up with the published tail (call
     /// again later to see records appended since). Corruption is an error naming segment,
     /// offset and LSN; it is never skipped.
+    ///
+    /// # Errors
+    /// [`Error::Corruption`] (naming segment, offset and LSN) for a damaged record, and, where a sealed
+    /// segment ends, for an incomplete batch or non-zero bytes after its last record;
+    /// [`Error::CorruptHeader`] for a sealed segment's damaged durable mark or the next segment's header;
+    /// [`Error::SegmentGap`] if the next segment is missing, [`Error::Compacted`] if compaction removed it;
+    /// [`Error::Io`] for a failed open, map or directory read. The reader stays where it was: asking again
+    /// fails again.
     #[allow(clippy::should_implement_trait)] // lending: the record borrows the reader's map
     pub fn next(&mut self) -> Result<Option<Record<'_>>> {
         let Some(found) = self.advance()? else { return Ok(None) };
@@ -138,14 +146,15 @@ impl LogReader {
                 return Ok(None);
             }
             let map = self.map.clone();
-            let rest = map.get(self.offset as usize..).unwrap_or_default();
+            let at = format::offset_index(self.offset);
+            let rest = map.get(at..).unwrap_or_default();
             match decode_frame(rest, self.next, max) {
                 Decoded::Frame(f) => {
                     if self.offset >= self.index_from {
                         self.segment.index_note(self.next, self.offset);
                         self.index_from = self.offset + INDEX_INTERVAL;
                     }
-                    let start = self.offset as usize + FRAME_HEADER_LEN;
+                    let start = at + FRAME_HEADER_LEN;
                     let found = Found {
                         lsn: f.lsn,
                         timestamp: f.timestamp,
@@ -160,9 +169,8 @@ impl LogReader {
                     return Ok(Some(found));
                 }
                 Decoded::End if !self.grew()? => self.enter_next_segment()?,
-                Decoded::End => {}
                 Decoded::Invalid(reason) if !self.grew()? => return Err(self.corruption(self.offset, reason)),
-                Decoded::Invalid(_) => {}
+                Decoded::End | Decoded::Invalid(_) => {} // the file grew: read again
             }
         }
     }
@@ -181,7 +189,7 @@ impl LogReader {
         if self.in_batch {
             return Err(self.corruption(self.offset, FrameError::IncompleteBatch));
         }
-        let rest = self.map.get(self.offset as usize..).unwrap_or_default();
+        let rest = self.map.get(format::offset_index(self.offset)..).unwrap_or_default();
         if let Some(i) = rest.iter().position(|&b| b != 0) {
             return Err(self.corruption(self.offset + i as u64, FrameError::TrailingGarbage));
         }

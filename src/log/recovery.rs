@@ -194,7 +194,7 @@ fn tail_matches_segment(tail: Tail, write_end: u64, image: &[u8], opts: &LogOpti
     if tail.last_frame == 0 {
         return tail.offset == SEGMENT_HEADER_LEN as u64 && tail.lsn == tail.segment;
     }
-    let rest = image.get(tail.last_frame as usize..).unwrap_or_default();
+    let rest = image.get(format::offset_index(tail.last_frame)..).unwrap_or_default();
     let expected = Lsn(tail.lsn.0.wrapping_sub(1));
     matches!(
         format::decode_frame(rest, expected, opts.max_record_size),
@@ -403,7 +403,7 @@ fn interrupted(
     if end <= tail.offset {
         return None;
     }
-    let written = image.get(..end as usize).unwrap_or_default();
+    let written = image.get(..format::offset_index(end)).unwrap_or_default();
     let start =
         ScanStart { offset: tail.offset, lsn: tail.lsn, time: tail.last_time, last_frame: tail.last_frame };
     let s = scan::scan(written, start, opts.max_record_size, |_, _| {});

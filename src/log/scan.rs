@@ -61,7 +61,7 @@ pub fn scan(
     let mut next = start.lsn;
     let mut committed = start;
     loop {
-        let rest = segment.get(at as usize..).unwrap_or_default();
+        let rest = segment.get(format::offset_index(at)..).unwrap_or_default();
         match decode_frame(rest, next, max_payload) {
             Decoded::Frame(frame) => {
                 on_frame(&frame, at);
@@ -121,7 +121,7 @@ pub fn valid_frame_follows(segment: &[u8], after: u64, lsn: Lsn, max_payload: u3
     let end = (after + window).min(segment.len() as u64);
     let mut at = after + FRAME_ALIGN as u64;
     while at + FRAME_HEADER_LEN as u64 <= end {
-        if let Some(rest) = segment.get(at as usize..) {
+        if let Some(rest) = segment.get(format::offset_index(at)..) {
             // Cheap filters before the checksum: marker byte and LSN field.
             let plausible = rest.get(27) == Some(&FRAME_MARKER) && format::u64_at(rest, 8) == lsn.0;
             if plausible && matches!(decode_frame(rest, lsn, max_payload), Decoded::Frame(_)) {
@@ -150,7 +150,7 @@ pub fn intact_frames(
     let (mut at, mut next) = (from, lsn);
     'walk: while at < to {
         if let Some(Decoded::Frame(f)) =
-            segment.get(at as usize..).map(|b| decode_frame(b, next, max_payload))
+            segment.get(format::offset_index(at)..).map(|b| decode_frame(b, next, max_payload))
         {
             on_frame(&f);
             at += f.len as u64;
@@ -159,7 +159,7 @@ pub fn intact_frames(
         }
         let mut probe = at + FRAME_ALIGN as u64;
         while probe + FRAME_HEADER_LEN as u64 <= to {
-            let rest = segment.get(probe as usize..).unwrap_or_default();
+            let rest = segment.get(format::offset_index(probe)..).unwrap_or_default();
             let found = Lsn(format::u64_at(rest, 8));
             if rest.get(27) == Some(&FRAME_MARKER)
                 && found > next
@@ -194,7 +194,7 @@ pub fn recorded_durable(segment: &[u8], base: Lsn, max_payload: u32) -> Option<L
 
 /// Offset one past the last non-zero byte of `bytes[from..]`, or `from` if all are zero.
 pub fn nonzero_end(bytes: &[u8], from: u64) -> u64 {
-    let tail = bytes.get(from as usize..).unwrap_or_default();
+    let tail = bytes.get(format::offset_index(from)..).unwrap_or_default();
     tail.iter().rposition(|&b| b != 0).map_or(from, |i| from + i as u64 + 1)
 }
 
@@ -212,7 +212,7 @@ mod tests {
                 let start = out.len();
                 push_unfinished_frame(&mut out, RecordKind::new(1).unwrap(), p);
                 let flags = if i + 1 < batch.len() { FLAG_BATCH_CONTINUES } else { 0 };
-                finalize_frame(&mut out[start..], Lsn(lsn), Timestamp(lsn as i64), flags);
+                finalize_frame(&mut out[start..], Lsn(lsn), Timestamp(lsn.cast_signed()), flags);
                 lsn += 1;
             }
         }
@@ -236,7 +236,7 @@ mod tests {
         let mut img = log_image(&[&[b"a"], &[b"b", b"c"]]);
         // Cut the last frame of the second batch.
         let full = scan(&img, ScanStart::segment(Lsn(1)), 100, |_, _| {});
-        let last_frame_start = full.committed_offset as usize - 40;
+        let last_frame_start = usize::try_from(full.committed_offset).unwrap() - 40;
         img[last_frame_start..].fill(0);
         let s = scan(&img, ScanStart::segment(Lsn(1)), 100, |_, _| {});
         assert_eq!(s.committed_lsn, Lsn(2), "batch b,c is incomplete");

@@ -42,7 +42,7 @@ impl Wake {
         match watcher.and_then(|mut w| w.watch(&shared.dir, RecursiveMode::NonRecursive).map(|()| w)) {
             Ok(w) => *slot = Some(w),
             Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the log directory; waiting falls back to polling")
+                tracing::warn!(error = %e, "cannot watch the log directory; waiting falls back to polling");
             }
         }
     }

@@ -177,7 +177,7 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
     let mut run =
         Run { start: tail, tail, time: shared.opts.clock.now().max(tail.last_time), placed: Vec::new() };
     let mut results: Vec<Option<Result<Appended>>> = group.iter().map(|_| None).collect();
-    let usable = shared.opts.usable_segment_bytes(shared.opts.segment_size);
+    let usable = shared.opts.usable_segment_bytes();
     for i in 0..group.len() {
         if let Some(build) = group.get_mut(i).and_then(|p| p.deferred.take()) {
             // The builder reads the log up to the tail: publish what this group placed so far.
@@ -387,7 +387,7 @@ fn tail_consistent(active: &Active, tail: &Tail) -> bool {
 fn rebuild_tail(shared: &Shared, active: &Active, tail: &mut Tail) -> Result<()> {
     let len = io::file_len(&active.file, &active.path)?;
     let image = io::map_read(&active.file, &active.path, len)?;
-    let end = shared.control.write_end().max(tail.offset).min(image.len() as u64) as usize;
+    let end = format::offset_index(shared.control.write_end().max(tail.offset)).min(image.len());
     let written = image.get(..end).unwrap_or_default();
     let s = scan::scan(written, ScanStart::segment(tail.segment), shared.opts.max_record_size, |_, _| {});
     if s.committed_lsn < tail.lsn {
@@ -477,7 +477,7 @@ pub mod fault {
 
     pub(super) fn write_prefix_and_abort(file: &File, bufs: &[&[u8]], offset: u64, cut: u64) -> Result<()> {
         let joined: Vec<u8> = bufs.concat();
-        let prefix = joined.get(..(cut as usize).min(joined.len())).unwrap_or_default();
+        let prefix = joined.get(..crate::format::offset_index(cut).min(joined.len())).unwrap_or_default();
         let _ = file.write_all_at(prefix, offset);
         std::process::abort();
     }

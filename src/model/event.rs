@@ -31,13 +31,19 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// MessagePack bytes of the record payload.
+    /// `MessagePack` bytes of the record payload.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if rmp-serde refuses to encode the record.
     pub fn encode(&self) -> Result<Vec<u8>> {
         rmp_serde::to_vec_named(self).map_err(|e| Error::Encode { reason: e.to_string() })
     }
 
     /// Decodes a record payload (directly where it is laid out as [`Recorded::encode`] writes
     /// it, through rmp-serde otherwise: the result is the same).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming `lsn` if the payload is not a record of this model.
     pub fn decode(lsn: Lsn, payload: &[u8]) -> Result<Recorded> {
         if let Some(recorded) = super::decode::fast(payload) {
             return Ok(recorded);
@@ -59,7 +65,7 @@ impl Recorded {
         Some(withheld)
     }
 
-    /// Whether a payload is surely an [`Event::Custom`], by reading only the MessagePack header
+    /// Whether a payload is surely an [`Event::Custom`], by reading only the `MessagePack` header
     /// up to the event's variant name (no allocation, nothing decoded): replay passes over
     /// application events, which change no projection, without decoding their data. `false`
     /// when unsure (then the payload is decoded as usual).

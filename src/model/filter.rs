@@ -124,7 +124,7 @@ mod tests {
             event: Event::TaskClaimed {
                 task: TaskId::new("t").unwrap(),
                 agent: agent("a"),
-                lease_until: Default::default(),
+                lease_until: crate::types::Timestamp::default(),
             },
         };
         assert!(f.matches(&claimed));

@@ -27,7 +27,7 @@ pub fn decode_event(data: &[u8]) {
     }
 }
 
-/// One or more records of every event kind, with values that take every MessagePack width the
+/// One or more records of every event kind, with values that take every `MessagePack` width the
 /// encoder writes (short and long strings, small and large integers, negative times, nested
 /// JSON, empty and full collections, present and absent options).
 #[must_use]

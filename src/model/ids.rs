@@ -11,6 +11,10 @@ use crate::error::{Error, Result};
 pub const MAX_NAME_LEN: usize = 256;
 
 /// Checks a name: 1 to [`MAX_NAME_LEN`] bytes, no control characters.
+///
+/// # Errors
+/// [`Error::InvalidName`] naming `what` for an empty name, one longer than [`MAX_NAME_LEN`] bytes, or one
+/// with a control character.
 pub fn validate_name(what: &'static str, name: &str) -> Result<()> {
     validate_up_to(what, name, MAX_NAME_LEN)
 }
@@ -52,6 +56,11 @@ macro_rules! name_type {
 
         impl $name {
             /// Validates and wraps a name.
+            ///
+            /// # Errors
+            /// [`Error::InvalidName`] for an empty name, one longer than [`MAX_NAME_LEN`] bytes (a dependency
+            /// id may be as long as two task ids and the `->` between them), one with a control character,
+            /// and a task id containing `->`.
             pub fn new(name: impl Into<String>) -> Result<$name> {
                 let name = name.into();
                 validate_id($what, &name)?;

@@ -1,6 +1,6 @@
 //! Limits every JSON value passes before it goes into a record, so that nothing is appended that
 //! the store could not read back (log-format.md, "Limits"). The decoder of records and of
-//! snapshots refuses MessagePack nested deeper than 1,024 levels (rmp-serde's limit); a value
+//! snapshots refuses `MessagePack` nested deeper than 1,024 levels (rmp-serde's limit); a value
 //! sits a few levels down in a record and about ten in a snapshot, so values may nest at most
 //! [`MAX_VALUE_DEPTH`] levels.
 
@@ -30,8 +30,12 @@ pub fn value_depth(value: &Value) -> usize {
 }
 
 /// Checks the value `what` (for example `context key build/result`) against the depth limit and
-/// the size limit `max_size` (bytes of its MessagePack encoding): [`Error::ValueTooDeep`] or
-/// [`Error::ValueTooLarge`], naming it.
+/// the size limit `max_size` (bytes of its `MessagePack` encoding).
+///
+/// # Errors
+/// [`Error::ValueTooDeep`] for a value nested deeper than [`MAX_VALUE_DEPTH`] levels,
+/// [`Error::ValueTooLarge`] for one larger than `max_size`, both naming `what`; [`Error::Encode`] if
+/// rmp-serde refuses to encode it.
 pub fn check_value(what: &str, value: &Value, max_size: usize) -> Result<()> {
     let depth = value_depth(value);
     if depth > MAX_VALUE_DEPTH {

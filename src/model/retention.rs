@@ -125,7 +125,7 @@ mod tests {
             value: serde_json::json!(version),
             visibility: Visibility::Shared,
             expires_at: None,
-            metadata: Default::default(),
+            metadata: std::collections::BTreeMap::new(),
             version,
         }
     }
@@ -151,7 +151,7 @@ mod tests {
             Event::Custom {
                 event_type: "e".into(),
                 data: serde_json::json!(0),
-                metadata: Default::default(),
+                metadata: std::collections::BTreeMap::new(),
             },
         ];
         let mut s = Supersession::new();

@@ -12,7 +12,7 @@ use crate::types::Lsn;
 /// Record kind of tombstones (one of [`super::COORDINATION_KINDS`]).
 pub const TOMBSTONE_RECORD_KIND: u16 = 2;
 
-/// The payload of a tombstone: `{ "lsn": u64, "reason": string }` (named MessagePack).
+/// The payload of a tombstone: `{ "lsn": u64, "reason": string }` (named `MessagePack`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tombstone {
     /// The coordination record to skip.
@@ -22,12 +22,18 @@ pub struct Tombstone {
 }
 
 impl Tombstone {
-    /// MessagePack bytes of the payload.
+    /// `MessagePack` bytes of the payload.
+    ///
+    /// # Errors
+    /// [`Error::Encode`] if rmp-serde refuses to encode the tombstone.
     pub fn encode(&self) -> Result<Vec<u8>> {
         rmp_serde::to_vec_named(self).map_err(|e| Error::Encode { reason: e.to_string() })
     }
 
     /// Reads a tombstone's payload (the record at `lsn`).
+    ///
+    /// # Errors
+    /// [`Error::Decode`] naming `lsn` if the payload is not a tombstone.
     pub fn decode(lsn: Lsn, payload: &[u8]) -> Result<Tombstone> {
         rmp_serde::from_slice(payload).map_err(|e| Error::Decode { lsn, reason: e.to_string() })
     }

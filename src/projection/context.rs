@@ -84,16 +84,12 @@ impl ContextIndex {
     }
 
     pub(super) fn apply(&mut self, actor: AgentId, event: Event, lsn: Lsn, time: Timestamp) {
-        let key = match &event {
-            Event::ContextUpdated { key, .. } | Event::ContextDeleted { key, .. } => key,
-            _ => return,
-        };
-        let history = match self.keys.get_mut(key) {
-            Some(history) => history,
-            None => {
-                self.order.insert(key.clone());
-                self.keys.entry(key.clone()).or_default()
-            }
+        let (Event::ContextUpdated { key, .. } | Event::ContextDeleted { key, .. }) = &event else { return };
+        let history = if let Some(history) = self.keys.get_mut(key) {
+            history
+        } else {
+            self.order.insert(key.clone());
+            self.keys.entry(key.clone()).or_default()
         };
         let created_at = match &history.current {
             Some(current) => current.created_at,

@@ -24,7 +24,7 @@ use crate::model::{BarrierName, ClaimPolicy, Event, LockName, Recorded};
 use crate::types::{Lsn, Timestamp};
 
 /// Hash maps of the projections: looked up for nearly every record replayed, so hashed with
-/// foldhash (fast on short strings, seeded per process) rather than SipHash.
+/// foldhash (fast on short strings, seeded per process) rather than `SipHash`.
 type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 
 /// A [`State`] as plain data: what a snapshot stores (log-format.md, "Snapshots"). `Context` is

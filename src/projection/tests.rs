@@ -42,7 +42,7 @@ fn fold(events: Vec<Event>) -> State {
     let mut state = State::new();
     for (i, event) in events.into_iter().enumerate() {
         let n = i as u64 + 1;
-        state.apply(Recorded { actor: agent("actor"), event }, Lsn(n), Timestamp(n as i64 * 10));
+        state.apply(Recorded { actor: agent("actor"), event }, Lsn(n), Timestamp(n.cast_signed() * 10));
     }
     state
 }

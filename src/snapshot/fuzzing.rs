@@ -103,7 +103,7 @@ fn round_trip(dir: &Path, image: StateImage) {
     let start = state.next_lsn.get();
     for (i, recorded) in crate::model::fuzzing::sample_records().into_iter().enumerate() {
         let lsn = Lsn(start.saturating_add(i as u64));
-        state.apply(recorded, lsn, crate::types::Timestamp(i as i64));
+        state.apply(recorded, lsn, crate::types::Timestamp(i64::try_from(i).unwrap_or(i64::MAX)));
     }
     let _ = state.to_image();
 }

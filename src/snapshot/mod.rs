@@ -37,6 +37,9 @@ impl Snapshots {
     /// The snapshots in `dir` (created if missing), keeping the newest `keep`. Temporary files
     /// of snapshot writers that died mid-write are removed (never those of a live writer:
     /// [`crate::fs`]).
+    ///
+    /// # Errors
+    /// [`Error::Io`] if `dir` cannot be created or read, or a dead writer's temporary file cannot be removed.
     pub fn open(dir: &Path, keep: usize) -> Result<Snapshots> {
         crate::fs::create_subdir(dir)?;
         let snapshots = Snapshots { dir: dir.to_owned(), keep: keep.max(1) };
@@ -54,6 +57,9 @@ impl Snapshots {
     }
 
     /// Snapshot files, newest (highest LSN) first.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be read.
     pub fn list(&self) -> Result<Vec<(Lsn, PathBuf)>> {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io("read directory", &self.dir, e))? {
@@ -71,6 +77,10 @@ impl Snapshots {
     /// Writes a snapshot of `state` durably and removes all but the newest `keep`. The body is
     /// encoded straight into the file (no buffer the size of the state), then the header with its
     /// length and checksum is written in front of it.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the snapshot cannot be written, synced and renamed into place, or an older one cannot
+    /// be removed; [`Error::Encode`] if rmp-serde refuses to encode the state.
     pub fn write(&self, state: &StateImage) -> Result<PathBuf> {
         use std::os::unix::fs::FileExt;
         let lsn = state.next_lsn.get();
@@ -112,6 +122,10 @@ impl Snapshots {
 
     /// The newest valid snapshot whose LSN is at most `limit` (the log's next LSN), and the
     /// snapshots skipped on the way. `None` if there is none: replay from the start.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the directory cannot be read. A snapshot that cannot be read or does not check out is
+    /// skipped, not an error.
     pub fn load(&self, limit: Lsn) -> Result<(Option<State>, Vec<SkippedSnapshot>)> {
         let mut skipped = Vec::new();
         for (lsn, path) in self.list()? {
@@ -142,6 +156,11 @@ fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
 /// Checks and decodes a snapshot file, streaming it (no buffer the size of the file); the error
 /// says what is wrong. The body's length and checksum are checked in a first pass, so the
 /// decoder only ever sees bytes that were written as they are.
+///
+/// # Errors
+/// What is wrong, as text: the file cannot be read; its header is too short, of another format or version, or
+/// fails its checksum; the body's length or checksum disagrees with the header; the body does not decode;
+/// header and body name different LSNs.
 pub fn read_file(path: &Path) -> std::result::Result<StateImage, String> {
     use std::io::{Seek, SeekFrom};
     let unreadable = |e: std::io::Error| format!("cannot read it: {e}");
@@ -223,6 +242,9 @@ impl<R: Read> Read for Checksummed<R> {
 }
 
 /// Checks and decodes the bytes of a snapshot file; the error says what is wrong.
+///
+/// # Errors
+/// What is wrong, as text, as for [`read_file`].
 pub fn decode(bytes: &[u8]) -> std::result::Result<StateImage, String> {
     let (version, lsn, len, crc) = check_header(bytes.get(..HEADER_LEN).ok_or("shorter than a header")?)?;
     let len = usize::try_from(len).map_err(|_| "body length overflows".to_owned())?;

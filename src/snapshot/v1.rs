@@ -54,7 +54,7 @@ mod tests {
             value: json!(value),
             visibility: Visibility::Shared,
             expires_at: None,
-            metadata: Default::default(),
+            metadata: std::collections::BTreeMap::new(),
             version: 0,
         };
         let (a, b) = (AgentId::new("a").unwrap(), AgentId::new("b").unwrap());
@@ -69,7 +69,7 @@ mod tests {
         let mut versions = Vec::new();
         let mut life = None;
         for (n, (actor, event)) in records.into_iter().enumerate() {
-            let (lsn, time) = (Lsn(n as u64 + 1), Timestamp(10 * (n as i64 + 1)));
+            let (lsn, time) = (Lsn(n as u64 + 1), Timestamp(10 * (i64::try_from(n).unwrap() + 1)));
             let created_at = *life.get_or_insert(time);
             let entry = entry_of(actor.clone(), event.clone(), created_at, time);
             if entry.is_none() {

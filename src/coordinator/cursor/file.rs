@@ -20,7 +20,11 @@ pub(crate) fn cursor_path(store: &Path, agent: &AgentId, name: &str) -> PathBuf 
 }
 
 fn hex(s: &str) -> String {
-    s.bytes().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write;
+    s.bytes().fold(String::with_capacity(2 * s.len()), |mut out, b| {
+        let _ = write!(out, "{b:02x}"); // writing to a String cannot fail
+        out
+    })
 }
 
 /// Reads a cursor file; `None` if there is none.

@@ -78,6 +78,9 @@ pub struct DurableSubscription {
 impl DurableSubscription {
     /// The next matching event, waiting for one if needed. Before it waits it may persist the
     /// scan position ([`DurableOptions::scan_persist_records`]).
+    ///
+    /// # Errors
+    /// As [`DurableSubscription::try_next`].
     pub async fn next(&mut self) -> Result<Delivery> {
         loop {
             if let Some(delivery) = self.try_next()? {
@@ -94,6 +97,12 @@ impl DurableSubscription {
     /// handed out [`DurableOptions::max_deliveries`] times is dead-lettered instead (an
     /// [`Event::DeliveryDeadLettered`] record is appended, then the cursor moves past it) and
     /// the next match is looked for.
+    ///
+    /// # Errors
+    /// As [`Subscription::try_next`]; [`Error::Io`] if the cursor file cannot be written; dead-lettering a
+    /// head fails as [`Log::append_records`](crate::Log::append_records) does (and [`Error::ValueTooLarge`]
+    /// or [`Error::Unreadable`] for its record). The head is not handed out then: the next call looks at it
+    /// again.
     pub fn try_next(&mut self) -> Result<Option<Delivery>> {
         loop {
             let Some(delivery) = self.subscription.try_next()? else {
@@ -143,6 +152,11 @@ impl DurableSubscription {
     /// did not match) if that is further. Otherwise the first record handed out after `lsn` is
     /// the new head and keeps its delivery count. `lsn` must be in the log
     /// ([`Error::InvalidArgument`] otherwise).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an LSN at or past the log's next; [`Error::Io`] if the cursor file
+    /// cannot be written; moving the subscription on fails as [`Log::reader_from`](crate::Log::reader_from)
+    /// does.
     pub fn ack(&mut self, lsn: Lsn) -> Result<()> {
         let tail = self.coordinator.log.next_lsn();
         if lsn >= tail {
@@ -172,6 +186,9 @@ impl DurableSubscription {
     /// either acknowledged or not matching the filter. Nothing moves while a record handed out
     /// is unacknowledged (the cursor cannot pass it). Returns where delivery resumes after a
     /// restart. Records appended after the scan stay after the position: they are delivered.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if the cursor file cannot be written.
     pub fn ack_scanned(&mut self) -> Result<Lsn> {
         let scanned = self.subscription.position();
         if self.unacked.is_empty() && scanned > self.saved.position {
@@ -214,7 +231,7 @@ impl DurableSubscription {
             deliveries,
         };
         let max = self.coordinator.log.opts().max_record_size;
-        let payload = super::encode_checked(Recorded { actor: self.agent.clone(), event }, max)?;
+        let payload = super::encode_checked(&Recorded { actor: self.agent.clone(), event }, max)?;
         self.coordinator.log.append_owned(RecordKind::new(EVENT_RECORD_KIND)?, &payload)?;
         tracing::warn!(agent = %self.agent, subscription = %self.name, %lsn, deliveries, "record dead-lettered");
         self.save(CursorState::at(lsn.next()))
@@ -230,6 +247,9 @@ impl DurableSubscription {
 impl Coordinator {
     /// A durable subscription of `agent` named `name` with default [`DurableOptions`]: see
     /// [`Coordinator::subscribe_durable_with`].
+    ///
+    /// # Errors
+    /// As [`Coordinator::subscribe_durable_with`].
     pub fn subscribe_durable(
         &self,
         agent: &AgentId,
@@ -244,13 +264,15 @@ impl Coordinator {
     /// file is new: the file is created at once, at the log's first LSN, so compaction keeps
     /// everything it has not processed.
     ///
-    /// Errors: [`Error::Compacted`] if the cursor's position was compacted away (by a forced
-    /// compaction; [`Coordinator::reset_cursor`] moves it on), [`Error::CorruptCursor`] for a
-    /// damaged cursor file, [`Error::UnknownAgent`] unless `agent` is registered and active,
-    /// [`Error::InvalidName`] for an invalid name; [`Error::InvalidArgument`] for
-    /// `max_deliveries` of 0, or an agent id and name longer than [`MAX_CURSOR_NAMES`] bytes
-    /// together (they name the cursor file, hex-encoded, within the 255-byte limit of file
-    /// names).
+    /// # Errors
+    /// [`Error::Compacted`] if the cursor's position was compacted away (by a forced compaction;
+    /// [`Coordinator::reset_cursor`] moves it on), [`Error::CorruptCursor`] for a damaged cursor file,
+    /// [`Error::UnknownAgent`] unless `agent` is registered and active, [`Error::InvalidName`] for an invalid
+    /// name; [`Error::InvalidArgument`] for `max_deliveries` of 0, or an agent id and name longer than
+    /// [`MAX_CURSOR_NAMES`] bytes together (they name the cursor file, hex-encoded, within the 255-byte limit
+    /// of file names). [`Error::Io`] if the cursor file cannot be read or created; those of every
+    /// [query](Coordinator#errors); positioning the subscription fails as
+    /// [`Log::reader_from`](crate::Log::reader_from) does.
     pub fn subscribe_durable_with(
         &self,
         agent: &AgentId,

@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::log::Durability;
 use crate::model::limits::{value_depth, MAX_VALUE_DEPTH};
 use crate::model::{AgentId, ContextKey, Event, EventFilter, NewTask, TaskId, Visibility};
+use crate::projection::State;
 use crate::types::Lsn;
 
 /// The value size limits a run uses: the default, and a small one that wide values exceed.
@@ -118,7 +119,7 @@ async fn run(root: &Path, data: &[u8]) {
                 assert!(after > before, "{what}: accepted without appending");
                 match accepted {
                     Accepted::Context(version) => {
-                        expected.context.entry(key).or_default().push((version, value))
+                        expected.context.entry(key).or_default().push((version, value));
                     }
                     Accepted::Event(lsn) => expected.events.push((lsn, value)),
                     Accepted::Task(id) => expected.tasks.push((id, value)),
@@ -141,24 +142,24 @@ async fn run(root: &Path, data: &[u8]) {
             }
         }
     }
-    check(&c, &agent, &expected, "live").await;
-    let live = c.read(|s| s.to_image()).expect("read the state");
+    check(&c, &agent, &expected, "live");
+    let live = c.read(State::to_image).expect("read the state");
     drop(c);
 
     let c = open();
-    check(&c, &agent, &expected, "after a full replay").await;
-    assert!(c.read(|s| s.to_image()).expect("read the state") == live, "a full replay gives another state");
+    check(&c, &agent, &expected, "after a full replay");
+    assert!(c.read(State::to_image).expect("read the state") == live, "a full replay gives another state");
     c.snapshot().expect("snapshot");
     drop(c);
 
     let c = open();
     assert!(c.skipped_snapshots().is_empty(), "{:?}", c.skipped_snapshots());
-    check(&c, &agent, &expected, "from a snapshot").await;
-    assert!(c.read(|s| s.to_image()).expect("read the state") == live, "a snapshot gives another state");
+    check(&c, &agent, &expected, "from a snapshot");
+    assert!(c.read(State::to_image).expect("read the state") == live, "a snapshot gives another state");
 }
 
 /// Reads every accepted value back through the API.
-async fn check(c: &Coordinator, agent: &AgentId, expected: &Expected, when: &str) {
+fn check(c: &Coordinator, agent: &AgentId, expected: &Expected, when: &str) {
     for (key, versions) in &expected.context {
         let current = c.get_context(agent, key).expect("get").expect("the key is set");
         let (version, value) = versions.last().expect("a version");
@@ -198,7 +199,8 @@ struct Input<'a> {
     at: usize,
 }
 
-/// Numbers at the edges of what JSON, MessagePack and the integer types hold.
+/// Numbers at the edges of what JSON, `MessagePack` and the integer types hold.
+#[allow(clippy::cast_precision_loss)] // the floats nearest the integer bounds, on purpose
 fn special(i: u8) -> Value {
     let float = |f: f64| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number);
     match i % 24 {
@@ -298,7 +300,7 @@ impl Input<'_> {
         match self.byte() % 16 {
             0 => Value::Null,
             1 => Value::Bool(self.byte() & 1 == 1),
-            2 => json!(self.u64() as i64),
+            2 => json!(self.u64().cast_signed()),
             3 => json!(self.u64()),
             4 => serde_json::Number::from_f64(f64::from_bits(self.u64())).map_or(Value::Null, Value::Number),
             5 | 6 => special(self.byte()),
@@ -316,13 +318,15 @@ impl Input<'_> {
             12 => {
                 let n = self.u16() % 20_000;
                 let first = self.byte();
-                Value::Array((0..n).map(|i| special(first.wrapping_add(i as u8))).collect())
+                Value::Array((0..n).map(|i| special(first.wrapping_add((i & 0xFF) as u8))).collect())
             }
             13 => {
                 let n = self.u16() % 5_000;
                 let first = self.byte();
                 Value::Object(
-                    (0..n).map(|i| (format!("k{i}"), special(first.wrapping_add(i as u8)))).collect(),
+                    (0..n)
+                        .map(|i| (format!("k{i}"), special(first.wrapping_add((i & 0xFF) as u8))))
+                        .collect(),
                 )
             }
             14 => {

@@ -51,7 +51,7 @@ pub fn repair(bytes: &[u8]) -> Vec<u8> {
         let len = format::encoded_frame_len(frame);
         let Some(frame) = frame.get_mut(..len) else { break };
         let lsn = Lsn(format::u64_at(frame, 8));
-        let time = Timestamp(format::u64_at(frame, 16) as i64);
+        let time = Timestamp(format::u64_at(frame, 16).cast_signed());
         let flags = frame[26];
         format::finalize_frame(frame, lsn, time, flags);
         at += len;
@@ -92,17 +92,14 @@ fn check(dir: &Path, bytes: &[u8]) {
                     Err(e) => failed = Some(e),
                 }
             }
-            match failed {
-                Some(e) => {
-                    names_the_file(&e);
-                    assert!(matches!(e, Error::Corruption { .. }), "{e}");
-                    None
-                }
-                None => {
-                    let header = *file.header();
-                    rewrite(dir, bytes, &header, &records, &times);
-                    Some((header.end, records))
-                }
+            if let Some(e) = failed {
+                names_the_file(&e);
+                assert!(matches!(e, Error::Corruption { .. }), "{e}");
+                None
+            } else {
+                let header = *file.header();
+                rewrite(dir, bytes, &header, &records, &times);
+                Some((header.end, records))
             }
         }
     };

@@ -43,8 +43,9 @@ fn repair(bytes: &[u8], base: Lsn) -> Vec<u8> {
     if out.len() < HEADER + 4 {
         return out;
     }
-    let count = ((out.len() - HEADER - 4) / 16) as u32;
-    out.truncate(HEADER + 16 * count as usize);
+    let entries = (out.len() - HEADER - 4) / 16;
+    let Ok(count) = u32::try_from(entries) else { return out };
+    out.truncate(HEADER + 16 * entries);
     format::put(&mut out, 12, &count.to_le_bytes());
     format::put(&mut out, 16, &base.get().to_le_bytes());
     let crc = crc32fast::hash(&out);

@@ -90,7 +90,7 @@ fn edit(t: &Template, ops: &[u8]) -> Vec<u8> {
         let new = match op % 4 {
             0 => {
                 let scale = if matches!(word, 6 | 7 | 10) { 8 } else { 1 };
-                old.wrapping_add_signed(i64::from(arg as i8) * scale)
+                old.wrapping_add_signed(i64::from(arg.cast_signed()) * scale)
             }
             1 => landmarks.get(usize::from(arg) % landmarks.len().max(1)).copied().unwrap_or(0),
             2 => {

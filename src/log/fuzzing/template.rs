@@ -41,6 +41,7 @@ impl Template {
     }
 
     /// Records from `lsn` on (all of them for `Lsn(0)`).
+    #[must_use]
     pub fn records_from(&self, lsn: u64) -> Vec<(u64, u16, Vec<u8>)> {
         self.records.iter().filter(|r| r.0 >= lsn).cloned().collect()
     }
@@ -78,7 +79,7 @@ fn build() -> Template {
     let kind = RecordKind::new(KIND).expect("record kind");
     // Payloads of every length modulo 8 (so every padding), single records and batches.
     for i in 0u32..64 {
-        let payload: Vec<u8> = (0..(i * 37) % 500).map(|b| (b * 31 + i) as u8).collect();
+        let payload: Vec<u8> = (0..(i * 37) % 500).map(|b| ((b * 31 + i) & 0xFF) as u8).collect();
         if i % 5 == 4 {
             log.append_batch(kind, &[payload.as_slice(), b"second", b""]).expect("append a batch");
         } else {

@@ -1,5 +1,5 @@
-//! The MessagePack primitives the direct decoder reads records with: markers, lengths, strings,
-//! integers of any width, options, and JSON values as serde_json's `Value` reads itself through
+//! The `MessagePack` primitives the direct decoder reads records with: markers, lengths, strings,
+//! integers of any width, options, and JSON values as `serde_json`'s `Value` reads itself through
 //! rmp-serde. Every reader returns `None` on anything unexpected, leaving the payload to rmp-serde.
 
 use std::collections::BTreeMap;
@@ -128,6 +128,7 @@ impl<'a> Input<'a> {
     }
 
     /// `nil` as `None`, anything else through `read`.
+    #[allow(clippy::option_option)] // outer `None`: not readable here (left to rmp-serde); inner: `nil`
     pub(super) fn option<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
         if self.rest.first() == Some(&Marker::Null.to_u8()) {
             self.rest = self.rest.get(1..)?;
@@ -155,7 +156,7 @@ impl<'a> Input<'a> {
         Some(out)
     }
 
-    /// A JSON value, as serde_json's `Value` reads itself through rmp-serde.
+    /// A JSON value, as `serde_json`'s `Value` reads itself through rmp-serde.
     pub(super) fn json(&mut self, depth: u32) -> Option<Value> {
         let marker = self.marker()?;
         Some(match marker {
@@ -205,7 +206,7 @@ impl<'a> Input<'a> {
     }
 }
 
-/// A float as serde_json's `Value` takes one: non-finite ones become `null`.
+/// A float as `serde_json`'s `Value` takes one: non-finite ones become `null`.
 fn float(f: f64) -> Value {
     Number::from_f64(f).map_or(Value::Null, Value::Number)
 }

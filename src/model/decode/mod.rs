@@ -2,7 +2,7 @@
 //! records, and the generic path spends most of its time dispatching on field and variant
 //! names rather than copying data.
 //!
-//! [`fast`] reads a payload exactly as [`Recorded::encode`] writes it (named MessagePack,
+//! [`fast`] reads a payload exactly as [`Recorded::encode`] writes it (named `MessagePack`,
 //! log-format.md "Coordination records": every field present, in declaration order). Anything
 //! else (another field order, a missing or unknown field, an unknown variant, another encoding
 //! of a value) it declines, and [`Recorded::decode`] hands the payload to rmp-serde. So it

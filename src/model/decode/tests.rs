@@ -108,7 +108,7 @@ proptest! {
 }
 
 /// A custom event whose data is written by `data`, in encodings this crate's encoder does not
-/// use but other MessagePack writers may.
+/// use but other `MessagePack` writers may.
 fn custom_with(data: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     use rmp::encode::{write_map_len, write_str};
     let mut out = Vec::new();
