@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::fs::{self, Owner, StoreAccess};
+use crate::fs::{self, names, Owner, StoreAccess};
 
 /// Prepares the store directory `store` for an open: creates it if it does not exist, with
 /// `access` and the group of the project root, and returns the store's access; otherwise reads
@@ -13,12 +13,15 @@ use crate::fs::{self, Owner, StoreAccess};
 /// Unless `allow_insecure`, refuses a store someone the access does not allow may write to.
 ///
 /// A store is created whole: a directory beside it is filled (its mode, its group, the access
-/// file) and renamed into place, so that a concurrent open sees no store or a complete one.
+/// file, the log directory with its lock file, the snapshot and cursor directories) and renamed
+/// into place, so that a concurrent open, by this user or another, sees no store or a complete one.
 pub(crate) fn prepare(store: &Path, access: StoreAccess, allow_insecure: bool) -> Result<StoreAccess> {
-    if !store.is_dir() {
+    if !exists(store)? {
         create(store, access, None)?;
     }
-    checked_access(store, allow_insecure)
+    let access = checked_access(store, allow_insecure)?;
+    fs::sweep(store, |name| fs::temp_target(name) == Some(fs::ACCESS_FILE))?;
+    Ok(access)
 }
 
 /// Creates the store of the project at `root` as a coordinator open would (private) if there is
@@ -30,14 +33,31 @@ pub fn ensure_store(root: &Path, allow_insecure: bool) -> Result<StoreAccess> {
     prepare(&super::store_dir(root), StoreAccess::Private, allow_insecure)
 }
 
+/// Whether the store directory exists; an error (naming it) if it cannot be looked at.
+fn exists(store: &Path) -> Result<bool> {
+    match std::fs::metadata(store) {
+        Ok(meta) => Ok(meta.is_dir()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("look at the store", store, e)),
+    }
+}
+
+/// This process's effective uid.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
 /// The recorded access of the store directory `store`, after checking (unless `allow_insecure`)
-/// that nobody it does not allow may write to the store. Creates nothing; a missing store is
-/// [`StoreAccess::Private`] (the open that follows reports it missing, or creates it).
+/// that nobody it does not allow may write to the store, to `.maos`, or (without the sticky bit)
+/// to the project root that holds them, and that a private store is opened by its owner (or
+/// root). Creates nothing; a missing store is [`StoreAccess::Private`] (the open that follows
+/// reports it missing, or creates it).
 ///
 /// # Errors
 /// [`Error::InsecurePermissions`]; [`Error::Io`] if the store cannot be looked at.
 pub fn checked_access(store: &Path, allow_insecure: bool) -> Result<StoreAccess> {
-    if !store.is_dir() {
+    if !exists(store)? {
         return Ok(StoreAccess::default());
     }
     let recorded = fs::read_access(store)?;
@@ -48,58 +68,111 @@ pub fn checked_access(store: &Path, allow_insecure: bool) -> Result<StoreAccess>
             "the store records no access (it predates recorded access): taken as private; `maos-coord init` makes it private"
         );
     }
-    if !allow_insecure {
-        let owner = Owner::of(store)?;
-        if let Some(maos) = store.parent().filter(|p| p.file_name().is_some_and(|n| n == fs::names::MAOS_DIR))
-        {
-            fs::check_entry(maos, access, owner)?;
-        }
-        fs::check(store, access, owner)?;
+    if allow_insecure {
+        return Ok(access);
     }
+    let owner = Owner::of(store)?;
+    let me = euid();
+    if access == StoreAccess::Private && me != 0 && me != owner.uid {
+        let meta = std::fs::metadata(store).map_err(|e| Error::io("stat", store, e))?;
+        return Err(Error::InsecurePermissions {
+            path: store.to_owned(),
+            mode: meta.mode() & 0o7777,
+            access,
+            reason: format!(
+                "belongs to uid {}, not to this user (uid {me}): a private store is its owner's",
+                owner.uid
+            ),
+        });
+    }
+    if let Some(maos) = store.parent().filter(|p| p.file_name().is_some_and(|n| n == names::MAOS_DIR)) {
+        fs::check_entry(maos, access, owner)?;
+        let root = maos.parent().filter(|r| !r.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let meta = std::fs::metadata(root).map_err(|e| Error::io("stat", root, e))?;
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            return Err(Error::InsecurePermissions {
+                path: root.to_owned(),
+                mode,
+                access,
+                reason: "may be written by any user, who could put another .maos in its place".into(),
+            });
+        }
+    }
+    fs::check(store, access, owner)?;
     Ok(access)
 }
 
 /// Creates the store directory `store` with `access`, its group `group` (default: the group of
-/// the project root) for a group access. Loses quietly to a concurrent creator.
-fn create(store: &Path, access: StoreAccess, group: Option<u32>) -> Result<()> {
+/// the project root) for a group access. Loses quietly to a concurrent creator: returns whether
+/// this call created it.
+fn create(store: &Path, access: StoreAccess, group: Option<u32>) -> Result<bool> {
     let maos = store
         .parent()
         .ok_or_else(|| Error::Internal { what: "a store directory without a parent".into() })?;
-    let root = maos.parent().unwrap_or(Path::new("."));
-    if !root.as_os_str().is_empty() && !root.is_dir() {
+    let root = maos.parent().filter(|r| !r.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !root.is_dir() {
         std::fs::create_dir_all(root).map_err(|e| Error::io("create directory", root, e))?;
     }
     let group = match access {
         StoreAccess::Private => None,
-        _ => Some(group.map_or_else(
-            || Owner::of(if root.as_os_str().is_empty() { Path::new(".") } else { root }).map(|o| o.gid),
-            Ok,
-        )?),
+        _ => Some(group.map_or_else(|| Owner::of(root).map(|o| o.gid), Ok)?),
     };
-    if !maos.is_dir() {
-        fs::create_dir(maos, access.dir_mode())?;
-        if group.is_some() {
-            fs::apply(&[(maos, false)], access, group)?;
+    let me = euid();
+    // `.maos`: made whole too (other users may race for it), or given the access of the store
+    // that is being created in it, when this user owns it.
+    if exists(maos)? {
+        let meta = std::fs::metadata(maos).map_err(|e| Error::io("stat", maos, e))?;
+        if meta.uid() == me {
+            fs::apply(&[(maos, false)], access, group, me)?;
         }
+    } else {
+        let building = built_dir(root, names::MAOS_DIR, access, group)?;
+        place(building, maos, root)?;
     }
-    let building = tempfile::Builder::new()
-        .prefix("coordination.")
-        .suffix(".new")
-        .tempdir_in(maos)
-        .map_err(|e| Error::io("create directory", maos, e))?;
-    fs::apply(&[(building.path(), false)], access, group)?;
+    let building = built_dir(maos, names::STORE_DIR, access, group)?;
     fs::record_access(building.path(), access, true)?;
-    match std::fs::rename(building.path(), store) {
+    let log = building.path().join(names::LOG_DIR);
+    fs::create_subdir(&log)?;
+    crate::log::create_lock_file(&log)?;
+    for dir in [names::SNAPSHOT_DIR, names::CURSOR_DIR] {
+        fs::create_subdir(&building.path().join(dir))?;
+    }
+    place(building, store, maos)
+}
+
+/// A new, empty directory `<in>/<name>.XXXXXX.new` with the mode and group of `access`.
+fn built_dir(
+    parent: &Path,
+    name: &str,
+    access: StoreAccess,
+    group: Option<u32>,
+) -> Result<tempfile::TempDir> {
+    let building = tempfile::Builder::new()
+        .prefix(&format!("{name}."))
+        .suffix(".new")
+        .tempdir_in(parent)
+        .map_err(|e| Error::io("create directory", parent.join(name), e))?;
+    fs::apply(&[(building.path(), false)], access, group, euid())?;
+    Ok(building)
+}
+
+/// Renames a built directory to `to`, unless another process put one there first (then it is
+/// removed); returns whether it was put in place.
+fn place(building: tempfile::TempDir, to: &Path, parent: &Path) -> Result<bool> {
+    // Never replaces: a plain rename would replace an empty directory another process just put
+    // there, and that process's next step inside it would fail.
+    let cwd = rustix::fs::CWD;
+    match rustix::fs::renameat_with(cwd, building.path(), cwd, to, rustix::fs::RenameFlags::NOREPLACE) {
         Ok(()) => {
             // The directory is in place under its name: nothing of it is to be removed.
             let _ = building.keep();
-            fs::sync_dir(maos)
+            fs::sync_dir(parent)?;
+            Ok(true)
         }
-        // Another process created the store first (rename onto a non-empty directory).
-        Err(e) if store.is_dir() && matches!(e.raw_os_error(), Some(libc::ENOTEMPTY | libc::EEXIST)) => {
-            Ok(())
-        }
-        Err(e) => Err(Error::io("rename", building.path(), e)),
+        // Another process created it first.
+        Err(rustix::io::Errno::EXIST) if to.is_dir() => Ok(false),
+        Err(e) => Err(Error::io("rename", building.path(), e.into())),
     }
 }
 
@@ -125,30 +198,51 @@ pub struct StoreInit {
 /// access: sets the modes ([`StoreAccess::dir_mode`], [`StoreAccess::file_mode`]) of `.maos`, the
 /// store directory and everything in it, with a group access also their group (`group`, by
 /// default the group of the project root), and records the access, last; then opens the store
-/// once (which checks it). Every change is checked first: if this process may not make one of
-/// them (a file of another user), nothing is changed. Running it again changes nothing.
+/// once (which checks it). Only the store's owner may change an existing store, and every change
+/// is checked first: if one cannot be made (a file of another user that needs a change, or a
+/// store other users wrote that is to become private or group-read), nothing is changed. Running
+/// it again changes nothing. Agents should be stopped meanwhile: files they create during it may
+/// keep the old modes (running it again fixes them).
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] naming a file this process may not change; errors of
+/// [`Error::InvalidArgument`] naming what stands in the way; errors of
 /// [`crate::Coordinator::open`].
 pub fn init(root: &Path, access: StoreAccess, group: Option<u32>) -> Result<StoreInit> {
     let store = super::store_dir(root);
-    let created = !store.is_dir();
-    let previous = if created { None } else { fs::read_access(&store).ok().flatten() };
+    let mut created = false;
     let group = match access {
         StoreAccess::Private => None,
         _ => Some(match group {
             Some(gid) => gid,
-            None if root.is_dir() => std::fs::metadata(root).map_err(|e| Error::io("stat", root, e))?.gid(),
-            None => Owner::of(Path::new("."))?.gid,
+            None => Owner::of(if root.is_dir() { root } else { Path::new(".") })?.gid,
         }),
     };
     let mut changed = 0;
-    if created {
-        create(&store, access, group)?;
-    } else {
-        let maos = store.parent().unwrap_or(Path::new(fs::names::MAOS_DIR));
-        changed = fs::apply(&[(maos, false), (&store, true)], access, group)?;
+    if !exists(&store)? {
+        created = create(&store, access, group)?;
+    }
+    // An existing store, or one a concurrent creator made first: given this access.
+    let previous = if created { None } else { fs::read_access(&store).ok().flatten() };
+    if !created {
+        let owner = Owner::of(&store)?;
+        let as_asked = previous == Some(access) && group.is_none_or(|g| g == owner.gid);
+        if euid() != owner.uid && as_asked && fs::check(&store, access, owner).is_ok() {
+            // Nothing to change (another user made it so, maybe a moment ago).
+            drop(super::Coordinator::options(root).open()?);
+            return Ok(StoreInit { store, created, previous, access, group, changed });
+        }
+        let owner = owner.uid;
+        if euid() != owner {
+            return Err(Error::InvalidArgument {
+                name: "store access",
+                reason: format!(
+                    "{} belongs to uid {owner}: only its owner may change its access (run `maos-coord init` as that user; nothing was changed)",
+                    store.display()
+                ),
+            });
+        }
+        let maos = store.parent().unwrap_or(Path::new(names::MAOS_DIR));
+        changed = fs::apply(&[(maos, false), (&store, true)], access, group, owner)?;
         if previous != Some(access) {
             fs::record_access(&store, access, true)?;
         }

@@ -226,14 +226,17 @@ impl Owner {
 }
 
 /// Checks that nobody but `owner` (and root, and with a group access the owner's group) may write
-/// to `dir` or anything under it, and with a group access that all of it belongs to that group.
-/// Symbolic links are checked by what they point to, and never followed into a directory.
+/// to `dir` or anything under it, and with a group access that all of it belongs to that group;
+/// and that it holds only directories and regular files (a FIFO or device would block or lie to a
+/// reader). `dir` itself may be reached through a symbolic link; a symbolic link inside it is
+/// judged by the file it points to, and one that points to a directory is refused (it would lead
+/// the store's readers where the check did not look).
 ///
 /// # Errors
 /// [`Error::InsecurePermissions`] naming the first path that fails, its mode and why;
 /// [`Error::Io`] if a directory cannot be listed.
 pub fn check(dir: &Path, access: StoreAccess, owner: Owner) -> Result<()> {
-    let meta = std::fs::symlink_metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io("stat", dir, e))?;
     check_tree(dir, &meta, access, owner)
 }
 
@@ -248,9 +251,15 @@ pub fn check_entry(path: &Path, access: StoreAccess, owner: Owner) -> Result<()>
 
 fn check_tree(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: Owner) -> Result<()> {
     if meta.file_type().is_symlink() {
-        // What counts is who may write what is read through it; a directory it points to is
-        // not walked (a link may lead anywhere, and round in circles).
+        // What counts is who may write what is read through it. A directory it points to is
+        // refused rather than walked (a link may lead anywhere, and round in circles).
         return match std::fs::metadata(path) {
+            Ok(target) if target.is_dir() => Err(Error::InsecurePermissions {
+                path: path.to_owned(),
+                mode: target.mode() & 0o7777,
+                access,
+                reason: "is a symbolic link to a directory, which the store never makes".into(),
+            }),
             Ok(target) => check_one(path, &target, access, owner),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()), // dangling: nothing to read
             Err(e) => Err(Error::io("stat", path, e)),
@@ -277,6 +286,11 @@ fn check_one(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: 
     let mode = meta.mode() & 0o7777;
     let insecure =
         |reason: String| Error::InsecurePermissions { path: path.to_owned(), mode, access, reason };
+    if !meta.is_file() && !meta.is_dir() {
+        return Err(insecure(
+            "is neither a regular file nor a directory (the store makes only those)".into(),
+        ));
+    }
     if mode & 0o002 != 0 {
         return Err(insecure("may be written by any user".into()));
     }
@@ -307,20 +321,32 @@ fn walk(dir: &Path, out: &mut Vec<(std::path::PathBuf, std::fs::Metadata)>) -> R
     out.push((dir.to_owned(), meta));
     if is_dir {
         for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
-            walk(&entry.map_err(|e| Error::io("read directory", dir, e))?.path(), out)?;
+            let path = entry.map_err(|e| Error::io("read directory", dir, e))?.path();
+            match walk(&path, out) {
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
         }
     }
     Ok(())
 }
 
 /// Gives `paths` (each with everything under it when `deep`) the modes of `access` and, if
-/// `group` is given, that group. Checks first that this process may change every one of them (it
-/// owns them, or is root), so that it changes all or nothing; returns how many it changed.
+/// `group` is given, that group. Checks first that every change can be made, so that it changes
+/// all or nothing: this process must own (or, as root, may change) every entry that needs a
+/// change, and unless `access` is [`StoreAccess::GroupWrite`] every entry must belong to `owner`
+/// (a store that other users wrote cannot become theirs alone). Entries that vanish meanwhile (a
+/// running agent removed them) are passed over. Returns how many it changed.
 ///
 /// # Errors
-/// [`Error::InvalidArgument`] naming the first path this process may not change (before any
-/// change); [`Error::Io`] naming a path whose change failed.
-pub(crate) fn apply(paths: &[(&Path, bool)], access: StoreAccess, group: Option<u32>) -> Result<usize> {
+/// [`Error::InvalidArgument`] naming the first entry that stands in the way (before any
+/// change); [`Error::Io`] naming an entry whose change failed.
+pub(crate) fn apply(
+    paths: &[(&Path, bool)],
+    access: StoreAccess,
+    group: Option<u32>,
+    owner: u32,
+) -> Result<usize> {
     let mut entries = Vec::new();
     for &(path, deep) in paths {
         if deep {
@@ -329,33 +355,57 @@ pub(crate) fn apply(paths: &[(&Path, bool)], access: StoreAccess, group: Option<
             entries.push((path.to_owned(), std::fs::metadata(path).map_err(|e| Error::io("stat", path, e))?));
         }
     }
+    let want = |meta: &std::fs::Metadata| if meta.is_dir() { access.dir_mode() } else { access.file_mode() };
+    let needs_change = |meta: &std::fs::Metadata| {
+        group.is_some_and(|g| g != meta.gid()) || meta.mode() & 0o7777 != want(meta)
+    };
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
-    if let Some((path, meta)) = entries.iter().find(|(_, m)| me != 0 && m.uid() != me) {
-        return Err(Error::InvalidArgument {
+    let refuse = |path: &Path, why: String| {
+        Err(Error::InvalidArgument {
             name: "store access",
-            reason: format!(
-                "{} belongs to uid {}: only its owner or root may change its mode (nothing was changed)",
-                path.display(),
-                meta.uid()
-            ),
-        });
+            reason: format!("{}: {why} (nothing was changed)", path.display()),
+        })
+    };
+    for (path, meta) in &entries {
+        if access != StoreAccess::GroupWrite && meta.uid() != owner {
+            return refuse(
+                path,
+                format!(
+                    "belongs to uid {}, so the store cannot become {access}: only the store's owner (uid {owner}) may own its files then",
+                    meta.uid()
+                ),
+            );
+        }
+        if needs_change(meta) && me != 0 && meta.uid() != me {
+            return refuse(
+                path,
+                format!("belongs to uid {}: only its owner may change its mode or group", meta.uid()),
+            );
+        }
     }
     let mut changed = 0;
     for (path, meta) in &entries {
-        let mut did = false;
+        if !needs_change(meta) {
+            continue;
+        }
+        let vanished = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
         if let Some(gid) = group.filter(|&g| g != meta.gid()) {
-            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| Error::io("chgrp", path, e))?;
-            did = true;
+            match std::os::unix::fs::chown(path, None, Some(gid)) {
+                Err(e) if vanished(&e) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+                    return Err(Error::io("chgrp (this user is not a member of that group)", path, e))
+                }
+                Err(e) => return Err(Error::io("chgrp", path, e)),
+                Ok(()) => {}
+            }
         }
-        let want = if meta.is_dir() { access.dir_mode() } else { access.file_mode() };
         // Changing the group clears set-group-ID: the mode is set after it.
-        if did || meta.mode() & 0o7777 != want {
-            std::fs::set_permissions(path, Permissions::from_mode(want))
-                .map_err(|e| Error::io("chmod", path, e))?;
-            did = true;
+        match std::fs::set_permissions(path, Permissions::from_mode(want(meta))) {
+            Err(e) if vanished(&e) => {}
+            Err(e) => return Err(Error::io("chmod", path, e)),
+            Ok(()) => changed += 1,
         }
-        changed += usize::from(did);
     }
     Ok(changed)
 }

@@ -252,6 +252,15 @@ fn boot_words(boot: [u8; 16]) -> (u64, u64) {
     (word(lo), word(hi))
 }
 
+/// Creates the lock file of a new log directory `dir` that no other process can see yet (a store
+/// being built before it is renamed into place), written whole and synced.
+pub(crate) fn create_lock_file(dir: &Path) -> Result<()> {
+    let path = dir.join(LOCK_FILE);
+    let file = crate::fs::open_or_create(&path, false)?;
+    write_initial_page(&file, &path)?;
+    io::sync_data(&file, &path)
+}
+
 fn write_initial_page(file: &File, path: &Path) -> Result<()> {
     use std::os::unix::fs::FileExt;
     let mut page = vec![0u8; LOCK_FILE_LEN];

@@ -20,6 +20,7 @@ mod index;
 mod io;
 pub mod journal;
 mod lock_file;
+pub(crate) use lock_file::create_lock_file;
 mod options;
 mod reader;
 mod recovery;

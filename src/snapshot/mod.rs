@@ -49,10 +49,16 @@ impl Snapshots {
 
     /// Removes the temporary files of snapshot writers that died mid-write.
     fn sweep(&self) -> Result<Vec<PathBuf>> {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let snapshot = |t: &str| t.strip_suffix(".snap").is_some_and(|lsn| lsn.len() == 20 && digits(lsn));
         crate::fs::sweep(&self.dir, |name| {
-            crate::fs::temp_target(name)
-                .and_then(|t| t.strip_suffix(".snap"))
-                .is_some_and(|lsn| lsn.len() == 20 && lsn.bytes().all(|b| b.is_ascii_digit()))
+            // An earlier version named them `<snapshot>.<pid>.tmp`.
+            let old = || {
+                name.strip_suffix(".tmp")
+                    .and_then(|n| n.rsplit_once('.'))
+                    .is_some_and(|(target, pid)| snapshot(target) && digits(pid))
+            };
+            crate::fs::temp_target(name).is_some_and(snapshot) || old()
         })
     }
 

@@ -16,6 +16,14 @@ const SECRET: &str = "s3cret-value-only-for-its-owner";
 /// The unprivileged user and group of Debian (`nobody`, `nogroup`).
 const NOBODY: u32 = 65534;
 
+/// A project directory, 0700 whatever the umask (one test of this file sets the process's umask to
+/// 000 while others run).
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
 fn set_umask(mask: u32) {
     // SAFETY: umask has no preconditions; it changes the mask of the whole test process, which
     // is why every test of this file creates files only through the code under test.
@@ -101,7 +109,7 @@ async fn every_file_of_a_store_has_the_mode_of_its_access_whatever_the_umask() {
         (0o077, StoreAccess::GroupWrite),
     ] {
         set_umask(mask);
-        let root = tempfile::tempdir().unwrap();
+        let root = project();
         busy_store(root.path(), access).await;
         assert_modes(root.path(), access);
         let store = store_dir(root.path());
@@ -115,7 +123,7 @@ async fn every_file_of_a_store_has_the_mode_of_its_access_whatever_the_umask() {
 
 #[tokio::test]
 async fn a_store_others_may_write_to_is_refused_naming_the_path_and_its_mode() {
-    let root = tempfile::tempdir().unwrap();
+    let root = project();
     busy_store(root.path(), StoreAccess::Private).await;
     let store = store_dir(root.path());
     let log = store.join("log");
@@ -160,7 +168,7 @@ async fn a_store_others_may_write_to_is_refused_naming_the_path_and_its_mode() {
 
 #[tokio::test]
 async fn a_group_write_store_lets_its_group_write_and_nobody_else() {
-    let root = tempfile::tempdir().unwrap();
+    let root = project();
     busy_store(root.path(), StoreAccess::GroupWrite).await;
     let segment = a_segment(root.path());
     // Group-writable files are what this access means: they open.
@@ -172,7 +180,7 @@ async fn a_group_write_store_lets_its_group_write_and_nobody_else() {
 
 #[tokio::test]
 async fn init_gives_an_existing_store_the_access_asked_for_and_again_changes_nothing() {
-    let root = tempfile::tempdir().unwrap();
+    let root = project();
     busy_store(root.path(), StoreAccess::Private).await;
     let done = init(root.path(), StoreAccess::GroupRead, None).unwrap();
     assert!(!done.created && done.changed > 5, "{done:?}");
@@ -180,7 +188,7 @@ async fn init_gives_an_existing_store_the_access_asked_for_and_again_changes_not
     assert_modes(root.path(), StoreAccess::GroupRead);
     let again = init(root.path(), StoreAccess::GroupRead, None).unwrap();
     assert_eq!((again.changed, again.previous), (0, Some(StoreAccess::GroupRead)));
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = project();
     let made = init(fresh.path(), StoreAccess::Private, None).unwrap();
     assert!(made.created && made.previous.is_none());
     assert_eq!(maos_coord::fs::read_access(&store_dir(fresh.path())).unwrap(), Some(StoreAccess::Private));
@@ -188,7 +196,7 @@ async fn init_gives_an_existing_store_the_access_asked_for_and_again_changes_not
 
 #[test]
 fn the_command_line_creates_private_stores_and_refuses_insecure_ones_with_exit_code_1() {
-    let root = tempfile::tempdir().unwrap();
+    let root = project();
     let run = |args: &[&str]| Command::new(BIN).args(args).arg("--root").arg(root.path()).output().unwrap();
     let o = run(&["init", "--group-shared"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -215,7 +223,7 @@ fn run_as(uid: u32, gid: u32, program: &Path, args: &[&str]) -> Output {
 /// A project root other users may enter (as a project directory usually is), and a copy of the
 /// command-line tool they may run.
 fn shared_root() -> (tempfile::TempDir, PathBuf) {
-    let root = tempfile::tempdir().unwrap();
+    let root = project();
     std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let bin = root.path().join("maos-coord");
     std::fs::copy(BIN, &bin).unwrap();
@@ -309,7 +317,7 @@ async fn a_second_user_of_the_group_coordinates_through_a_group_write_store() {
 #[test]
 fn concurrent_first_opens_of_a_group_store_all_succeed_and_agree() {
     for _ in 0..20 {
-        let root = tempfile::tempdir().unwrap();
+        let root = project();
         let opens: Vec<_> = (0..3)
             .map(|_| {
                 let root = root.path().to_owned();
@@ -331,7 +339,7 @@ fn concurrent_first_opens_of_a_group_store_all_succeed_and_agree() {
 
 #[tokio::test]
 async fn the_log_commands_check_the_whole_store_not_only_the_log() {
-    let root = tempfile::tempdir().unwrap();
+    let root = project();
     busy_store(root.path(), StoreAccess::Private).await;
     let store = store_dir(root.path());
     for path in [root.path().join(".maos"), store.clone(), store.join("snapshots"), store.join("access")] {
@@ -347,13 +355,21 @@ async fn the_log_commands_check_the_whole_store_not_only_the_log() {
 }
 
 #[tokio::test]
-async fn symbolic_links_are_judged_by_their_target_and_never_walked_into() {
-    let root = tempfile::tempdir().unwrap();
+async fn symbolic_links_are_judged_by_their_target_and_links_to_directories_refused() {
+    let root = project();
     busy_store(root.path(), StoreAccess::Private).await;
     let log = store_dir(root.path()).join("log");
-    // A link to a directory is not walked (here: to the filesystem's root, and round in a circle).
-    std::os::unix::fs::symlink("/", log.join("to-root")).unwrap();
-    std::os::unix::fs::symlink("..", log.join("circle")).unwrap();
+    // A link to a directory is refused, never walked (here: to the filesystem's root, and round
+    // in a circle).
+    for (name, target) in [("to-root", "/"), ("circle", "..")] {
+        std::os::unix::fs::symlink(target, log.join(name)).unwrap();
+        match Coordinator::open(root.path()) {
+            Err(Error::InsecurePermissions { path, .. }) => assert_eq!(path, log.join(name)),
+            Err(other) => panic!("{other}"),
+            Ok(_) => panic!("opened with a link to a directory in the store"),
+        }
+        std::fs::remove_file(log.join(name)).unwrap();
+    }
     drop(Coordinator::open(root.path()).unwrap());
     // A link to a file others may write is refused, by the link's name.
     let open_file = root.path().join("world-writable");
@@ -408,4 +424,86 @@ async fn files_of_root_in_a_users_private_store_are_accepted() {
     let root_arg = root.path().display().to_string();
     let o = run_as(NOBODY, NOBODY, &bin, &["log", "status", "--root", &root_arg]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn two_users_creating_one_group_store_at_once_both_succeed() {
+    if !is_root() {
+        eprintln!("not root: other users are not tried");
+        return;
+    }
+    let (dir, bin) = shared_root();
+    for round in 0..10 {
+        // A team's project directory: the group may write, set-group-ID keeps the group.
+        let root = dir.path().join(format!("project-{round}"));
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::chown(&root, None, Some(NOBODY)).unwrap();
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o2775)).unwrap();
+        let root_arg = root.display().to_string();
+        let args = ["init", "--group-shared=write", "--root", &root_arg];
+        let users = [NOBODY, NOBODY - 1];
+        let children: Vec<_> = users
+            .iter()
+            .map(|&uid| Command::new(&bin).args(args).uid(uid).gid(NOBODY).output())
+            .map(|o| std::thread::spawn(move || o))
+            .collect();
+        for child in children {
+            let o = child.join().unwrap().unwrap();
+            assert!(o.status.success(), "round {round}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        for uid in users {
+            let o = run_as(
+                uid,
+                NOBODY,
+                &bin,
+                &["log", "append", "--root", &root_arg, "--kind", "100", "--data", "1"],
+            );
+            assert!(o.status.success(), "round {round}, uid {uid}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        let leftovers: Vec<_> =
+            std::fs::read_dir(root.join(".maos")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, ["coordination"], "round {round}");
+    }
+}
+
+#[tokio::test]
+async fn a_fifo_or_a_link_to_a_directory_in_the_store_is_refused_not_waited_on() {
+    let root = project();
+    busy_store(root.path(), StoreAccess::Private).await;
+    let store = store_dir(root.path());
+    let fifo = store.join("log").join("recovery.journal");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    for args in [&["log", "status"][..], &["log", "verify"], &["store", "snapshot"]] {
+        let o = Command::new(BIN).args(args).arg("--root").arg(root.path()).output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("neither a regular file nor a directory"));
+    }
+    std::fs::remove_file(&fifo).unwrap();
+    let elsewhere = project();
+    std::os::unix::fs::symlink(elsewhere.path(), store.join("snapshots").join("more")).unwrap();
+    let err = Coordinator::open(root.path()).err().expect("refused");
+    assert!(err.to_string().contains("symbolic link to a directory"), "{err}");
+}
+
+#[tokio::test]
+async fn a_store_other_users_wrote_cannot_be_made_private_and_nothing_changes() {
+    if !is_root() {
+        eprintln!("not root: other users are not tried");
+        return;
+    }
+    let (root, bin) = shared_root();
+    busy_store(root.path(), StoreAccess::Private).await;
+    init(root.path(), StoreAccess::GroupWrite, Some(NOBODY)).unwrap();
+    let root_arg = root.path().display().to_string();
+    let o = run_as(NOBODY, NOBODY, &bin, &["store", "snapshot", "--root", &root_arg]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before = modes(&root.path().join(".maos"));
+    let err = init(root.path(), StoreAccess::Private, None).unwrap_err();
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    assert_eq!(modes(&root.path().join(".maos")), before);
+    // The same access again is no change at all, even with another user's files in the store.
+    init(root.path(), StoreAccess::GroupWrite, Some(NOBODY)).unwrap();
+    drop(Coordinator::open(root.path()).unwrap());
 }
