@@ -50,8 +50,8 @@ fn euid() -> u32 {
 
 /// The recorded access of the store directory `store`, after checking (unless `allow_insecure`)
 /// that nobody it does not allow may write to the store, to `.maos`, or (without the sticky bit)
-/// to the project root that holds them, and that a private store is opened by its owner (or
-/// root). Creates nothing; a missing store is [`StoreAccess::Private`] (the open that follows
+/// to the project root that holds them. (Another user may read a store whose modes let them, e.g.
+/// an auditor: reading needs no write access.) Creates nothing; a missing store is [`StoreAccess::Private`] (the open that follows
 /// reports it missing, or creates it).
 ///
 /// # Errors
@@ -72,19 +72,6 @@ pub fn checked_access(store: &Path, allow_insecure: bool) -> Result<StoreAccess>
         return Ok(access);
     }
     let owner = Owner::of(store)?;
-    let me = euid();
-    if access == StoreAccess::Private && me != 0 && me != owner.uid {
-        let meta = std::fs::metadata(store).map_err(|e| Error::io("stat", store, e))?;
-        return Err(Error::InsecurePermissions {
-            path: store.to_owned(),
-            mode: meta.mode() & 0o7777,
-            access,
-            reason: format!(
-                "belongs to uid {}, not to this user (uid {me}): a private store is its owner's",
-                owner.uid
-            ),
-        });
-    }
     if let Some(maos) = store.parent().filter(|p| p.file_name().is_some_and(|n| n == names::MAOS_DIR)) {
         fs::check_entry(maos, access, owner)?;
         let root = maos.parent().filter(|r| !r.as_os_str().is_empty()).unwrap_or(Path::new("."));
