@@ -336,8 +336,8 @@ fn fail_rest(results: &mut [Option<Result<Appended>>], e: &Error) {
 
 /// Maps the newest segment (another process may have rolled over since this one last wrote)
 /// and repairs what an appender that died mid-write left behind.
-fn catch_up(shared: &Shared, active: &mut Option<Active>, tail: &mut Tail) -> Result<()> {
-    let active = ensure_active(shared, active, tail.segment)?;
+fn catch_up(shared: &Shared, active_slot: &mut Option<Active>, tail: &mut Tail) -> Result<()> {
+    let active = ensure_active(shared, active_slot, tail.segment)?;
     if active.known_tail != Some(*tail) && !tail_consistent(active, tail) {
         rebuild_tail(shared, active, tail)?;
     }
@@ -357,6 +357,8 @@ fn catch_up(shared: &Shared, active: &mut Option<Active>, tail: &mut Tail) -> Re
         if let Some(torn) = torn {
             lock(&shared.writer.repairs).push(torn);
         }
+        finish_rollover(shared, tail)?;
+        ensure_active(shared, active_slot, tail.segment)?.known_tail = Some(*tail);
     }
     Ok(())
 }
@@ -441,7 +443,7 @@ fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
 /// Fault injection for crash tests: make the process abort in the middle of copying a batch.
 #[doc(hidden)]
 pub mod fault {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use std::fs::File;
     use std::os::unix::fs::FileExt;
@@ -450,6 +452,20 @@ pub mod fault {
 
     static ABORT_AFTER_BYTES: AtomicU64 = AtomicU64::new(u64::MAX);
     static ABORT_AT_COMPACTION_STEP: AtomicU64 = AtomicU64::new(u64::MAX);
+    static ABORT_IN_ROLLOVER: AtomicBool = AtomicBool::new(false);
+
+    /// Arms a fault in segment rollover: the process aborts once the next segment is created
+    /// (renamed into place) and before it is published as the tail segment. For crash tests
+    /// only.
+    pub fn abort_in_rollover() {
+        ABORT_IN_ROLLOVER.store(true, Ordering::SeqCst);
+    }
+
+    pub(super) fn rollover_step() {
+        if ABORT_IN_ROLLOVER.load(Ordering::Relaxed) {
+            std::process::abort();
+        }
+    }
 
     /// Arms a fault in compaction: the process aborts right after step `step` (1: the new
     /// compacted-records file is synced under its temporary name; 2: it is renamed into place;
@@ -504,7 +520,13 @@ fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     shared.control.publish(*tail);
     io::sync_data(&current.file, &current.path)?;
     shared.control.raise_durable(tail.lsn);
+    // A rollover in flight, announced as a write to the end of the sealed segment: if this
+    // process dies once the next segment exists and before it is published, the next appender
+    // sees the write end past the tail and finishes the rollover (`finish_rollover`), rather
+    // than appending to the sealed segment records that the next segment's name claims.
+    shared.control.announce_write(current.capacity.max(tail.offset + 1));
     Segment::create(&shared.dir, tail.lsn, shared.opts.segment_size)?;
+    fault::rollover_step();
     *tail = Tail {
         lsn: tail.lsn,
         segment: tail.lsn,
@@ -512,7 +534,37 @@ fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
         last_time: tail.last_time,
         last_frame: 0,
     };
-    shared.control.announce_write(tail.offset);
+    // Published before the write end comes down, so that no moment shows the old tail with
+    // nothing announced past it.
     shared.control.publish(*tail);
+    shared.control.announce_write(tail.offset);
+    Ok(())
+}
+
+/// Finishes the rollover of an appender that died after creating the next segment and before
+/// publishing it (log-format.md, "Appending", step 2): if the segment named by the tail LSN
+/// exists while the tail is still in the segment before it, it becomes the tail segment.
+/// Called with the append lock held, after a write end past the tail was found and repaired.
+fn finish_rollover(shared: &Shared, tail: &mut Tail) -> Result<()> {
+    if tail.segment == tail.lsn {
+        return Ok(());
+    }
+    let next = shared.dir.join(format::segment_file_name(tail.lsn));
+    match std::fs::symlink_metadata(&next) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("stat", &next, e)),
+    }
+    let finished = Tail {
+        lsn: tail.lsn,
+        segment: tail.lsn,
+        offset: SEGMENT_HEADER_LEN as u64,
+        last_time: tail.last_time,
+        last_frame: 0,
+    };
+    tracing::warn!(segment = %next.display(), "finished a rollover left unpublished by a process that died");
+    shared.control.publish(finished);
+    shared.control.announce_write(finished.offset);
+    *tail = finished;
     Ok(())
 }

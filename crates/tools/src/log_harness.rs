@@ -41,6 +41,10 @@ enum Cmd {
         /// Abort the process in the middle of the batch after this many records were acknowledged.
         #[arg(long)]
         abort_after: Option<u64>,
+        /// Abort the process at the first segment rollover, once the next segment is created
+        /// and before it is published.
+        #[arg(long)]
+        abort_in_rollover: bool,
     },
     /// Rounds of concurrent appenders killed at random moments, verified after each round.
     Crash {
@@ -81,7 +85,10 @@ enum Mode {
 
 fn main() -> ExitCode {
     let result = match Args::parse().command {
-        Cmd::Append { dir, writer, count, batch, durability, abort_after } => {
+        Cmd::Append { dir, writer, count, batch, durability, abort_after, abort_in_rollover } => {
+            if abort_in_rollover {
+                maos_coord::log::fault::abort_in_rollover();
+            }
             append(&dir, writer, count, batch, durability, abort_after)
         }
         Cmd::Crash { dir, rounds, minutes, writers, max_ms, seed } => {
