@@ -12,11 +12,17 @@ use crate::error::{Error, Result};
 /// The first record of a store has LSN 1; LSN 0 means "before the first record".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Lsn(pub u64);
+pub struct Lsn(pub(crate) u64);
 
 impl Lsn {
     /// The LSN of the first record of a new store.
     pub const FIRST: Lsn = Lsn(1);
+
+    /// The LSN numbered `n` (0: before the first record).
+    #[must_use]
+    pub const fn new(n: u64) -> Lsn {
+        Lsn(n)
+    }
 
     /// The LSN that follows this one (saturating: a log never gets near 2^64 records, but a
     /// decoder fed a damaged LSN must not overflow).
@@ -43,9 +49,15 @@ impl fmt::Display for Lsn {
 /// The log assigns it at append time and never lets it go backwards (log-format.md, "Record frame").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Timestamp(pub i64);
+pub struct Timestamp(pub(crate) i64);
 
 impl Timestamp {
+    /// The time `micros` microseconds after the Unix epoch (before it if negative).
+    #[must_use]
+    pub const fn from_micros(micros: i64) -> Timestamp {
+        Timestamp(micros)
+    }
+
     /// The current wall-clock time.
     #[must_use]
     pub fn now() -> Timestamp {

@@ -22,14 +22,14 @@ async fn compaction_removes_what_the_oldest_kept_snapshot_covers_and_the_state_s
     assert!(!report.removed.is_empty(), "{report:?}");
     assert!(segments(root.path()).len() < n);
     let first = c.log().first_lsn().unwrap();
-    assert!(first > Lsn(1) && first <= report.snapshot.unwrap());
+    assert!(first > Lsn::new(1) && first <= report.snapshot.unwrap());
     drop(c);
     let reopened = options(root.path()).open().unwrap();
     assert_eq!(state(&reopened), before);
     reopened.create_task(&me, NewTask::new("after")).await.unwrap();
     reopened.log().verify().unwrap();
     // Reading below the start is a clear answer.
-    let err = reopened.log().reader_from(Lsn(1)).err().unwrap();
+    let err = reopened.log().reader_from(Lsn::new(1)).err().unwrap();
     assert!(matches!(err, Error::Compacted { first: f, .. } if f == first), "{err}");
 }
 

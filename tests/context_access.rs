@@ -118,7 +118,7 @@ fn expected(path: Path, rule: Rule, version: u64) -> Seen {
 /// clock moved 10 s on: keys set to expire in 10 s have just expired, those set to expire in
 /// 11 s have not.
 async fn store(root: &std::path::Path) -> (Coordinator, ManualClock) {
-    let clock = ManualClock::new(Timestamp(1_800_000_000_000_000));
+    let clock = ManualClock::new(Timestamp::from_micros(1_800_000_000_000_000));
     let c = Coordinator::options(root).durability(Durability::Buffered).clock(clock.shared()).open().unwrap();
     for name in ["owner", "friend", "outsider"] {
         c.register_agent(&agent(name), "r", vec![]).await.unwrap();
@@ -208,7 +208,7 @@ async fn observe(
             seen
         }
         Path::Subscribe => {
-            let mut subscription = c.subscribe_from(reader, updates, Lsn(1)).unwrap();
+            let mut subscription = c.subscribe_from(reader, updates, Lsn::new(1)).unwrap();
             let mut seen = Vec::new();
             while let Some(d) = subscription.try_next().unwrap() {
                 if of_key(&d.recorded) {
@@ -285,7 +285,7 @@ async fn a_metadata_filter_does_not_match_a_withheld_value() {
     let (c, _clock) = store(root.path()).await;
     let by_note = || EventFilter::all().types(["ContextUpdated"]).metadata("note", "secret 1");
     let count = |reader: &str| {
-        let mut subscription = c.subscribe_from(&agent(reader), by_note(), Lsn(1)).unwrap();
+        let mut subscription = c.subscribe_from(&agent(reader), by_note(), Lsn::new(1)).unwrap();
         let mut keys = Vec::new();
         while let Some(d) = subscription.try_next().unwrap() {
             keys.push(d.recorded.event.context_key().unwrap().to_string());
@@ -300,7 +300,7 @@ async fn a_metadata_filter_does_not_match_a_withheld_value() {
 #[tokio::test]
 async fn a_value_expires_for_subscribers_once_the_clock_passes_its_expiry() {
     let root = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(Timestamp(1_800_000_000_000_000));
+    let clock = ManualClock::new(Timestamp::from_micros(1_800_000_000_000_000));
     let c = Coordinator::options(root.path())
         .durability(Durability::Buffered)
         .clock(clock.shared())
@@ -312,11 +312,11 @@ async fn a_value_expires_for_subscribers_once_the_clock_passes_its_expiry() {
     c.set_context_with(&a, &key("lease"), json!("held"), opts).await.unwrap();
     let updates = || EventFilter::all().types(["ContextUpdated"]);
 
-    let before = c.subscribe_from(&a, updates(), Lsn(1)).unwrap().try_next().unwrap().unwrap();
+    let before = c.subscribe_from(&a, updates(), Lsn::new(1)).unwrap().try_next().unwrap().unwrap();
     assert_eq!(before.withheld, None);
     assert_eq!(c.history(&a, &Subject::Context("lease".into())).unwrap()[0].withheld, None);
     clock.advance(Duration::from_secs(60));
-    let after = c.subscribe_from(&a, updates(), Lsn(1)).unwrap().try_next().unwrap().unwrap();
+    let after = c.subscribe_from(&a, updates(), Lsn::new(1)).unwrap().try_next().unwrap().unwrap();
     assert_eq!(after.withheld, Some(Withheld::Expired));
     assert_eq!(
         c.history(&a, &Subject::Context("lease".into())).unwrap()[0].withheld,

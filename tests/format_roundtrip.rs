@@ -21,14 +21,14 @@ proptest! {
         prop_assert_eq!(buf.len(), frame_len(payload.len()));
         prop_assert_eq!(buf.len() % 8, 0);
         let flags = if continues { FLAG_BATCH_CONTINUES } else { 0 };
-        finalize_frame(&mut buf, Lsn(lsn), Timestamp(time), flags);
+        finalize_frame(&mut buf, Lsn::new(lsn), Timestamp::from_micros(time), flags);
         buf.extend_from_slice(&[0; 64]); // whatever follows does not matter
-        match decode_frame(&buf, Lsn(lsn), 4096) {
+        match decode_frame(&buf, Lsn::new(lsn), 4096) {
             Decoded::Frame(f) => {
                 prop_assert_eq!(f.payload, payload.as_slice());
                 prop_assert_eq!(f.kind.get(), kind);
-                prop_assert_eq!(f.lsn, Lsn(lsn));
-                prop_assert_eq!(f.timestamp, Timestamp(time));
+                prop_assert_eq!(f.lsn, Lsn::new(lsn));
+                prop_assert_eq!(f.timestamp, Timestamp::from_micros(time));
                 prop_assert_eq!(f.batch_continues(), continues);
                 prop_assert_eq!(f.len, frame_len(payload.len()));
             }
@@ -42,22 +42,22 @@ proptest! {
         for (i, p) in payloads.iter().enumerate() {
             let start = buf.len();
             push_unfinished_frame(&mut buf, RecordKind::new(9).unwrap(), p);
-            finalize_frame(&mut buf[start..], Lsn(100 + i as u64), Timestamp(i as i64), 0);
+            finalize_frame(&mut buf[start..], Lsn::new(100 + i as u64), Timestamp::from_micros(i as i64), 0);
         }
         let mut at = 0;
         for (i, p) in payloads.iter().enumerate() {
-            let Decoded::Frame(f) = decode_frame(&buf[at..], Lsn(100 + i as u64), 4096) else {
+            let Decoded::Frame(f) = decode_frame(&buf[at..], Lsn::new(100 + i as u64), 4096) else {
                 return Err(TestCaseError::fail(format!("frame {i} did not decode")));
             };
             prop_assert_eq!(f.payload, p.as_slice());
             at += f.len;
         }
-        prop_assert_eq!(decode_frame(&buf[at..], Lsn(100 + payloads.len() as u64), 4096), Decoded::End);
+        prop_assert_eq!(decode_frame(&buf[at..], Lsn::new(100 + payloads.len() as u64), 4096), Decoded::End);
     }
 
     #[test]
     fn a_segment_header_decodes_to_what_was_encoded(base in 1u64.., created in any::<i64>(), capacity in 96u64..(1 << 30)) {
-        let h = SegmentHeader { base_lsn: Lsn(base), created: Timestamp(created), capacity };
+        let h = SegmentHeader { base_lsn: Lsn::new(base), created: Timestamp::from_micros(created), capacity };
         prop_assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));
     }
 }

@@ -32,7 +32,7 @@ fn make_version_1(seg: &Path) {
 fn recorded(seg: &Path) -> Vec<Option<Lsn>> {
     let bytes = std::fs::read(seg).unwrap();
     let base: u64 = seg.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-    let (mut at, mut lsn, mut out) = (64, Lsn(base), Vec::new());
+    let (mut at, mut lsn, mut out) = (64, Lsn::new(base), Vec::new());
     while let Decoded::Frame(f) = decode_frame(&bytes[at..], lsn, 1024) {
         out.push(f.durable_before);
         at += f.len;
@@ -57,10 +57,14 @@ fn frames_record_the_durable_watermark_and_closing_marks_the_last_sync() {
     }
     // Records 1 and 2 were written while nothing was synced; 3 and 4 each after the sync of the
     // record before.
-    assert_eq!(recorded(&seg), [Some(Lsn(1)), Some(Lsn(1)), Some(Lsn(3)), Some(Lsn(4))]);
+    assert_eq!(recorded(&seg), [Some(Lsn::new(1)), Some(Lsn::new(1)), Some(Lsn::new(3)), Some(Lsn::new(4))]);
     assert_eq!(DurableMark::read(&header(&seg)), DurableMark::Unset, "syncs do not touch the header");
     drop(log);
-    assert_eq!(DurableMark::read(&header(&seg)), DurableMark::Below(Lsn(5)), "closing marks the last sync");
+    assert_eq!(
+        DurableMark::read(&header(&seg)),
+        DurableMark::Below(Lsn::new(5)),
+        "closing marks the last sync"
+    );
 }
 
 #[test]
@@ -114,7 +118,7 @@ fn a_version_1_newest_segment_keeps_the_version_1_rule() {
     // Unknown watermark: a damaged record followed by intact ones might have been acknowledged.
     match small(dir.path()).open() {
         Err(Error::Corruption { segment, offset, lsn, .. }) => {
-            assert_eq!((segment, offset, lsn), (seg, second, Lsn(2)))
+            assert_eq!((segment, offset, lsn), (seg, second, Lsn::new(2)))
         }
         other => panic!("{:?}", other.map(|l| l.next_lsn())),
     }

@@ -59,7 +59,7 @@ async fn keyed_compaction_keeps_exactly_the_unsuperseded_records_and_the_state()
 
     let report = c.compact(&keyed()).unwrap();
     let start = c.log().first_lsn().unwrap();
-    assert!(start > Lsn(1) && segments(root.path()).len() < n, "{report:?}");
+    assert!(start > Lsn::new(1) && segments(root.path()).len() < n, "{report:?}");
     let maos_coord::coordinator::KeyedCounts { examined, kept } = report.keyed.unwrap();
     assert_eq!(examined, start.get() - 1);
     let after = trail(&c);
@@ -261,5 +261,5 @@ fn a_compacted_file_whose_range_ends_past_the_log_is_reported_by_name() {
         );
     }
     assert_eq!(std::fs::read(shorter.path().join("compacted.log")).unwrap(), foreign);
-    assert_eq!(short.first_lsn().unwrap(), Lsn(1), "nothing was removed");
+    assert_eq!(short.first_lsn().unwrap(), Lsn::new(1), "nothing was removed");
 }

@@ -14,17 +14,17 @@ fn records_come_back_in_order_with_dense_lsns_across_segments_and_reopen() {
     {
         let log = small(dir.path()).open().unwrap();
         for (i, p) in &expected {
-            assert_eq!(log.append(kind(), p).unwrap(), Lsn(*i));
+            assert_eq!(log.append(kind(), p).unwrap(), Lsn::new(*i));
         }
         assert_eq!(read_all(&log), expected);
-        assert_eq!(log.next_lsn(), Lsn(501));
+        assert_eq!(log.next_lsn(), Lsn::new(501));
     }
     assert!(segment_files(dir.path()).len() > 5, "small segments roll over");
     let log = small(dir.path()).open().unwrap();
     assert!(!log.recovery_report().tail_from_segments);
     assert_eq!(read_all(&log), expected);
     let report = log.verify().unwrap();
-    assert_eq!((report.first, report.next, report.records), (Lsn(1), Lsn(501), 500));
+    assert_eq!((report.first, report.next, report.records), (Lsn::new(1), Lsn::new(501), 500));
 
     common::forget_tail(dir.path());
     let log = small(dir.path()).open().unwrap();
@@ -41,16 +41,16 @@ fn a_reader_can_start_at_any_lsn() {
         log.append(kind(), &payload(i)).unwrap();
     }
     for start in [1, 2, 57, 150, 299, 300] {
-        let mut reader = log.reader_from(Lsn(start)).unwrap();
+        let mut reader = log.reader_from(Lsn::new(start)).unwrap();
         let first = reader.next().unwrap().unwrap();
-        assert_eq!((first.lsn, first.payload), (Lsn(start), payload(start).as_slice()));
+        assert_eq!((first.lsn, first.payload), (Lsn::new(start), payload(start).as_slice()));
     }
-    let mut at_end = log.reader_from(Lsn(301)).unwrap();
+    let mut at_end = log.reader_from(Lsn::new(301)).unwrap();
     assert!(at_end.next().unwrap().is_none());
     log.append(kind(), b"later").unwrap();
     assert_eq!(at_end.next().unwrap().unwrap().payload, b"later", "a caught-up reader sees new records");
-    assert!(matches!(log.reader_from(Lsn(303)), Err(Error::LsnOutOfRange { .. })));
-    assert!(matches!(log.reader_from(Lsn(0)), Err(Error::LsnOutOfRange { .. })));
+    assert!(matches!(log.reader_from(Lsn::new(303)), Err(Error::LsnOutOfRange { .. })));
+    assert!(matches!(log.reader_from(Lsn::new(0)), Err(Error::LsnOutOfRange { .. })));
 }
 
 #[test]
@@ -61,13 +61,16 @@ fn a_batch_gets_consecutive_lsns_and_mixed_kinds_survive() {
     let b = RecordKind::new(2).unwrap();
     let appended =
         log.append_records([(a, b"x".as_slice()), (b, b"y".as_slice()), (a, b"".as_slice())]).unwrap();
-    assert_eq!((appended.first, appended.last(), appended.next()), (Lsn(1), Some(Lsn(3)), Lsn(4)));
+    assert_eq!(
+        (appended.first, appended.last(), appended.next()),
+        (Lsn::new(1), Some(Lsn::new(3)), Lsn::new(4))
+    );
     let mut reader = log.reader().unwrap();
     let kinds: Vec<(u16, Vec<u8>)> =
         std::iter::from_fn(|| reader.next().unwrap().map(|r| (r.kind.get(), r.payload.to_vec()))).collect();
     assert_eq!(kinds, [(1, b"x".to_vec()), (2, b"y".to_vec()), (1, Vec::new())]);
     let empty = log.append_batch::<&[u8]>(kind(), &[]).unwrap();
-    assert_eq!((empty.count, log.next_lsn()), (0, Lsn(4)));
+    assert_eq!((empty.count, log.next_lsn()), (0, Lsn::new(4)));
 }
 
 #[test]
@@ -95,7 +98,7 @@ fn limits_are_enforced_with_clear_errors_and_nothing_is_appended() {
     let err = log.append_batch(kind(), &big).unwrap_err();
     assert!(matches!(err, Error::BatchTooLarge { .. }), "{err}");
     assert!(err.to_string().contains("does not fit into one segment"));
-    assert_eq!(log.next_lsn(), Lsn(1));
+    assert_eq!(log.next_lsn(), Lsn::new(1));
     assert!(RecordKind::new(0).is_err());
 
     let err = Log::options(dir.path().join("x")).segment_size(10_000).open().unwrap_err();
@@ -134,7 +137,7 @@ fn two_handles_in_one_process_append_to_one_sequence() {
     let b = small(dir.path()).open().unwrap();
     for i in 0..200 {
         let log = if i % 3 == 0 { &a } else { &b };
-        assert_eq!(log.append(kind(), &payload(i)).unwrap(), Lsn(i + 1));
+        assert_eq!(log.append(kind(), &payload(i)).unwrap(), Lsn::new(i + 1));
     }
     assert_eq!(read_all(&a), read_all(&b));
     assert_eq!(read_all(&a).len(), 200);
@@ -207,8 +210,8 @@ fn append_with_sees_every_earlier_record_and_appends_nothing_on_error() {
     let increment = |log: &maos_coord::Log| {
         let reader_log = log.clone();
         move |tail: Lsn| -> maos_coord::Result<Built<u64>> {
-            let last = if tail > Lsn(1) {
-                let mut r = reader_log.reader_from(Lsn(tail.get() - 1))?;
+            let last = if tail > Lsn::new(1) {
+                let mut r = reader_log.reader_from(Lsn::new(tail.get() - 1))?;
                 u64::from_le_bytes(r.next()?.unwrap().payload.try_into().unwrap())
             } else {
                 0
@@ -255,8 +258,8 @@ fn append_with_sees_every_earlier_record_and_appends_nothing_on_error() {
         .unwrap_err();
     assert!(err.to_string().contains("refused"));
     let (appended, value) = log.append_with(|tail| Ok(Built { records: vec![], value: tail })).unwrap();
-    assert_eq!((appended.count, value), (0, Lsn(801)));
-    assert_eq!(log.next_lsn(), Lsn(801));
+    assert_eq!((appended.count, value), (0, Lsn::new(801)));
+    assert_eq!(log.next_lsn(), Lsn::new(801));
 }
 
 #[test]

@@ -15,14 +15,14 @@ fn a_tail_left_half_published_by_a_dead_process_is_rebuilt_not_reused() {
     let log = small(dir.path()).open().unwrap();
     log.append_batch(kind(), &[b"a".as_slice(), b"b"]).unwrap();
     let appended = log.append_batch(kind(), &[b"c".as_slice(), b"d", b"e"]).unwrap();
-    assert_eq!(appended.first, Lsn(3));
+    assert_eq!(appended.first, Lsn::new(3));
     // As if the publisher of the second batch died before its last store: the LSN word (offset
     // 32 of log.lock) still says 3, the offset and last-frame words say after "e".
     let lock = std::fs::OpenOptions::new().write(true).open(dir.path().join("log.lock")).unwrap();
     lock.write_all_at(&3u64.to_le_bytes(), 32).unwrap();
-    assert_eq!(log.next_lsn(), Lsn(3));
+    assert_eq!(log.next_lsn(), Lsn::new(3));
     let next = log.append(kind(), b"f").unwrap();
-    assert_eq!(next, Lsn(6), "the records a dead publisher wrote keep their LSNs");
+    assert_eq!(next, Lsn::new(6), "the records a dead publisher wrote keep their LSNs");
     let payloads: Vec<Vec<u8>> = read_all(&log).into_iter().map(|(_, p)| p).collect();
     assert_eq!(
         payloads,

@@ -19,12 +19,12 @@ fn a_read_only_log_follows_appends_and_refuses_to_write() {
     for i in 6..=60 {
         writer.append(kind(), &payload(i)).unwrap(); // across segments
     }
-    assert_eq!(reader.next_lsn(), Lsn(61), "the lock file's tail is followed");
+    assert_eq!(reader.next_lsn(), Lsn::new(61), "the lock file's tail is followed");
     assert_eq!(read_all(&reader), read_all(&writer));
     assert!(matches!(reader.append(kind(), b"x"), Err(Error::ReadOnly { what: "append", .. })));
     assert!(matches!(reader.sync(), Err(Error::ReadOnly { what: "sync", .. })));
-    assert!(matches!(reader.remove_segments_before(Lsn(10), None), Err(Error::ReadOnly { .. })));
-    assert_eq!(writer.next_lsn(), Lsn(61), "nothing was appended");
+    assert!(matches!(reader.remove_segments_before(Lsn::new(10), None), Err(Error::ReadOnly { .. })));
+    assert_eq!(writer.next_lsn(), Lsn::new(61), "nothing was appended");
 }
 
 #[test]

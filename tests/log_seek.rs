@@ -33,11 +33,11 @@ fn a_seek_into_a_sealed_segment_does_not_scan_from_its_start() {
     let file = std::fs::OpenOptions::new().write(true).open(first).unwrap();
     file.write_all_at(&[0xFF], 64 + 32 + 5).unwrap();
     let log = opts(dir.path()).open().unwrap();
-    let mut reader = log.reader_from(Lsn(1000)).unwrap();
+    let mut reader = log.reader_from(Lsn::new(1000)).unwrap();
     let record = reader.next().unwrap().unwrap();
-    assert_eq!((record.lsn, record.payload[0]), (Lsn(1000), (999u64 % 256) as u8));
+    assert_eq!((record.lsn, record.payload[0]), (Lsn::new(1000), (999u64 % 256) as u8));
     // Reading from the start finds the damage.
-    assert!(log.reader_from(Lsn(1)).unwrap().next().is_err());
+    assert!(log.reader_from(Lsn::new(1)).unwrap().next().is_err());
 }
 
 #[test]
@@ -51,8 +51,8 @@ fn a_damaged_or_stale_index_file_is_ignored() {
     std::fs::write(&index, &bytes).unwrap();
     let log = opts(dir.path()).open().unwrap();
     for start in [1u64, 77, 500, 1200] {
-        let r = log.reader_from(Lsn(start)).unwrap().next().unwrap().unwrap().lsn;
-        assert_eq!(r, Lsn(start));
+        let r = log.reader_from(Lsn::new(start)).unwrap().next().unwrap().unwrap().lsn;
+        assert_eq!(r, Lsn::new(start));
     }
     // An index that points into the wrong place (a valid file of other content) is caught too.
     let other = tempfile::tempdir().unwrap();
@@ -67,8 +67,8 @@ fn a_damaged_or_stale_index_file_is_ignored() {
     std::fs::copy(&foreign, &index).unwrap();
     let log = opts(dir.path()).open().unwrap();
     for start in [2u64, 300, 900] {
-        let mut reader = log.reader_from(Lsn(start)).unwrap();
+        let mut reader = log.reader_from(Lsn::new(start)).unwrap();
         let r = reader.next().unwrap().unwrap();
-        assert_eq!((r.lsn, r.payload[0]), (Lsn(start), ((start - 1) % 256) as u8));
+        assert_eq!((r.lsn, r.payload[0]), (Lsn::new(start), ((start - 1) % 256) as u8));
     }
 }

@@ -42,7 +42,7 @@ fn garbage_after_the_last_record_is_cut_and_reported() {
 
     let log = small(dir.path()).open().unwrap();
     let torn = log.recovery_report().torn.clone().unwrap();
-    assert_eq!((torn.segment, torn.offset, torn.bytes, torn.lsn), (seg.clone(), end, 12, Lsn(next)));
+    assert_eq!((torn.segment, torn.offset, torn.bytes, torn.lsn), (seg.clone(), end, 12, Lsn::new(next)));
     assert_eq!(read_all(&log).len(), 10);
     assert!(std::fs::read(&seg).unwrap()[end as usize..].iter().all(|&b| b == 0), "cut bytes are zero");
     log.append(kind(), b"next").unwrap();
@@ -84,7 +84,7 @@ fn damage_below_the_durable_watermark_is_corruption_not_a_torn_tail() {
                 Err(Error::Corruption { segment, offset, lsn, .. }) => {
                     assert_eq!(
                         (&segment, offset, lsn),
-                        (&seg, at, Lsn(record as u64)),
+                        (&seg, at, Lsn::new(record as u64)),
                         "record {record}, cold {cold}"
                     );
                 }
@@ -117,10 +117,13 @@ fn out_of_order_pages_after_a_power_cut_are_a_torn_tail_not_corruption() {
     forget_tail(dir.path());
 
     let err = small(dir.path()).recovery_mode(RecoveryMode::Strict).open().unwrap_err();
-    assert!(matches!(err, Error::TornTail { offset, lsn: Lsn(4), .. } if offset == fourth as u64), "{err}");
+    assert!(
+        matches!(err, Error::TornTail { offset, lsn, .. } if offset == fourth as u64 && lsn == Lsn::new(4)),
+        "{err}"
+    );
     let log = small(dir.path()).open().unwrap();
     let torn = log.recovery_report().torn.clone().unwrap();
-    assert_eq!((torn.offset, torn.lsn, torn.last_intact), (fourth as u64, Lsn(4), Some(Lsn(8))));
+    assert_eq!((torn.offset, torn.lsn, torn.last_intact), (fourth as u64, Lsn::new(4), Some(Lsn::new(8))));
     assert_eq!(read_all(&log).len(), 3, "every acknowledged record, nothing after the hole");
     let journal = log.recovery_journal(10).unwrap();
     assert_eq!(journal.len(), 1);
@@ -166,7 +169,7 @@ fn leftovers_of_an_interrupted_segment_creation_are_removed() {
     let log = small(dir.path()).open().unwrap();
     assert_eq!(log.recovery_report().removed.len(), 2);
     assert_eq!(read_all(&log).len(), 3);
-    assert_eq!(log.append(kind(), b"x").unwrap(), Lsn(next));
+    assert_eq!(log.append(kind(), b"x").unwrap(), Lsn::new(next));
 }
 
 #[test]
@@ -213,7 +216,7 @@ fn a_lock_file_older_than_the_segments_hides_no_record() {
         assert!(log.recovery_report().tail_from_segments, "{later} records later");
         let expected: Vec<(u64, Vec<u8>)> = (1..=20 + later).map(|i| (i, payload(i))).collect();
         assert_eq!(read_all(&log), expected, "{later} records later");
-        assert_eq!(log.append(kind(), b"next").unwrap(), Lsn(21 + later));
+        assert_eq!(log.append(kind(), b"next").unwrap(), Lsn::new(21 + later));
         drop(log);
         let log = small(copy.path()).recovery_mode(RecoveryMode::Strict).open().unwrap();
         assert_eq!(read_all(&log).len() as u64, 21 + later);

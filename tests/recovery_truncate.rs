@@ -58,7 +58,7 @@ fn reopening_a_log_cut_at_any_offset_keeps_exactly_the_complete_records() {
             let log = small(&dir).open().unwrap_or_else(|e| panic!("segment {seg_index} cut at {cut}: {e}"));
             let got = read_all(&log);
             assert_eq!(got, all[..survivors], "segment {seg_index} cut at {cut}");
-            assert_eq!(log.next_lsn(), Lsn(survivors as u64 + 1));
+            assert_eq!(log.next_lsn(), Lsn::new(survivors as u64 + 1));
             // The log goes on from there.
             log.append(kind(), b"after the cut").unwrap();
             assert_eq!(read_all(&log).last().unwrap().1, b"after the cut");
@@ -87,7 +87,7 @@ fn a_batch_cut_in_the_middle_disappears_whole() {
     let torn = log.recovery_report().torn.clone().unwrap();
     // The torn region runs from the end of the last complete batch to the last non-zero byte:
     // b3's surviving header bytes end with its LSN field (192..200, value 4 in byte 192).
-    assert_eq!((torn.offset, torn.bytes, torn.lsn), (104, 193 - 104, Lsn(2)));
+    assert_eq!((torn.offset, torn.bytes, torn.lsn), (104, 193 - 104, Lsn::new(2)));
 
     // Strict mode refuses instead of cutting.
     drop(log);

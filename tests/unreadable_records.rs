@@ -58,7 +58,7 @@ async fn a_tombstone_gets_every_reader_past_an_undecodable_record_and_keeps_its_
     let c = open(root.path()).unwrap();
     let a = AgentId::new("a").unwrap();
     let t = c.create_task(&a, NewTask::new("after")).await.unwrap();
-    let mut all = c.subscribe_from(&a, EventFilter::all(), maos_coord::Lsn(1)).unwrap();
+    let mut all = c.subscribe_from(&a, EventFilter::all(), maos_coord::Lsn::new(1)).unwrap();
     let mut seen = Vec::new();
     while let Some(d) = all.try_next().unwrap() {
         seen.push(d.lsn.get());
@@ -71,6 +71,6 @@ async fn a_tombstone_gets_every_reader_past_an_undecodable_record_and_keeps_its_
     let c = open(root.path()).unwrap();
     assert_eq!(c.list_tasks(None).unwrap().len(), 2);
     // The bytes stay, for audit.
-    let mut reader = c.log().reader_from(maos_coord::Lsn(bad)).unwrap();
+    let mut reader = c.log().reader_from(maos_coord::Lsn::new(bad)).unwrap();
     assert_eq!(reader.next().unwrap().unwrap().payload, JUNK);
 }

@@ -58,11 +58,11 @@ fn workload(seed: u64, synced: u64, unsynced: u64) -> Scenario {
     let log = opts(dir.path()).open().unwrap();
     for lsn in 1..=synced {
         let p = payload(&mut rng, lsn);
-        assert_eq!(log.append(kind(), &p).unwrap(), Lsn(lsn));
+        assert_eq!(log.append(kind(), &p).unwrap(), Lsn::new(lsn));
         payloads.push(p);
     }
     let acknowledged = log.durable_lsn();
-    assert_eq!(acknowledged, Lsn(synced + 1));
+    assert_eq!(acknowledged, Lsn::new(synced + 1));
     // What the disk holds once the last sync returned: what the page cache holds now (nothing is
     // written between a sync and its acknowledgement).
     let newest = segment_files(dir.path()).pop().unwrap();
@@ -176,7 +176,7 @@ fn a_flipped_byte_below_the_recorded_watermark_is_corruption_on_every_image() {
     // The last acknowledged record's frame says every record below it was durable when it was
     // written: flip a byte of one of those (in the newest segment) on images where the later
     // pages persisted in any combination.
-    let mark = Lsn(s.acknowledged.get() - 1);
+    let mark = Lsn::new(s.acknowledged.get() - 1);
     let base: u64 = s.newest.file_stem().unwrap().to_str().unwrap().parse().unwrap();
     assert!(mark.get() > base + 1, "the watermark covers records of the newest segment");
     let (offset, lsn) = frame_of(&s.synced, base, mark.get() - 1);
@@ -189,7 +189,7 @@ fn a_flipped_byte_below_the_recorded_watermark_is_corruption_on_every_image() {
         for mode in [RecoveryMode::TruncateTornTail, RecoveryMode::Strict] {
             match opts(&dir).recovery_mode(mode).open() {
                 Err(Error::Corruption { segment, offset: at, lsn: found, .. }) => {
-                    assert_eq!((segment, at, found), (newest.clone(), offset as u64, Lsn(lsn)));
+                    assert_eq!((segment, at, found), (newest.clone(), offset as u64, Lsn::new(lsn)));
                 }
                 other => panic!("pages {persisted:?}: {:?}", other.map(|l| l.next_lsn())),
             }

@@ -125,7 +125,7 @@ fn follow(dir: &Path, from: u64, records: u64, wait: bool) -> Result<(), String>
     let log = open(dir)?;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let mut reader = log.reader_from(Lsn(from)).map_err(|e| e.to_string())?;
+    let mut reader = log.reader_from(Lsn::new(from)).map_err(|e| e.to_string())?;
     let mut latencies = Vec::with_capacity(records as usize);
     while (latencies.len() as u64) < records {
         match reader.next().map_err(|e| e.to_string())? {

@@ -105,7 +105,7 @@ async fn seeds() {
     entry[12..16].copy_from_slice(&2u32.to_le_bytes());
     let crc_at = entry.len() - 4;
     entry.truncate(crc_at);
-    entry.extend_from_slice(&(Lsn(5).get()).to_le_bytes());
+    entry.extend_from_slice(&(Lsn::new(5).get()).to_le_bytes());
     entry.extend_from_slice(&200u64.to_le_bytes());
     entry.extend_from_slice(&[0; 4]);
     save("index_file", "damaged-entry-mid-frame", &with(0, 5, &entry));
@@ -190,7 +190,7 @@ fn version_1(v2: &[u8]) -> Vec<u8> {
     let old: StateImage<Vec<(ContextKey, Vec<VersionV1>)>> = image.map_context(|keys| {
         keys.into_iter()
             .map(|(key, history)| {
-                let lsn = history.versions.last().map_or(Lsn(0), |v| v.lsn);
+                let lsn = history.versions.last().map_or(Lsn::new(0), |v| v.lsn);
                 (key, vec![VersionV1 { lsn, entry: history.current }])
             })
             .collect()

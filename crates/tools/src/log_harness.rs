@@ -157,7 +157,7 @@ fn count(dir: &Path, times: u64) -> Result<(), String> {
         let reader_log = log.clone();
         log.append_with(move |tail| {
             let last = if tail > reader_log.first_lsn()? {
-                let mut reader = reader_log.reader_from(maos_coord::Lsn(tail.get() - 1))?;
+                let mut reader = reader_log.reader_from(maos_coord::Lsn::new(tail.get() - 1))?;
                 let record = reader.next()?.ok_or(maos_coord::Error::LsnOutOfRange {
                     requested: tail,
                     first: tail,

@@ -31,7 +31,7 @@ async fn an_append_in_this_process_wakes_a_waiter_at_once() {
     let log = open(dir.path());
     let waiter = {
         let log = log.clone();
-        tokio::spawn(async move { log.wait_for(Lsn(1), HANG_GUARD).await })
+        tokio::spawn(async move { log.wait_for(Lsn::new(1), HANG_GUARD).await })
     };
     log.append(kind(), b"x").unwrap();
     assert!(waiter.await.unwrap(), "the append did not wake the waiter");
@@ -43,7 +43,7 @@ async fn an_append_in_another_process_wakes_a_waiter_through_file_notifications(
     let log = open(dir.path());
     let waiter = {
         let log = log.clone();
-        tokio::spawn(async move { log.wait_for(Lsn(1), HANG_GUARD).await })
+        tokio::spawn(async move { log.wait_for(Lsn::new(1), HANG_GUARD).await })
     };
     let status = Command::new(HARNESS)
         .args(["append", "--dir"])
@@ -55,5 +55,5 @@ async fn an_append_in_another_process_wakes_a_waiter_through_file_notifications(
     assert!(status.success());
     assert!(waiter.await.unwrap(), "no file notification woke the waiter");
     // A waiter that times out says so.
-    assert!(!log.wait_for(Lsn(5), Duration::from_millis(50)).await);
+    assert!(!log.wait_for(Lsn::new(5), Duration::from_millis(50)).await);
 }

@@ -22,7 +22,7 @@ fn records_by_writer(dir: &std::path::Path) -> (u64, BTreeMap<u32, Vec<u64>>) {
     let log = Log::open(dir).unwrap();
     let mut reader = log.reader().unwrap();
     let mut by_writer: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
-    let mut expected = Lsn(1);
+    let mut expected = Lsn::new(1);
     while let Some(r) = reader.next().unwrap() {
         assert_eq!(r.lsn, expected, "LSNs are dense");
         expected = expected.next();

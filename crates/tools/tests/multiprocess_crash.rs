@@ -47,7 +47,7 @@ fn a_write_torn_by_a_dying_appender_is_cut_by_the_next_one() {
     // covers the time of the append, can end in zero bytes) are not part of it.
     let lock = std::fs::read(dir.path().join("log.lock")).unwrap();
     let tail_offset = u64::from_le_bytes(lock[48..56].try_into().unwrap());
-    let segment = std::fs::read(dir.path().join(maos_coord::format::segment_file_name(Lsn(1)))).unwrap();
+    let segment = std::fs::read(dir.path().join(maos_coord::format::segment_file_name(Lsn::new(1)))).unwrap();
     let at = usize::try_from(tail_offset).unwrap();
     let copied = &segment[at..at + 48];
     assert!(segment[at + 48..].iter().all(|&b| b == 0), "nothing was written past the 48 bytes");
@@ -58,9 +58,9 @@ fn a_write_torn_by_a_dying_appender_is_cut_by_the_next_one() {
     let log = Log::open(dir.path()).unwrap();
     assert!(!log.recovery_report().tail_from_segments);
     let torn = log.recovery_report().torn.clone().expect("torn bytes reported");
-    assert_eq!((torn.lsn, torn.offset, torn.bytes), (Lsn(21), tail_offset, torn_len));
+    assert_eq!((torn.lsn, torn.offset, torn.bytes), (Lsn::new(21), tail_offset, torn_len));
     assert_eq!(read_all(&log).len(), 20);
-    assert_eq!(log.append(maos_coord::RecordKind::new(1).unwrap(), b"next").unwrap(), Lsn(21));
+    assert_eq!(log.append(maos_coord::RecordKind::new(1).unwrap(), b"next").unwrap(), Lsn::new(21));
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn a_rollover_left_unpublished_by_a_dying_appender_is_finished_by_the_next_one()
     let stdout = String::from_utf8_lossy(&out.stdout);
     let acked: u64 = stdout.lines().last().unwrap().split(' ').nth(3).unwrap().parse::<u64>().unwrap() + 1;
     // It died with the next segment created (and named by the tail LSN) but not published.
-    let next = Lsn(acked + 1);
+    let next = Lsn::new(acked + 1);
     assert!(dir.path().join(maos_coord::format::segment_file_name(next)).is_file());
     assert_eq!(log.next_lsn(), next);
     // Batches of 3 records of 40 bytes leave 72 bytes at the end of the first segment: room
@@ -99,7 +99,7 @@ fn a_rollover_left_unpublished_by_a_dying_appender_is_finished_by_the_next_one()
     std::fs::remove_file(dir.path().join("log.lock")).unwrap();
     let reopened = options().open().unwrap();
     assert!(reopened.recovery_report().tail_from_segments);
-    assert_eq!(reopened.next_lsn(), Lsn(next.get() + 1));
+    assert_eq!(reopened.next_lsn(), Lsn::new(next.get() + 1));
     let records = read_all(&reopened);
     assert_eq!(records.len() as u64, acked + 1);
     assert_eq!(records.last().unwrap(), &(next.get(), b"after".to_vec()));

@@ -173,7 +173,7 @@ fn dump(
 ) -> Result<(), Failure> {
     let log = open(store)?;
     let mut reader = match from {
-        Some(lsn) => Reader::Log(log.reader_from(Lsn(lsn))?),
+        Some(lsn) => Reader::Log(log.reader_from(Lsn::new(lsn))?),
         None => Reader::Audit(log.audit_reader()?),
     };
     let mut printed = 0;
