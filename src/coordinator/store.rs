@@ -21,6 +21,9 @@ pub(crate) fn prepare(store: &Path, access: StoreAccess, allow_insecure: bool) -
     }
     let access = checked_access(store, allow_insecure)?;
     fs::sweep(store, |name| fs::temp_target(name) == Some(fs::ACCESS_FILE))?;
+    if let Some(maos) = store.parent() {
+        sweep_built(maos, names::STORE_DIR)?;
+    }
     Ok(access)
 }
 
@@ -117,36 +120,71 @@ fn create(store: &Path, access: StoreAccess, group: Option<u32>) -> Result<bool>
         let building = built_dir(root, names::MAOS_DIR, access, group)?;
         place(building, maos, root)?;
     }
+    sweep_built(root, names::MAOS_DIR)?;
     let building = built_dir(maos, names::STORE_DIR, access, group)?;
-    fs::record_access(building.path(), access, true)?;
-    let log = building.path().join(names::LOG_DIR);
+    let path = building.dir.path();
+    fs::record_access(path, access, true)?;
+    let log = path.join(names::LOG_DIR);
     fs::create_subdir(&log)?;
     crate::log::create_lock_file(&log)?;
     for dir in [names::SNAPSHOT_DIR, names::CURSOR_DIR] {
-        fs::create_subdir(&building.path().join(dir))?;
+        fs::create_subdir(&path.join(dir))?;
     }
     place(building, store, maos)
 }
 
-/// A new, empty directory `<in>/<name>.XXXXXX.new` with the mode and group of `access`.
-fn built_dir(
-    parent: &Path,
-    name: &str,
-    access: StoreAccess,
-    group: Option<u32>,
-) -> Result<tempfile::TempDir> {
-    let building = tempfile::Builder::new()
+/// A directory being built under a temporary name, locked (`flock`) by this process until it is
+/// placed or dropped (then removed), as temporary files are: one nobody holds is stale.
+struct Building {
+    dir: tempfile::TempDir,
+    _lock: std::fs::File,
+}
+
+/// A new, empty directory `<in>/<name>.XXXXXX.new` with the mode and group of `access`, locked.
+fn built_dir(parent: &Path, name: &str, access: StoreAccess, group: Option<u32>) -> Result<Building> {
+    let dir = tempfile::Builder::new()
         .prefix(&format!("{name}."))
         .suffix(".new")
         .tempdir_in(parent)
         .map_err(|e| Error::io("create directory", parent.join(name), e))?;
-    fs::apply(&[(building.path(), false)], access, group, euid())?;
-    Ok(building)
+    let lock = std::fs::File::open(dir.path()).map_err(|e| Error::io("open", dir.path(), e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io("lock", dir.path(), e.into()))?;
+    fs::apply(&[(dir.path(), false)], access, group, euid())?;
+    Ok(Building { dir, _lock: lock })
+}
+
+/// Removes the directories `<in>/<name>.XXXXXX.new` that creators killed while building left
+/// behind (those nobody holds a lock on); never a live creator's.
+fn sweep_built(parent: &Path, name: &str) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
+    let prefix = format!("{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(n) = file_name.to_str() else { continue };
+        if !(n.starts_with(&prefix) && n.ends_with(".new") && entry.file_type().is_ok_and(|t| t.is_dir())) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(dir) = std::fs::File::open(&path) else { continue };
+        if rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // a live creator holds it
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => {
+                tracing::info!(dir = %path.display(), "removed a store directory a killed creator left");
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &path, e)),
+        }
+    }
+    Ok(())
 }
 
 /// Renames a built directory to `to`, unless another process put one there first (then it is
 /// removed); returns whether it was put in place.
-fn place(building: tempfile::TempDir, to: &Path, parent: &Path) -> Result<bool> {
+fn place(building: Building, to: &Path, parent: &Path) -> Result<bool> {
+    let Building { dir: building, _lock: lock } = building;
     // Never replaces: a plain rename would replace an empty directory another process just put
     // there, and that process's next step inside it would fail.
     let cwd = rustix::fs::CWD;
@@ -154,6 +192,7 @@ fn place(building: tempfile::TempDir, to: &Path, parent: &Path) -> Result<bool> 
         Ok(()) => {
             // The directory is in place under its name: nothing of it is to be removed.
             let _ = building.keep();
+            drop(lock);
             fs::sync_dir(parent)?;
             Ok(true)
         }

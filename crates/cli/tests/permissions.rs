@@ -507,3 +507,27 @@ async fn a_store_other_users_wrote_cannot_be_made_private_and_nothing_changes() 
     init(root.path(), StoreAccess::GroupWrite, Some(NOBODY)).unwrap();
     drop(Coordinator::open(root.path()).unwrap());
 }
+
+#[tokio::test]
+async fn store_directories_killed_creators_left_are_removed_and_a_live_creators_kept() {
+    let root = project();
+    busy_store(root.path(), StoreAccess::Private).await;
+    let maos = root.path().join(".maos");
+    let dead = maos.join("coordination.dead01.new");
+    let live = maos.join("coordination.live01.new");
+    let other = maos.join("coordination-notes");
+    for dir in [&dead, &live, &other] {
+        std::fs::create_dir(dir).unwrap();
+        std::fs::write(dir.join("access"), b"private\n").unwrap();
+    }
+    // A creator at work holds a lock on its directory (here: this test).
+    let held = std::fs::File::open(&live).unwrap();
+    // SAFETY: a valid, open file descriptor.
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) }, 0);
+    drop(Coordinator::open(root.path()).unwrap());
+    assert!(!dead.exists(), "a killed creator's directory is removed");
+    assert!(live.exists() && other.exists(), "a live creator's, and anything else, stays");
+    drop(held);
+    drop(Coordinator::open(root.path()).unwrap());
+    assert!(!live.exists(), "once its creator is gone, it is removed");
+}
