@@ -17,6 +17,9 @@ use crate::fs::{self, names, Owner, StoreAccess};
 /// into place, so that a concurrent open, by this user or another, sees no store or a complete one.
 pub(crate) fn prepare(store: &Path, access: StoreAccess, allow_insecure: bool) -> Result<StoreAccess> {
     if !exists(store)? {
+        if !allow_insecure {
+            check_project_root(store, access)?;
+        }
         create(store, access, None)?;
     }
     let access = checked_access(store, allow_insecure)?;
@@ -77,20 +80,32 @@ pub fn checked_access(store: &Path, allow_insecure: bool) -> Result<StoreAccess>
     let owner = Owner::of(store)?;
     if let Some(maos) = store.parent().filter(|p| p.file_name().is_some_and(|n| n == names::MAOS_DIR)) {
         fs::check_entry(maos, access, owner)?;
-        let root = maos.parent().filter(|r| !r.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let meta = std::fs::metadata(root).map_err(|e| Error::io("stat", root, e))?;
-        let mode = meta.mode() & 0o7777;
-        if mode & 0o002 != 0 && mode & 0o1000 == 0 {
-            return Err(Error::InsecurePermissions {
-                path: root.to_owned(),
-                mode,
-                access,
-                reason: "may be written by any user, who could put another .maos in its place".into(),
-            });
-        }
     }
+    check_project_root(store, access)?;
     fs::check(store, access, owner)?;
     Ok(access)
+}
+
+/// Refuses a project root (the directory that holds `.maos`) that any user may write to without
+/// the sticky bit: anyone could put another `.maos` in its place.
+fn check_project_root(store: &Path, access: StoreAccess) -> Result<()> {
+    let Some(root) = store.parent().and_then(Path::parent) else { return Ok(()) };
+    let root = if root.as_os_str().is_empty() { Path::new(".") } else { root };
+    let meta = match std::fs::metadata(root) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()), // created with the store
+        Err(e) => return Err(Error::io("stat", root, e)),
+    };
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(Error::InsecurePermissions {
+            path: root.to_owned(),
+            mode,
+            access,
+            reason: "may be written by any user, who could put another .maos in its place".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Creates the store directory `store` with `access`, its group `group` (default: the group of
@@ -133,30 +148,36 @@ fn create(store: &Path, access: StoreAccess, group: Option<u32>) -> Result<bool>
     place(building, store, maos)
 }
 
-/// A directory being built under a temporary name, locked (`flock`) by this process until it is
-/// placed or dropped (then removed), as temporary files are: one nobody holds is stale.
+/// A directory being built under a temporary name. Its creator holds a shared `flock` on the
+/// directory that holds it until it is placed or dropped (then removed), so that a sweep, which
+/// needs that lock exclusively, never runs while one is being built.
 struct Building {
     dir: tempfile::TempDir,
-    _lock: std::fs::File,
+    _parent: std::fs::File,
 }
 
-/// A new, empty directory `<in>/<name>.XXXXXX.new` with the mode and group of `access`, locked.
+/// A new, empty directory `<in>/<name>.XXXXXX.new` with the mode and group of `access`.
 fn built_dir(parent: &Path, name: &str, access: StoreAccess, group: Option<u32>) -> Result<Building> {
+    let lock = std::fs::File::open(parent).map_err(|e| Error::io("open", parent, e))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockShared)
+        .map_err(|e| Error::io("lock", parent, e.into()))?;
     let dir = tempfile::Builder::new()
         .prefix(&format!("{name}."))
         .suffix(".new")
         .tempdir_in(parent)
         .map_err(|e| Error::io("create directory", parent.join(name), e))?;
-    let lock = std::fs::File::open(dir.path()).map_err(|e| Error::io("open", dir.path(), e))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| Error::io("lock", dir.path(), e.into()))?;
     fs::apply(&[(dir.path(), false)], access, group, euid())?;
-    Ok(Building { dir, _lock: lock })
+    Ok(Building { dir, _parent: lock })
 }
 
 /// Removes the directories `<in>/<name>.XXXXXX.new` that creators killed while building left
-/// behind (those nobody holds a lock on); never a live creator's.
+/// behind: when nobody is building one (the exclusive lock on `parent` can be taken), every such
+/// directory is a dead creator's.
 fn sweep_built(parent: &Path, name: &str) -> Result<()> {
+    let Ok(lock) = std::fs::File::open(parent) else { return Ok(()) };
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Ok(()); // a creator is at work
+    }
     let Ok(entries) = std::fs::read_dir(parent) else { return Ok(()) };
     let prefix = format!("{name}.");
     for entry in entries.flatten() {
@@ -166,10 +187,6 @@ fn sweep_built(parent: &Path, name: &str) -> Result<()> {
             continue;
         }
         let path = entry.path();
-        let Ok(dir) = std::fs::File::open(&path) else { continue };
-        if rustix::fs::flock(&dir, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
-            continue; // a live creator holds it
-        }
         match std::fs::remove_dir_all(&path) {
             Ok(()) => {
                 tracing::info!(dir = %path.display(), "removed a store directory a killed creator left");
@@ -184,7 +201,7 @@ fn sweep_built(parent: &Path, name: &str) -> Result<()> {
 /// Renames a built directory to `to`, unless another process put one there first (then it is
 /// removed); returns whether it was put in place.
 fn place(building: Building, to: &Path, parent: &Path) -> Result<bool> {
-    let Building { dir: building, _lock: lock } = building;
+    let Building { dir: building, _parent: lock } = building;
     // Never replaces: a plain rename would replace an empty directory another process just put
     // there, and that process's next step inside it would fail.
     let cwd = rustix::fs::CWD;
@@ -244,9 +261,15 @@ pub fn init(root: &Path, access: StoreAccess, group: Option<u32>) -> Result<Stor
         }),
     };
     let mut changed = 0;
+    check_project_root(&store, access)?;
     if !exists(&store)? {
         created = create(&store, access, group)?;
     }
+    // One init at a time changes a store (concurrent ones asking for different accesses would
+    // leave a mixture): the lock is on the store directory, released when this returns.
+    let serial = std::fs::File::open(&store).map_err(|e| Error::io("open", &store, e))?;
+    rustix::fs::flock(&serial, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io("lock", &store, e.into()))?;
     // An existing store, or one a concurrent creator made first: given this access.
     let previous = if created { None } else { fs::read_access(&store).ok().flatten() };
     if !created {
@@ -268,6 +291,8 @@ pub fn init(root: &Path, access: StoreAccess, group: Option<u32>) -> Result<Stor
             });
         }
         let maos = store.parent().unwrap_or(Path::new(names::MAOS_DIR));
+        // What no mode can make safe is refused before anything changes.
+        fs::check_kinds(&store)?;
         changed = fs::apply(&[(maos, false), (&store, true)], access, group, owner)?;
         if previous != Some(access) {
             fs::record_access(&store, access, true)?;

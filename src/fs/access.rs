@@ -8,7 +8,7 @@
 
 use std::fs::{DirBuilder, File, OpenOptions, Permissions};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -306,6 +306,45 @@ fn check_one(path: &Path, meta: &std::fs::Metadata, access: StoreAccess, owner: 
             "belongs to group {gid}, not to the store's group (gid {})",
             owner.gid
         )));
+    }
+    Ok(())
+}
+
+/// Refuses anything under `dir` that no mode makes safe: what is neither a regular file nor a
+/// directory, and symbolic links to directories (as [`check`] does).
+///
+/// # Errors
+/// [`Error::InsecurePermissions`] naming it (`access` in it is the default);
+/// [`Error::Io`] if a directory cannot be listed.
+pub(crate) fn check_kinds(dir: &Path) -> Result<()> {
+    let refuse = |path: PathBuf, mode: u32, reason: &str| {
+        Err(Error::InsecurePermissions {
+            path,
+            mode: mode & 0o7777,
+            access: StoreAccess::default(),
+            reason: format!("{reason}; remove it"),
+        })
+    };
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
+        let path = entry.map_err(|e| Error::io("read directory", dir, e))?.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue }; // removed meanwhile
+        if meta.is_dir() {
+            check_kinds(&path)?;
+        } else if meta.file_type().is_symlink() {
+            if path.is_dir() {
+                return refuse(
+                    path,
+                    meta.mode(),
+                    "is a symbolic link to a directory, which the store never makes",
+                );
+            }
+        } else if !meta.is_file() {
+            return refuse(
+                path,
+                meta.mode(),
+                "is neither a regular file nor a directory (the store makes only those)",
+            );
+        }
     }
     Ok(())
 }

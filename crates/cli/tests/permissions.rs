@@ -509,25 +509,75 @@ async fn a_store_other_users_wrote_cannot_be_made_private_and_nothing_changes() 
 }
 
 #[tokio::test]
-async fn store_directories_killed_creators_left_are_removed_and_a_live_creators_kept() {
+async fn store_directories_killed_creators_left_are_removed_never_while_one_is_at_work() {
     let root = project();
     busy_store(root.path(), StoreAccess::Private).await;
     let maos = root.path().join(".maos");
     let dead = maos.join("coordination.dead01.new");
-    let live = maos.join("coordination.live01.new");
+    let live = maos.join("coordination.dead02.new");
     let other = maos.join("coordination-notes");
     for dir in [&dead, &live, &other] {
         std::fs::create_dir(dir).unwrap();
         std::fs::write(dir.join("access"), b"private\n").unwrap();
     }
-    // A creator at work holds a lock on its directory (here: this test).
-    let held = std::fs::File::open(&live).unwrap();
+    // A creator at work holds a shared lock on `.maos` while it builds (here: this test).
+    let held = std::fs::File::open(&maos).unwrap();
     // SAFETY: a valid, open file descriptor.
-    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) }, 0);
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_SH) }, 0);
     drop(Coordinator::open(root.path()).unwrap());
-    assert!(!dead.exists(), "a killed creator's directory is removed");
-    assert!(live.exists() && other.exists(), "a live creator's, and anything else, stays");
+    assert!(dead.exists() && live.exists(), "nothing is swept while a creator is at work");
     drop(held);
     drop(Coordinator::open(root.path()).unwrap());
-    assert!(!live.exists(), "once its creator is gone, it is removed");
+    assert!(!dead.exists() && !live.exists(), "once no creator is at work, what they left is removed");
+    assert!(other.exists(), "anything else stays");
+}
+
+#[tokio::test]
+async fn init_refuses_what_no_mode_makes_safe_before_changing_anything() {
+    let root = project();
+    busy_store(root.path(), StoreAccess::Private).await;
+    let store = store_dir(root.path());
+    let fifo = store.join("cursors").join("x");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let before = modes(&root.path().join(".maos"));
+    let err = init(root.path(), StoreAccess::GroupRead, None).unwrap_err();
+    assert!(err.to_string().contains("neither a regular file nor a directory"), "{err}");
+    assert_eq!(modes(&root.path().join(".maos")), before, "nothing changed");
+    assert_eq!(maos_coord::fs::read_access(&store).unwrap(), Some(StoreAccess::Private));
+    // A project root anyone may write to: refused before any store is made.
+    let open_root = project();
+    std::fs::set_permissions(open_root.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = init(open_root.path(), StoreAccess::Private, None).unwrap_err();
+    assert!(err.to_string().contains("may be written by any user"), "{err}");
+    assert!(!open_root.path().join(".maos").exists(), "nothing was created");
+}
+
+#[test]
+fn concurrent_inits_asking_for_different_accesses_leave_one_consistent_store() {
+    for round in 0..10 {
+        let root = project();
+        let inits: Vec<_> = [StoreAccess::Private, StoreAccess::GroupWrite, StoreAccess::GroupRead]
+            .into_iter()
+            .map(|access| {
+                let root = root.path().to_owned();
+                std::thread::spawn(move || init(&root, access, None).map(|done| done.access))
+            })
+            .collect();
+        let asked: Vec<_> = inits.into_iter().map(|t| t.join().unwrap()).collect();
+        // Each either did what it asked or failed with an error; the store is whole either way.
+        let access = maos_coord::fs::read_access(&store_dir(root.path())).unwrap().unwrap();
+        assert!(asked.iter().any(|a| matches!(a, Ok(x) if *x == access)), "round {round}: {asked:?}");
+        drop(Coordinator::open(root.path()).unwrap_or_else(|e| panic!("round {round}: {e}")));
+        assert_modes_of(root.path(), access);
+    }
+}
+
+/// Every directory and file of the store (and `.maos`) has the modes of `access`.
+fn assert_modes_of(root: &Path, access: StoreAccess) {
+    for (path, mode) in modes(&root.join(".maos")) {
+        let want = if path.is_dir() { access.dir_mode() } else { access.file_mode() };
+        assert_eq!(mode, want, "{} has mode {mode:o}, not {want:o} ({access})", path.display());
+    }
 }
