@@ -509,7 +509,6 @@ impl Error {
     /// | [`Corruption`](ErrorKind::Corruption) | `Corruption`, `CorruptHeader`, `CorruptLockFile`, `CorruptCursor`, `SegmentGap`, `TornTail`, `UnsupportedVersion`, `Decode`, `UndecodableRecord`, `NoUsableSnapshot` |
     /// | [`Conflict`](ErrorKind::Conflict) | `VersionMismatch`, `LockHeld`, `NotHolder`, `LeaseLost`, `StaleIncarnation`, `AlreadyExists`, `TaskExists`, `IllegalTransition`, `DependenciesNotReady`; `Timeout` of a wait on a lock another agent holds |
     /// | [`NotFound`](ErrorKind::NotFound) | `UnknownAgent`, `UnknownTask`, `UnknownDependency`, `UnknownBarrier`, `UnknownPipeline`, `NotVisible`, `LsnOutOfRange`, `Compacted`, `VersionCompacted` |
-    /// | [`NothingToDo`](ErrorKind::NothingToDo) | (none yet: the command line's "no claimable task") |
     /// | [`Timeout`](ErrorKind::Timeout) | `Timeout` of any other wait |
     /// | [`Internal`](ErrorKind::Internal) | `Internal`, `Encode` |
     ///
@@ -594,9 +593,6 @@ pub enum ErrorKind {
     /// What was asked for does not exist, no longer exists (compacted away), or may not be
     /// seen by the reader: an unknown agent, task, dependency, barrier or LSN.
     NotFound,
-    /// There was nothing to do (no task to claim). No variant of [`Error`] has this kind yet;
-    /// the command line uses it for commands that find nothing to do.
-    NothingToDo,
     /// A wait ran out of time.
     Timeout,
     /// A bug in maos-coord.
@@ -605,13 +601,12 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind, in the order of their declaration.
-    pub const ALL: [ErrorKind; 8] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Io,
         ErrorKind::Invalid,
         ErrorKind::Corruption,
         ErrorKind::Conflict,
         ErrorKind::NotFound,
-        ErrorKind::NothingToDo,
         ErrorKind::Timeout,
         ErrorKind::Internal,
     ];
@@ -625,7 +620,6 @@ impl ErrorKind {
             ErrorKind::Corruption => "corruption",
             ErrorKind::Conflict => "conflict",
             ErrorKind::NotFound => "not_found",
-            ErrorKind::NothingToDo => "nothing_to_do",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Internal => "internal",
         }

@@ -156,7 +156,7 @@ struct Building {
     _parent: std::fs::File,
 }
 
-/// A new, empty directory `<in>/<name>.XXXXXX.new` with the mode and group of `access`.
+/// A new, empty directory `<in>/<name>.<random>.new` with the mode and group of `access`.
 fn built_dir(parent: &Path, name: &str, access: StoreAccess, group: Option<u32>) -> Result<Building> {
     let lock = std::fs::File::open(parent).map_err(|e| Error::io("open", parent, e))?;
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockShared)
@@ -170,7 +170,7 @@ fn built_dir(parent: &Path, name: &str, access: StoreAccess, group: Option<u32>)
     Ok(Building { dir, _parent: lock })
 }
 
-/// Removes the directories `<in>/<name>.XXXXXX.new` that creators killed while building left
+/// Removes the directories `<in>/<name>.<random>.new` that creators killed while building left
 /// behind: when nobody is building one (the exclusive lock on `parent` can be taken), every such
 /// directory is a dead creator's.
 fn sweep_built(parent: &Path, name: &str) -> Result<()> {

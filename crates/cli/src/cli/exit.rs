@@ -7,14 +7,13 @@ use maos_coord::ErrorKind;
 pub const EXIT_OK: u8 = 0;
 
 /// The exit code of each kind of error (clap exits with 2 on a usage error, before any kind).
-const EXIT_CODES: [(ErrorKind, u8); 8] = [
+const EXIT_CODES: [(ErrorKind, u8); 7] = [
     (ErrorKind::Io, 1),
     (ErrorKind::Invalid, 1),
     (ErrorKind::Internal, 1),
     (ErrorKind::Corruption, 3),
     (ErrorKind::Conflict, 4),
     (ErrorKind::NotFound, 5),
-    (ErrorKind::NothingToDo, 5),
     (ErrorKind::Timeout, 5),
 ];
 
@@ -26,7 +25,7 @@ Exit codes (the same for every command):
   2  usage: an unknown command or flag, a missing or malformed argument
   3  corruption found: a checksum, lock, cursor or snapshot file, an undecodable record, an unsupported version
   4  conflict: a version mismatch, a lock or task held by another agent, a wait on a held lock that timed out, a lease lost
-  5  nothing to do: not_found (an unknown id, a key absent or not visible), nothing_to_do, timeout (a wait that timed out)
+  5  nothing to do: not_found (an unknown id, a key absent or not visible), timeout (a wait that timed out)
 
 With --json, an error is one line on stderr: {\"error\": {\"kind\": \"<kind>\", \"message\": \"...\"}}";
 
@@ -49,7 +48,6 @@ mod tests {
             (ErrorKind::Corruption, 3),
             (ErrorKind::Conflict, 4),
             (ErrorKind::NotFound, 5),
-            (ErrorKind::NothingToDo, 5),
             (ErrorKind::Timeout, 5),
         ];
         for kind in ErrorKind::ALL {
