@@ -204,18 +204,16 @@ fn place(building: Building, to: &Path, parent: &Path) -> Result<bool> {
     let Building { dir: building, _parent: lock } = building;
     // Never replaces: a plain rename would replace an empty directory another process just put
     // there, and that process's next step inside it would fail.
-    let cwd = rustix::fs::CWD;
-    match rustix::fs::renameat_with(cwd, building.path(), cwd, to, rustix::fs::RenameFlags::NOREPLACE) {
-        Ok(()) => {
-            // The directory is in place under its name: nothing of it is to be removed.
-            let _ = building.keep();
-            drop(lock);
-            fs::sync_dir(parent)?;
-            Ok(true)
-        }
-        // Another process created it first.
-        Err(rustix::io::Errno::EXIST) if to.is_dir() => Ok(false),
-        Err(e) => Err(Error::io("rename", building.path(), e.into())),
+    if fs::file::rename_new(building.path(), to)? {
+        // The directory is in place under its name: nothing of it is to be removed.
+        let _ = building.keep();
+        drop(lock);
+        fs::sync_dir(parent)?;
+        Ok(true)
+    } else if to.is_dir() {
+        Ok(false) // another process created it first
+    } else {
+        Err(Error::io("rename", building.path(), std::io::ErrorKind::AlreadyExists.into()))
     }
 }
 

@@ -122,10 +122,8 @@ pub fn read_access(store: &Path) -> Result<Option<StoreAccess>> {
 /// Records `access` in the store directory `store` (durably). With `replace` false, an access
 /// recorded meanwhile by another process wins; returns the access now recorded.
 pub(crate) fn record_access(store: &Path, access: StoreAccess, replace: bool) -> Result<StoreAccess> {
-    use std::io::Write;
     let temp = super::TempFile::create(store, ACCESS_FILE)?;
-    let line = format!("{access}\n");
-    temp.file().write_all(line.as_bytes()).map_err(|e| Error::io("write", temp.path(), e))?;
+    temp.write_all(format!("{access}\n").as_bytes())?;
     let target = store.join(ACCESS_FILE);
     if replace {
         temp.persist(&target)?;

@@ -1,7 +1,12 @@
-//! The store's files as files: who may use them ([`StoreAccess`], checked at open), and the
-//! temporary files of writers with the sweep that removes those a killed writer left behind.
+//! The store's files as files: every change to them goes through one seam ([`Storage`], with
+//! the real [`Os`] and a fault-injecting twin for crash tests), who may use them
+//! ([`StoreAccess`], checked at open), and the temporary files of writers with the sweep that
+//! removes those a killed writer left behind.
 
 mod access;
+mod fault_disk;
+pub(crate) mod file;
+pub mod storage;
 mod temp;
 
 pub(crate) use access::{
@@ -9,7 +14,11 @@ pub(crate) use access::{
 };
 pub use access::{check, check_entry, read_access, Owner, StoreAccess, ACCESS_FILE};
 pub use temp::fault;
-pub(crate) use temp::{stale, sweep, sync_dir, temp_target, TempFile};
+pub(crate) use file::sync_dir;
+#[doc(hidden)]
+pub use fault_disk::FaultDisk;
+pub use storage::{mount, Mounted, OpenMode, Os, Storage};
+pub(crate) use temp::{stale, sweep, temp_target, TempFile};
 
 /// The names of the store's directories and files (log-format.md, "Directory layout").
 pub mod names {

@@ -16,7 +16,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, CWD};
+use rustix::fs::{FlockOperation, Mode, OFlags, CWD};
+
+use super::file::sync_dir;
 
 use crate::error::{Error, Result};
 
@@ -74,8 +76,8 @@ impl TempFile {
     /// Syncs the file, renames it to `to` (replacing what was there) and syncs the directory:
     /// after a crash, either the old file or the whole new one is there.
     pub(crate) fn persist(mut self, to: &Path) -> Result<()> {
-        self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))?;
-        std::fs::rename(&self.path, to).map_err(|e| Error::io("rename", &self.path, e))?;
+        super::file::sync_all(&self.file, &self.path)?;
+        super::file::rename(&self.path, to)?;
         self.placed = true;
         sync_dir(to.parent().unwrap_or(Path::new(".")))
     }
@@ -83,16 +85,23 @@ impl TempFile {
     /// As [`TempFile::persist`], unless `to` exists: then nothing is put in place (the temporary
     /// file is removed) and the answer is `false`.
     pub(crate) fn persist_new(mut self, to: &Path) -> Result<bool> {
-        self.file.sync_all().map_err(|e| Error::io("fsync", &self.path, e))?;
-        match rustix::fs::renameat_with(CWD, &self.path, CWD, to, rustix::fs::RenameFlags::NOREPLACE) {
-            Ok(()) => {
-                self.placed = true;
-                sync_dir(to.parent().unwrap_or(Path::new(".")))?;
-                Ok(true)
-            }
-            Err(rustix::io::Errno::EXIST) => Ok(false),
-            Err(e) => Err(Error::io("rename", &self.path, e.into())),
+        super::file::sync_all(&self.file, &self.path)?;
+        if !super::file::rename_new(&self.path, to)? {
+            return Ok(false);
         }
+        self.placed = true;
+        sync_dir(to.parent().unwrap_or(Path::new(".")))?;
+        Ok(true)
+    }
+
+    /// Writes all of `bytes` from the start of the file.
+    pub(crate) fn write_all(&self, bytes: &[u8]) -> Result<()> {
+        super::file::write_at(&self.file, &self.path, bytes, 0)
+    }
+
+    /// A writer of the file from its start, for encoders.
+    pub(crate) fn writer(&self) -> Result<super::file::FileWriter> {
+        super::file::FileWriter::new(&self.file, &self.path, 0)
     }
 }
 
@@ -100,14 +109,9 @@ impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.placed {
             // Best effort: if this fails, the next sweep removes it once the lock is gone.
-            let _ = std::fs::remove_file(&self.path);
+            let _ = super::file::remove(&self.path);
         }
     }
-}
-
-/// Syncs a directory (its entries: created, renamed, removed files).
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io("fsync directory", dir, e))
 }
 
 /// Removes the temporary files in `dir` whose names `is_temp` accepts and that no live writer
@@ -117,10 +121,8 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 pub(crate) fn sweep(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for (path, _held) in stale_files(dir, is_temp)? {
-        match std::fs::remove_file(&path) {
-            Ok(()) => removed.push(path),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("remove", &path, e)),
+        if super::file::remove(&path)? {
+            removed.push(path);
         }
     }
     if !removed.is_empty() {
@@ -170,8 +172,9 @@ fn stale_files(dir: &Path, is_temp: impl Fn(&str) -> bool) -> Result<Vec<(PathBu
 fn link_locked(file: File, path: &Path) -> Result<File> {
     lock(&file, path)?;
     let fd = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
-    rustix::fs::linkat(CWD, fd.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW)
-        .map_err(|e| Error::io("link", path, e.into()))?;
+    if !super::file::link_new(Path::new(&fd), path)? {
+        return Err(Error::io("link", path, std::io::ErrorKind::AlreadyExists.into()));
+    }
     Ok(file)
 }
 
@@ -213,10 +216,9 @@ pub mod fault {
     /// `bytes`, as a snapshot or cursor writer has one while it writes; returns its path. For
     /// crash tests only: the lock goes when the process dies.
     pub fn hold_temp_file(dir: &Path, stem: &str, bytes: &[u8]) -> Result<std::path::PathBuf> {
-        use std::io::Write;
         let temp = super::TempFile::create(dir, stem)?;
         let path = temp.path().to_owned();
-        temp.file().write_all(bytes).map_err(|e| crate::error::Error::io("write", &path, e))?;
+        temp.write_all(bytes)?;
         std::mem::forget(temp);
         Ok(path)
     }

@@ -149,7 +149,7 @@ pub struct CompactedWriter {
     dir: PathBuf,
     tmp: PathBuf,
     temp: crate::fs::TempFile,
-    out: BufWriter<File>,
+    out: BufWriter<crate::fs::file::FileWriter>,
     first: Lsn,
     last: Lsn,
     records: u64,
@@ -162,8 +162,7 @@ impl CompactedWriter {
     pub fn create(dir: &Path, first: Lsn) -> Result<CompactedWriter> {
         let temp = crate::fs::TempFile::create(dir, COMPACTED_FILE)?;
         let tmp = temp.path().to_owned();
-        let file = temp.file().try_clone().map_err(|e| Error::io("dup", &tmp, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let mut out = BufWriter::with_capacity(1 << 20, temp.writer()?);
         out.write_all(&[0u8; COMPACTED_HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
         Ok(CompactedWriter {
             dir: dir.to_path_buf(),
@@ -208,9 +207,8 @@ impl CompactedWriter {
         }
         let file = out.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
         let header = CompactedHeader { first, end, records, body_len, created: Timestamp::now() };
-        std::os::unix::fs::FileExt::write_all_at(&file, &header.encode(), 0)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
+        crate::fs::file::write_at(file.file(), &tmp, &header.encode(), 0)?;
+        crate::fs::file::sync_all(file.file(), &tmp)?;
         super::writer::fault::compaction_step(1);
         temp.persist(&dir.join(COMPACTED_FILE))?;
         super::writer::fault::compaction_step(2);

@@ -144,8 +144,11 @@ fn move_or_remove(file: &Path, archive: Option<&Path>) -> Result<()> {
             let name = file
                 .file_name()
                 .ok_or_else(|| Error::internal(format!("the segment {} has no file name", file.display())))?;
-            std::fs::rename(file, dir.join(name)).map_err(|e| Error::io("rename", file, e))
+            crate::fs::file::rename(file, &dir.join(name))
         }
-        None => std::fs::remove_file(file).map_err(|e| Error::io("remove", file, e)),
+        None => match crate::fs::file::remove(file)? {
+            true => Ok(()),
+            false => Err(Error::io("remove", file, std::io::ErrorKind::NotFound.into())),
+        },
     }
 }

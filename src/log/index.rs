@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::index::IndexFile;
 use crate::format::SEGMENT_HEADER_LEN;
 use crate::types::Lsn;
@@ -96,11 +96,10 @@ pub fn load(segment_path: &Path, base: Lsn) -> Option<SparseIndex> {
 /// processes may race to write the same index; each uses its own temporary name, and the
 /// contents are identical.
 pub fn save(dir: &Path, segment_path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
     let path = index_path(segment_path);
     let stem = path.file_name().and_then(|n| n.to_str()).unwrap_or("index");
     let temp = crate::fs::TempFile::create(dir, stem)?;
-    temp.file().write_all(bytes).map_err(|e| Error::io("write", temp.path(), e))?;
+    temp.write_all(bytes)?;
     temp.persist(&path)
 }
 

@@ -15,28 +15,22 @@
 //! What remains outside the log's control is another program truncating a segment file while it is
 //! mapped; log-format.md ("Mapping safety") forbids it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::path::Path;
 
-use memmap2::{Mmap, MmapMut, MmapOptions};
-use rustix::fs::FallocateFlags;
+use memmap2::{Mmap, MmapMut};
 
 use crate::error::{Error, Result};
+pub(crate) use crate::fs::file::{preallocate, sync_data, sync_dir, zero_range};
 
-/// Opens (creating if asked) a file for reading and writing.
-pub fn open_rw(path: &Path, create: bool) -> Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(create)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| Error::io("open", path, e))
+/// Opens an existing file for reading and writing.
+pub fn open_rw(path: &Path) -> Result<File> {
+    crate::fs::file::open(path, true)
 }
 
-/// Opens a file for reading only.
+/// Opens an existing file for reading only.
 pub fn open_read(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::io("open", path, e))
+    crate::fs::file::open(path, false)
 }
 
 /// Length of a file in bytes.
@@ -44,29 +38,19 @@ pub fn file_len(file: &File, path: &Path) -> Result<u64> {
     Ok(file.metadata().map_err(|e| Error::io("stat", path, e))?.len())
 }
 
-/// Maps `len` bytes of `file` read-only.
+/// Maps `len` bytes of `file` read-only. The map covers at most the file length observed by
+/// the caller, and the log never shrinks segment files (module docs), so no access through it
+/// can fault with SIGBUS. Bytes below the published tail are never modified again; bytes above
+/// it are only read by the decoder, which validates before it trusts anything and tolerates
+/// concurrent change.
 pub fn map_read(file: &File, path: &Path, len: u64) -> Result<Mmap> {
-    let len = usize::try_from(len).map_err(|_| Error::InvalidArgument {
-        name: "map length",
-        reason: format!("{len} bytes do not fit the address space"),
-    })?;
-    // SAFETY: the map covers at most the file length observed by the caller, and the log never
-    // shrinks segment files (module docs), so no access through it can fault with SIGBUS. Bytes
-    // below the published tail are never modified again; bytes above it are only read by the
-    // decoder, which validates before it trusts anything and tolerates concurrent change.
-    unsafe { MmapOptions::new().len(len).map(file) }.map_err(|e| Error::io("mmap", path, e))
+    crate::fs::file::map_read(file, path, len)
 }
 
-/// Maps `len` bytes of `file` for writing.
+/// Maps `len` bytes of `file` for writing. As for [`map_read`]; in addition the file is at least
+/// `len` bytes long before it is mapped, and only the lock file's shared page is mapped so.
 pub fn map_write(file: &File, path: &Path, len: u64) -> Result<MmapMut> {
-    let len = usize::try_from(len).map_err(|_| Error::InvalidArgument {
-        name: "map length",
-        reason: format!("{len} bytes do not fit the address space"),
-    })?;
-    // SAFETY: as for `map_read`; in addition the file is preallocated up to `len` before it is
-    // mapped, and only the holder of the append lock writes through a write map, and only above
-    // the published tail, where no reader trusts a byte before the tail moves past it.
-    unsafe { MmapOptions::new().len(len).map_mut(file) }.map_err(|e| Error::io("mmap", path, e))
+    crate::fs::file::map_write(file, path, len)
 }
 
 /// Little-endian 64-bit words that processes share through atomics: a writable map of the lock
@@ -154,68 +138,9 @@ impl SharedWords {
     }
 }
 
-/// Allocates real blocks for `[0, len)`, extending the file if it is shorter.
-pub fn preallocate(file: &File, path: &Path, len: u64) -> Result<()> {
-    match rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len) {
-        Ok(()) => Ok(()),
-        Err(e) if unsupported(e) => write_zeros(file, path, file_len(file, path)?, len),
-        Err(e) => Err(Error::io("fallocate", path, e.into())),
-    }
-}
-
-/// Sets `[offset, end)` to zero without changing the file length or leaving holes.
-pub fn zero_range(file: &File, path: &Path, offset: u64, end: u64) -> Result<()> {
-    if end <= offset {
-        return Ok(());
-    }
-    let flags = FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE;
-    match rustix::fs::fallocate(file, flags, offset, end - offset) {
-        Ok(()) => Ok(()),
-        Err(e) if unsupported(e) => write_zeros(file, path, offset, end),
-        Err(e) => Err(Error::io("fallocate(zero range)", path, e.into())),
-    }
-}
-
-fn unsupported(e: rustix::io::Errno) -> bool {
-    e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS
-}
-
-fn write_zeros(file: &File, path: &Path, from: u64, to: u64) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let zeros = vec![0u8; 1 << 16];
-    let mut at = from;
-    while at < to {
-        let n = crate::format::offset_index(to - at).min(zeros.len());
-        file.write_all_at(zeros.get(..n).unwrap_or_default(), at).map_err(|e| Error::io("write", path, e))?;
-        at += n as u64;
-    }
-    Ok(())
-}
-
 /// Writes `bufs` one after another from `offset` with as few `pwritev` calls as the kernel allows.
 pub fn write_all_vectored_at(file: &File, path: &Path, bufs: &[&[u8]], offset: u64) -> Result<()> {
-    let mut slices: Vec<std::io::IoSlice<'_>> = bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
-    let mut rest = slices.as_mut_slice();
-    let mut at = offset;
-    // Linux takes at most 1024 slices (IOV_MAX) per call.
-    while !rest.is_empty() {
-        let take = rest.len().min(1024);
-        let chunk = rest.get(..take).unwrap_or_default();
-        let n = match rustix::io::pwritev(file, chunk, at) {
-            Ok(0) => return Err(Error::io("pwritev", path, std::io::ErrorKind::WriteZero.into())),
-            Ok(n) => n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(Error::io("pwritev", path, e.into())),
-        };
-        at += n as u64;
-        std::io::IoSlice::advance_slices(&mut rest, n);
-    }
-    Ok(())
-}
-
-/// `fdatasync`: the file's data (and the metadata needed to read it) reach stable storage.
-pub fn sync_data(file: &File, path: &Path) -> Result<()> {
-    file.sync_data().map_err(|e| Error::io("fdatasync", path, e))
+    crate::fs::file::write_vectored_at(file, path, bufs, offset)
 }
 
 /// Starts writeback of `len` bytes of `file` from `offset` (`sync_file_range` with
@@ -237,18 +162,18 @@ pub fn start_writeback(file: &File, path: &Path, offset: u64, len: u64) -> Resul
     Ok(())
 }
 
-pub(crate) use crate::fs::sync_dir;
-
 /// Removes a file and syncs its directory.
 pub fn remove_synced(path: &Path, dir: &Path) -> Result<()> {
-    fs::remove_file(path).map_err(|e| Error::io("remove", path, e))?;
+    if !crate::fs::file::remove(path)? {
+        return Err(Error::io("remove", path, std::io::ErrorKind::NotFound.into()));
+    }
     sync_dir(dir)
 }
 
 /// Lists the names of the entries of a directory.
 pub fn list_dir(dir: &Path) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io("read directory", dir, e))? {
         let entry = entry.map_err(|e| Error::io("read directory", dir, e))?;
         if let Some(name) = entry.file_name().to_str() {
             names.push(name.to_owned());
@@ -285,15 +210,13 @@ pub fn network_filesystem_name(magic: u64) -> Option<&'static str> {
     })
 }
 
-/// The current boot's identity (`/proc/sys/kernel/random/boot_id`), used to tell a store whose
-/// last writer died with the machine from one whose writers merely exited. All zero if unknown,
-/// which makes every open recover from the segments.
+/// The current boot's identity (`/proc/sys/kernel/random/boot_id`) as the storage holding
+/// `dir` sees it ([`crate::fs::Storage::boot_id`]), used to tell a store whose last writer died
+/// with the machine from one whose writers merely exited. All zero if unknown, which makes every
+/// open recover from the segments.
 #[must_use]
-pub fn boot_id() -> [u8; 16] {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .ok()
-        .and_then(|s| uuid::Uuid::parse_str(s.trim()).ok())
-        .map_or([0; 16], |u| *u.as_bytes())
+pub fn boot_id(dir: &Path) -> [u8; 16] {
+    crate::fs::file::boot_id(dir)
 }
 
 #[cfg(test)]
@@ -336,7 +259,7 @@ mod tests {
         use std::os::unix::fs::FileExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let f = open_rw(&path, true).unwrap();
+        let f = crate::fs::open_or_create(&path, false).unwrap();
         preallocate(&f, &path, 8192).unwrap();
         f.write_all_at(&[7u8; 8192], 0).unwrap();
         zero_range(&f, &path, 100, 5000).unwrap();

@@ -2,7 +2,6 @@
 //! every repair a process made to the segment files, so that what was cut outlives the process
 //! that cut it (log-format.md, "Recovery journal").
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -81,8 +80,9 @@ pub(crate) fn append(dir: &Path, entry: &JournalEntry) -> Result<()> {
         .map_err(|e| Error::Encode { reason: format!("recovery journal entry: {e}") })?;
     line.push(b'\n');
     let existed = path.exists();
-    let mut file = crate::fs::open_or_create(&path, true)?;
-    file.write_all(&line).map_err(|e| Error::io("write", &path, e))?;
+    let file = crate::fs::open_or_create(&path, false)?;
+    let end = io::file_len(&file, &path)?;
+    crate::fs::file::write_at(&file, &path, &line, end)?;
     io::sync_data(&file, &path)?;
     if !existed {
         io::sync_dir(dir)?;
@@ -111,6 +111,7 @@ pub fn read_latest(dir: &Path, limit: usize) -> Result<Vec<JournalEntry>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn torn(offset: u64) -> TornTailReport {
         TornTailReport {

@@ -262,7 +262,6 @@ pub(crate) fn create_lock_file(dir: &Path) -> Result<()> {
 }
 
 fn write_initial_page(file: &File, path: &Path) -> Result<()> {
-    use std::os::unix::fs::FileExt;
     let mut page = vec![0u8; LOCK_FILE_LEN];
     if let Some(w) = page.get_mut(..8) {
         w.copy_from_slice(&LOCK_MAGIC);
@@ -270,5 +269,5 @@ fn write_initial_page(file: &File, path: &Path) -> Result<()> {
     if let Some(w) = page.get_mut(8..16) {
         w.copy_from_slice(&LOCK_VERSION.to_le_bytes());
     }
-    file.write_all_at(&page, 0).map_err(|e| Error::io("write", path, e))
+    crate::fs::file::write_at(file, path, &page, 0)
 }

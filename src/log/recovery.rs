@@ -65,11 +65,11 @@ pub struct TornTailReport {
 
 /// Recovers the log in `dir`. Runs with the append lock held.
 pub fn recover(dir: &Path, control: &LockFile, opts: &LogOptions) -> Result<RecoveryReport> {
-    let boot = io::boot_id();
+    let boot = io::boot_id(dir);
     let this_boot = this_boot_watermark(control, boot);
     let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
     if this_boot.is_some() && tail_path.is_file() && !newer_segment(dir, control.tail_segment())? {
-        let file = io::open_rw(&tail_path, false)?;
+        let file = io::open_rw(&tail_path)?;
         let len = io::file_len(&file, &tail_path)?;
         let map = io::map_read(&file, &tail_path, len)?;
         if !tail_matches_segment(control.tail(), control.write_end(), &map, opts) {
@@ -100,7 +100,7 @@ pub fn recover(dir: &Path, control: &LockFile, opts: &LogOptions) -> Result<Reco
 /// # Errors
 /// [`Error::NoStore`] if there is no segment file; corruption as [`recover`] reports it.
 pub fn inspect(dir: &Path, lock: Option<LockFile>, opts: &LogOptions) -> Result<(LockFile, RecoveryReport)> {
-    let boot = io::boot_id();
+    let boot = io::boot_id(dir);
     let this_boot = lock.as_ref().and_then(|c| this_boot_watermark(c, boot));
     let warm = match (&lock, this_boot) {
         (Some(control), Some(_)) => inspect_warm(dir, control, opts)?,
@@ -340,7 +340,7 @@ fn newest_segment(
     bases.sort_unstable();
     while let Some(base) = bases.pop() {
         let path = dir.join(format::segment_file_name(base));
-        let file = if apply { io::open_rw(&path, false)? } else { io::open_read(&path)? };
+        let file = if apply { io::open_rw(&path)? } else { io::open_read(&path)? };
         let len = io::file_len(&file, &path)?;
         if len >= SEGMENT_HEADER_LEN as u64 {
             return Ok(Some((base, path, file, len)));

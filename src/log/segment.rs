@@ -30,7 +30,7 @@ impl Segment {
     /// only) and checks its header against its name.
     pub fn open(dir: &Path, base: Lsn, read_only: bool) -> Result<Segment> {
         let path = dir.join(format::segment_file_name(base));
-        let file = if read_only { io::open_read(&path)? } else { io::open_rw(&path, false)? };
+        let file = if read_only { io::open_read(&path)? } else { io::open_rw(&path)? };
         let len = io::file_len(&file, &path)?;
         let map = io::map_read(&file, &path, len)?;
         let header = SegmentHeader::decode(&map)
@@ -74,12 +74,11 @@ impl Segment {
     /// Creates a new, empty, preallocated segment durably: written under a temporary name,
     /// synced, renamed, directory synced (log-format.md, "Creating a segment").
     pub fn create(dir: &Path, base: Lsn, capacity: u64) -> Result<()> {
-        use std::os::unix::fs::FileExt;
         let name = format::segment_file_name(base);
         let temp = crate::fs::TempFile::create(dir, &name)?;
         io::preallocate(temp.file(), temp.path(), capacity)?;
         let header = SegmentHeader { base_lsn: base, created: Timestamp::now(), capacity };
-        temp.file().write_all_at(&header.encode(), 0).map_err(|e| Error::io("write", temp.path(), e))?;
+        temp.write_all(&header.encode())?;
         temp.persist(&dir.join(&name))
     }
 
@@ -114,7 +113,7 @@ impl Segment {
     pub fn index_reset(&self, base: Lsn) -> (Lsn, u64) {
         *lock(&self.index) = SparseIndex::new(base);
         if !self.read_only {
-            let _ = std::fs::remove_file(index::index_path(&self.path));
+            let _ = crate::fs::file::remove(&index::index_path(&self.path));
         }
         tracing::warn!(segment = %self.path.display(), "discarded a stale segment index");
         lock(&self.index).lookup(base)
@@ -146,9 +145,7 @@ impl Segment {
 /// Writes the durable mark `lsn` at bytes 40..52 of the segment `file` (log-format.md, "Durable
 /// mark"). Version-2 segments only; the caller holds the append lock.
 pub fn write_durable_mark(file: &File, path: &Path, lsn: Lsn) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.write_all_at(&DurableMark::encode(lsn), format::HDR_DURABLE_MARK as u64)
-        .map_err(|e| Error::io("write durable mark", path, e))
+    crate::fs::file::write_at(file, path, &DurableMark::encode(lsn), format::HDR_DURABLE_MARK as u64)
 }
 
 #[cfg(test)]

@@ -299,7 +299,7 @@ fn flush(
     let bufs: Vec<&[u8]> =
         run.placed.iter().filter_map(|(i, _)| group.get(*i)).map(|p| p.buf.as_slice()).collect();
     let written = match fault::abort_point() {
-        Some(cut) => fault::write_prefix_and_abort(&current.file, &bufs, run.start.offset, cut),
+        Some(cut) => fault::write_prefix_and_abort(&current.file, &current.path, &bufs, run.start.offset, cut),
         None => io::write_all_vectored_at(&current.file, &current.path, &bufs, run.start.offset),
     };
     let placed = std::mem::take(&mut run.placed);
@@ -419,7 +419,7 @@ fn ensure_active<'a>(shared: &Shared, active: &'a mut Option<Active>, base: Lsn)
 fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
     use std::os::unix::fs::FileExt;
     let path = shared.dir.join(format::segment_file_name(base));
-    let file = io::open_rw(&path, false)?;
+    let file = io::open_rw(&path)?;
     let mut header = [0u8; SEGMENT_HEADER_LEN];
     file.read_exact_at(&mut header, 0).map_err(|e| Error::io("read header", &path, e))?;
     let capacity = SegmentHeader::decode(&header)
@@ -446,7 +446,7 @@ pub mod fault {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use std::fs::File;
-    use std::os::unix::fs::FileExt;
+    use std::path::Path;
 
     use crate::error::Result;
 
@@ -491,10 +491,16 @@ pub mod fault {
         (armed != u64::MAX).then_some(armed)
     }
 
-    pub(super) fn write_prefix_and_abort(file: &File, bufs: &[&[u8]], offset: u64, cut: u64) -> Result<()> {
+    pub(super) fn write_prefix_and_abort(
+        file: &File,
+        path: &Path,
+        bufs: &[&[u8]],
+        offset: u64,
+        cut: u64,
+    ) -> Result<()> {
         let joined: Vec<u8> = bufs.concat();
         let prefix = joined.get(..crate::format::offset_index(cut).min(joined.len())).unwrap_or_default();
-        let _ = file.write_all_at(prefix, offset);
+        let _ = crate::fs::file::write_at(file, path, prefix, offset);
         std::process::abort();
     }
 }

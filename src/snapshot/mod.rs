@@ -88,13 +88,12 @@ impl Snapshots {
     /// [`Error::Io`] if the snapshot cannot be written, synced and renamed into place, or an older one cannot
     /// be removed; [`Error::Encode`] if rmp-serde refuses to encode the state.
     pub fn write(&self, state: &StateImage) -> Result<PathBuf> {
-        use std::os::unix::fs::FileExt;
         let lsn = state.next_lsn.get();
         let path = self.dir.join(format!("{lsn:020}.snap"));
         let temp = crate::fs::TempFile::create(&self.dir, &format!("{lsn:020}.snap"))?;
         let tmp = temp.path().to_owned();
         {
-            let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, temp.file()));
+            let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, temp.writer()?));
             out.inner.write_all(&[0; HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
             rmp_serde::encode::write_named(&mut out, state).map_err(|e| match e {
                 rmp_serde::encode::Error::InvalidValueWrite(inner) => Error::io("write", &tmp, inner.into()),
@@ -102,8 +101,7 @@ impl Snapshots {
             })?;
             let (crc, len) = (out.crc.clone().finalize(), out.len);
             let file = out.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-            file.write_all_at(&header(SNAPSHOT_VERSION, lsn, len, crc), 0)
-                .map_err(|e| Error::io("write", &tmp, e))?;
+            crate::fs::file::write_at(file.file(), &tmp, &header(SNAPSHOT_VERSION, lsn, len, crc), 0)?;
         }
         temp.persist(&path)?;
         self.prune()?;
@@ -114,11 +112,8 @@ impl Snapshots {
         self.sweep()?;
         let mut removed = false;
         for (_, path) in self.list()?.into_iter().skip(self.keep) {
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // another process pruned it
-                Err(e) => return Err(Error::io("remove", &path, e)),
-            }
+            // Not there: another process pruned it.
+            removed |= crate::fs::file::remove(&path)?;
         }
         if removed {
             sync_dir(&self.dir)?;

@@ -51,18 +51,15 @@ pub(crate) fn create(path: &Path, state: CursorState) -> Result<(CursorState, bo
     let dir = parent(path)?;
     let tmp = write_temporary(dir, path, state)?;
     // A hard link never replaces an existing file: creating and filling it is one step.
-    let linked = std::fs::hard_link(tmp.path(), path);
+    let linked = crate::fs::file::link_new(tmp.path(), path);
     drop(tmp); // removes the temporary name
-    match linked {
-        Ok(()) => {
-            sync_dir(dir)?;
-            Ok((state, true))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match read(path)? {
-            Some(existing) => Ok((existing, false)),
-            None => Err(Error::io("read", path, std::io::ErrorKind::NotFound.into())),
-        },
-        Err(e) => Err(Error::io("link", path, e)),
+    if linked? {
+        sync_dir(dir)?;
+        return Ok((state, true));
+    }
+    match read(path)? {
+        Some(existing) => Ok((existing, false)),
+        None => Err(Error::io("read", path, std::io::ErrorKind::NotFound.into())),
     }
 }
 
@@ -74,12 +71,11 @@ fn parent(path: &Path) -> Result<&Path> {
 /// Writes and syncs a temporary file `<cursor file name>.PID.N.tmp` beside `path`, locked
 /// while this process writes it ([`crate::fs::TempFile`]).
 fn write_temporary(dir: &Path, path: &Path, state: CursorState) -> Result<TempFile> {
-    use std::io::Write;
     crate::fs::create_subdir(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cursor");
     let tmp = TempFile::create(dir, name)?;
-    tmp.file().write_all(&state.encode()).map_err(|e| Error::io("write", tmp.path(), e))?;
-    tmp.file().sync_all().map_err(|e| Error::io("fsync", tmp.path(), e))?;
+    tmp.write_all(&state.encode())?;
+    crate::fs::file::sync_all(tmp.file(), tmp.path())?;
     Ok(tmp)
 }
 
