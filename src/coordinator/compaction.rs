@@ -97,6 +97,7 @@ impl Coordinator {
                 reason: "applies to keyed compaction only".into(),
             });
         }
+        self.sync_what_compaction_relies_on()?;
         let archive = opts.archive.as_deref();
         if !opts.keyed {
             let removed = self.log.remove_segments_before(limit, archive)?;
@@ -144,6 +145,19 @@ impl Coordinator {
     pub fn reset_cursor(&self, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
         let path = super::cursor::cursor_path(&self.store_dir(), agent, name);
         super::cursor::write_cursor(&path, super::cursor::CursorState::at(lsn))
+    }
+
+    /// Syncs the snapshot and cursor directories, so that the snapshot and the cursor positions
+    /// compaction chose by are on the disk before the records they replace go: a writer whose
+    /// directory sync failed left its file in place under a name a power cut may take back,
+    /// with the records before it gone.
+    fn sync_what_compaction_relies_on(&self) -> Result<()> {
+        crate::fs::sync_dir(self.snapshots.store.dir())?;
+        let cursors = super::cursor::cursor_dir(&self.store_dir());
+        if cursors.is_dir() {
+            crate::fs::sync_dir(&cursors)?;
+        }
+        Ok(())
     }
 
     fn oldest_valid_snapshot(&self) -> Result<Option<Lsn>> {

@@ -5,6 +5,11 @@
 //! power cut on a POSIX filesystem that does the least it is allowed to, so a store that
 //! recovers from this image recovers from any real one that keeps more.
 //!
+//! A sync makes durable the bytes written since the file's last sync (every byte of a file
+//! mapped for writing, whose writes the disk cannot see). A sync that fails forgets them: they
+//! stay readable, but no later sync writes them unless they are written again, as Linux does
+//! after a writeback error (PostgreSQL's "fsyncgate", 2018).
+//!
 //! In the style of redb's crash-consistency tests (`tests/crash_consistency.rs`, with a backend
 //! that fails after a countdown): a test runs a scripted workload once to count its operations,
 //! then once for each N, failing operation N ([`FaultDisk::fail_at`]), filling the disk from
@@ -54,6 +59,10 @@ struct Durable {
 
 #[derive(Debug)]
 struct State {
+    /// The byte ranges (offset, length) of each file written since its last sync.
+    dirty: HashMap<u64, Vec<(u64, u64)>>,
+    /// Files mapped for writing: all of each is written back at every sync.
+    mapped: std::collections::HashSet<u64>,
     ops: u64,
     plan: Plan,
     durable: Durable,
@@ -85,7 +94,15 @@ impl FaultDisk {
         let disk = Arc::new(FaultDisk {
             root: root.to_owned(),
             boot: *uuid::Uuid::now_v7().as_bytes(),
-            state: Mutex::new(State { ops: 0, plan: Plan::None, durable, image: None, trace: Vec::new() }),
+            state: Mutex::new(State {
+                dirty: HashMap::new(),
+                mapped: std::collections::HashSet::new(),
+                ops: 0,
+                plan: Plan::None,
+                durable,
+                image: None,
+                trace: Vec::new(),
+            }),
         });
         let mounted = super::mount(root, Arc::clone(&disk) as Arc<dyn Storage>)?;
         Ok((disk, mounted))
@@ -108,10 +125,11 @@ impl FaultDisk {
         self.state().plan = Plan::CutPower(n);
     }
 
-    /// Nothing fails any more (the disk has room again; the power stays cut if it was).
+    /// Nothing fails any more: the disk has room again, and a power cut planned for later is
+    /// called off (one that happened stays: every operation keeps failing).
     pub fn heal(&self) {
         let mut state = self.state();
-        if !matches!(state.plan, Plan::CutPower(_)) {
+        if state.image.is_none() {
             state.plan = Plan::None;
         }
     }
@@ -185,22 +203,46 @@ impl FaultDisk {
 impl Storage for FaultDisk {
     fn write_at(&self, file: &File, path: &Path, bufs: &[&[u8]], offset: u64) -> io::Result<()> {
         self.begin("write", path, true)?;
-        Os.write_at(file, path, bufs, offset)
+        Os.write_at(file, path, bufs, offset)?;
+        let len = bufs.iter().map(|b| b.len() as u64).sum();
+        self.state().dirty.entry(file.metadata()?.ino()).or_default().push((offset, len));
+        Ok(())
     }
 
     fn allocate(&self, file: &File, path: &Path, offset: u64, len: u64, zero: bool) -> io::Result<()> {
         self.begin(if zero { "zero" } else { "allocate" }, path, !zero)?;
-        Os.allocate(file, path, offset, len, zero)
+        Os.allocate(file, path, offset, len, zero)?;
+        self.state().dirty.entry(file.metadata()?.ino()).or_default().push((offset, len));
+        Ok(())
     }
 
     fn sync(&self, file: &File, path: &Path, data_only: bool) -> io::Result<()> {
-        self.begin(if data_only { "fdatasync" } else { "fsync" }, path, false)?;
+        let ino = file.metadata()?.ino();
+        if let Err(e) = self.begin(if data_only { "fdatasync" } else { "fsync" }, path, false) {
+            self.state().dirty.remove(&ino); // fsyncgate: the pages are clean now, and lost
+            return Err(e);
+        }
         Os.sync(file, path, data_only)?;
-        let meta = file.metadata()?;
-        let mut data = vec![0; usize::try_from(meta.len()).map_err(|_| io::ErrorKind::FileTooLarge)?];
-        file.read_exact_at(&mut data, 0)?;
-        self.state().durable.data.insert(meta.ino(), data);
+        let len = file.metadata()?.len();
+        let mut state = self.state();
+        let dirty = state.dirty.remove(&ino).unwrap_or_default();
+        let whole = state.mapped.contains(&ino);
+        let durable = state.durable.data.entry(ino).or_default();
+        durable.resize(usize::try_from(len).map_err(|_| io::ErrorKind::FileTooLarge)?, 0);
+        let ranges = if whole { vec![(0, len)] } else { dirty };
+        for (offset, n) in ranges {
+            let end = (offset + n).min(len);
+            let (Ok(from), Ok(to)) = (usize::try_from(offset), usize::try_from(end)) else { continue };
+            if let Some(bytes) = durable.get_mut(from..to) {
+                file.read_exact_at(bytes, offset)?;
+            }
+        }
         Ok(())
+    }
+
+    fn map_write(&self, file: &File, len: usize) -> io::Result<memmap2::MmapMut> {
+        self.state().mapped.insert(file.metadata()?.ino());
+        Os.map_write(file, len)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -1,6 +1,8 @@
 //! Making appended records durable: group commit of syncs, the durable watermark, and the
 //! background flusher of `Durability::Flush` (log-format.md, "Durability").
 
+use std::fs::File;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
@@ -51,6 +53,54 @@ pub(crate) fn sync_gathering(shared: &Shared, upto: Lsn, gather: bool) -> Result
     }
 }
 
+/// Syncs the segment `base` (`fdatasync`), whose bytes below `upto` are published and never
+/// change.
+///
+/// After a failed sync, Linux marks the pages it could not write clean: they stay readable in
+/// the page cache but no later sync writes them, and a later sync that succeeds says nothing
+/// about them (PostgreSQL's "fsyncgate", 2018; "Can Applications Recover from fsync Failures?",
+/// Rebello et al., USENIX ATC 2020). So a segment whose last sync failed has every byte below
+/// `upto` written again, from the page cache, before it is synced; only then can a sync that
+/// succeeds make a record durable. `upto` is asked for only then (a caller without the append
+/// lock takes it to read the tail).
+pub(crate) fn sync_segment(
+    shared: &Shared,
+    base: Lsn,
+    file: &File,
+    path: &Path,
+    upto: impl FnOnce() -> Result<u64>,
+) -> Result<()> {
+    if lock(&shared.writer.failed_syncs).contains(&base) {
+        write_again(shared, base, file, path, upto()?)?;
+    }
+    match io::sync_data(file, path) {
+        Ok(()) => {
+            lock(&shared.writer.failed_syncs).remove(&base);
+            Ok(())
+        }
+        Err(e) => {
+            tracing::error!(segment = %path.display(), error = %e, "a segment sync failed; its bytes will be written again before the next");
+            lock(&shared.writer.failed_syncs).insert(base);
+            Err(e)
+        }
+    }
+}
+
+/// Writes the bytes `[0, upto)` of the segment `base` again, from its map, 1 MiB at a time.
+fn write_again(shared: &Shared, base: Lsn, file: &File, path: &Path, upto: u64) -> Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let map = shared.segment(base)?.remap_if_grown()?;
+    let end = usize::try_from(upto).unwrap_or(usize::MAX).min(map.len());
+    let mut at = 0;
+    while at < end {
+        let to = (at + CHUNK).min(end);
+        let chunk = map.get(at..to).unwrap_or_default().to_vec();
+        crate::fs::file::write_at(file, path, &chunk, at as u64)?;
+        at = to;
+    }
+    Ok(())
+}
+
 /// Longest time a syncer waits for appenders of its process that are mid-write.
 const SYNC_GATHER: Duration = Duration::from_micros(500);
 
@@ -62,7 +112,14 @@ fn sync_tail(shared: &Shared) -> Result<()> {
     let target = control.tail_lsn();
     let base = control.tail_segment();
     let segment = shared.segment(base)?;
-    io::sync_data(segment.file(), &segment.path)?;
+    sync_segment(shared, base, segment.file(), &segment.path, || {
+        // The published tail, consistent under the lock: the bytes below it never change.
+        let tail = {
+            let _append_lock = control.lock()?;
+            control.tail()
+        };
+        Ok(if tail.segment == base { tail.offset } else { segment.map().len() as u64 })
+    })?;
     control.raise_durable(target);
     shared.writer.synced_segment.store(base.0, Ordering::Release);
     Ok(())
@@ -97,7 +154,8 @@ fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
         _ => {}
     }
     segment.write_durable_mark(durable)?;
-    io::sync_data(segment.file(), &segment.path)
+    let upto = control.tail().offset;
+    sync_segment(shared, base, segment.file(), &segment.path, || Ok(upto))
 }
 
 /// The background thread of [`Durability::Flush`].

@@ -118,6 +118,9 @@ pub(crate) struct Writer {
     /// Base LSN of the segment this process last synced (0: none): its durable mark is written
     /// when the log is dropped.
     pub(super) synced_segment: AtomicU64,
+    /// Base LSNs of the segments whose last sync by this process failed: their bytes are
+    /// written again before their next sync ([`super::durability::sync_segment`]).
+    pub(super) failed_syncs: Mutex<std::collections::BTreeSet<Lsn>>,
 }
 
 /// The newest segment, as the current leader writes it.
@@ -152,6 +155,7 @@ impl Writer {
             repairs: Mutex::new(Vec::new()),
             writeback: Writeback::new(),
             synced_segment: AtomicU64::new(0),
+            failed_syncs: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -524,7 +528,8 @@ fn start_writeback(shared: &Shared, current: &mut Active, written: u64) {
 /// tail) and starts the next one at the tail LSN.
 fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     shared.control.publish(*tail);
-    io::sync_data(&current.file, &current.path)?;
+    let upto = tail.offset;
+    super::durability::sync_segment(shared, current.base, &current.file, &current.path, || Ok(upto))?;
     shared.control.raise_durable(tail.lsn);
     // A rollover in flight, announced as a write to the end of the sealed segment: if this
     // process dies once the next segment exists and before it is published, the next appender
@@ -561,6 +566,9 @@ fn finish_rollover(shared: &Shared, tail: &mut Tail) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("stat", &next, e)),
     }
+    // Its creator may have died, or failed, between the rename and the directory sync: its name
+    // is made durable before any record is acknowledged in it.
+    io::sync_dir(&shared.dir)?;
     let finished = Tail {
         lsn: tail.lsn,
         segment: tail.lsn,
@@ -568,7 +576,7 @@ fn finish_rollover(shared: &Shared, tail: &mut Tail) -> Result<()> {
         last_time: tail.last_time,
         last_frame: 0,
     };
-    tracing::warn!(segment = %next.display(), "finished a rollover left unpublished by a process that died");
+    tracing::warn!(segment = %next.display(), "finished a rollover left unpublished by a process that died or failed");
     shared.control.publish(finished);
     shared.control.announce_write(finished.offset);
     *tail = finished;

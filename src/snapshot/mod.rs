@@ -62,6 +62,12 @@ impl Snapshots {
         })
     }
 
+    /// The directory of the snapshots.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Snapshot files, newest (highest LSN) first.
     ///
     /// # Errors
