@@ -28,12 +28,14 @@ use super::storage::{Os, Storage};
 use crate::error::{Error, Result};
 
 /// What goes wrong at the chosen operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Plan {
     /// Every operation succeeds.
     None,
     /// Operation `n` fails with `EIO`; the others succeed.
     Fail(u64),
+    /// The next operation traced as this (`"fsync directory log"`) fails with `EIO`.
+    FailNext(String),
     /// From operation `n` on, every write and allocation fails with `ENOSPC`.
     Fill(u64),
     /// Before operation `n`, the power goes: what was synced is kept in the image, and that
@@ -113,6 +115,13 @@ impl FaultDisk {
         self.state().plan = Plan::Fail(n);
     }
 
+    /// The next operation whose trace line reads `what` after its number (`"fsync directory
+    /// log"`, `"fdatasync log/00000000000000000001.seg"`: see [`FaultDisk::trace`]) fails with
+    /// `EIO`; the others succeed.
+    pub fn fail_next(&self, what: &str) {
+        self.state().plan = Plan::FailNext(what.to_owned());
+    }
+
     /// From operation `n` on, every write and allocation fails with `ENOSPC` (until
     /// [`FaultDisk::heal`]).
     pub fn fill_at(&self, n: u64) {
@@ -178,12 +187,19 @@ impl FaultDisk {
         state.ops += 1;
         let n = state.ops;
         let shown = path.strip_prefix(&self.root).unwrap_or(path).display().to_string();
-        state.trace.push(format!("{n} {what} {shown}"));
-        let fail = match state.plan {
+        let line = format!("{what} {shown}");
+        state.trace.push(format!("{n} {line}"));
+        let fail = match &state.plan {
             Plan::None => None,
-            Plan::Fail(at) => (n == at).then_some(libc::EIO),
-            Plan::Fill(at) => (n >= at && write).then_some(libc::ENOSPC),
+            Plan::Fail(at) => (n == *at).then_some(libc::EIO),
+            Plan::FailNext(next) if *next == line => {
+                state.plan = Plan::None;
+                Some(libc::EIO)
+            }
+            Plan::FailNext(_) => None,
+            Plan::Fill(at) => (n >= *at && write).then_some(libc::ENOSPC),
             Plan::CutPower(at) => {
+                let at = *at;
                 if n == at {
                     state.image = Some(state.durable.clone());
                 }
