@@ -65,6 +65,7 @@ fn sync_tail(shared: &Shared) -> Result<()> {
     io::sync_data(segment.file(), &segment.path)?;
     control.raise_durable(target);
     shared.writer.synced_segment.store(base.0, Ordering::Release);
+    shared.wake.durable();
     Ok(())
 }
 

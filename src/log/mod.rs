@@ -312,6 +312,18 @@ impl Log {
         wake::wait_for(&self.shared, lsn, timeout).await
     }
 
+    /// Waits until the record `lsn` is durable, that is until [`Log::durable_lsn`] is past
+    /// `lsn`, for at most `timeout`; true if it is (at once if it already was), false if
+    /// `timeout` passed first. It waits for whatever makes records durable: a [`Log::sync`], a
+    /// `Sync` append or the [`Durability::Flush`] thread of this handle or its clones wakes it
+    /// at once, by the same wake-ups as [`Log::wait_for`]. A sync by another process (or
+    /// another [`Log::open`] of the directory) raises the watermark in the lock file without a
+    /// notification, so it is seen at the next append notification or after at most
+    /// `wake_fallback` ([`LogOptions::wake_fallback`]). It never syncs itself.
+    pub async fn wait_durable(&self, lsn: Lsn, timeout: std::time::Duration) -> bool {
+        wake::wait_durable(&self.shared, lsn, timeout).await
+    }
+
     /// Makes every record appended so far (by any process) durable; returns the durable
     /// watermark (every LSN below it is on stable storage).
     ///
