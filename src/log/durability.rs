@@ -120,7 +120,7 @@ impl Flusher {
         }
         let weak: Weak<Shared> = Arc::downgrade(shared);
         let signal = shared.flusher.signal.clone();
-        let spawned = std::thread::Builder::new().name("maos-log-flush".into()).spawn(move || loop {
+        let spawned = super::spawn_started("maos-log-flush", move || loop {
             let stopped = {
                 let (stop, cv) = &*signal;
                 let guard = lock(stop);

@@ -190,7 +190,7 @@ impl Appender {
             return;
         }
         let weak: Weak<Shared> = Arc::downgrade(shared);
-        let spawned = std::thread::Builder::new().name("maos-log-append".into()).spawn(move || {
+        let spawned = super::spawn_started("maos-log-append", move || {
             let mut last_group = 0;
             while let Some(shared) = weak.upgrade() {
                 if Appender::wait_for_turn(&shared) {

@@ -623,6 +623,26 @@ pub(crate) fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
 }
 
+/// Starts a background thread of the log named `name` and returns once it runs. The thread
+/// names itself as it starts, so from the return on it shows under its name (in
+/// `/proc/<pid>/task/*/comm`, debuggers, profilers), never under its parent's.
+///
+/// # Errors
+/// As [`std::thread::Builder::spawn`]: the thread could not be created.
+pub(crate) fn spawn_started<F>(name: &str, body: F) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let (started, running) = std::sync::mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new().name(name.into()).spawn(move || {
+        let _ = started.send(());
+        body();
+    })?;
+    // Err only if the thread ended without sending, which it does first: it runs either way.
+    let _ = running.recv();
+    Ok(handle)
+}
+
 // Lock helpers: a panic while a lock is held leaves plain data behind (positions, maps), which
 // stays valid, so poisoning is ignored rather than turned into a second panic.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

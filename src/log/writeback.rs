@@ -41,7 +41,7 @@ impl Writeback {
 
 fn spawn() -> Option<SyncSender<Request>> {
     let (sender, requests) = sync_channel::<Request>(QUEUED);
-    let spawned = std::thread::Builder::new().name("maos-log-writeback".into()).spawn(move || {
+    let spawned = super::spawn_started("maos-log-writeback", move || {
         for r in requests {
             if let Err(e) = io::start_writeback(&r.file, &r.path, r.from, r.to.saturating_sub(r.from)) {
                 // Advisory: the sync that seals the segment reports any real I/O error.
