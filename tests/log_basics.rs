@@ -165,6 +165,32 @@ fn sync_appends_are_durable_without_waiting() {
 }
 
 #[test]
+fn readers_keep_reading_after_the_last_handle_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Flush(Duration::from_millis(1))).open().unwrap();
+    let expected: Vec<(u64, Vec<u8>)> = (1..=100).map(|i| (i, payload(i))).collect();
+    for (_, p) in &expected {
+        log.append(kind(), p).unwrap();
+    }
+    let mut reader = log.reader().unwrap();
+    log.close().unwrap();
+    let mut read = Vec::new();
+    while let Some(r) = reader.next().unwrap() {
+        read.push((r.lsn.get(), r.payload.to_vec()));
+    }
+    assert_eq!(read, expected);
+}
+
+#[test]
+fn a_read_only_log_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    small(dir.path()).open().unwrap().append(kind(), b"x").unwrap();
+    let log = Log::open_read_only(dir.path()).unwrap();
+    assert_eq!(read_all(&log).len(), 1);
+    log.close().unwrap();
+}
+
+#[test]
 fn two_handles_in_one_process_append_to_one_sequence() {
     let dir = tempfile::tempdir().unwrap();
     let a = small(dir.path()).open().unwrap();

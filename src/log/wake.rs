@@ -35,6 +35,13 @@ impl Wake {
         self.changed.notify_waiters();
     }
 
+    /// Stops watching the log directory ([`Log::close`](super::Log::close)). The `notify`
+    /// crate's thread is asked to end but cannot be joined.
+    pub fn stop_watching(&self) {
+        let watcher = lock(&self.watcher).take();
+        drop(watcher);
+    }
+
     /// Watches the log directory for other processes' appends (once per log handle).
     fn ensure_watching(shared: &Arc<Shared>) {
         let mut slot = lock(&shared.wake.watcher);
