@@ -68,6 +68,28 @@ fn frames_record_the_durable_watermark_and_closing_marks_the_last_sync() {
 }
 
 #[test]
+fn close_marks_the_last_sync_before_it_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Sync).open().unwrap();
+    for i in 1..=3 {
+        log.append(kind(), &payload(i)).unwrap();
+    }
+    let seg = segment_files(dir.path()).pop().unwrap();
+    // A reader keeps the log's state alive: the mark is close's doing, not the drop's.
+    let reader = log.reader().unwrap();
+    log.close().unwrap();
+    assert_eq!(
+        DurableMark::read(&header(&seg)),
+        DurableMark::Below(Lsn::new(4)),
+        "closing marks the last sync"
+    );
+    drop(reader);
+    forget_tail(dir.path());
+    let log = small(dir.path()).open().unwrap();
+    assert_eq!(log.recovery_report().durable_lsn, Lsn::new(4), "after a reboot the mark says so");
+}
+
+#[test]
 fn a_version_1_store_opens_reads_and_moves_to_version_2_segment_by_segment() {
     let dir = tempfile::tempdir().unwrap();
     {

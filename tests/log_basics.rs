@@ -2,7 +2,7 @@
 
 use maos_coord_test_support as common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{kind, payload, read_all, segment_files, small};
 use maos_coord::{Durability, Error, Log, Lsn, RecordKind};
@@ -117,17 +117,77 @@ fn sync_durability_acknowledges_only_synced_records() {
     }
 }
 
+/// No fallback polling in the durability tests: only a wake-up can end a wait before its
+/// timeout, which merely turns a hang into a failure.
+const NO_FALLBACK: Duration = Duration::from_secs(3600);
+const HANG: Duration = Duration::from_secs(60);
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap()
+}
+
 #[test]
 fn flush_durability_syncs_in_the_background() {
     let dir = tempfile::tempdir().unwrap();
-    let log = small(dir.path()).durability(Durability::Flush(Duration::from_millis(5))).open().unwrap();
+    let log = small(dir.path())
+        .durability(Durability::Flush(Duration::from_millis(5)))
+        .wake_fallback(NO_FALLBACK)
+        .open()
+        .unwrap();
     let lsn = log.append(kind(), b"soon durable").unwrap();
-    // Waits for the background sync (a generous bound only guards a hang).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while log.durable_lsn() <= lsn {
-        assert!(Instant::now() < deadline, "the flusher never synced");
-        std::thread::sleep(Duration::from_millis(1));
+    assert!(runtime().block_on(log.wait_durable(lsn, HANG)), "the flusher never synced");
+    assert!(log.durable_lsn() > lsn);
+}
+
+#[test]
+fn waiting_for_durability_ends_with_the_sync_that_makes_the_record_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).wake_fallback(NO_FALLBACK).open().unwrap();
+    let lsn = log.append(kind(), b"buffered").unwrap();
+    let runtime = runtime();
+    assert!(!runtime.block_on(log.wait_durable(lsn, Duration::ZERO)), "Buffered: nothing synced it");
+    let syncer = log.clone();
+    let sync = std::thread::spawn(move || syncer.sync().unwrap());
+    // Whether the sync comes before the wait or during it, the wait ends with it.
+    assert!(runtime.block_on(log.wait_durable(lsn, HANG)), "the sync did not wake the waiter");
+    assert!(sync.join().unwrap() > lsn);
+    assert!(runtime.block_on(log.wait_durable(lsn, Duration::ZERO)), "durable already: at once");
+    let next = log.append(kind(), b"not yet").unwrap();
+    assert!(!runtime.block_on(log.wait_durable(next, Duration::ZERO)));
+}
+
+#[test]
+fn sync_appends_are_durable_without_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Sync).wake_fallback(NO_FALLBACK).open().unwrap();
+    let lsn = log.append(kind(), b"synced").unwrap();
+    assert!(runtime().block_on(log.wait_durable(lsn, Duration::ZERO)));
+}
+
+#[test]
+fn readers_keep_reading_after_the_last_handle_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small(dir.path()).durability(Durability::Flush(Duration::from_millis(1))).open().unwrap();
+    let expected: Vec<(u64, Vec<u8>)> = (1..=100).map(|i| (i, payload(i))).collect();
+    for (_, p) in &expected {
+        log.append(kind(), p).unwrap();
     }
+    let mut reader = log.reader().unwrap();
+    log.close().unwrap();
+    let mut read = Vec::new();
+    while let Some(r) = reader.next().unwrap() {
+        read.push((r.lsn.get(), r.payload.to_vec()));
+    }
+    assert_eq!(read, expected);
+}
+
+#[test]
+fn a_read_only_log_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    small(dir.path()).open().unwrap().append(kind(), b"x").unwrap();
+    let log = Log::open_read_only(dir.path()).unwrap();
+    assert_eq!(read_all(&log).len(), 1);
+    log.close().unwrap();
 }
 
 #[test]

@@ -296,6 +296,25 @@ impl Coordinator {
         &self.log
     }
 
+    /// Closes this handle: waits for the background snapshot this coordinator or a clone
+    /// started, if any ([`Coordinator::wait_for_snapshots`]; the snapshot thread holds a clone),
+    /// then closes this handle's log with [`Log::close`]. Blocks the calling thread meanwhile
+    /// (from async code, call it through `spawn_blocking`).
+    ///
+    /// The log closes, its background threads stopped and joined and its durable mark written,
+    /// only if this was its last handle: other clones of this coordinator, [`Subscription`]s,
+    /// [`ContextWatcher`]s and [`DurableSubscription`]s made from it, and clones of
+    /// [`Coordinator::log`] each hold one, and keep working. Otherwise only this handle goes.
+    ///
+    /// # Errors
+    /// As [`Log::close`]: only when this was the last handle, from writing the durable mark. A
+    /// background snapshot that failed was logged and is not returned.
+    pub fn close(self) -> Result<()> {
+        self.wait_for_snapshots();
+        let Coordinator { log, .. } = self;
+        log.close()
+    }
+
     /// Runs a command: under the append lock, catch up, check that `actor` is not an
     /// incarnation this handle registered that a later registration superseded, let `decide`
     /// validate the command against the state at time `now` and return its events, append them.

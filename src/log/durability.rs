@@ -122,22 +122,28 @@ fn sync_tail(shared: &Shared) -> Result<()> {
     })?;
     control.raise_durable(target);
     shared.writer.synced_segment.store(base.0, Ordering::Release);
+    shared.wake.durable();
     Ok(())
 }
 
-/// When the log is dropped after this process synced: records the durable watermark in the
-/// newest segment's durable mark and syncs it, so that after a clean exit the disk says every
-/// acknowledged record is durable, including those of the last sync, which no later frame
+/// When the log is closed or dropped after this process synced: records the durable watermark
+/// in the newest segment's durable mark and syncs it, so that after a clean exit the disk says
+/// every acknowledged record is durable, including those of the last sync, which no later frame
 /// records (log-format.md, "Durable mark"). Under the append lock, so that marks only rise,
-/// never change in a sealed segment and never race with recovery.
-pub(crate) fn mark_on_close(shared: &Shared) {
+/// never change in a sealed segment and never race with recovery. Runs once: later calls find
+/// nothing to mark and return `Ok`.
+///
+/// # Errors
+/// [`Error::Io`](crate::Error::Io) if the append lock cannot be taken, or the newest segment
+/// cannot be opened, written or synced; [`Error::CorruptHeader`](crate::Error::CorruptHeader) if
+/// its header does not decode. The records stay durable then (their frames and the lock file
+/// say so); only the mark for a power cut after a clean exit is missing.
+pub(crate) fn mark_on_close(shared: &Shared) -> Result<()> {
     let base = Lsn(shared.writer.synced_segment.swap(0, Ordering::AcqRel));
     if base.0 == 0 {
-        return;
+        return Ok(());
     }
-    if let Err(e) = write_mark(shared, base) {
-        tracing::warn!(error = %e, "cannot record the durable mark");
-    }
+    write_mark(shared, base)
 }
 
 fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
@@ -158,7 +164,8 @@ fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
     sync_segment(shared, base, segment.file(), &segment.path, || Ok(upto))
 }
 
-/// The background thread of [`Durability::Flush`].
+/// The background thread of [`Durability::Flush`]. It ends when the log goes (it holds the log
+/// only while it syncs) or when [`Flusher::stop`] ends and joins it.
 pub(crate) struct Flusher {
     signal: Arc<(Mutex<bool>, Condvar)>,
     handle: Mutex<Option<JoinHandle<()>>>,
@@ -177,12 +184,13 @@ impl Flusher {
         }
         let weak: Weak<Shared> = Arc::downgrade(shared);
         let signal = shared.flusher.signal.clone();
-        let spawned = std::thread::Builder::new().name("maos-log-flush".into()).spawn(move || loop {
+        let spawned = super::spawn_started("maos-log-flush", move || loop {
             let stopped = {
                 let (stop, cv) = &*signal;
                 let guard = lock(stop);
-                let (guard, _) =
-                    cv.wait_timeout(guard, interval).unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (guard, _) = cv
+                    .wait_timeout_while(guard, interval, |stopped| !*stopped)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 *guard
             };
             let Some(shared) = weak.upgrade().filter(|_| !stopped) else { return };
@@ -200,15 +208,23 @@ impl Flusher {
     }
 }
 
-impl Drop for Flusher {
-    fn drop(&mut self) {
+impl Flusher {
+    /// Ends the thread, if it runs, and waits for it to end: a sync it is running finishes
+    /// first. The thread is not started again.
+    pub fn stop(&self) {
         *lock(&self.signal.0) = true;
         self.signal.1.notify_all();
         if let Some(handle) = lock(&self.handle).take() {
             // The flusher itself may drop the last handle of the log; it must not join itself.
-            if handle.thread().id() != std::thread::current().id() {
-                let _ = handle.join();
+            if handle.thread().id() != std::thread::current().id() && handle.join().is_err() {
+                tracing::error!("the flush thread panicked");
             }
         }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

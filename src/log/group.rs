@@ -5,6 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
@@ -21,6 +22,8 @@ pub(crate) struct Queue {
     leader: bool,
     /// The appender thread is to lead the next group (its first waiter is an async task).
     appender_leads: bool,
+    /// The appender thread is to end once it has no group to lead ([`Appender::stop`]).
+    appender_stops: bool,
 }
 
 /// A caller waiting for its batch: a thread (which may be asked to lead) or an async task
@@ -165,9 +168,25 @@ fn hand_off(shared: &Shared) {
 
 /// The thread that leads groups whose first waiter is an async task. It holds the log only
 /// while it leads or waits (at most [`APPENDER_IDLE`]), so dropping the last handle closes the
-/// log and the thread exits by itself.
+/// log and the thread exits by itself; [`Appender::stop`] ends it at once and joins it.
 pub(crate) struct Appender {
-    started: Mutex<bool>,
+    thread: Mutex<AppenderThread>,
+}
+
+enum AppenderThread {
+    NotStarted,
+    /// Started; `None` once [`Appender::stop`] took the handle: the thread is not started
+    /// again. (A thread that could not be started leaves `NotStarted`: the next async caller
+    /// tries again.)
+    Started(Option<JoinHandle<()>>),
+}
+
+/// What the appender thread does next.
+enum Turn {
+    Lead,
+    /// Nothing to lead for [`APPENDER_IDLE`]: check whether the log is still open.
+    Idle,
+    Stop,
 }
 
 /// Longest wait of the appender thread before it checks whether the log is still open.
@@ -181,28 +200,50 @@ const APPENDER_GATHER: Duration = Duration::from_micros(200);
 
 impl Appender {
     pub fn new() -> Appender {
-        Appender { started: Mutex::new(false) }
+        Appender { thread: Mutex::new(AppenderThread::NotStarted) }
     }
 
     fn ensure_started(shared: &Arc<Shared>) {
-        let mut started = lock(&shared.appender.started);
-        if *started {
+        let mut thread = lock(&shared.appender.thread);
+        if let AppenderThread::Started(_) = *thread {
             return;
         }
         let weak: Weak<Shared> = Arc::downgrade(shared);
-        let spawned = std::thread::Builder::new().name("maos-log-append".into()).spawn(move || {
+        let spawned = super::spawn_started("maos-log-append", move || {
             let mut last_group = 0;
             while let Some(shared) = weak.upgrade() {
-                if Appender::wait_for_turn(&shared) {
-                    Appender::gather(&shared, last_group);
-                    last_group = lock(&shared.writer.queue).waiting.len();
-                    lead_group(&shared, None);
+                match Appender::wait_for_turn(&shared) {
+                    Turn::Lead => {
+                        Appender::gather(&shared, last_group);
+                        last_group = lock(&shared.writer.queue).waiting.len();
+                        lead_group(&shared, None);
+                    }
+                    Turn::Idle => {}
+                    Turn::Stop => return,
                 }
             }
         });
         match spawned {
-            Ok(_) => *started = true,
+            Ok(handle) => *thread = AppenderThread::Started(Some(handle)),
             Err(e) => tracing::error!(error = %e, "cannot start the append thread"),
+        }
+    }
+
+    /// Ends the thread, if it was started, once it has led the group it is to lead (if any),
+    /// and waits for it to end. Only for a log no handle can append to any more: a later async
+    /// caller under `Durability::Sync` would find no thread to lead its group. Called on the
+    /// appender thread itself (a builder of `append_with_async` closing the log), it does not
+    /// wait for itself.
+    pub fn stop(shared: &Shared) {
+        let handle = match &mut *lock(&shared.appender.thread) {
+            AppenderThread::Started(handle) => handle.take(),
+            AppenderThread::NotStarted => None,
+        };
+        let Some(handle) = handle else { return };
+        lock(&shared.writer.queue).appender_stops = true;
+        shared.writer.appender_turn.notify_all();
+        if handle.thread().id() != std::thread::current().id() && handle.join().is_err() {
+            tracing::error!("the append thread panicked");
         }
     }
 
@@ -217,16 +258,20 @@ impl Appender {
         }
     }
 
-    /// Waits until the appender is to lead (true) or [`APPENDER_IDLE`] passed (false). Polls
-    /// for a short while first: a caller that awaits one append after another comes back within
-    /// microseconds, sooner than a sleeping thread would wake.
-    fn wait_for_turn(shared: &Shared) -> bool {
+    /// Waits until the appender is to lead, to stop, or [`APPENDER_IDLE`] passed. Leading
+    /// comes before stopping: a group handed to the thread is written. Polls for a short while
+    /// first: a caller that awaits one append after another comes back within microseconds,
+    /// sooner than a sleeping thread would wake.
+    fn wait_for_turn(shared: &Shared) -> Turn {
         let writer = &shared.writer;
         let poll_until = Instant::now() + APPENDER_POLL;
         while Instant::now() < poll_until {
             let mut queue = lock(&writer.queue);
             if std::mem::take(&mut queue.appender_leads) {
-                return true;
+                return Turn::Lead;
+            }
+            if queue.appender_stops {
+                return Turn::Stop;
             }
             drop(queue);
             std::thread::yield_now();
@@ -234,9 +279,15 @@ impl Appender {
         let queue = lock(&writer.queue);
         let (mut queue, _) = writer
             .appender_turn
-            .wait_timeout_while(queue, APPENDER_IDLE, |q| !q.appender_leads)
+            .wait_timeout_while(queue, APPENDER_IDLE, |q| !q.appender_leads && !q.appender_stops)
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        std::mem::take(&mut queue.appender_leads)
+        if std::mem::take(&mut queue.appender_leads) {
+            Turn::Lead
+        } else if queue.appender_stops {
+            Turn::Stop
+        } else {
+            Turn::Idle
+        }
     }
 }
 

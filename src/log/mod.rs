@@ -51,10 +51,27 @@ use crate::types::{Lsn, RecordKind};
 ///
 /// Any number of processes may open the same directory and append at once: appends are
 /// serialised by an OS file lock, and each appender first picks up what the others wrote.
+///
+/// # Closing
+///
+/// A log may run background threads: the flusher of [`Durability::Flush`], the append thread
+/// that leads the group commits of async callers under [`Durability::Sync`], the early
+/// writeback thread ([`LogOptions::writeback_every`]) and the `notify` crate's watcher of the
+/// log directory ([`Log::wait_for`], [`Log::wait_durable`]). [`Log::close`] on the last handle
+/// stops them and waits for them to end. Dropping the last handle (and the last reader made from
+/// the log) also closes it: the durable mark is written (a failure is only logged), the `Flush`
+/// thread is stopped and waited for, and the others notice and end by themselves, soon but
+/// without anyone waiting for them.
 #[derive(Clone)]
 pub struct Log {
     shared: Arc<Shared>,
+    /// Held by this handle and its clones only (readers hold `shared` alone), so the handle that
+    /// takes it back from its `Arc` is the last one ([`Log::close`]).
+    handles: Arc<Handles>,
 }
+
+/// The token every handle of one log holds a share of (the `handles` field of [`Log`]).
+struct Handles;
 
 pub(crate) struct Shared {
     dir: PathBuf,
@@ -129,7 +146,7 @@ impl Log {
         });
         shared.refresh_segments()?;
         durability::Flusher::start(&shared);
-        Ok(Log { shared })
+        Ok(Log { shared, handles: Arc::new(Handles) })
     }
 
     /// Fails with [`Error::ReadOnly`] if the log was opened read-only.
@@ -312,6 +329,18 @@ impl Log {
         wake::wait_for(&self.shared, lsn, timeout).await
     }
 
+    /// Waits until the record `lsn` is durable, that is until [`Log::durable_lsn`] is past
+    /// `lsn`, for at most `timeout`; true if it is (at once if it already was), false if
+    /// `timeout` passed first. It waits for whatever makes records durable: a [`Log::sync`], a
+    /// `Sync` append or the [`Durability::Flush`] thread of this handle or its clones wakes it
+    /// at once, by the same wake-ups as [`Log::wait_for`]. A sync by another process (or
+    /// another [`Log::open`] of the directory) raises the watermark in the lock file without a
+    /// notification, so it is seen at the next append notification or after at most
+    /// `wake_fallback` ([`LogOptions::wake_fallback`]). It never syncs itself.
+    pub async fn wait_durable(&self, lsn: Lsn, timeout: std::time::Duration) -> bool {
+        wake::wait_durable(&self.shared, lsn, timeout).await
+    }
+
     /// Makes every record appended so far (by any process) durable; returns the durable
     /// watermark (every LSN below it is on stable storage).
     ///
@@ -478,6 +507,50 @@ impl Log {
     pub fn opts(&self) -> &LogOptions {
         &self.shared.opts
     }
+
+    /// Closes this handle: `Ok(())` once the log's background threads ended, or at once when
+    /// other handles remain.
+    ///
+    /// When other handles of the log remain (clones of this one; a separate [`Log::open`] of the
+    /// same directory is another log), this only drops this handle: the others go on appending
+    /// and reading as before, and the last one to go closes the log.
+    ///
+    /// On the last handle, it stops the log's background threads and waits for each to end (see
+    /// [Closing](Log#closing)): the [`Durability::Flush`] thread (a sync it is running finishes
+    /// first), the append thread of async callers (after the group it was handed, if any), and
+    /// the early writeback thread (after the ranges handed to it). The `notify` crate's watcher
+    /// of the log directory is asked to stop but cannot be waited for; it is not one of the
+    /// log's threads. Then, on a writable log where this process synced, it writes the newest
+    /// segment's durable mark and syncs it, as dropping does (log-format.md, "Durable mark"), so
+    /// that the mark covers every sync the threads made. Records not yet durable are not synced
+    /// (under [`Durability::Buffered`] or [`Durability::Flush`]): call [`Log::sync`] first for
+    /// that. Readers ([`LogReader`], [`AuditReader`]) made from the log keep reading after it.
+    ///
+    /// Called from a builder of [`Log::append_with_async`] (which runs on the append thread) on
+    /// the last handle, it does not wait for the append thread itself, which ends after that
+    /// group.
+    ///
+    /// # Errors
+    /// Only on the last handle of a writable log, from the durable mark: [`Error::Io`] if the
+    /// append lock cannot be taken, or the newest segment cannot be opened, written or synced;
+    /// [`Error::CorruptHeader`] if its header does not decode. The threads have ended then too,
+    /// the log is closed, and every record the durable watermark covered stays durable: only the
+    /// mark, which says so after a power cut, is missing. Background flushes that failed earlier
+    /// were logged (`tracing`) and are not returned.
+    pub fn close(self) -> Result<()> {
+        let Log { shared, handles } = self;
+        if Arc::into_inner(handles).is_none() {
+            return Ok(()); // clones of this handle remain; the last one closes the log
+        }
+        shared.flusher.stop();
+        group::Appender::stop(&shared);
+        shared.writer.writeback.stop();
+        shared.wake.stop_watching();
+        if shared.opts.read_only {
+            return Ok(());
+        }
+        durability::mark_on_close(&shared)
+    }
 }
 
 impl std::fmt::Debug for Log {
@@ -600,15 +673,39 @@ impl Shared {
 }
 
 impl Drop for Shared {
+    /// Dropping the last handle (and reader) of the log: the durable mark as [`Log::close`]
+    /// writes it, unless a close already did. A failure can only be logged here.
     fn drop(&mut self) {
         if !self.opts.read_only {
-            durability::mark_on_close(self);
+            if let Err(e) = durability::mark_on_close(self) {
+                tracing::warn!(error = %e, "cannot record the durable mark");
+            }
         }
     }
 }
 
 pub(crate) fn is_not_found(e: &Error) -> bool {
     matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Starts a background thread of the log named `name` and returns once it runs. The thread
+/// names itself as it starts, so from the return on it shows under its name (in
+/// `/proc/<pid>/task/*/comm`, debuggers, profilers), never under its parent's.
+///
+/// # Errors
+/// As [`std::thread::Builder::spawn`]: the thread could not be created.
+pub(crate) fn spawn_started<F>(name: &str, body: F) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: FnOnce() + Send + 'static,
+{
+    let (started, running) = std::sync::mpsc::sync_channel::<()>(1);
+    let handle = std::thread::Builder::new().name(name.into()).spawn(move || {
+        let _ = started.send(());
+        body();
+    })?;
+    // Err only if the thread ended without sending, which it does first: it runs either way.
+    let _ = running.recv();
+    Ok(handle)
 }
 
 // Lock helpers: a panic while a lock is held leaves plain data behind (positions, maps), which
@@ -627,4 +724,39 @@ fn write_lock<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 pub(crate) fn wait<'a, T>(cv: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
     cv.wait(guard).unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_returns_the_error_of_the_durable_mark() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::options(dir.path()).durability(Durability::Sync).open().unwrap();
+        log.append(RecordKind::new(100).unwrap(), b"synced").unwrap();
+        // The newest segment goes away under the log: the mark cannot be written.
+        let base = log.shared.control.tail_segment();
+        write_lock(&log.shared.segments).clear();
+        std::fs::remove_file(dir.path().join(crate::format::segment_file_name(base))).unwrap();
+        let err = log.close().unwrap_err();
+        assert!(is_not_found(&err), "{err}");
+    }
+
+    #[test]
+    fn close_on_a_clone_appends_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::options(dir.path()).durability(Durability::Sync).open().unwrap();
+        let kind = RecordKind::new(100).unwrap();
+        log.append(kind, b"1").unwrap();
+        let clone = log.clone();
+        log.close().unwrap();
+        assert_eq!(clone.append(kind, b"2").unwrap(), Lsn::new(2));
+        assert_ne!(
+            clone.shared.writer.synced_segment.load(std::sync::atomic::Ordering::Acquire),
+            0,
+            "not marked yet"
+        );
+        clone.close().unwrap();
+    }
 }

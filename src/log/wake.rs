@@ -1,8 +1,10 @@
-//! Waking readers when records are appended (log-format.md, "Reading"). In this process the
-//! appender wakes waiters as it publishes. Other processes' appends are seen through inotify (the
-//! `notify` crate) on the log directory: appends are `pwritev` calls, which raise modify events
-//! (stores through a map would not). A waiter also looks again after at most the fallback poll
-//! interval, so a missed event only delays it.
+//! Waking readers when records are appended or become durable (log-format.md, "Reading"). In
+//! this process the appender wakes waiters as it publishes, and the syncer as it raises the
+//! durable watermark. Other processes' appends are seen through inotify (the `notify` crate) on
+//! the log directory: appends are `pwritev` calls, which raise modify events (stores through a
+//! map would not, so another process's raise of the durable watermark in the lock file's page
+//! raises none). A waiter also looks again after at most the fallback poll interval, so a missed
+//! event only delays it.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -13,18 +15,31 @@ use super::{lock, Shared};
 use crate::types::Lsn;
 
 pub(crate) struct Wake {
-    appended: tokio::sync::Notify,
+    /// Notified when records are published or the durable watermark rises.
+    changed: tokio::sync::Notify,
     watcher: Mutex<Option<notify::RecommendedWatcher>>,
 }
 
 impl Wake {
     pub fn new() -> Wake {
-        Wake { appended: tokio::sync::Notify::new(), watcher: Mutex::new(None) }
+        Wake { changed: tokio::sync::Notify::new(), watcher: Mutex::new(None) }
     }
 
     /// Records were published: wake every waiter.
     pub fn appended(&self) {
-        self.appended.notify_waiters();
+        self.changed.notify_waiters();
+    }
+
+    /// The durable watermark rose: wake every waiter (each checks what it waits for).
+    pub fn durable(&self) {
+        self.changed.notify_waiters();
+    }
+
+    /// Stops watching the log directory ([`Log::close`](super::Log::close)). The `notify`
+    /// crate's thread is asked to end but cannot be joined.
+    pub fn stop_watching(&self) {
+        let watcher = lock(&self.watcher).take();
+        drop(watcher);
     }
 
     /// Watches the log directory for other processes' appends (once per log handle).
@@ -51,13 +66,25 @@ impl Wake {
 /// Waits until the log holds a record with LSN `lsn` (i.e. its next LSN is past it), for at most
 /// `timeout`. True if it does.
 pub(crate) async fn wait_for(shared: &Arc<Shared>, lsn: Lsn, timeout: Duration) -> bool {
+    wait_until(shared, timeout, |shared| shared.control.tail_lsn() > lsn).await
+}
+
+/// Waits until the record with LSN `lsn` is durable (the durable watermark is past it), for at
+/// most `timeout`. True if it is.
+pub(crate) async fn wait_durable(shared: &Arc<Shared>, lsn: Lsn, timeout: Duration) -> bool {
+    wait_until(shared, timeout, |shared| shared.control.durable_lsn() > lsn).await
+}
+
+/// Waits until `reached` holds, looking again at every wake-up and at least every
+/// `wake_fallback`, for at most `timeout`. True if it holds.
+async fn wait_until(shared: &Arc<Shared>, timeout: Duration, reached: impl Fn(&Shared) -> bool) -> bool {
     Wake::ensure_watching(shared);
     let deadline = Instant::now() + timeout;
     loop {
-        let notified = shared.wake.appended.notified();
+        let notified = shared.wake.changed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        if shared.control.tail_lsn() > lsn {
+        if reached(shared) {
             return true;
         }
         let now = Instant::now();

@@ -114,7 +114,7 @@ pub(crate) struct Writer {
     /// Wakes the appender thread when it is to lead a group.
     pub(super) appender_turn: Condvar,
     repairs: Mutex<Vec<TornTailReport>>,
-    writeback: Writeback,
+    pub(super) writeback: Writeback,
     /// Base LSN of the segment this process last synced (0: none): its durable mark is written
     /// when the log is dropped.
     pub(super) synced_segment: AtomicU64,
