@@ -157,7 +157,8 @@ fn check(root: &Path, acks: &[Ack], what: &str) {
     let replay = replayed(&c, root);
     if state != replay {
         let (a, b) = (format!("{state:#?}"), format!("{replay:#?}"));
-        let diff: Vec<_> = a.lines().zip(b.lines()).enumerate().filter(|(_, (x, y))| x != y).take(8).collect();
+        let diff: Vec<_> =
+            a.lines().zip(b.lines()).enumerate().filter(|(_, (x, y))| x != y).take(8).collect();
         panic!("{what}: the state differs from a replay of the records: {diff:#?}");
     }
     runtime

@@ -29,10 +29,7 @@ fn log_after_power_cut(disk: &FaultDisk, to: &Path) -> Vec<(u64, Vec<u8>)> {
 /// Appends records of 1000 bytes numbered `0..n` (two go into each 8 KiB segment's worth of
 /// rollovers quickly); returns those acknowledged.
 fn appends(log: &Log, n: u8) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| vec![i; 1000])
-        .filter(|p| log.append(kind(), p).is_ok())
-        .collect()
+    (0..n).map(|i| vec![i; 1000]).filter(|p| log.append(kind(), p).is_ok()).collect()
 }
 
 #[test]
@@ -80,8 +77,9 @@ fn a_rollover_whose_directory_sync_failed_is_not_used_before_its_name_is_durable
 #[tokio::test]
 async fn compaction_relies_only_on_a_snapshot_whose_name_is_durable() {
     let me = AgentId::new("a").unwrap();
-    let options =
-        |r: &Path| Coordinator::options(r).durability(Durability::Sync).snapshot_every(0).segment_size(16 << 10);
+    let options = |r: &Path| {
+        Coordinator::options(r).durability(Durability::Sync).snapshot_every(0).segment_size(16 << 10)
+    };
     let root = tempfile::tempdir().unwrap();
     {
         let c = options(root.path()).open().unwrap();

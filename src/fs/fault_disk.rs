@@ -8,7 +8,7 @@
 //! A sync makes durable the bytes written since the file's last sync (every byte of a file
 //! mapped for writing, whose writes the disk cannot see). A sync that fails forgets them: they
 //! stay readable, but no later sync writes them unless they are written again, as Linux does
-//! after a writeback error (PostgreSQL's "fsyncgate", 2018).
+//! after a writeback error (the `fsyncgate` of the Postgres project, 2018).
 //!
 //! In the style of redb's crash-consistency tests (`tests/crash_consistency.rs`, with a backend
 //! that fails after a countdown): a test runs a scripted workload once to count its operations,
@@ -192,11 +192,13 @@ impl FaultDisk {
         let fail = match &state.plan {
             Plan::None => None,
             Plan::Fail(at) => (n == *at).then_some(libc::EIO),
-            Plan::FailNext(next) if *next == line => {
-                state.plan = Plan::None;
-                Some(libc::EIO)
+            Plan::FailNext(next) => {
+                let now = *next == line;
+                if now {
+                    state.plan = Plan::None;
+                }
+                now.then_some(libc::EIO)
             }
-            Plan::FailNext(_) => None,
             Plan::Fill(at) => (n >= *at && write).then_some(libc::ENOSPC),
             Plan::CutPower(at) => {
                 let at = *at;

@@ -13,11 +13,11 @@ pub(crate) use access::{
     apply, check_kinds, create_dir, create_subdir, file_mode_in, open_or_create, record_access,
 };
 pub use access::{check, check_entry, read_access, Owner, StoreAccess, ACCESS_FILE};
-pub use temp::fault;
-pub(crate) use file::sync_dir;
 #[doc(hidden)]
 pub use fault_disk::FaultDisk;
+pub(crate) use file::sync_dir;
 pub use storage::{mount, Mounted, OpenMode, Os, Storage};
+pub use temp::fault;
 pub(crate) use temp::{stale, sweep, temp_target, TempFile};
 
 /// The names of the store's directories and files (log-format.md, "Directory layout").

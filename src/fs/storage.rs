@@ -68,7 +68,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// As `fsync(2)`. After a failed sync, what was written since the last good one may be
-    /// lost even if a later sync succeeds (PostgreSQL's "fsyncgate", 2018).
+    /// lost even if a later sync succeeds (the `fsyncgate` of the Postgres project, 2018).
     fn sync(&self, file: &File, path: &Path, data_only: bool) -> io::Result<()>;
 
     /// Syncs a directory: the names created, renamed and removed in it reach stable storage.
@@ -156,7 +156,11 @@ impl Storage for Os {
         if len == 0 {
             return Ok(());
         }
-        let flags = if zero { FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE } else { FallocateFlags::empty() };
+        let flags = if zero {
+            FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE
+        } else {
+            FallocateFlags::empty()
+        };
         match rustix::fs::fallocate(file, flags, offset, len) {
             Ok(()) => Ok(()),
             Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
@@ -195,7 +199,13 @@ impl Storage for Os {
 }
 
 /// Writes zeros over `[from, to)` through `storage`, 64 KiB at a time.
-pub(crate) fn write_zeros(storage: &dyn Storage, file: &File, path: &Path, from: u64, to: u64) -> io::Result<()> {
+pub(crate) fn write_zeros(
+    storage: &dyn Storage,
+    file: &File,
+    path: &Path,
+    from: u64,
+    to: u64,
+) -> io::Result<()> {
     let zeros = vec![0u8; 1 << 16];
     let mut at = from;
     while at < to {

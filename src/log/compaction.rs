@@ -146,9 +146,7 @@ fn move_or_remove(file: &Path, archive: Option<&Path>) -> Result<()> {
                 .ok_or_else(|| Error::internal(format!("the segment {} has no file name", file.display())))?;
             crate::fs::file::rename(file, &dir.join(name))
         }
-        None => match crate::fs::file::remove(file)? {
-            true => Ok(()),
-            false => Err(Error::io("remove", file, std::io::ErrorKind::NotFound.into())),
-        },
+        None if crate::fs::file::remove(file)? => Ok(()),
+        None => Err(Error::io("remove", file, std::io::ErrorKind::NotFound.into())),
     }
 }

@@ -58,7 +58,7 @@ pub(crate) fn sync_gathering(shared: &Shared, upto: Lsn, gather: bool) -> Result
 ///
 /// After a failed sync, Linux marks the pages it could not write clean: they stay readable in
 /// the page cache but no later sync writes them, and a later sync that succeeds says nothing
-/// about them (PostgreSQL's "fsyncgate", 2018; "Can Applications Recover from fsync Failures?",
+/// about them (the `fsyncgate` of the Postgres project, 2018; "Can Applications Recover from `fsync` Failures?",
 /// Rebello et al., USENIX ATC 2020). So a segment whose last sync failed has every byte below
 /// `upto` written again, from the page cache, before it is synced; only then can a sync that
 /// succeeds make a record durable. `upto` is asked for only then (a caller without the append

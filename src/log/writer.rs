@@ -303,7 +303,9 @@ fn flush(
     let bufs: Vec<&[u8]> =
         run.placed.iter().filter_map(|(i, _)| group.get(*i)).map(|p| p.buf.as_slice()).collect();
     let written = match fault::abort_point() {
-        Some(cut) => fault::write_prefix_and_abort(&current.file, &current.path, &bufs, run.start.offset, cut),
+        Some(cut) => {
+            fault::write_prefix_and_abort(&current.file, &current.path, &bufs, run.start.offset, cut)
+        }
         None => io::write_all_vectored_at(&current.file, &current.path, &bufs, run.start.offset),
     };
     let placed = std::mem::take(&mut run.placed);
