@@ -100,6 +100,17 @@ async fn workload(c: &Coordinator, acks: &mut Vec<Ack>) {
     rounds(c, acks, 24, 28).await;
 }
 
+/// A second handle opened after the first one's failures (as another process would be: it
+/// shares nothing with the first, and the kernel reports an earlier failed sync to it as
+/// nothing), which retries the snapshot and the compaction.
+async fn second_handle(root: &Path, acks: &mut Vec<Ack>) {
+    let Ok(c) = options(root).open() else { return };
+    rounds(&c, acks, 28, 31).await;
+    let _ = c.snapshot();
+    let _ = c.compact(&CompactOptions { keyed: true, ..CompactOptions::default() });
+    rounds(&c, acks, 31, 33).await;
+}
+
 /// The state a replay gives, from the oldest start the store keeps: the empty state if the log
 /// still begins at LSN 1, else the oldest snapshot that reads (the one compaction kept). A
 /// reopened store starts from the newest snapshot instead, so the two meet only if snapshots,
@@ -183,6 +194,7 @@ fn run(base: &Path, fault: Option<Fault>) -> u64 {
         runtime().block_on(workload(c, &mut acks));
     }
     drop(opened);
+    runtime().block_on(second_handle(root.path(), &mut acks));
     let ops = disk.ops();
     let what = format!("{fault:?} (of {ops} operations; last: {:?})", disk.trace(4));
     // What a power cut leaves (at the cut, or now if there was none): the acknowledged

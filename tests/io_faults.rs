@@ -106,3 +106,114 @@ async fn compaction_relies_only_on_a_snapshot_whose_name_is_durable() {
         assert!(c.get_task(id).unwrap().is_some(), "acknowledged task {id} is gone");
     }
 }
+
+#[test]
+fn a_failed_sync_in_one_handle_is_written_again_before_another_handle_acknowledges() {
+    let root = tempfile::tempdir().unwrap();
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    let a = log_options(&root.path().join("log")).durability(Durability::Buffered).open().unwrap();
+    a.append(kind(), b"one").unwrap();
+    disk.fail_next("fdatasync log/00000000000000000001.seg");
+    assert!(a.sync().is_err());
+    // Another open (as another process: it shares nothing with `a`, and the kernel would not
+    // report the failed sync to it) acknowledges a record as durable.
+    let b = log_options(&root.path().join("log")).open().unwrap();
+    b.append(kind(), b"two").unwrap();
+    drop((a, b));
+    let image = tempfile::tempdir().unwrap();
+    let records = log_after_power_cut(&disk, image.path());
+    let payloads: Vec<&[u8]> = records.iter().map(|(_, p)| p.as_slice()).collect();
+    assert_eq!(payloads, [&b"one"[..], b"two"], "{:?}", disk.trace(12));
+}
+
+#[test]
+fn a_sync_after_a_failed_one_fails_until_an_append_wrote_the_bytes_again() {
+    let root = tempfile::tempdir().unwrap();
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    let log = log_options(&root.path().join("log")).durability(Durability::Buffered).open().unwrap();
+    let first = log.append(kind(), b"one").unwrap();
+    disk.fail_next("fdatasync log/00000000000000000001.seg");
+    assert!(log.sync().is_err());
+    let err = log.sync().unwrap_err().to_string();
+    assert!(err.contains("an earlier sync of this segment failed"), "{err}");
+    assert!(log.durable_lsn() <= first, "nothing became durable");
+    log.append(kind(), b"two").unwrap();
+    log.sync().unwrap();
+    assert!(log.durable_lsn() > first);
+}
+
+#[test]
+fn a_log_directory_whose_parent_sync_failed_is_synced_before_records_are_acknowledged() {
+    let root = tempfile::tempdir().unwrap();
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    // The log directory is made; the sync of the directory holding it fails.
+    disk.fail_next("fsync directory ");
+    assert!(log_options(&root.path().join("log")).open().is_err(), "{:?}", disk.trace(5));
+    let log = log_options(&root.path().join("log")).open().unwrap();
+    log.append(kind(), b"acked").unwrap();
+    drop(log);
+    let image = tempfile::tempdir().unwrap();
+    assert_eq!(log_after_power_cut(&disk, image.path()).len(), 1, "{:?}", disk.trace(12));
+}
+
+#[test]
+fn a_lock_file_whose_first_sync_failed_is_initialised_again() {
+    let root = tempfile::tempdir().unwrap();
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    disk.fail_next("fdatasync log/log.lock");
+    assert!(log_options(&root.path().join("log")).open().is_err(), "{:?}", disk.trace(5));
+    let lock = root.path().join("log/log.lock");
+    assert_eq!(std::fs::metadata(&lock).unwrap().len(), 0, "emptied, never a page with a magic");
+    let log = log_options(&root.path().join("log")).open().unwrap();
+    log.append(kind(), b"acked").unwrap();
+    drop(log);
+    let image = tempfile::tempdir().unwrap();
+    assert_eq!(log_after_power_cut(&disk, image.path()).len(), 1);
+}
+
+#[test]
+fn an_all_zero_lock_file_is_a_new_one_not_corruption() {
+    // What a filesystem may keep of a lock file a power cut caught before its first sync: its
+    // length, zeros.
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_options(dir.path()).open().unwrap();
+    log.append(kind(), b"kept").unwrap();
+    drop(log);
+    std::fs::write(dir.path().join("log.lock"), vec![0u8; 4096]).unwrap();
+    let log = log_options(dir.path()).open().unwrap();
+    assert_eq!(read_all(&log).len(), 1);
+}
+
+#[test]
+fn closing_the_last_handle_from_a_builder_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_options(dir.path()).open().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(log.append_async(kind(), b"synced")).unwrap();
+    let inner = log.clone();
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+    let (done, closed) = std::sync::mpsc::channel();
+    let append = async move {
+        log.append_with_async(move |_| {
+            wait_for_go.recv().unwrap();
+            // The builder holds the append lock; closing the last handle writes the durable
+            // mark, which takes that lock.
+            done.send(inner.close()).unwrap();
+            Ok(maos_coord::log::Built { records: vec![], value: () })
+        })
+        .await
+    };
+    // The caller gives up at once: its future, and the handle in it, are dropped, so the
+    // builder's clone is the last handle.
+    runtime.block_on(async {
+        tokio::select! {
+            biased;
+            _ = append => {}
+            () = tokio::task::yield_now() => {}
+        }
+    });
+    go.send(()).unwrap();
+    // A bound that only turns a hang (the deadlock this guards against) into a failure.
+    let result = closed.recv_timeout(std::time::Duration::from_secs(60));
+    assert!(matches!(result, Ok(Ok(()))), "{result:?}");
+}

@@ -23,6 +23,15 @@ pub(crate) fn prepare(store: &Path, access: StoreAccess, allow_insecure: bool) -
         create(store, access, None)?;
     }
     let access = checked_access(store, allow_insecure)?;
+    // The store may have been put in place by an open that then failed (or died) before it
+    // synced the directories holding it: their names are made durable before anything in the
+    // store is acknowledged.
+    if let Some(maos) = store.parent() {
+        fs::sync_dir(maos)?;
+        if let Some(root) = maos.parent().filter(|r| !r.as_os_str().is_empty()) {
+            fs::sync_dir(root)?;
+        }
+    }
     fs::sweep(store, |name| fs::temp_target(name) == Some(fs::ACCESS_FILE))?;
     if let Some(maos) = store.parent() {
         sweep_built(maos, names::STORE_DIR)?;

@@ -43,18 +43,39 @@ enum Plan {
     CutPower(u64),
 }
 
+/// A file's identity: its inode number and birth time (nanoseconds; 0 where the filesystem
+/// keeps none), so that an inode number the system reuses names another file.
+type Id = (u64, i128);
+
+fn id(meta: &std::fs::Metadata) -> Id {
+    let born = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(0));
+    (meta.ino(), born)
+}
+
 /// A directory entry as a power cut leaves it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entry {
-    File { ino: u64, mode: u32 },
-    Dir { mode: u32 },
+    /// A file, with its length when the directory was synced: a file whose data was never
+    /// synced comes back that long, all zeros (a filesystem may keep the length, not the bytes).
+    File {
+        id: Id,
+        len: u64,
+        mode: u32,
+    },
+    Dir {
+        mode: u32,
+    },
 }
 
 /// What survives a power cut.
 #[derive(Debug, Clone, Default)]
 struct Durable {
-    /// The content of each file (by inode) as of its last sync.
-    data: HashMap<u64, Vec<u8>>,
+    /// The content of each file as of its last sync.
+    data: HashMap<Id, Vec<u8>>,
     /// The entries of each directory as of its last sync.
     dirs: BTreeMap<PathBuf, BTreeMap<OsString, Entry>>,
 }
@@ -62,9 +83,9 @@ struct Durable {
 #[derive(Debug)]
 struct State {
     /// The byte ranges (offset, length) of each file written since its last sync.
-    dirty: HashMap<u64, Vec<(u64, u64)>>,
+    dirty: HashMap<Id, Vec<(u64, u64)>>,
     /// Files mapped for writing: all of each is written back at every sync.
-    mapped: std::collections::HashSet<u64>,
+    mapped: std::collections::HashSet<Id>,
     ops: u64,
     plan: Plan,
     durable: Durable,
@@ -223,19 +244,19 @@ impl Storage for FaultDisk {
         self.begin("write", path, true)?;
         Os.write_at(file, path, bufs, offset)?;
         let len = bufs.iter().map(|b| b.len() as u64).sum();
-        self.state().dirty.entry(file.metadata()?.ino()).or_default().push((offset, len));
+        self.state().dirty.entry(id(&file.metadata()?)).or_default().push((offset, len));
         Ok(())
     }
 
     fn allocate(&self, file: &File, path: &Path, offset: u64, len: u64, zero: bool) -> io::Result<()> {
         self.begin(if zero { "zero" } else { "allocate" }, path, !zero)?;
         Os.allocate(file, path, offset, len, zero)?;
-        self.state().dirty.entry(file.metadata()?.ino()).or_default().push((offset, len));
+        self.state().dirty.entry(id(&file.metadata()?)).or_default().push((offset, len));
         Ok(())
     }
 
     fn sync(&self, file: &File, path: &Path, data_only: bool) -> io::Result<()> {
-        let ino = file.metadata()?.ino();
+        let ino = id(&file.metadata()?);
         if let Err(e) = self.begin(if data_only { "fdatasync" } else { "fsync" }, path, false) {
             self.state().dirty.remove(&ino); // fsyncgate: the pages are clean now, and lost
             return Err(e);
@@ -259,7 +280,7 @@ impl Storage for FaultDisk {
     }
 
     fn map_write(&self, file: &File, len: usize) -> io::Result<memmap2::MmapMut> {
-        self.state().mapped.insert(file.metadata()?.ino());
+        self.state().mapped.insert(id(&file.metadata()?));
         Os.map_write(file, len)
     }
 
@@ -301,7 +322,7 @@ fn list(dir: &Path) -> io::Result<BTreeMap<OsString, Entry>> {
         if meta.is_dir() {
             entries.insert(entry.file_name(), Entry::Dir { mode });
         } else if meta.is_file() {
-            entries.insert(entry.file_name(), Entry::File { ino: meta.ino(), mode });
+            entries.insert(entry.file_name(), Entry::File { id: id(&meta), len: meta.len(), mode });
         }
     }
     Ok(entries)
@@ -314,9 +335,9 @@ fn scan(dir: &Path, durable: &mut Durable) -> Result<()> {
         let path = dir.join(name);
         match entry {
             Entry::Dir { .. } => scan(&path, durable)?,
-            Entry::File { ino, .. } => {
+            Entry::File { id, .. } => {
                 let data = std::fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-                durable.data.insert(*ino, data);
+                durable.data.insert(*id, data);
             }
         }
     }
@@ -335,8 +356,9 @@ fn write_dir(image: &Durable, dir: &Path, to: &Path) -> Result<()> {
                 write_dir(image, &dir.join(name), &target)?;
                 mode
             }
-            Entry::File { ino, mode } => {
-                let data = image.data.get(&ino).map_or(&[][..], Vec::as_slice);
+            Entry::File { id, len, mode } => {
+                let zeros = || vec![0; usize::try_from(len).unwrap_or(0)];
+                let data = image.data.get(&id).cloned().unwrap_or_else(zeros);
                 std::fs::write(&target, data).map_err(|e| Error::io("write", &target, e))?;
                 mode
             }
@@ -378,7 +400,7 @@ mod tests {
         let read = |n: &str| std::fs::read(image.path().join(n)).ok();
         assert_eq!(read("old").as_deref(), Some(&b"there before"[..]));
         assert_eq!(read("a").as_deref(), Some(&b"synced"[..]));
-        assert_eq!(read("b").as_deref(), Some(&b""[..]), "named, no data synced");
+        assert_eq!(read("b").as_deref(), Some(&[0u8; 12][..]), "named, no data synced: zeros");
         assert_eq!(read("c"), None, "data synced, the name never was");
     }
 
@@ -400,5 +422,22 @@ mod tests {
         disk.heal();
         file::write_at(&f, &path, b"2", 1).unwrap();
         assert_eq!(disk.trace(1), ["6 write f"]);
+    }
+
+    #[test]
+    fn a_failed_sync_forgets_what_it_did_not_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (disk, _mounted) = FaultDisk::mount(dir.path()).unwrap();
+        let path = dir.path().join("f");
+        let f = create(&path);
+        file::sync_dir(dir.path()).unwrap();
+        file::write_at(&f, &path, b"lost", 0).unwrap();
+        disk.fail_next("fdatasync f");
+        assert!(file::sync_data(&f, &path).is_err());
+        file::write_at(&f, &path, b"kept", 4).unwrap();
+        file::sync_data(&f, &path).unwrap();
+        let image = tempfile::tempdir().unwrap();
+        disk.write_image(image.path()).unwrap();
+        assert_eq!(std::fs::read(image.path().join("f")).unwrap(), b"\0\0\0\0kept");
     }
 }

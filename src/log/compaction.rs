@@ -128,10 +128,12 @@ fn remove_below(shared: &Shared, start: Lsn, archive: Option<&Path>) -> Result<V
                 Err(e) => return Err(e),
             }
         }
-        io::sync_dir(&shared.dir)?;
+        // The archive first: a power cut in between then leaves a segment in both places,
+        // never in neither.
         if let Some(dir) = archive {
             io::sync_dir(dir)?;
         }
+        io::sync_dir(&shared.dir)?;
         super::writer::fault::compaction_step(step);
     }
     shared.refresh_segments()?;

@@ -53,43 +53,106 @@ pub(crate) fn sync_gathering(shared: &Shared, upto: Lsn, gather: bool) -> Result
     }
 }
 
-/// Syncs the segment `base` (`fdatasync`), whose bytes below `upto` are published and never
-/// change.
+/// Syncs the segment `base` (`fdatasync`) and says whether the sync made its records durable.
 ///
 /// After a failed sync, Linux marks the pages it could not write clean: they stay readable in
 /// the page cache but no later sync writes them, and a later sync that succeeds says nothing
-/// about them (the `fsyncgate` of the Postgres project, 2018; "Can Applications Recover from `fsync` Failures?",
-/// Rebello et al., USENIX ATC 2020). So a segment whose last sync failed has every byte below
-/// `upto` written again, from the page cache, before it is synced; only then can a sync that
-/// succeeds make a record durable. `upto` is asked for only then (a caller without the append
-/// lock takes it to read the tail).
+/// about them (the `fsyncgate` of the Postgres project, 2018; Rebello et al., "Can Applications
+/// Recover from `fsync` Failures?", USENIX ATC 2020). A process opened after the failure is not
+/// even told. So a failed sync is recorded in the lock file's page, for every process
+/// (log-format.md, "Durability", "A failed sync"), and until the segment's bytes were written
+/// again, from the page cache, no sync of it makes anything durable. The bytes are written
+/// again under the append lock, by the next appender ([`write_again_if_needed`]) or here when the
+/// caller holds the lock (`locked_upto`: the published tail's offset in this segment).
+///
+/// # Errors
+/// The sync's [`Error::Io`]; also an [`Error::Io`] (`EIO`) when a sync of this segment failed
+/// earlier and its bytes were not written again yet, or a sync failed meanwhile.
 pub(crate) fn sync_segment(
     shared: &Shared,
     base: Lsn,
     file: &File,
     path: &Path,
-    upto: impl FnOnce() -> Result<u64>,
+    locked_upto: Option<u64>,
 ) -> Result<()> {
-    if lock(&shared.writer.failed_syncs).contains(&base) {
-        write_again(shared, base, file, path, upto()?)?;
-    }
-    match io::sync_data(file, path) {
-        Ok(()) => {
-            lock(&shared.writer.failed_syncs).remove(&base);
-            Ok(())
-        }
-        Err(e) => {
-            tracing::error!(segment = %path.display(), error = %e, "a segment sync failed; its bytes will be written again before the next");
-            lock(&shared.writer.failed_syncs).insert(base);
-            Err(e)
+    let control = &shared.control;
+    if control.failed_sync() == Some((base, true)) {
+        match locked_upto {
+            Some(upto) => {
+                write_again(shared, base, file, path, upto)?;
+                control.note_rewritten(base);
+            }
+            None => return Err(unsynced(path)),
         }
     }
+    let before = control.failed_sync_word();
+    if let Err(e) = io::sync_data(file, path) {
+        tracing::error!(segment = %path.display(), error = %e, "a segment sync failed; its bytes are written again before a sync can make them durable");
+        control.note_failed_sync(base);
+        return Err(e);
+    }
+    // A sync that failed meanwhile, here or in another process, may have lost pages this one
+    // did not write.
+    if control.failed_sync_word() != before || (before != 0 && !control.clear_failed_sync(before)) {
+        return Err(unsynced(path));
+    }
+    Ok(())
+}
+
+/// Under the append lock, with the published tail `tail`: writes again the bytes of the segment
+/// whose sync failed, so that the next sync of it makes them durable.
+pub(crate) fn write_again_if_needed(shared: &Shared, tail: &super::lock_file::Tail) -> Result<()> {
+    let control = &shared.control;
+    let Some((base, true)) = control.failed_sync() else { return Ok(()) };
+    let segment = shared.segment(base)?;
+    let upto = if tail.segment == base { tail.offset } else { segment.map().len() as u64 };
+    write_again(shared, base, segment.file(), &segment.path, upto)?;
+    control.note_rewritten(base);
+    Ok(())
+}
+
+/// At open, under the append lock: if a sync failed in this boot and its segment's bytes were
+/// not made durable since, writes the whole segment again and syncs it (recovery then trusts
+/// what it reads). A failed-sync word from another boot is cleared by recovery from the
+/// segments, which reads what the disk kept.
+pub(crate) fn repair_failed_sync(dir: &Path, control: &super::lock_file::LockFile) -> Result<()> {
+    if !control.written_this_boot(io::boot_id(dir)) {
+        return Ok(());
+    }
+    let Some((base, _)) = control.failed_sync() else { return Ok(()) };
+    let path = dir.join(crate::format::segment_file_name(base));
+    if path.is_file() {
+        let file = io::open_rw(&path)?;
+        let len = io::file_len(&file, &path)?;
+        let map = io::map_read(&file, &path, len)?;
+        write_again_from(&map, &file, &path, len)?;
+        io::sync_data(&file, &path)?;
+    }
+    control.clear_failed_sync(control.failed_sync_word());
+    Ok(())
+}
+
+fn unsynced(path: &Path) -> crate::Error {
+    crate::Error::io(
+        "fdatasync",
+        path,
+        std::io::Error::other(
+            "an earlier sync of this segment failed: nothing in it is durable until the next append has written its bytes again and a sync succeeded",
+        ),
+    )
 }
 
 /// Writes the bytes `[0, upto)` of the segment `base` again, from its map, 1 MiB at a time.
+/// Called with the append lock held: nothing below the tail changes meanwhile, and no durable
+/// mark is written.
 fn write_again(shared: &Shared, base: Lsn, file: &File, path: &Path, upto: u64) -> Result<()> {
-    const CHUNK: usize = 1 << 20;
     let map = shared.segment(base)?.remap_if_grown()?;
+    write_again_from(&map, file, path, upto)
+}
+
+/// Writes `map[..upto]` over the same bytes of `file`.
+fn write_again_from(map: &[u8], file: &File, path: &Path, upto: u64) -> Result<()> {
+    const CHUNK: usize = 1 << 20;
     let end = usize::try_from(upto).unwrap_or(usize::MAX).min(map.len());
     let mut at = 0;
     while at < end {
@@ -98,6 +161,7 @@ fn write_again(shared: &Shared, base: Lsn, file: &File, path: &Path, upto: u64) 
         crate::fs::file::write_at(file, path, &chunk, at as u64)?;
         at = to;
     }
+    tracing::warn!(segment = %path.display(), bytes = end, "wrote a segment's bytes again after a failed sync");
     Ok(())
 }
 
@@ -112,14 +176,7 @@ fn sync_tail(shared: &Shared) -> Result<()> {
     let target = control.tail_lsn();
     let base = control.tail_segment();
     let segment = shared.segment(base)?;
-    sync_segment(shared, base, segment.file(), &segment.path, || {
-        // The published tail, consistent under the lock: the bytes below it never change.
-        let tail = {
-            let _append_lock = control.lock()?;
-            control.tail()
-        };
-        Ok(if tail.segment == base { tail.offset } else { segment.map().len() as u64 })
-    })?;
+    sync_segment(shared, base, segment.file(), &segment.path, None)?;
     control.raise_durable(target);
     shared.writer.synced_segment.store(base.0, Ordering::Release);
     shared.wake.durable();
@@ -148,7 +205,8 @@ pub(crate) fn mark_on_close(shared: &Shared) -> Result<()> {
 
 fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
     let control = &shared.control;
-    let _append_lock = control.lock()?;
+    // Closing (or dropping) the last handle from a builder: the lock is held already.
+    let _append_lock = if control.held_by_this_thread() { None } else { Some(control.lock()?) };
     let durable = control.durable_lsn();
     if control.tail_segment() != base || durable <= base {
         return Ok(()); // sealed since (wholly durable), or nothing of it synced
@@ -161,7 +219,7 @@ fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
     }
     segment.write_durable_mark(durable)?;
     let upto = control.tail().offset;
-    sync_segment(shared, base, segment.file(), &segment.path, || Ok(upto))
+    sync_segment(shared, base, segment.file(), &segment.path, Some(upto))
 }
 
 /// The background thread of [`Durability::Flush`]. It ends when the log goes (it holds the log

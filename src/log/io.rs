@@ -116,6 +116,21 @@ impl SharedWords {
         }
     }
 
+    /// Replaces the word at index `i` by `new` if it is `current`; whether it did (false on a
+    /// read-only map).
+    pub fn compare_exchange(&self, i: usize, current: u64, new: u64) -> bool {
+        self.writable()
+            && self
+                .word(i)
+                .compare_exchange(
+                    current,
+                    new,
+                    std::sync::atomic::Ordering::AcqRel,
+                    std::sync::atomic::Ordering::Acquire,
+                )
+                .is_ok()
+    }
+
     /// # Panics
     /// If `i` lies outside the words: indices are compile-time constants of the lock file layout.
     #[allow(clippy::cast_ptr_alignment)] // the map is page-aligned: see SAFETY below

@@ -103,7 +103,9 @@ pub fn read_latest(dir: &Path, limit: usize) -> Result<Vec<JournalEntry>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(Error::io("read", &path, e)),
     };
-    let entries: Vec<JournalEntry> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    // A line a failed sync or a power cut lost reads as zeros before the next line.
+    let entries: Vec<JournalEntry> =
+        text.lines().filter_map(|l| serde_json::from_str(l.trim_start_matches('\0')).ok()).collect();
     let skip = entries.len().saturating_sub(limit);
     Ok(entries.into_iter().skip(skip).collect())
 }

@@ -9,11 +9,11 @@ use super::io::{self, SharedWords};
 use crate::error::{Error, Result};
 use crate::types::{Lsn, Timestamp};
 
-pub use crate::format::lock_file::{LOCK_FILE, LOCK_FILE_LEN, LOCK_MAGIC, LOCK_VERSION};
 use crate::format::lock_file::{
-    WORDS, W_BOOT_ID_HI, W_BOOT_ID_LO, W_DURABLE_LSN, W_LAST_FRAME, W_LAST_TIME, W_MAGIC, W_TAIL_LSN,
-    W_TAIL_OFFSET, W_TAIL_SEGMENT, W_VERSION, W_WRITE_END,
+    failed_sync_word, parse_failed_sync, WORDS, W_BOOT_ID_HI, W_BOOT_ID_LO, W_DURABLE_LSN, W_FAILED_SYNC,
+    W_LAST_FRAME, W_LAST_TIME, W_MAGIC, W_TAIL_LSN, W_TAIL_OFFSET, W_TAIL_SEGMENT, W_VERSION, W_WRITE_END,
 };
+pub use crate::format::lock_file::{LOCK_FILE, LOCK_FILE_LEN, LOCK_MAGIC, LOCK_VERSION};
 
 /// Where the next record goes, as published in the lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,10 +44,26 @@ pub struct LockFile {
 pub struct AppendLock<'a> {
     control: &'a LockFile,
     _in_process: MutexGuard<'a, ()>,
+    /// The lock file whose append lock this thread held before this one (0: none).
+    outer: usize,
+}
+
+thread_local! {
+    /// The address of the lock file whose append lock this thread holds (0: none), so that
+    /// code run under the lock (a builder closing the log) does not take it again.
+    static HELD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl<'a> AppendLock<'a> {
+    fn new(control: &'a LockFile, in_process: MutexGuard<'a, ()>) -> AppendLock<'a> {
+        let outer = HELD.with(|h| h.replace(std::ptr::from_ref(control) as usize));
+        AppendLock { control, _in_process: in_process, outer }
+    }
 }
 
 impl Drop for AppendLock<'_> {
     fn drop(&mut self) {
+        HELD.with(|h| h.set(self.outer));
         // Unlocking cannot meaningfully fail for a valid descriptor; closing would release anyway.
         if let Some(file) = &self.control.file {
             let _ = file.unlock();
@@ -63,11 +79,20 @@ impl LockFile {
         let file = crate::fs::open_or_create(&path, false)?;
         file.lock().map_err(|e| Error::io("lock", &path, e))?;
         let len = io::file_len(&file, &path)?;
-        let fresh = len == 0;
+        // Empty: new. All zeros: a new one whose first sync failed, or that a power cut caught
+        // between its creation and its sync (a filesystem may keep the length, not the bytes).
+        let fresh = len == 0 || (len == LOCK_FILE_LEN as u64 && all_zero(&file, &path)?);
         if fresh {
-            write_initial_page(&file, &path)?;
-            io::sync_data(&file, &path)?;
-            io::sync_dir(dir)?;
+            let initialised = write_initial_page(&file, &path)
+                .and_then(|()| io::sync_data(&file, &path))
+                .and_then(|()| io::sync_dir(dir));
+            if let Err(e) = initialised {
+                // Back to empty, so that the next open initialises it again: never a page
+                // whose magic a later sync makes durable while its first sync failed.
+                let _ = file.set_len(0);
+                let _ = file.unlock();
+                return Err(e);
+            }
         } else if len != LOCK_FILE_LEN as u64 {
             let _ = file.unlock();
             return Err(Error::CorruptLockFile {
@@ -157,11 +182,17 @@ impl LockFile {
         Ok(())
     }
 
+    /// Whether this thread holds the append lock of this lock file (code run under it, such as
+    /// a builder, must not take it again).
+    pub fn held_by_this_thread(&self) -> bool {
+        HELD.with(std::cell::Cell::get) == std::ptr::from_ref(self) as usize
+    }
+
     /// Takes the append lock, waiting for other threads and processes to release it.
     pub fn lock(&self) -> Result<AppendLock<'_>> {
         let in_process = crate::log::lock(&self.in_process);
         self.lock_file()?;
-        Ok(AppendLock { control: self, _in_process: in_process })
+        Ok(AppendLock::new(self, in_process))
     }
 
     fn lock_file(&self) -> Result<()> {
@@ -173,7 +204,7 @@ impl LockFile {
 
     /// Wraps the lock taken by [`LockFile::open`].
     pub fn adopt_lock(&self) -> AppendLock<'_> {
-        AppendLock { control: self, _in_process: crate::log::lock(&self.in_process) }
+        AppendLock::new(self, crate::log::lock(&self.in_process))
     }
 
     /// Whether the published tail was written during this boot, so that it describes page-cache
@@ -234,6 +265,34 @@ impl LockFile {
         self.words.store(W_TAIL_LSN, tail.lsn.0);
     }
 
+    /// The segment whose last sync failed in some process of this boot, and whether its bytes
+    /// still have to be written again (log-format.md, "Durability", "A failed sync").
+    pub fn failed_sync(&self) -> Option<(Lsn, bool)> {
+        parse_failed_sync(self.words.load(W_FAILED_SYNC)).map(|(base, to_rewrite)| (Lsn(base), to_rewrite))
+    }
+
+    /// The raw failed-sync word, to compare before and after a sync.
+    pub fn failed_sync_word(&self) -> u64 {
+        self.words.load(W_FAILED_SYNC)
+    }
+
+    /// Records that a sync of segment `base` failed: its bytes are to be written again.
+    pub fn note_failed_sync(&self, base: Lsn) {
+        self.words.store(W_FAILED_SYNC, failed_sync_word(base.0, true));
+    }
+
+    /// Records that the bytes of segment `base` were written again (lock held): the next sync
+    /// that succeeds makes them durable.
+    pub fn note_rewritten(&self, base: Lsn) {
+        self.words.store(W_FAILED_SYNC, failed_sync_word(base.0, false));
+    }
+
+    /// Clears the failed-sync word if it is still `word`: a sync that began after the bytes
+    /// were written again succeeded.
+    pub fn clear_failed_sync(&self, word: u64) -> bool {
+        self.words.compare_exchange(W_FAILED_SYNC, word, 0)
+    }
+
     /// Resets the page after recovery from the segments: the tail, and the durable watermark
     /// `durable` (the tail LSN after a recovery that synced what it kept). Lock held.
     pub fn reset(&self, boot: [u8; 16], tail: Tail, durable: Lsn) {
@@ -242,6 +301,7 @@ impl LockFile {
         self.words.store(W_BOOT_ID_HI, hi);
         self.words.store(W_WRITE_END, tail.offset);
         self.words.store(W_DURABLE_LSN, durable.0);
+        self.words.store(W_FAILED_SYNC, 0);
         self.publish(tail);
     }
 }
@@ -259,6 +319,14 @@ pub(crate) fn create_lock_file(dir: &Path) -> Result<()> {
     let file = crate::fs::open_or_create(&path, false)?;
     write_initial_page(&file, &path)?;
     io::sync_data(&file, &path)
+}
+
+/// Whether the lock file's page is all zeros.
+fn all_zero(file: &File, path: &Path) -> Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut page = vec![0u8; LOCK_FILE_LEN];
+    file.read_exact_at(&mut page, 0).map_err(|e| Error::io("read", path, e))?;
+    Ok(page.iter().all(|&b| b == 0))
 }
 
 fn write_initial_page(file: &File, path: &Path) -> Result<()> {

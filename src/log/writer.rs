@@ -118,9 +118,6 @@ pub(crate) struct Writer {
     /// Base LSN of the segment this process last synced (0: none): its durable mark is written
     /// when the log is dropped.
     pub(super) synced_segment: AtomicU64,
-    /// Base LSNs of the segments whose last sync by this process failed: their bytes are
-    /// written again before their next sync ([`super::durability::sync_segment`]).
-    pub(super) failed_syncs: Mutex<std::collections::BTreeSet<Lsn>>,
 }
 
 /// The newest segment, as the current leader writes it.
@@ -155,7 +152,6 @@ impl Writer {
             repairs: Mutex::new(Vec::new()),
             writeback: Writeback::new(),
             synced_segment: AtomicU64::new(0),
-            failed_syncs: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -176,6 +172,9 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
     let mut active = lock(&shared.writer.active);
     let mut tail = shared.control.tail();
     if let Err(e) = catch_up(shared, &mut active, &mut tail) {
+        return fail_all(e);
+    }
+    if let Err(e) = super::durability::write_again_if_needed(shared, &tail) {
         return fail_all(e);
     }
     let mut run =
@@ -531,7 +530,7 @@ fn start_writeback(shared: &Shared, current: &mut Active, written: u64) {
 fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     shared.control.publish(*tail);
     let upto = tail.offset;
-    super::durability::sync_segment(shared, current.base, &current.file, &current.path, || Ok(upto))?;
+    super::durability::sync_segment(shared, current.base, &current.file, &current.path, Some(upto))?;
     shared.control.raise_durable(tail.lsn);
     // A rollover in flight, announced as a write to the end of the sealed segment: if this
     // process dies once the next segment exists and before it is published, the next appender
