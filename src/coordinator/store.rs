@@ -26,12 +26,15 @@ pub(crate) fn prepare(store: &Path, access: StoreAccess, allow_insecure: bool) -
     // The store may have been put in place by an open that then failed (or died) before it
     // synced the directories holding it: their names are made durable before anything in the
     // store is acknowledged.
-    if let Some(maos) = store.parent() {
-        fs::sync_dir(maos)?;
-        if let Some(root) = maos.parent().filter(|r| !r.as_os_str().is_empty()) {
-            fs::sync_dir(root)?;
-        }
-    }
+    // A directory this user may enter but not read (a project root of mode 0711) cannot be
+    // synced by them; its owner synced the name when they made it.
+    let sync_parent = |dir: &Path| match fs::sync_dir(dir) {
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
+        other => other,
+    };
+    let maos = parent_or_cwd(store);
+    sync_parent(maos)?;
+    sync_parent(parent_or_cwd(maos))?;
     fs::sweep(store, |name| fs::temp_target(name) == Some(fs::ACCESS_FILE))?;
     if let Some(maos) = store.parent() {
         sweep_built(maos, names::STORE_DIR)?;
@@ -307,4 +310,9 @@ pub fn init(root: &Path, access: StoreAccess, group: Option<u32>) -> Result<Stor
     }
     drop(super::Coordinator::options(root).open()?);
     Ok(StoreInit { store, created, previous, access, group, changed })
+}
+
+/// The directory holding `path`: `.` for a relative path of one component.
+fn parent_or_cwd(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }

@@ -22,8 +22,9 @@ const F_WRITE_END: Field = F_TAIL_OFFSET.then("write end", 8);
 const F_DURABLE_LSN: Field = F_WRITE_END.then("durable LSN", 8);
 const F_LAST_TIME: Field = F_DURABLE_LSN.then("last time", 8);
 const F_LAST_FRAME: Field = F_LAST_TIME.then("last frame", 8);
-const F_FAILED_SYNC: Field = F_LAST_FRAME.then("failed sync", 8);
-const F_RESERVED: Field = F_FAILED_SYNC.then("reserved", 4000);
+const F_SYNC_FAILURES: Field = F_LAST_FRAME.then("sync failures", 8);
+const F_SYNC_REPAIRED: Field = F_SYNC_FAILURES.then("sync failures repaired", 8);
+const F_RESERVED: Field = F_SYNC_REPAIRED.then("reserved", 3992);
 const _: () = assert!(F_RESERVED.end() == LOCK_FILE_LEN);
 
 /// The word (8-byte index) of a field that starts on a word.
@@ -54,24 +55,9 @@ pub const W_DURABLE_LSN: usize = word(F_DURABLE_LSN);
 pub const W_LAST_TIME: usize = word(F_LAST_TIME);
 /// Word of the last frame's offset.
 pub const W_LAST_FRAME: usize = word(F_LAST_FRAME);
-/// Word of the segment whose last sync failed ([`failed_sync_word`]).
-pub const W_FAILED_SYNC: usize = word(F_FAILED_SYNC);
+/// Word of the number of segment syncs that failed in this boot.
+pub const W_SYNC_FAILURES: usize = word(F_SYNC_FAILURES);
+/// Word of the number of failed syncs whose lost bytes were written again and synced.
+pub const W_SYNC_REPAIRED: usize = word(F_SYNC_REPAIRED);
 /// Words in use (the reserved rest of the page is zero).
 pub const WORDS: usize = word(F_RESERVED);
-
-/// The failed-sync word for segment `base`: `base << 1`, plus 1 while its bytes still have to be
-/// written again (log-format.md, "Durability", "A failed sync"). 0: no sync failed.
-#[must_use]
-pub const fn failed_sync_word(base: u64, to_rewrite: bool) -> u64 {
-    (base << 1) | to_rewrite as u64
-}
-
-/// The segment and whether its bytes still have to be written again, from a failed-sync word.
-#[must_use]
-pub const fn parse_failed_sync(word: u64) -> Option<(u64, bool)> {
-    if word == 0 {
-        None
-    } else {
-        Some((word >> 1, word & 1 == 1))
-    }
-}

@@ -53,82 +53,88 @@ pub(crate) fn sync_gathering(shared: &Shared, upto: Lsn, gather: bool) -> Result
     }
 }
 
-/// Syncs the segment `base` (`fdatasync`) and says whether the sync made its records durable.
+/// Syncs a segment (`fdatasync`) so that the caller may raise the durable LSN over what it
+/// holds: `Ok` only if no failed sync's lost bytes are pending and no sync failed meanwhile.
 ///
 /// After a failed sync, Linux marks the pages it could not write clean: they stay readable in
 /// the page cache but no later sync writes them, and a later sync that succeeds says nothing
-/// about them (the `fsyncgate` of the Postgres project, 2018; Rebello et al., "Can Applications
-/// Recover from `fsync` Failures?", USENIX ATC 2020). A process opened after the failure is not
-/// even told. So a failed sync is recorded in the lock file's page, for every process
-/// (log-format.md, "Durability", "A failed sync"), and until the segment's bytes were written
-/// again, from the page cache, no sync of it makes anything durable. The bytes are written
-/// again under the append lock, by the next appender ([`write_again_if_needed`]) or here when the
-/// caller holds the lock (`locked_upto`: the published tail's offset in this segment).
+/// about them; a process that opens the file afterwards is not even told (the `fsyncgate` of
+/// the Postgres project, 2018; Rebello et al., "Can Applications Recover from `fsync`
+/// Failures?", USENIX ATC 2020). So every failed segment sync, in any process, is counted in
+/// the lock file's page, and until a holder of the append lock has written the bytes again
+/// ([`repair`]), no sync makes anything durable (log-format.md, "Durability", "A failed sync").
+/// A caller holding the append lock (`locked`) repairs first; one without it repairs if it can
+/// take the lock at once, else fails.
 ///
 /// # Errors
-/// The sync's [`Error::Io`]; also an [`Error::Io`] (`EIO`) when a sync of this segment failed
-/// earlier and its bytes were not written again yet, or a sync failed meanwhile.
-pub(crate) fn sync_segment(
-    shared: &Shared,
-    base: Lsn,
-    file: &File,
-    path: &Path,
-    locked_upto: Option<u64>,
-) -> Result<()> {
+/// The sync's [`Error::Io`]; an [`Error::Io`] (`EIO`) when a failed sync's bytes are pending and
+/// the lock is taken, or a sync failed meanwhile; the repair's errors.
+pub(crate) fn sync_segment(shared: &Shared, file: &File, path: &Path, locked: bool) -> Result<()> {
     let control = &shared.control;
-    if control.failed_sync() == Some((base, true)) {
-        match locked_upto {
-            Some(upto) => {
-                write_again(shared, base, file, path, upto)?;
-                control.note_rewritten(base);
-            }
-            None => return Err(unsynced(path)),
+    if control.sync_repair_pending() {
+        if locked || control.held_by_this_thread() {
+            repair(&shared.dir, control, true)?;
+        } else if let Some(_append_lock) = control.try_lock()? {
+            repair(&shared.dir, control, true)?;
+        } else {
+            return Err(unsynced(path));
         }
     }
-    let before = control.failed_sync_word();
-    if let Err(e) = io::sync_data(file, path) {
-        tracing::error!(segment = %path.display(), error = %e, "a segment sync failed; its bytes are written again before a sync can make them durable");
-        control.note_failed_sync(base);
-        return Err(e);
-    }
-    // A sync that failed meanwhile, here or in another process, may have lost pages this one
-    // did not write.
-    if control.failed_sync_word() != before || (before != 0 && !control.clear_failed_sync(before)) {
+    let failures = control.sync_failures();
+    if control.sync_repair_pending() {
         return Err(unsynced(path));
     }
+    if let Err(e) = io::sync_data(file, path) {
+        tracing::error!(segment = %path.display(), error = %e, "a segment sync failed; its bytes are written again before a sync can make anything durable");
+        control.note_failed_sync();
+        return Err(e);
+    }
+    if control.sync_failures() != failures {
+        return Err(unsynced(path)); // a sync failed meanwhile, here or in another process
+    }
     Ok(())
 }
 
-/// Under the append lock, with the published tail `tail`: writes again the bytes of the segment
-/// whose sync failed, so that the next sync of it makes them durable.
-pub(crate) fn write_again_if_needed(shared: &Shared, tail: &super::lock_file::Tail) -> Result<()> {
-    let control = &shared.control;
-    let Some((base, true)) = control.failed_sync() else { return Ok(()) };
-    let segment = shared.segment(base)?;
-    let upto = if tail.segment == base { tail.offset } else { segment.map().len() as u64 };
-    write_again(shared, base, segment.file(), &segment.path, upto)?;
-    control.note_rewritten(base);
-    Ok(())
-}
-
-/// At open, under the append lock: if a sync failed in this boot and its segment's bytes were
-/// not made durable since, writes the whole segment again and syncs it (recovery then trusts
-/// what it reads). A failed-sync word from another boot is cleared by recovery from the
-/// segments, which reads what the disk kept.
-pub(crate) fn repair_failed_sync(dir: &Path, control: &super::lock_file::LockFile) -> Result<()> {
-    if !control.written_this_boot(io::boot_id(dir)) {
+/// Writes again, with the append lock held, every byte a failed sync may have lost, and syncs
+/// it: the segments from the one holding the durable LSN to the newest, each up to the
+/// published tail (`published`) or whole (at open, before the tail is trusted). A failed sync
+/// only loses bytes written since the last sync that succeeded, so nothing below the durable
+/// LSN. Segments compaction removed are passed over.
+///
+/// # Errors
+/// [`Error::Io`] if a segment cannot be opened, mapped, written or synced (a failed sync is
+/// counted).
+pub(crate) fn repair(dir: &Path, control: &super::lock_file::LockFile, published: bool) -> Result<()> {
+    let failures = control.sync_failures();
+    if !control.sync_repair_pending() {
         return Ok(());
     }
-    let Some((base, _)) = control.failed_sync() else { return Ok(()) };
-    let path = dir.join(crate::format::segment_file_name(base));
-    if path.is_file() {
-        let file = io::open_rw(&path)?;
+    let tail = published.then(|| control.tail());
+    let durable = control.durable_lsn();
+    let mut bases: Vec<Lsn> =
+        io::list_dir(dir)?.iter().filter_map(|n| crate::format::parse_segment_file_name(n)).collect();
+    bases.sort_unstable();
+    let first = bases.iter().rev().find(|b| **b <= durable).or(bases.first()).copied();
+    for base in bases.into_iter().filter(|b| Some(*b) >= first && tail.is_none_or(|t| *b <= t.segment)) {
+        let path = dir.join(crate::format::segment_file_name(base));
+        let file = match io::open_rw(&path) {
+            Ok(file) => file,
+            Err(e) if super::is_not_found(&e) => continue, // compacted meanwhile
+            Err(e) => return Err(e),
+        };
         let len = io::file_len(&file, &path)?;
+        let upto = match tail {
+            Some(t) if t.segment == base => t.offset.min(len),
+            _ => len,
+        };
         let map = io::map_read(&file, &path, len)?;
-        write_again_from(&map, &file, &path, len)?;
-        io::sync_data(&file, &path)?;
+        write_again_from(&map, &file, &path, upto)?;
+        if let Err(e) = io::sync_data(&file, &path) {
+            control.note_failed_sync();
+            return Err(e);
+        }
     }
-    control.clear_failed_sync(control.failed_sync_word());
+    control.note_repaired(failures);
     Ok(())
 }
 
@@ -137,20 +143,12 @@ fn unsynced(path: &Path) -> crate::Error {
         "fdatasync",
         path,
         std::io::Error::other(
-            "an earlier sync of this segment failed: nothing in it is durable until the next append has written its bytes again and a sync succeeded",
+            "a segment sync failed earlier: nothing is durable until its bytes were written again under the append lock (the next append does it) and a sync succeeded",
         ),
     )
 }
 
-/// Writes the bytes `[0, upto)` of the segment `base` again, from its map, 1 MiB at a time.
-/// Called with the append lock held: nothing below the tail changes meanwhile, and no durable
-/// mark is written.
-fn write_again(shared: &Shared, base: Lsn, file: &File, path: &Path, upto: u64) -> Result<()> {
-    let map = shared.segment(base)?.remap_if_grown()?;
-    write_again_from(&map, file, path, upto)
-}
-
-/// Writes `map[..upto]` over the same bytes of `file`.
+/// Writes `map[..upto]` over the same bytes of `file`, 1 MiB at a time.
 fn write_again_from(map: &[u8], file: &File, path: &Path, upto: u64) -> Result<()> {
     const CHUNK: usize = 1 << 20;
     let end = usize::try_from(upto).unwrap_or(usize::MAX).min(map.len());
@@ -176,7 +174,7 @@ fn sync_tail(shared: &Shared) -> Result<()> {
     let target = control.tail_lsn();
     let base = control.tail_segment();
     let segment = shared.segment(base)?;
-    sync_segment(shared, base, segment.file(), &segment.path, None)?;
+    sync_segment(shared, segment.file(), &segment.path, false)?;
     control.raise_durable(target);
     shared.writer.synced_segment.store(base.0, Ordering::Release);
     shared.wake.durable();
@@ -218,8 +216,7 @@ fn write_mark(shared: &Shared, base: Lsn) -> Result<()> {
         _ => {}
     }
     segment.write_durable_mark(durable)?;
-    let upto = control.tail().offset;
-    sync_segment(shared, base, segment.file(), &segment.path, Some(upto))
+    sync_segment(shared, segment.file(), &segment.path, true)
 }
 
 /// The background thread of [`Durability::Flush`]. It ends when the log goes (it holds the log

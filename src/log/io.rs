@@ -116,19 +116,11 @@ impl SharedWords {
         }
     }
 
-    /// Replaces the word at index `i` by `new` if it is `current`; whether it did (false on a
-    /// read-only map).
-    pub fn compare_exchange(&self, i: usize, current: u64, new: u64) -> bool {
-        self.writable()
-            && self
-                .word(i)
-                .compare_exchange(
-                    current,
-                    new,
-                    std::sync::atomic::Ordering::AcqRel,
-                    std::sync::atomic::Ordering::Acquire,
-                )
-                .is_ok()
+    /// Adds `v` to the word at index `i` (nothing on a read-only map).
+    pub fn fetch_add(&self, i: usize, v: u64) {
+        if self.writable() {
+            self.word(i).fetch_add(v, std::sync::atomic::Ordering::AcqRel);
+        }
     }
 
     /// # Panics

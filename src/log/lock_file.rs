@@ -9,11 +9,11 @@ use super::io::{self, SharedWords};
 use crate::error::{Error, Result};
 use crate::types::{Lsn, Timestamp};
 
-use crate::format::lock_file::{
-    failed_sync_word, parse_failed_sync, WORDS, W_BOOT_ID_HI, W_BOOT_ID_LO, W_DURABLE_LSN, W_FAILED_SYNC,
-    W_LAST_FRAME, W_LAST_TIME, W_MAGIC, W_TAIL_LSN, W_TAIL_OFFSET, W_TAIL_SEGMENT, W_VERSION, W_WRITE_END,
-};
 pub use crate::format::lock_file::{LOCK_FILE, LOCK_FILE_LEN, LOCK_MAGIC, LOCK_VERSION};
+use crate::format::lock_file::{
+    WORDS, W_BOOT_ID_HI, W_BOOT_ID_LO, W_DURABLE_LSN, W_LAST_FRAME, W_LAST_TIME, W_MAGIC, W_SYNC_FAILURES,
+    W_SYNC_REPAIRED, W_TAIL_LSN, W_TAIL_OFFSET, W_TAIL_SEGMENT, W_VERSION, W_WRITE_END,
+};
 
 /// Where the next record goes, as published in the lock file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,12 @@ impl<'a> AppendLock<'a> {
 
 impl Drop for AppendLock<'_> {
     fn drop(&mut self) {
-        HELD.with(|h| h.set(self.outer));
+        let me = std::ptr::from_ref(self.control) as usize;
+        HELD.with(|h| {
+            if h.get() == me {
+                h.set(self.outer);
+            }
+        });
         // Unlocking cannot meaningfully fail for a valid descriptor; closing would release anyway.
         if let Some(file) = &self.control.file {
             let _ = file.unlock();
@@ -129,7 +134,7 @@ impl LockFile {
         };
         file.lock_shared().map_err(|e| Error::io("lock", &path, e))?;
         let len = io::file_len(&file, &path)?;
-        if len == 0 {
+        if len == 0 || (len == LOCK_FILE_LEN as u64 && all_zero(&file, &path)?) {
             // Being created by a first appender: as good as missing.
             return Ok(None);
         }
@@ -193,6 +198,24 @@ impl LockFile {
         let in_process = crate::log::lock(&self.in_process);
         self.lock_file()?;
         Ok(AppendLock::new(self, in_process))
+    }
+
+    /// Takes the append lock if nobody holds it, without waiting; `None` if someone does (this
+    /// thread included).
+    pub fn try_lock(&self) -> Result<Option<AppendLock<'_>>> {
+        let in_process = match self.in_process.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+        };
+        if let Some(file) = &self.file {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io("lock", &self.path, e)),
+            }
+        }
+        Ok(Some(AppendLock::new(self, in_process)))
     }
 
     fn lock_file(&self) -> Result<()> {
@@ -265,43 +288,42 @@ impl LockFile {
         self.words.store(W_TAIL_LSN, tail.lsn.0);
     }
 
-    /// The segment whose last sync failed in some process of this boot, and whether its bytes
-    /// still have to be written again (log-format.md, "Durability", "A failed sync").
-    pub fn failed_sync(&self) -> Option<(Lsn, bool)> {
-        parse_failed_sync(self.words.load(W_FAILED_SYNC)).map(|(base, to_rewrite)| (Lsn(base), to_rewrite))
+    /// The number of segment syncs that failed in this boot, in any process (log-format.md,
+    /// "Durability", "A failed sync").
+    pub fn sync_failures(&self) -> u64 {
+        self.words.load(W_SYNC_FAILURES)
     }
 
-    /// The raw failed-sync word, to compare before and after a sync.
-    pub fn failed_sync_word(&self) -> u64 {
-        self.words.load(W_FAILED_SYNC)
+    /// Whether a failed sync's lost bytes still have to be written again.
+    pub fn sync_repair_pending(&self) -> bool {
+        self.words.load(W_SYNC_REPAIRED) < self.sync_failures()
     }
 
-    /// Records that a sync of segment `base` failed: its bytes are to be written again.
-    pub fn note_failed_sync(&self, base: Lsn) {
-        self.words.store(W_FAILED_SYNC, failed_sync_word(base.0, true));
+    /// Records a failed segment sync.
+    pub fn note_failed_sync(&self) {
+        self.words.fetch_add(W_SYNC_FAILURES, 1);
     }
 
-    /// Records that the bytes of segment `base` were written again (lock held): the next sync
-    /// that succeeds makes them durable.
-    pub fn note_rewritten(&self, base: Lsn) {
-        self.words.store(W_FAILED_SYNC, failed_sync_word(base.0, false));
-    }
-
-    /// Clears the failed-sync word if it is still `word`: a sync that began after the bytes
-    /// were written again succeeded.
-    pub fn clear_failed_sync(&self, word: u64) -> bool {
-        self.words.compare_exchange(W_FAILED_SYNC, word, 0)
+    /// Records that the bytes lost by the first `failures` failed syncs were written again and
+    /// synced (append lock held).
+    pub fn note_repaired(&self, failures: u64) {
+        self.words.fetch_max(W_SYNC_REPAIRED, failures);
     }
 
     /// Resets the page after recovery from the segments: the tail, and the durable watermark
     /// `durable` (the tail LSN after a recovery that synced what it kept). Lock held.
     pub fn reset(&self, boot: [u8; 16], tail: Tail, durable: Lsn) {
+        let same_boot = self.written_this_boot(boot);
         let (lo, hi) = boot_words(boot);
         self.words.store(W_BOOT_ID_LO, lo);
         self.words.store(W_BOOT_ID_HI, hi);
         self.words.store(W_WRITE_END, tail.offset);
         self.words.store(W_DURABLE_LSN, durable.0);
-        self.words.store(W_FAILED_SYNC, 0);
+        if !same_boot {
+            // Failed syncs of another boot lost what they lost: recovery read what the disk kept.
+            self.words.store(W_SYNC_FAILURES, 0);
+            self.words.store(W_SYNC_REPAIRED, 0);
+        }
         self.publish(tail);
     }
 }

@@ -127,16 +127,16 @@ impl Log {
             // The directory, and its lock file and segments, may have been made by an open that
             // failed or died before it synced their names: they are made durable before
             // anything in them is acknowledged.
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                io::sync_dir(parent)?;
-            }
+            io::sync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
             io::sync_dir(&dir)?;
             io::check_local_filesystem(&dir)?;
             opts.check_permissions()?;
             let (control, _fresh) = LockFile::open(&dir)?;
             let recovery = {
                 let _lock = control.adopt_lock();
-                durability::repair_failed_sync(&dir, &control)?;
+                if control.written_this_boot(io::boot_id(&dir)) {
+                    durability::repair(&dir, &control, false)?;
+                }
                 recovery::recover(&dir, &control, &opts)?
             };
             (control, recovery)

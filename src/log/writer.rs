@@ -174,7 +174,7 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
     if let Err(e) = catch_up(shared, &mut active, &mut tail) {
         return fail_all(e);
     }
-    if let Err(e) = super::durability::write_again_if_needed(shared, &tail) {
+    if let Err(e) = super::durability::repair(&shared.dir, &shared.control, true) {
         return fail_all(e);
     }
     let mut run =
@@ -529,8 +529,7 @@ fn start_writeback(shared: &Shared, current: &mut Active, written: u64) {
 /// tail) and starts the next one at the tail LSN.
 fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     shared.control.publish(*tail);
-    let upto = tail.offset;
-    super::durability::sync_segment(shared, current.base, &current.file, &current.path, Some(upto))?;
+    super::durability::sync_segment(shared, &current.file, &current.path, true)?;
     shared.control.raise_durable(tail.lsn);
     // A rollover in flight, announced as a write to the end of the sealed segment: if this
     // process dies once the next segment exists and before it is published, the next appender
