@@ -231,7 +231,7 @@ impl DurableSubscription {
             deliveries,
         };
         let max = self.coordinator.log.opts().max_record_size;
-        let payload = super::encode_checked(&Recorded { actor: self.agent.clone(), event }, max)?;
+        let payload = crate::model::encode_checked(&Recorded { actor: self.agent.clone(), event }, max)?;
         self.coordinator.log.append_owned(RecordKind::new(EVENT_RECORD_KIND)?, &payload)?;
         tracing::warn!(agent = %self.agent, subscription = %self.name, %lsn, deliveries, "record dead-lettered");
         self.save(CursorState::at(lsn.next()))
