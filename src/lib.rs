@@ -66,6 +66,7 @@ pub mod log;
 pub mod model;
 pub mod projection;
 pub mod snapshot;
+pub mod subscription;
 mod types;
 
 /// The README's code blocks, compiled as doc tests so that they stay true.

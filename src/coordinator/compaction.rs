@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::Coordinator;
 use crate::error::{Error, Result};
-use crate::model::{AgentId, Recorded, Supersession, EVENT_RECORD_KIND};
+use crate::model::{Recorded, Supersession, EVENT_RECORD_KIND};
 use crate::snapshot;
 use crate::types::{Lsn, Timestamp};
 
@@ -135,25 +135,13 @@ impl Coordinator {
         Ok(supersession)
     }
 
-    /// Moves a durable subscription's cursor to `lsn`, its delivery count starting over (after a
-    /// [`Error::Compacted`] answer: to the log's first LSN, once the owner has re-read the state
-    /// it needs).
-    ///
-    /// # Errors
-    /// [`Error::Io`] if the cursor directory or file cannot be created, written, synced or renamed into
-    /// place.
-    pub fn reset_cursor(&self, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
-        let path = super::cursor::cursor_path(&self.store_dir(), agent, name);
-        super::cursor::write_cursor(&path, super::cursor::CursorState::at(lsn))
-    }
-
     /// Syncs the snapshot and cursor directories, so that the snapshot and the cursor positions
     /// compaction chose by are on the disk before the records they replace go: a writer whose
     /// directory sync failed left its file in place under a name a power cut may take back,
     /// with the records before it gone.
     fn sync_what_compaction_relies_on(&self) -> Result<()> {
         crate::fs::sync_dir(self.snapshots.store.dir())?;
-        let cursors = super::cursor::cursor_dir(&self.store_dir());
+        let cursors = crate::subscription::cursor_dir(&self.store_dir());
         if cursors.is_dir() {
             crate::fs::sync_dir(&cursors)?;
         }
@@ -172,7 +160,7 @@ impl Coordinator {
     }
 
     fn slowest_cursor(&self) -> Result<Option<(PathBuf, Lsn)>> {
-        let dir = super::cursor::cursor_dir(&self.store_dir());
+        let dir = crate::subscription::cursor_dir(&self.store_dir());
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -184,7 +172,7 @@ impl Coordinator {
             if path.extension().is_none_or(|e| e != "cursor") {
                 continue;
             }
-            let Some(cursor) = super::cursor::read_cursor(&path)? else {
+            let Some(cursor) = crate::subscription::read_cursor(&path)? else {
                 continue; // removed since the directory was listed
             };
             let position = cursor.position;

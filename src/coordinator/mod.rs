@@ -13,7 +13,6 @@ mod barriers_locks;
 mod claims;
 mod compaction;
 mod context;
-mod cursor;
 mod define;
 mod deps;
 #[doc(hidden)]
@@ -32,17 +31,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+// The subscription layer's types, public here as they were before it had a layer of its own.
+pub use crate::subscription::{
+    Delivery, DurableOptions, DurableSubscription, Subscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS,
+};
 pub use agents::{HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use barriers_locks::LockGrant;
 pub use compaction::{CompactOptions, CompactionReport, HeldBack, KeyedCounts};
 pub use context::SetOptions;
-pub use cursor::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use store::{checked_access, ensure_store, init, StoreInit};
 pub use transition::ATTEMPTS_EXHAUSTED;
-pub use watch::{ContextWatcher, Delivery, Subscription};
+pub use watch::ContextWatcher;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
