@@ -57,6 +57,7 @@
 compile_error!("maos-coord currently supports Linux only (fallocate, statfs magic numbers, boot id)");
 
 pub mod clock;
+pub mod compaction;
 pub mod coordinator;
 mod error;
 #[doc(hidden)]

@@ -6,6 +6,13 @@
 //! its error and appends nothing. Every query catches up with the log first and is answered from
 //! the projections in memory. So decisions such as "this task is still free" are linearizable
 //! across processes (ARCHITECTURE.md, "The path of a command").
+//!
+//! Subscriptions and compaction are layers of their own below it ([`crate::subscription`],
+//! [`crate::compaction`]). The coordinator's methods for them (`subscribe*`, `reset_cursor`,
+//! `compact`) are entry points: they check what only the coordinator knows (that the agent is
+//! registered and active), then pass those layers the log, the store's snapshot files and
+//! cursor directory, and, to subscriptions, the coordinator itself as their source of decoded
+//! records and of the time its commands decide with.
 
 mod agents;
 mod audit;
@@ -31,14 +38,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-// The subscription layer's types, public here as they were before it had a layer of its own.
+// The compaction and subscription layers' types, public here as they were before they had
+// layers of their own.
+pub use crate::compaction::{CompactOptions, CompactionReport, HeldBack, KeyedCounts};
 pub use crate::subscription::{
     Delivery, DurableOptions, DurableSubscription, Subscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS,
 };
 pub use agents::{HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use barriers_locks::LockGrant;
-pub use compaction::{CompactOptions, CompactionReport, HeldBack, KeyedCounts};
 pub use context::SetOptions;
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
