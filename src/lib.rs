@@ -3,7 +3,9 @@
 //! Agents (separate OS processes on one host) share tasks, context and events through one durable,
 //! auditable store under `.maos/coordination/` of a project. Layers, bottom up:
 //! [`log`] (segmented, checksummed, memory-mapped, many appending processes, group commit, crash
-//! recovery), [`model`] (what is recorded), [`projection`] (state as a fold of the records) and
+//! recovery), [`model`] (what is recorded), [`projection`] (state as a fold of the records),
+//! [`snapshot`] (the state as of one LSN, in one file), [`subscription`] (live and durable
+//! subscriptions, cursor files), [`compaction`] (which prefix of the log may go) and
 //! [`coordinator`] (the async API). The byte-exact on-disk format is `log-format.md` at the
 //! repository root; how the layers fit together, the path of a command and the invariants are in
 //! `ARCHITECTURE.md` beside it.
@@ -57,6 +59,7 @@
 compile_error!("maos-coord currently supports Linux only (fallocate, statfs magic numbers, boot id)");
 
 pub mod clock;
+pub mod compaction;
 pub mod coordinator;
 mod error;
 #[doc(hidden)]
@@ -66,6 +69,7 @@ pub mod log;
 pub mod model;
 pub mod projection;
 pub mod snapshot;
+pub mod subscription;
 mod types;
 
 /// The README's code blocks, compiled as doc tests so that they stay true.

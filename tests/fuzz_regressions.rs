@@ -100,7 +100,7 @@ fn saved_snapshot_file_inputs_keep_the_contract() {
 
 #[test]
 fn saved_cursor_file_inputs_keep_the_contract() {
-    replay("cursor_file", maos_coord::coordinator::fuzzing::cursor_file);
+    replay("cursor_file", maos_coord::subscription::fuzzing::cursor_file);
 }
 
 #[test]

@@ -7,5 +7,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let dir = maos_coord::log::fuzzing::scratch_dir();
-    maos_coord::coordinator::fuzzing::cursor_file(dir.path(), data);
+    maos_coord::subscription::fuzzing::cursor_file(dir.path(), data);
 });

@@ -4,18 +4,18 @@
 //! on whether it succeeded and on every task's status and holder. Here so that
 //! `tests/fuzz_regressions.rs` replays saved inputs through the same code.
 //!
-//! The bodies of the coordinator's other fuzz targets are in the submodules: `cursor_file`
-//! and `json_values`.
+//! The body of the `json_values` fuzz target is in the submodule `json_values`; that of
+//! `cursor_file` moved with the cursor files to [`crate::subscription::fuzzing`] and is
+//! re-exported here under its old path.
 // A fuzz body: a panic is how it reports a disagreement, so asserting and indexing into its own
 // model are the point here.
 #![allow(clippy::indexing_slicing, clippy::expect_used)]
 
-mod cursor_file;
 mod json_values;
 
 use std::path::Path;
 
-pub use cursor_file::{cursor_file, repair as repair_cursor_file};
+pub use crate::subscription::fuzzing::{cursor_file, repair as repair_cursor_file};
 pub use json_values::json_values;
 
 use super::Coordinator;

@@ -6,6 +6,13 @@
 //! its error and appends nothing. Every query catches up with the log first and is answered from
 //! the projections in memory. So decisions such as "this task is still free" are linearizable
 //! across processes (ARCHITECTURE.md, "The path of a command").
+//!
+//! Subscriptions and compaction are layers of their own below it ([`crate::subscription`],
+//! [`crate::compaction`]). The coordinator's methods for them (`subscribe*`, `reset_cursor`,
+//! `compact`) are entry points: they check what only the coordinator knows (that the agent is
+//! registered and active), then pass those layers the log, the store's snapshot files and
+//! cursor directory, and, to subscriptions, the coordinator itself as their source of decoded
+//! records and of the time its commands decide with.
 
 mod agents;
 mod audit;
@@ -13,7 +20,6 @@ mod barriers_locks;
 mod claims;
 mod compaction;
 mod context;
-mod cursor;
 mod define;
 mod deps;
 #[doc(hidden)]
@@ -32,23 +38,27 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+// The compaction and subscription layers' types, public here as they were before they had
+// layers of their own.
+pub use crate::compaction::{CompactOptions, CompactionReport, HeldBack, KeyedCounts};
+pub use crate::subscription::{
+    Delivery, DurableOptions, DurableSubscription, Subscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS,
+};
 pub use agents::{HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use barriers_locks::LockGrant;
-pub use compaction::{CompactOptions, CompactionReport, HeldBack, KeyedCounts};
 pub use context::SetOptions;
-pub use cursor::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use store::{checked_access, ensure_store, init, StoreInit};
 pub use transition::ATTEMPTS_EXHAUSTED;
-pub use watch::{ContextWatcher, Delivery, Subscription};
+pub use watch::ContextWatcher;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fs::{names, StoreAccess};
 use crate::log::{Built, Durability, Log};
-use crate::model::{AgentId, Event, Recorded, EVENT_RECORD_KIND};
+use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
 use crate::snapshot::Snapshots;
 use crate::types::{Lsn, RecordKind, Timestamp};
@@ -448,32 +458,6 @@ impl Coordinator {
     }
 }
 
-/// The payload of `recorded`, once it is known to fit a record of at most `max` bytes and to
-/// read back as written: the one check that no record the store cannot take or read is ever
-/// appended, whatever a command put into it. Too large: [`Error::ValueTooLarge`] naming the
-/// record's event type.
-fn encode_checked(recorded: &Recorded, max: u32) -> Result<Vec<u8>> {
-    let payload = recorded.encode()?;
-    if payload.len() > max as usize {
-        return Err(Error::ValueTooLarge {
-            what: format!("a {} record", recorded.event.type_name()),
-            size: payload.len(),
-            max: max as usize,
-        });
-    }
-    match Recorded::decode(Lsn(0), &payload) {
-        Ok(back) if back == *recorded => Ok(payload),
-        Ok(_) => Err(Error::Unreadable {
-            event: recorded.event.type_name().to_owned(),
-            reason: "it reads back as another record".into(),
-        }),
-        Err(Error::Decode { reason, .. }) => {
-            Err(Error::Unreadable { event: recorded.event.type_name().to_owned(), reason })
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// The agent must be registered and active.
 fn require_agent(state: &State, agent: &AgentId) -> Result<()> {
     match state.agents.get(agent.as_str()) {
@@ -486,40 +470,5 @@ fn require_agent(state: &State, agent: &AgentId) -> Result<()> {
             },
         }),
         None => Err(Error::UnknownAgent { agent: agent.clone(), detail: String::new() }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_record_that_would_not_read_back_is_refused_before_it_is_appended() {
-        // Encoding and comparing 1,100 levels recurses deeper than a test thread's default stack
-        // in a debug build.
-        std::thread::Builder::new().stack_size(64 << 20).spawn(refuse_deep).unwrap().join().unwrap();
-    }
-
-    fn refuse_deep() {
-        let deep = (0..1100).fold(serde_json::Value::Null, |v, _| serde_json::Value::Array(vec![v]));
-        let event = Event::Custom {
-            event_type: "deep".into(),
-            data: deep,
-            metadata: std::collections::BTreeMap::new(),
-        };
-        let actor = AgentId::new("a").unwrap();
-        let err = encode_checked(&Recorded { actor: actor.clone(), event }, 1 << 20).unwrap_err();
-        assert!(
-            matches!(&err, Error::Unreadable { event, reason } if event == "deep" && reason.contains("depth")),
-            "{err}"
-        );
-        let fine = Event::Custom {
-            event_type: "ok".into(),
-            data: serde_json::json!([1]),
-            metadata: std::collections::BTreeMap::new(),
-        };
-        assert!(encode_checked(&Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
-        let err = encode_checked(&Recorded { actor, event: fine }, 10).unwrap_err();
-        assert!(matches!(&err, Error::ValueTooLarge { what, max: 10, .. } if what == "a ok record"), "{err}");
     }
 }

@@ -1,135 +1,39 @@
-//! Subscriptions: events matching a filter, and the updates of one context key, delivered in
-//! LSN order from any process. A caught-up subscriber sleeps until the log wakes it (appends in
-//! this process directly, other processes' through file notifications).
+//! The coordinator's entry points to the subscription layer ([`crate::subscription`]):
+//! subscriptions, durable subscriptions and their cursors, made once the subscribing agent is
+//! known to be registered and active; the coordinator as their [`Source`] (records decoded
+//! through its tombstone skips, the time its commands decide with); and context watches, which
+//! read the context projection for each update delivered.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use super::context::not_visible;
+use super::repair::Undecoded;
 use super::{require_agent, Coordinator};
 use crate::error::Result;
-use crate::log::LogReader;
-use crate::model::{
-    AgentId, ContextEntry, ContextKey, Event, EventFilter, Recorded, Withheld, EVENT_RECORD_KIND,
-};
+use crate::model::{AgentId, ContextEntry, ContextKey, Event, EventFilter, Recorded, Withheld};
 use crate::projection::entry_of;
+use crate::subscription::{self, Decoded, DurableOptions, DurableSubscription, Source, Subscription};
 use crate::types::{Lsn, Timestamp};
 
-/// One delivered event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    /// Its LSN.
-    pub lsn: Lsn,
-    /// When it was appended.
-    pub time: Timestamp,
-    /// The event and its actor.
-    pub recorded: Recorded,
-    /// `Some` if the event is a context update whose value the subscriber may not read at
-    /// delivery ([`model::access`](crate::model::access)): its value is JSON null and its
-    /// metadata empty ([`Recorded::withhold_from`]).
-    pub withheld: Option<Withheld>,
-    /// How many times this record has been handed out, this time included: 1 on its first
-    /// delivery, and always 1 from a plain [`Subscription`]. From a
-    /// [`DurableSubscription`](super::DurableSubscription) it is counted in the cursor file and
-    /// survives restarts for the head (a record handed out when everything delivered before it
-    /// was acknowledged); a record handed out while an earlier one is unacknowledged counts
-    /// from 1 in each run (earlier runs did not count it).
-    pub deliveries: u32,
-}
-
-/// Events matching a filter, in LSN order, from a starting LSN on, as the subscribing agent may
-/// see them.
-pub struct Subscription {
-    coordinator: Coordinator,
-    reader: LogReader,
-    filter: EventFilter,
-    agent: AgentId,
-}
-
-impl Subscription {
-    /// The next matching event, waiting for one to be appended if needed.
-    ///
-    /// # Errors
-    /// As [`Subscription::try_next`].
-    pub async fn next(&mut self) -> Result<Delivery> {
-        loop {
-            if let Some(d) = self.try_next()? {
-                return Ok(d);
-            }
-            self.wait().await;
+impl Source for Coordinator {
+    fn decode(&self, lsn: Lsn, payload: &[u8]) -> Result<Decoded> {
+        match self.skips.decode(&self.log, lsn, payload) {
+            Ok(Some(recorded)) => Ok(Decoded::Event(recorded)),
+            Ok(None) => Ok(Decoded::Skipped),
+            Err(Undecoded::Unskipped { reason, .. }) => Ok(Decoded::Undecodable(reason)),
+            Err(Undecoded::Failed(e)) => Err(e),
         }
     }
 
-    /// Waits until the log may hold the record at the subscription's position (returns at
-    /// once if it does).
-    pub(super) async fn wait(&self) {
-        self.coordinator.log.wait_for(self.reader.position(), Duration::from_secs(3600)).await;
-    }
-
-    /// Moves the subscription to `lsn`.
-    pub(super) fn seek(&mut self, lsn: Lsn) -> Result<()> {
-        self.reader = self.coordinator.log.reader_from(lsn)?;
-        Ok(())
-    }
-
-    /// The next matching event already in the log, if any.
-    ///
-    /// A context update's value is withheld ([`Delivery::withheld`]) when the subscriber may
-    /// not read it at delivery, decided with the time a command run then would use. The filter
-    /// is matched against the event as delivered: a metadata filter does not match a withheld
-    /// update (its metadata is withheld with the value).
-    ///
-    /// # Errors
-    /// As [`LogReader::next`]; [`Error::UndecodableRecord`](crate::Error::UndecodableRecord) for a
-    /// coordination record that does not decode and that no tombstone skips (the subscription stays on it:
-    /// asking again fails again); deciding whether to withhold a context value catches up as every
-    /// [query](Coordinator#errors) does.
-    pub fn try_next(&mut self) -> Result<Option<Delivery>> {
-        while let Some(record) = self.reader.next()? {
-            if record.kind.get() != EVENT_RECORD_KIND {
-                continue;
-            }
-            let (lsn, time) = (record.lsn, record.timestamp);
-            let mut recorded = match self.coordinator.skips.decode(&self.coordinator.log, lsn, record.payload)
-            {
-                Ok(Some(recorded)) => recorded,
-                Ok(None) => continue,
-                Err(e) => {
-                    let error = e.at(self.reader.last_location());
-                    // Stay on the record: asking again fails again, never skips it.
-                    self.seek(lsn)?;
-                    return Err(error);
-                }
-            };
-            // Withholding only empties metadata, so what the full event does not match, the
-            // delivered one does not either.
-            if !self.filter.matches(&recorded) {
-                continue;
-            }
-            let withheld = match recorded.event {
-                Event::ContextUpdated { .. } => {
-                    let now = self.coordinator.read_at(|_, now| now)?;
-                    recorded.withhold_from(&self.agent, now)
-                }
-                _ => None,
-            };
-            if withheld.is_some() && !self.filter.matches(&recorded) {
-                continue;
-            }
-            return Ok(Some(Delivery { lsn, time, recorded, withheld, deliveries: 1 }));
-        }
-        Ok(None)
-    }
-
-    /// LSN of the next record the subscription will look at.
-    #[must_use]
-    pub fn position(&self) -> Lsn {
-        self.reader.position()
+    fn now(&self) -> Result<Timestamp> {
+        self.read_at(|_, now| now)
     }
 }
 
 /// Every later update of one context key, in order.
 pub struct ContextWatcher {
     subscription: Subscription,
+    coordinator: Coordinator,
     key: ContextKey,
     reader: AgentId,
 }
@@ -157,7 +61,7 @@ impl ContextWatcher {
                 _ => continue,
             };
             let (key, reader) = (&self.key, &self.reader);
-            let life = self.subscription.coordinator.read(|s| {
+            let life = self.coordinator.read(|s| {
                 require_agent(s, reader)?;
                 Ok(s.context.at_version(key, version).and_then(|v| v.created_at))
             })??;
@@ -178,7 +82,8 @@ impl ContextWatcher {
 
 impl Coordinator {
     /// Events matching `filter` appended from now on, as `agent` may see them (context values
-    /// it may not read are withheld: [`Delivery::withheld`]).
+    /// it may not read are withheld:
+    /// [`Delivery::withheld`](crate::subscription::Delivery::withheld)).
     ///
     /// # Errors
     /// As [`Coordinator::subscribe_from`].
@@ -187,7 +92,8 @@ impl Coordinator {
     }
 
     /// Events matching `filter` from `lsn` on, as `agent` may see them (context values it may
-    /// not read are withheld: [`Delivery::withheld`]).
+    /// not read are withheld:
+    /// [`Delivery::withheld`](crate::subscription::Delivery::withheld)).
     ///
     /// # Errors
     /// [`Error::UnknownAgent`](crate::Error::UnknownAgent) unless `agent` is registered and active; those of
@@ -195,12 +101,7 @@ impl Coordinator {
     /// [`Log::reader_from`](crate::Log::reader_from) does.
     pub fn subscribe_from(&self, agent: &AgentId, filter: EventFilter, lsn: Lsn) -> Result<Subscription> {
         self.read(|s| require_agent(s, agent))??;
-        Ok(Subscription {
-            coordinator: self.clone(),
-            reader: self.log.reader_from(lsn)?,
-            filter,
-            agent: agent.clone(),
-        })
+        Subscription::new(&self.log, Arc::new(self.clone()), agent, filter, lsn)
     }
 
     /// Every later update of `key` (or, with `from_version`, every update from that version
@@ -223,8 +124,65 @@ impl Coordinator {
         let filter = EventFilter::all().types(["ContextUpdated", "ContextDeleted"]);
         Ok(ContextWatcher {
             subscription: self.subscribe_from(reader, filter, start)?,
+            coordinator: self.clone(),
             key: key.clone(),
             reader: reader.clone(),
         })
+    }
+
+    /// A durable subscription of `agent` named `name` with default [`DurableOptions`]: see
+    /// [`Coordinator::subscribe_durable_with`].
+    ///
+    /// # Errors
+    /// As [`Coordinator::subscribe_durable_with`].
+    pub fn subscribe_durable(
+        &self,
+        agent: &AgentId,
+        name: &str,
+        filter: EventFilter,
+    ) -> Result<DurableSubscription> {
+        self.subscribe_durable_with(agent, name, filter, DurableOptions::default())
+    }
+
+    /// A durable subscription of `agent` named `name`: it resumes from its cursor file and
+    /// delivers the events matching `filter` from there on. A subscription without a cursor
+    /// file is new: the file is created at once, at the log's first LSN, so compaction keeps
+    /// everything it has not processed.
+    ///
+    /// # Errors
+    /// [`Error::Compacted`](crate::Error::Compacted) if the cursor's position was compacted
+    /// away (by a forced compaction; [`Coordinator::reset_cursor`] moves it on),
+    /// [`Error::CorruptCursor`](crate::Error::CorruptCursor) for a damaged cursor file,
+    /// [`Error::UnknownAgent`](crate::Error::UnknownAgent) unless `agent` is registered and
+    /// active, [`Error::InvalidName`](crate::Error::InvalidName) for an invalid name;
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for `max_deliveries` of 0, or
+    /// an agent id and name longer than [`MAX_CURSOR_NAMES`](super::MAX_CURSOR_NAMES) bytes
+    /// together (they name the cursor file, hex-encoded, within the 255-byte limit of file
+    /// names). [`Error::Io`](crate::Error::Io) if the cursor file cannot be read or created;
+    /// those of every [query](Coordinator#errors); positioning the subscription fails as
+    /// [`Log::reader_from`](crate::Log::reader_from) does.
+    pub fn subscribe_durable_with(
+        &self,
+        agent: &AgentId,
+        name: &str,
+        filter: EventFilter,
+        opts: DurableOptions,
+    ) -> Result<DurableSubscription> {
+        DurableSubscription::check(agent, name, &opts)?;
+        self.read(|s| require_agent(s, agent))??;
+        DurableSubscription::open(&self.log, &self.store_dir(), agent, name, opts, move |lsn| {
+            self.subscribe_from(agent, filter.clone(), lsn)
+        })
+    }
+
+    /// Moves a durable subscription's cursor to `lsn`, its delivery count starting over (after a
+    /// [`Error::Compacted`](crate::Error::Compacted) answer: to the log's first LSN, once the
+    /// owner has re-read the state it needs).
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) if the cursor directory or file cannot be created,
+    /// written, synced or renamed into place.
+    pub fn reset_cursor(&self, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
+        subscription::reset_cursor(&self.store_dir(), agent, name, lsn)
     }
 }

@@ -75,6 +75,32 @@ impl Recorded {
     }
 }
 
+/// The payload of `recorded`, once it is known to fit a record of at most `max` bytes and to
+/// read back as written: the one check that no record the store cannot take or read is ever
+/// appended, whatever a command (or a dead letter) put into it. Too large:
+/// [`Error::ValueTooLarge`] naming the record's event type.
+pub(crate) fn encode_checked(recorded: &Recorded, max: u32) -> Result<Vec<u8>> {
+    let payload = recorded.encode()?;
+    if payload.len() > max as usize {
+        return Err(Error::ValueTooLarge {
+            what: format!("a {} record", recorded.event.type_name()),
+            size: payload.len(),
+            max: max as usize,
+        });
+    }
+    match Recorded::decode(Lsn(0), &payload) {
+        Ok(back) if back == *recorded => Ok(payload),
+        Ok(_) => Err(Error::Unreadable {
+            event: recorded.event.type_name().to_owned(),
+            reason: "it reads back as another record".into(),
+        }),
+        Err(Error::Decode { reason, .. }) => {
+            Err(Error::Unreadable { event: recorded.event.type_name().to_owned(), reason })
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Everything that can happen in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -431,5 +457,35 @@ mod tests {
         }
         assert!(!Recorded::is_custom(b""));
         assert!(!Recorded::is_custom(&[0xde, 0xad, 0xbe, 0xef]));
+    }
+
+    #[test]
+    fn a_record_that_would_not_read_back_is_refused_before_it_is_appended() {
+        // Encoding and comparing 1,100 levels recurses deeper than a test thread's default stack
+        // in a debug build.
+        std::thread::Builder::new().stack_size(64 << 20).spawn(refuse_deep).unwrap().join().unwrap();
+    }
+
+    fn refuse_deep() {
+        let deep = (0..1100).fold(serde_json::Value::Null, |v, _| serde_json::Value::Array(vec![v]));
+        let event = Event::Custom {
+            event_type: "deep".into(),
+            data: deep,
+            metadata: std::collections::BTreeMap::new(),
+        };
+        let actor = AgentId::new("a").unwrap();
+        let err = encode_checked(&Recorded { actor: actor.clone(), event }, 1 << 20).unwrap_err();
+        assert!(
+            matches!(&err, Error::Unreadable { event, reason } if event == "deep" && reason.contains("depth")),
+            "{err}"
+        );
+        let fine = Event::Custom {
+            event_type: "ok".into(),
+            data: serde_json::json!([1]),
+            metadata: std::collections::BTreeMap::new(),
+        };
+        assert!(encode_checked(&Recorded { actor: actor.clone(), event: fine.clone() }, 1 << 20).is_ok());
+        let err = encode_checked(&Recorded { actor, event: fine }, 10).unwrap_err();
+        assert!(matches!(&err, Error::ValueTooLarge { what, max: 10, .. } if what == "a ok record"), "{err}");
     }
 }

@@ -16,6 +16,7 @@ mod tombstone;
 
 pub use context::{access, Access, ContextEntry, SetCondition, Visibility, Withheld};
 pub use dependency::{ArtifactType, Dependency, DependencyStatus};
+pub(crate) use event::encode_checked;
 pub use event::{Event, Recorded, COORDINATION_KINDS, EVENT_RECORD_KIND};
 pub use filter::{EventFilter, Subject};
 pub use ids::{

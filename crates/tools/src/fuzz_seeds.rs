@@ -7,12 +7,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use maos_coord::coordinator::fuzzing::repair_cursor_file;
 use maos_coord::log::fuzzing::template::template;
 use maos_coord::model::{
     AgentId, ArtifactType, BarrierName, ContextEntry, ContextKey, EventFilter, LockName, NewTask, Visibility,
 };
 use maos_coord::projection::StateImage;
+use maos_coord::subscription::fuzzing::repair as repair_cursor_file;
 use maos_coord::{Coordinator, Durability, Lsn, RecoveryMode};
 use serde_json::json;
 

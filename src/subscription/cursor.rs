@@ -8,6 +8,7 @@ use crate::fs::TempFile;
 use crate::error::{Error, Result};
 pub(crate) use crate::format::cursor::CursorState;
 use crate::model::AgentId;
+use crate::types::Lsn;
 
 /// The directory of a store's cursor files.
 pub(crate) fn cursor_dir(store: &Path) -> PathBuf {
@@ -42,6 +43,12 @@ pub(crate) fn read(path: &Path) -> Result<Option<CursorState>> {
 pub(crate) fn write(path: &Path, state: CursorState) -> Result<()> {
     let dir = parent(path)?;
     write_temporary(dir, path, state)?.persist(path)
+}
+
+/// Moves the cursor of `agent`'s subscription `name` in the store at `store` to `lsn`, its
+/// delivery count starting over: durable when this returns.
+pub(crate) fn reset(store: &Path, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
+    write(&cursor_path(store, agent, name), CursorState::at(lsn))
 }
 
 /// Creates a cursor file holding `state` unless one exists (another process may create it at
@@ -97,7 +104,6 @@ use crate::fs::sync_dir;
 mod tests {
     use super::*;
     use crate::format::cursor::CURSOR_MAGIC;
-    use crate::types::Lsn;
 
     fn v1(position: u64) -> Vec<u8> {
         let mut bytes = CURSOR_MAGIC.to_vec();

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::coordinator::cursor::{read_cursor, write_cursor};
+use super::cursor::{read as read_cursor, write as write_cursor};
 use crate::error::Error;
 use crate::format::{put, u32_at};
 

@@ -5,17 +5,14 @@
 //! compaction never removes what a subscriber has not processed (unless forced, and then the
 //! subscriber is told).
 
-mod file;
-
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub(super) use file::{cursor_dir, cursor_path, read as read_cursor, write as write_cursor, CursorState};
-
-use super::watch::{Delivery, Subscription};
-use super::{require_agent, Coordinator};
+use super::cursor::{self, cursor_path, read as read_cursor, write as write_cursor, CursorState};
+use super::{Delivery, Subscription};
 use crate::error::{Error, Result};
-use crate::model::{AgentId, Event, EventFilter, Recorded, EVENT_RECORD_KIND};
+use crate::log::Log;
+use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::types::{Lsn, RecordKind};
 
 /// Default of [`DurableOptions::scan_persist_records`]: a caught-up subscriber with nothing
@@ -27,7 +24,8 @@ pub const SCAN_PERSIST_RECORDS: u64 = 1024;
 /// written, stays within the 255 bytes of a file name).
 pub const MAX_CURSOR_NAMES: usize = 105;
 
-/// Options of a durable subscription ([`Coordinator::subscribe_durable_with`]).
+/// Options of a durable subscription
+/// ([`Coordinator::subscribe_durable_with`](crate::Coordinator::subscribe_durable_with)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurableOptions {
     /// The most times the head (the first unacknowledged match) is handed out. When it would be
@@ -63,7 +61,7 @@ impl Default for DurableOptions {
 /// persisted; each write is a temporary file, fsync, rename and directory fsync.
 pub struct DurableSubscription {
     subscription: Subscription,
-    coordinator: Coordinator,
+    log: Log,
     agent: AgentId,
     name: String,
     path: PathBuf,
@@ -158,7 +156,7 @@ impl DurableSubscription {
     /// cannot be written; moving the subscription on fails as [`Log::reader_from`](crate::Log::reader_from)
     /// does.
     pub fn ack(&mut self, lsn: Lsn) -> Result<()> {
-        let tail = self.coordinator.log.next_lsn();
+        let tail = self.log.next_lsn();
         if lsn >= tail {
             return Err(Error::InvalidArgument {
                 name: "lsn",
@@ -230,9 +228,9 @@ impl DurableSubscription {
             lsn,
             deliveries,
         };
-        let max = self.coordinator.log.opts().max_record_size;
-        let payload = super::encode_checked(&Recorded { actor: self.agent.clone(), event }, max)?;
-        self.coordinator.log.append_owned(RecordKind::new(EVENT_RECORD_KIND)?, &payload)?;
+        let max = self.log.opts().max_record_size;
+        let payload = encode_checked(&Recorded { actor: self.agent.clone(), event }, max)?;
+        self.log.append_owned(RecordKind::new(EVENT_RECORD_KIND)?, &payload)?;
         tracing::warn!(agent = %self.agent, subscription = %self.name, %lsn, deliveries, "record dead-lettered");
         self.save(CursorState::at(lsn.next()))
     }
@@ -244,42 +242,15 @@ impl DurableSubscription {
     }
 }
 
-impl Coordinator {
-    /// A durable subscription of `agent` named `name` with default [`DurableOptions`]: see
-    /// [`Coordinator::subscribe_durable_with`].
+impl DurableSubscription {
+    /// Checks the names and options of a durable subscription, before anything is read or
+    /// created.
     ///
     /// # Errors
-    /// As [`Coordinator::subscribe_durable_with`].
-    pub fn subscribe_durable(
-        &self,
-        agent: &AgentId,
-        name: &str,
-        filter: EventFilter,
-    ) -> Result<DurableSubscription> {
-        self.subscribe_durable_with(agent, name, filter, DurableOptions::default())
-    }
-
-    /// A durable subscription of `agent` named `name`: it resumes from its cursor file and
-    /// delivers the events matching `filter` from there on. A subscription without a cursor
-    /// file is new: the file is created at once, at the log's first LSN, so compaction keeps
-    /// everything it has not processed.
-    ///
-    /// # Errors
-    /// [`Error::Compacted`] if the cursor's position was compacted away (by a forced compaction;
-    /// [`Coordinator::reset_cursor`] moves it on), [`Error::CorruptCursor`] for a damaged cursor file,
-    /// [`Error::UnknownAgent`] unless `agent` is registered and active, [`Error::InvalidName`] for an invalid
-    /// name; [`Error::InvalidArgument`] for `max_deliveries` of 0, or an agent id and name longer than
-    /// [`MAX_CURSOR_NAMES`] bytes together (they name the cursor file, hex-encoded, within the 255-byte limit
-    /// of file names). [`Error::Io`] if the cursor file cannot be read or created; those of every
-    /// [query](Coordinator#errors); positioning the subscription fails as
-    /// [`Log::reader_from`](crate::Log::reader_from) does.
-    pub fn subscribe_durable_with(
-        &self,
-        agent: &AgentId,
-        name: &str,
-        filter: EventFilter,
-        opts: DurableOptions,
-    ) -> Result<DurableSubscription> {
+    /// [`Error::InvalidName`] for an invalid name; [`Error::InvalidArgument`] for
+    /// `max_deliveries` of 0, or an agent id and name longer than [`MAX_CURSOR_NAMES`] bytes
+    /// together.
+    pub(crate) fn check(agent: &AgentId, name: &str, opts: &DurableOptions) -> Result<()> {
         crate::model::validate_name("subscription name", name)?;
         if agent.as_str().len() + name.len() > MAX_CURSOR_NAMES {
             return Err(Error::InvalidArgument {
@@ -296,27 +267,46 @@ impl Coordinator {
                 reason: "0 would hand nothing out; None means no limit".into(),
             });
         }
-        self.read(|s| require_agent(s, agent))??;
-        let path = cursor_path(&self.store_dir(), agent, name);
-        file::sweep(&self.store_dir())?;
+        Ok(())
+    }
+
+    /// `agent`'s durable subscription `name` on `log`, its cursor file in the store at `store`
+    /// (names and options [checked](DurableSubscription::check) already): it resumes from its
+    /// cursor file, through the subscription `subscribe` makes from an LSN. A subscription
+    /// without a cursor file is new: the file is created at once, at the log's first LSN.
+    ///
+    /// # Errors
+    /// [`Error::CorruptCursor`] for a damaged cursor file; [`Error::Io`] if the cursor file
+    /// cannot be read or created; [`Log::first_lsn`] and `subscribe` fail as they do (with
+    /// [`Error::Compacted`] for a cursor whose position was compacted away).
+    pub(crate) fn open(
+        log: &Log,
+        store: &Path,
+        agent: &AgentId,
+        name: &str,
+        opts: DurableOptions,
+        mut subscribe: impl FnMut(Lsn) -> Result<Subscription>,
+    ) -> Result<DurableSubscription> {
+        let path = cursor_path(store, agent, name);
+        cursor::sweep(store)?;
         let (saved, created) = match read_cursor(&path)? {
             Some(saved) => (saved, false),
-            None => file::create(&path, CursorState::at(self.log.first_lsn()?))?,
+            None => cursor::create(&path, CursorState::at(log.first_lsn()?))?,
         };
-        let (saved, subscription) = match self.subscribe_from(agent, filter.clone(), saved.position) {
+        let (saved, subscription) = match subscribe(saved.position) {
             Ok(subscription) => (saved, subscription),
             // Created here while another process compacted: nothing was delivered from it,
             // so it starts where the log now starts.
             Err(Error::Compacted { first, .. }) if created => {
                 let saved = CursorState::at(first);
                 write_cursor(&path, saved)?;
-                (saved, self.subscribe_from(agent, filter, first)?)
+                (saved, subscribe(first)?)
             }
             Err(e) => return Err(e),
         };
         Ok(DurableSubscription {
             subscription,
-            coordinator: self.clone(),
+            log: log.clone(),
             agent: agent.clone(),
             name: name.to_owned(),
             path,
