@@ -253,3 +253,22 @@ fn closing_the_last_handle_from_a_builder_returns() {
     let result = closed.recv_timeout(std::time::Duration::from_secs(60));
     assert!(matches!(result, Ok(Ok(()))), "{result:?}");
 }
+
+#[test]
+fn the_directories_holding_the_log_are_synced_at_the_first_open_of_a_boot_only() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("log");
+    drop(log_options(&dir).open().unwrap());
+    let syncs =
+        |disk: &FaultDisk| disk.trace(usize::MAX).iter().filter(|l| l.contains("fsync directory")).count();
+    // A new disk is a new boot: the first open syncs the log directory and its parent.
+    let (disk, mounted) = FaultDisk::mount(root.path()).unwrap();
+    drop(log_options(&dir).open().unwrap());
+    assert_eq!(syncs(&disk), 2, "{:?}", disk.trace(8));
+    drop(log_options(&dir).open().unwrap());
+    assert_eq!(syncs(&disk), 2, "a later open of the same boot syncs nothing: {:?}", disk.trace(8));
+    drop(mounted);
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    drop(log_options(&dir).open().unwrap());
+    assert_eq!(syncs(&disk), 2, "after a reboot: {:?}", disk.trace(8));
+}

@@ -224,6 +224,12 @@ impl CoordinatorOptions {
             .access(access)
             .allow_insecure_permissions(self.allow_insecure_permissions)
             .permissions_checked()
+            .name_dirs({
+                // The store may have been put in place by an open that then failed (or died)
+                // before it synced the directories holding it.
+                let maos = store::parent_or_cwd(&store);
+                vec![maos.to_owned(), store::parent_or_cwd(maos).to_owned()]
+            })
             .durability(self.durability)
             .clock(self.clock.clone())
             .reserve_kinds(crate::model::COORDINATION_KINDS);

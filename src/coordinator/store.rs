@@ -23,18 +23,6 @@ pub(crate) fn prepare(store: &Path, access: StoreAccess, allow_insecure: bool) -
         create(store, access, None)?;
     }
     let access = checked_access(store, allow_insecure)?;
-    // The store may have been put in place by an open that then failed (or died) before it
-    // synced the directories holding it: their names are made durable before anything in the
-    // store is acknowledged.
-    // A directory this user may enter but not read (a project root of mode 0711) cannot be
-    // synced by them; its owner synced the name when they made it.
-    let sync_parent = |dir: &Path| match fs::sync_dir(dir) {
-        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => Ok(()),
-        other => other,
-    };
-    let maos = parent_or_cwd(store);
-    sync_parent(maos)?;
-    sync_parent(parent_or_cwd(maos))?;
     fs::sweep(store, |name| fs::temp_target(name) == Some(fs::ACCESS_FILE))?;
     if let Some(maos) = store.parent() {
         sweep_built(maos, names::STORE_DIR)?;
@@ -313,6 +301,6 @@ pub fn init(root: &Path, access: StoreAccess, group: Option<u32>) -> Result<Stor
 }
 
 /// The directory holding `path`: `.` for a relative path of one component.
-fn parent_or_cwd(path: &Path) -> &Path {
+pub(crate) fn parent_or_cwd(path: &Path) -> &Path {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }

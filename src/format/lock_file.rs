@@ -24,7 +24,8 @@ const F_LAST_TIME: Field = F_DURABLE_LSN.then("last time", 8);
 const F_LAST_FRAME: Field = F_LAST_TIME.then("last frame", 8);
 const F_SYNC_FAILURES: Field = F_LAST_FRAME.then("sync failures", 8);
 const F_SYNC_REPAIRED: Field = F_SYNC_FAILURES.then("sync failures repaired", 8);
-const F_RESERVED: Field = F_SYNC_REPAIRED.then("reserved", 3992);
+const F_NAMES_SYNCED: Field = F_SYNC_REPAIRED.then("names synced", 8);
+const F_RESERVED: Field = F_NAMES_SYNCED.then("reserved", 3984);
 const _: () = assert!(F_RESERVED.end() == LOCK_FILE_LEN);
 
 /// The word (8-byte index) of a field that starts on a word.
@@ -59,5 +60,8 @@ pub const W_LAST_FRAME: usize = word(F_LAST_FRAME);
 pub const W_SYNC_FAILURES: usize = word(F_SYNC_FAILURES);
 /// Word of the number of failed syncs whose lost bytes were written again and synced.
 pub const W_SYNC_REPAIRED: usize = word(F_SYNC_REPAIRED);
+/// Word that says (1) whether an open in the boot the page names synced the directories holding
+/// the log.
+pub const W_NAMES_SYNCED: usize = word(F_NAMES_SYNCED);
 /// Words in use (the reserved rest of the page is zero).
 pub const WORDS: usize = word(F_RESERVED);

@@ -1,7 +1,7 @@
 //! The I/O seam: every change the store makes to its files, every sync and every memory map
 //! goes through one narrow trait, [`Storage`]. [`Os`] is the real one (the system calls); a
 //! test can mount another over a directory ([`mount`]) and every store file below it then goes
-//! through that one instead: the fault-injecting disk of [`crate::fault::Disk`] fails the N-th
+//! through that one instead: the fault-injecting disk of [`FaultDisk`](crate::fs::FaultDisk) fails the N-th
 //! write or sync, runs out of space, or keeps only what was synced when the power is cut.
 //!
 //! The implementation is chosen by path, the way a kernel resolves a path to its mounted
@@ -13,7 +13,7 @@
 //!
 //! Reads go straight to the files (a `pread` or a memory map of what the seam wrote), as on a
 //! real disk: the page cache shows what was written, synced or not. What a crash keeps is
-//! decided by the syncs, which is what [`crate::fault::Disk`] models.
+//! decided by the syncs, which is what [`FaultDisk`](crate::fs::FaultDisk) models.
 
 use std::fs::File;
 use std::io;

@@ -11,8 +11,8 @@ use crate::types::{Lsn, Timestamp};
 
 pub use crate::format::lock_file::{LOCK_FILE, LOCK_FILE_LEN, LOCK_MAGIC, LOCK_VERSION};
 use crate::format::lock_file::{
-    WORDS, W_BOOT_ID_HI, W_BOOT_ID_LO, W_DURABLE_LSN, W_LAST_FRAME, W_LAST_TIME, W_MAGIC, W_SYNC_FAILURES,
-    W_SYNC_REPAIRED, W_TAIL_LSN, W_TAIL_OFFSET, W_TAIL_SEGMENT, W_VERSION, W_WRITE_END,
+    WORDS, W_BOOT_ID_HI, W_BOOT_ID_LO, W_DURABLE_LSN, W_LAST_FRAME, W_LAST_TIME, W_MAGIC, W_NAMES_SYNCED,
+    W_SYNC_FAILURES, W_SYNC_REPAIRED, W_TAIL_LSN, W_TAIL_OFFSET, W_TAIL_SEGMENT, W_VERSION, W_WRITE_END,
 };
 
 /// Where the next record goes, as published in the lock file.
@@ -304,6 +304,17 @@ impl LockFile {
         self.words.fetch_add(W_SYNC_FAILURES, 1);
     }
 
+    /// Whether an open in the boot the page names synced the directories that hold the log
+    /// (log-format.md, "Durability", "Names before records").
+    pub fn names_synced(&self) -> bool {
+        self.words.load(W_NAMES_SYNCED) == 1
+    }
+
+    /// Records that the directories holding the log were synced in this boot (lock held).
+    pub fn note_names_synced(&self) {
+        self.words.store(W_NAMES_SYNCED, 1);
+    }
+
     /// Records that the bytes lost by the first `failures` failed syncs were written again and
     /// synced (append lock held).
     pub fn note_repaired(&self, failures: u64) {
@@ -323,6 +334,7 @@ impl LockFile {
             // Failed syncs of another boot lost what they lost: recovery read what the disk kept.
             self.words.store(W_SYNC_FAILURES, 0);
             self.words.store(W_SYNC_REPAIRED, 0);
+            self.words.store(W_NAMES_SYNCED, 0);
         }
         self.publish(tail);
     }

@@ -1,9 +1,10 @@
 //! The storage layer: a segmented, checksummed, memory-mapped log that many processes append to.
 //!
-//! It knows bytes and LSNs, never what a record means. The byte format is log-format.md; the
-//! modules follow it: [`format`](mod@format) (pure encode/decode), `io` (every filesystem call and map),
-//! `lock_file`, `segment`, `scan`, `recovery`, `group` (group commit), `writer` (the append
-//! protocol), `durability` and `reader`. ARCHITECTURE.md ("Layers", "The path of a command")
+//! It knows bytes and LSNs, never what a record means. The byte format is log-format.md, whose
+//! layouts the crate's `format` module encodes and decodes; the modules here follow it: `io` (the
+//! log's file operations, through the I/O seam of [`crate::fs::Storage`]), `lock_file`,
+//! `segment`, `scan`, `recovery`, `group` (group commit), `writer` (the append protocol),
+//! `durability` and `reader`. ARCHITECTURE.md ("Layers", "The path of a command")
 //! walks through them in the order an append meets them.
 
 #[doc(hidden)]
@@ -124,11 +125,6 @@ impl Log {
             recovery::inspect(&dir, LockFile::open_read_only(&dir)?, &opts)?
         } else {
             crate::fs::create_dir(&dir, opts.access.dir_mode())?;
-            // The directory, and its lock file and segments, may have been made by an open that
-            // failed or died before it synced their names: they are made durable before
-            // anything in them is acknowledged.
-            io::sync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
-            io::sync_dir(&dir)?;
             io::check_local_filesystem(&dir)?;
             opts.check_permissions()?;
             let (control, _fresh) = LockFile::open(&dir)?;
@@ -137,7 +133,9 @@ impl Log {
                 if control.written_this_boot(io::boot_id(&dir)) {
                     durability::repair(&dir, &control, false)?;
                 }
-                recovery::recover(&dir, &control, &opts)?
+                let recovery = recovery::recover(&dir, &control, &opts)?;
+                sync_names(&dir, &control, &opts.name_dirs)?;
+                recovery
             };
             (control, recovery)
         };
@@ -559,6 +557,29 @@ impl Log {
         }
         durability::mark_on_close(&shared)
     }
+}
+
+/// Syncs the directories that hold the log (its own, its parent, and `above`), once per boot:
+/// they may have been made by an open that failed or died before it synced their names, and
+/// they are made durable before anything in them is acknowledged (log-format.md, "Durability",
+/// "Names before records"). The lock file's page records it for the boot it names. A directory
+/// of `above` this user may enter but not read (a project root of mode 0711) cannot be synced
+/// by them and is passed over: its owner synced the name in it when they made it. Append lock
+/// held.
+fn sync_names(dir: &Path, control: &LockFile, above: &[PathBuf]) -> Result<()> {
+    if control.names_synced() {
+        return Ok(());
+    }
+    io::sync_dir(&dir)?;
+    io::sync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
+    for d in above {
+        match io::sync_dir(d) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::PermissionDenied => {}
+            other => other?,
+        }
+    }
+    control.note_names_synced();
+    Ok(())
 }
 
 impl std::fmt::Debug for Log {

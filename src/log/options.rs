@@ -50,6 +50,9 @@ pub struct LogOptions {
     pub(crate) allow_insecure_permissions: bool,
     /// The caller (a coordinator) checked the permissions of the whole store already.
     pub(crate) permissions_checked: bool,
+    /// Directories above the log's parent whose entries lead to the log (a coordinator's store
+    /// and project root), synced with the log's own at the first writable open of a boot.
+    pub(crate) name_dirs: Vec<PathBuf>,
 }
 
 /// Default segment size: 64 MiB.
@@ -76,6 +79,7 @@ impl LogOptions {
             access: StoreAccess::Private,
             allow_insecure_permissions: false,
             permissions_checked: false,
+            name_dirs: Vec::new(),
         }
     }
 
@@ -87,6 +91,13 @@ impl LogOptions {
     #[must_use]
     pub fn access(mut self, access: StoreAccess) -> LogOptions {
         self.access = access;
+        self
+    }
+
+    /// Directories above the log's parent that lead to it, synced with its own (see
+    /// [`LogOptions::name_dirs`](LogOptions)).
+    pub(crate) fn name_dirs(mut self, dirs: Vec<PathBuf>) -> LogOptions {
+        self.name_dirs = dirs;
         self
     }
 
