@@ -570,7 +570,7 @@ fn sync_names(dir: &Path, control: &LockFile, above: &[PathBuf]) -> Result<()> {
     if control.names_synced() {
         return Ok(());
     }
-    io::sync_dir(&dir)?;
+    io::sync_dir(dir)?;
     io::sync_dir(dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
     for d in above {
         match io::sync_dir(d) {
