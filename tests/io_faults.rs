@@ -272,3 +272,31 @@ fn the_directories_holding_the_log_are_synced_at_the_first_open_of_a_boot_only()
     drop(log_options(&dir).open().unwrap());
     assert_eq!(syncs(&disk), 2, "after a reboot: {:?}", disk.trace(8));
 }
+
+#[test]
+fn a_log_in_new_nested_directories_keeps_its_records_after_a_power_cut() {
+    let root = tempfile::tempdir().unwrap();
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    // Three directories made by the open: each new name is synced.
+    let log = log_options(&root.path().join(".maos/coordination/log")).open().unwrap();
+    log.append(kind(), b"acked").unwrap();
+    drop(log);
+    let image = tempfile::tempdir().unwrap();
+    disk.write_image(image.path()).unwrap();
+    let (_rebooted, _mounted) = FaultDisk::mount(image.path()).unwrap();
+    let log = log_options(&image.path().join(".maos/coordination/log")).open().unwrap();
+    assert_eq!(read_all(&log).len(), 1, "{:?}", disk.trace(12));
+}
+
+#[tokio::test]
+async fn a_coordinator_open_syncs_the_store_parents_even_after_a_log_only_open_of_the_boot() {
+    let root = tempfile::tempdir().unwrap();
+    drop(Coordinator::open(root.path()).unwrap());
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    drop(log_options(&root.path().join(".maos/coordination/log")).open().unwrap());
+    assert!(!disk.trace(usize::MAX).iter().any(|l| l.ends_with("fsync directory .maos")));
+    drop(Coordinator::open(root.path()).unwrap());
+    let trace = disk.trace(usize::MAX);
+    assert!(trace.iter().any(|l| l.ends_with("fsync directory .maos")), "{trace:?}");
+    assert!(trace.iter().any(|l| l.ends_with("fsync directory ")), "the project root: {trace:?}");
+}

@@ -137,7 +137,8 @@ pub(crate) fn record_access(store: &Path, access: StoreAccess, replace: bool) ->
 }
 
 /// Creates `dir` and its missing parents with `mode` (exactly: the umask does not apply), and
-/// syncs the directory that holds the first one created. An existing directory is left as it is.
+/// syncs the directory that holds each one created, so that every new name is durable. An
+/// existing directory is left as it is.
 pub(crate) fn create_dir(dir: &Path, mode: u32) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
@@ -157,10 +158,11 @@ pub(crate) fn create_dir(dir: &Path, mode: u32) -> Result<()> {
             Err(e) => return Err(Error::io("create directory", *d, e)),
         }
     }
-    match missing.last().and_then(|d| d.parent()) {
-        Some(parent) if !parent.as_os_str().is_empty() => super::sync_dir(parent),
-        _ => super::sync_dir(Path::new(".")),
+    // Deepest first: a name is synced only once the directory it names holds its own.
+    for d in &missing {
+        super::sync_dir(d.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))?;
     }
+    Ok(())
 }
 
 /// Creates `dir` (a directory of the store) with the mode of the directory that holds it,

@@ -105,8 +105,10 @@ pub struct FaultDisk {
 
 impl FaultDisk {
     /// Mounts a new disk over `root`, which holds files already (all of them count as synced),
-    /// or nothing yet. Its boot id is new: a store last written under another disk (or the real
-    /// one) opens as after a reboot.
+    /// or nothing yet; keep the returned [`super::Mounted`] alive for as long as the disk is to
+    /// be used (dropping it unmounts). Open the store through a path that starts with `root` as
+    /// written ([`super::mount`]). Its boot id is new: a store last written under another disk
+    /// (or the real one) opens as after a reboot.
     ///
     /// # Errors
     /// [`Error::Io`] if `root` cannot be read; [`Error::InvalidArgument`] if something is mounted

@@ -13,7 +13,6 @@ pub(crate) use access::{
     apply, check_kinds, create_dir, create_subdir, file_mode_in, open_or_create, record_access,
 };
 pub use access::{check, check_entry, read_access, Owner, StoreAccess, ACCESS_FILE};
-#[doc(hidden)]
 pub use fault_disk::FaultDisk;
 pub(crate) use file::sync_dir;
 pub use storage::{mount, Mounted, OpenMode, Os, Storage};

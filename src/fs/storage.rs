@@ -241,6 +241,10 @@ impl Drop for Mounted {
 /// Mounts `storage` over `dir`: every file operation of the store on a path below `dir` goes
 /// through it until the answer is dropped. For tests: a real program mounts nothing.
 ///
+/// Paths are compared as given, component by component, never canonicalised: open the store
+/// through a path that starts with `dir` as written (not through a relative path, a symbolic
+/// link or `..`), or its files bypass the mounted storage.
+///
 /// # Errors
 /// [`crate::Error::InvalidArgument`] if something is mounted over `dir` already.
 pub fn mount(dir: &Path, storage: Arc<dyn Storage>) -> crate::Result<Mounted> {

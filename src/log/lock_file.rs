@@ -304,15 +304,17 @@ impl LockFile {
         self.words.fetch_add(W_SYNC_FAILURES, 1);
     }
 
-    /// Whether an open in the boot the page names synced the directories that hold the log
-    /// (log-format.md, "Durability", "Names before records").
-    pub fn names_synced(&self) -> bool {
-        self.words.load(W_NAMES_SYNCED) == 1
+    /// Whether an open in the boot the page names synced the directories that hold the log, up
+    /// to `level` (1: the log's directory and its parent; 2: also a coordinator's `.maos` and
+    /// project root; log-format.md, "Durability", "Names before records").
+    pub fn names_synced(&self, level: u64) -> bool {
+        self.words.load(W_NAMES_SYNCED) >= level
     }
 
-    /// Records that the directories holding the log were synced in this boot (lock held).
-    pub fn note_names_synced(&self) {
-        self.words.store(W_NAMES_SYNCED, 1);
+    /// Records that the directories holding the log were synced in this boot up to `level`
+    /// (lock held).
+    pub fn note_names_synced(&self, level: u64) {
+        self.words.fetch_max(W_NAMES_SYNCED, level);
     }
 
     /// Records that the bytes lost by the first `failures` failed syncs were written again and

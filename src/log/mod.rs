@@ -61,8 +61,12 @@ use crate::types::{Lsn, RecordKind};
 /// log directory ([`Log::wait_for`], [`Log::wait_durable`]). [`Log::close`] on the last handle
 /// stops them and waits for them to end. Dropping the last handle (and the last reader made from
 /// the log) also closes it: the durable mark is written (a failure is only logged), the `Flush`
-/// thread is stopped and waited for, and the others notice and end by themselves, soon but
-/// without anyone waiting for them.
+/// thread is stopped and waited for, and the others (the append and writeback threads) notice
+/// and end by themselves, soon but without anyone waiting for them.
+///
+/// The waits ([`Log::wait_for`], [`Log::wait_durable`]) are `async` and need a Tokio runtime
+/// with its timer enabled (`enable_time` or `enable_all` on the builder): their timeout and the
+/// `wake_fallback` look are Tokio timers.
 #[derive(Clone)]
 pub struct Log {
     shared: Arc<Shared>,
@@ -567,7 +571,8 @@ impl Log {
 /// by them and is passed over: its owner synced the name in it when they made it. Append lock
 /// held.
 fn sync_names(dir: &Path, control: &LockFile, above: &[PathBuf]) -> Result<()> {
-    if control.names_synced() {
+    let level = if above.is_empty() { 1 } else { 2 };
+    if control.names_synced(level) {
         return Ok(());
     }
     io::sync_dir(dir)?;
@@ -578,7 +583,7 @@ fn sync_names(dir: &Path, control: &LockFile, above: &[PathBuf]) -> Result<()> {
             other => other?,
         }
     }
-    control.note_names_synced();
+    control.note_names_synced(level);
     Ok(())
 }
 
