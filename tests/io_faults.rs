@@ -135,9 +135,11 @@ fn a_sync_after_a_failed_one_writes_the_bytes_again_first() {
     disk.fail_next("fdatasync log/00000000000000000001.seg");
     assert!(log.sync().is_err());
     assert!(log.durable_lsn() <= first, "nothing became durable");
+    assert_eq!(log.unrepaired_sync_failures(), 1);
     // Nobody holds the append lock: the sync takes it, writes the bytes again, then syncs.
     log.sync().unwrap();
     assert!(log.durable_lsn() > first);
+    assert_eq!(log.unrepaired_sync_failures(), 0);
     let image = tempfile::tempdir().unwrap();
     assert_eq!(log_after_power_cut(&disk, image.path()).len(), 1, "{:?}", disk.trace(8));
 }

@@ -294,6 +294,11 @@ impl LockFile {
         self.words.load(W_SYNC_FAILURES)
     }
 
+    /// How many failed syncs had their lost bytes written again and synced.
+    pub fn sync_repaired(&self) -> u64 {
+        self.words.load(W_SYNC_REPAIRED)
+    }
+
     /// Whether a failed sync's lost bytes still have to be written again.
     pub fn sync_repair_pending(&self) -> bool {
         self.words.load(W_SYNC_REPAIRED) < self.sync_failures()

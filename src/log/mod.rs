@@ -403,6 +403,19 @@ impl Log {
         self.shared.control.durable_lsn()
     }
 
+    /// Segment syncs that failed in this boot, in any process, whose lost bytes were not written
+    /// again yet (log-format.md, "Durability", "A failed sync"): 0 normally. While it is not 0,
+    /// no sync makes anything durable; the next append, sync that can take the append lock, or
+    /// writable open repairs. 0 for a lock file of another boot (or none).
+    #[must_use]
+    pub fn unrepaired_sync_failures(&self) -> u64 {
+        let control = &self.shared.control;
+        if !control.written_this_boot(io::boot_id(&self.shared.dir)) {
+            return 0;
+        }
+        control.sync_failures().saturating_sub(control.sync_repaired())
+    }
+
     /// What recovery found and did when this handle opened the log.
     #[must_use]
     pub fn recovery_report(&self) -> &RecoveryReport {

@@ -209,3 +209,35 @@ fn a_reader_without_write_access_can_verify_and_dump() {
         chmod(&dir, 0o755); // let the temporary directory be removed
     }
 }
+
+#[test]
+fn status_reports_failed_syncs_not_repaired_yet_and_changes_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    synced_store(root.path(), 3);
+    // Two failed segment syncs of this boot, none repaired (log-format.md, "Lock file": the
+    // counters at bytes 88 and 96).
+    let lock = std::fs::OpenOptions::new().write(true).open(log_dir(root.path()).join("log.lock")).unwrap();
+    lock.write_all_at(&2u64.to_le_bytes(), 88).unwrap();
+    drop(lock);
+    let before = snapshot(root.path());
+    let out = run(root.path(), &["log", "status", "--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["unrepaired_sync_failures"], 2, "{status}");
+    let out = run(root.path(), &["log", "status"]);
+    assert!(text(&out).contains("2 failed segment sync(s) not repaired yet"), "{}", text(&out));
+    assert_eq!(snapshot(root.path()), before, "status changes nothing");
+    // The next writable open repairs; then nothing is pending.
+    drop(Log::options(log_dir(root.path())).open().unwrap());
+    let out = run(root.path(), &["log", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["unrepaired_sync_failures"], 0, "{status}");
+}
+
+#[test]
+fn status_of_an_empty_log_says_it_holds_no_records() {
+    let root = tempfile::tempdir().unwrap();
+    drop(Log::options(log_dir(root.path())).open().unwrap());
+    let out = run(root.path(), &["log", "status"]);
+    assert!(text(&out).contains("records     none (the next gets LSN 1)"), "{}", text(&out));
+}

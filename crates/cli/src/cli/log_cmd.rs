@@ -110,6 +110,7 @@ fn status(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
         "first_lsn": log.first_lsn()?.get(),
         "next_lsn": log.next_lsn().get(),
         "durable_lsn": log.durable_lsn().get(),
+        "unrepaired_sync_failures": log.unrepaired_sync_failures(),
         "recovered_from_segments": report.tail_from_segments,
         "pending_repair": repair::plan_json(report),
         "recovery_journal": journal,
@@ -118,12 +119,22 @@ fn status(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
         out.line(value)?;
     } else {
         out.line(format_args!("log         {}", log.dir().display()))?;
-        out.line(format_args!(
-            "records     {} to {}",
-            log.first_lsn()?,
-            log.next_lsn().get().saturating_sub(1)
-        ))?;
+        if log.next_lsn() > log.first_lsn()? {
+            out.line(format_args!(
+                "records     {} to {}",
+                log.first_lsn()?,
+                log.next_lsn().get().saturating_sub(1)
+            ))?;
+        } else {
+            out.line(format_args!("records     none (the next gets LSN {})", log.next_lsn()))?;
+        }
         out.line(format_args!("durable     below LSN {}", log.durable_lsn()))?;
+        let unrepaired = log.unrepaired_sync_failures();
+        if unrepaired > 0 {
+            out.line(format_args!(
+                "sync        {unrepaired} failed segment sync(s) not repaired yet: nothing becomes durable until the next append or writable open writes their bytes again"
+            ))?;
+        }
         repair::print_plan(report, out)?;
         repair::print_journal(&journal, out)?;
     }
@@ -145,11 +156,12 @@ fn verify(store: &StoreArgs, as_json: bool, out: &mut Out) -> Result<(), Failure
         }))?;
     } else {
         out.line(format_args!(
-            "ok: {} records (LSN {} to {}) in {} segments, {} payload bytes, every checksum verified",
+            "ok: {} records (LSN {} to {}) in {} segment{}, {} payload bytes, every checksum verified",
             report.records,
             report.first,
             report.next.get().saturating_sub(1),
             report.segments,
+            if report.segments == 1 { "" } else { "s" },
             report.payload_bytes
         ))?;
         if report.compacted_records > 0 {
