@@ -11,10 +11,14 @@ use memmap2::{Mmap, MmapMut};
 use super::storage::{with, OpenMode};
 use crate::error::{Error, Result};
 
-/// Opens an existing file for reading (`write`: and writing).
-pub(crate) fn open(path: &Path, write: bool) -> Result<File> {
-    let mode = if write { OpenMode::ReadWrite } else { OpenMode::Read };
-    with(path, |s| s.open(path, mode)).map_err(|e| Error::io("open", path, e))
+/// Opens an existing file for reading only.
+pub(crate) fn open_read(path: &Path) -> Result<File> {
+    with(path, |s| s.open(path, OpenMode::Read)).map_err(|e| Error::io("open", path, e))
+}
+
+/// Opens an existing file for reading and writing.
+pub(crate) fn open_rw(path: &Path) -> Result<File> {
+    with(path, |s| s.open(path, OpenMode::ReadWrite)).map_err(|e| Error::io("open", path, e))
 }
 
 /// Writes `bufs` one after another from `offset`.

@@ -21,36 +21,15 @@ use std::path::Path;
 use memmap2::{Mmap, MmapMut};
 
 use crate::error::{Error, Result};
-pub(crate) use crate::fs::file::{preallocate, sync_data, sync_dir, zero_range};
-
-/// Opens an existing file for reading and writing.
-pub fn open_rw(path: &Path) -> Result<File> {
-    crate::fs::file::open(path, true)
-}
-
-/// Opens an existing file for reading only.
-pub fn open_read(path: &Path) -> Result<File> {
-    crate::fs::file::open(path, false)
-}
+// The log's file operations are the I/O seam's (`crate::fs::file`): the map safety argument
+// above is what makes its maps sound for the log.
+pub(crate) use crate::fs::file::{
+    map_read, map_write, open_read, open_rw, preallocate, sync_data, sync_dir, write_vectored_at, zero_range,
+};
 
 /// Length of a file in bytes.
 pub fn file_len(file: &File, path: &Path) -> Result<u64> {
     Ok(file.metadata().map_err(|e| Error::io("stat", path, e))?.len())
-}
-
-/// Maps `len` bytes of `file` read-only. The map covers at most the file length observed by
-/// the caller, and the log never shrinks segment files (module docs), so no access through it
-/// can fault with SIGBUS. Bytes below the published tail are never modified again; bytes above
-/// it are only read by the decoder, which validates before it trusts anything and tolerates
-/// concurrent change.
-pub fn map_read(file: &File, path: &Path, len: u64) -> Result<Mmap> {
-    crate::fs::file::map_read(file, path, len)
-}
-
-/// Maps `len` bytes of `file` for writing. As for [`map_read`]; in addition the file is at least
-/// `len` bytes long before it is mapped, and only the lock file's shared page is mapped so.
-pub fn map_write(file: &File, path: &Path, len: u64) -> Result<MmapMut> {
-    crate::fs::file::map_write(file, path, len)
 }
 
 /// Little-endian 64-bit words that processes share through atomics: a writable map of the lock
@@ -143,11 +122,6 @@ impl SharedWords {
         // read-only memory; `store` and `fetch_max` never touch it.
         unsafe { &*(bytes.as_ptr().add(i * 8).cast::<std::sync::atomic::AtomicU64>()) }
     }
-}
-
-/// Writes `bufs` one after another from `offset` with as few `pwritev` calls as the kernel allows.
-pub fn write_all_vectored_at(file: &File, path: &Path, bufs: &[&[u8]], offset: u64) -> Result<()> {
-    crate::fs::file::write_vectored_at(file, path, bufs, offset)
 }
 
 /// Starts writeback of `len` bytes of `file` from `offset` (`sync_file_range` with

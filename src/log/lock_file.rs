@@ -362,9 +362,15 @@ pub(crate) fn create_lock_file(dir: &Path) -> Result<()> {
     io::sync_data(&file, &path)
 }
 
-/// Whether the lock file's page is all zeros.
+/// Whether the lock file's page is all zeros. Reads the magic first: a lock file in use has
+/// one, and then nothing more is read.
 fn all_zero(file: &File, path: &Path) -> Result<bool> {
     use std::os::unix::fs::FileExt;
+    let mut magic = [0u8; 8];
+    file.read_exact_at(&mut magic, 0).map_err(|e| Error::io("read", path, e))?;
+    if magic != [0; 8] {
+        return Ok(false);
+    }
     let mut page = vec![0u8; LOCK_FILE_LEN];
     file.read_exact_at(&mut page, 0).map_err(|e| Error::io("read", path, e))?;
     Ok(page.iter().all(|&b| b == 0))

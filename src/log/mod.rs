@@ -134,9 +134,6 @@ impl Log {
             let (control, _fresh) = LockFile::open(&dir)?;
             let recovery = {
                 let _lock = control.adopt_lock();
-                if control.written_this_boot(io::boot_id(&dir)) {
-                    durability::repair(&dir, &control, false)?;
-                }
                 let recovery = recovery::recover(&dir, &control, &opts)?;
                 sync_names(&dir, &control, &opts.name_dirs)?;
                 recovery

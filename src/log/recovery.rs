@@ -66,6 +66,11 @@ pub struct TornTailReport {
 /// Recovers the log in `dir`. Runs with the append lock held.
 pub fn recover(dir: &Path, control: &LockFile, opts: &LogOptions) -> Result<RecoveryReport> {
     let boot = io::boot_id(dir);
+    if control.written_this_boot(boot) {
+        // Bytes a failed sync of this boot may have lost are written again first, so that what
+        // recovery reads and then trusts is what reaches the disk (log-format.md, "Durability").
+        super::durability::repair(dir, control, false)?;
+    }
     let this_boot = this_boot_watermark(control, boot);
     let tail_path = dir.join(format::segment_file_name(control.tail_segment()));
     if this_boot.is_some() && tail_path.is_file() && !newer_segment(dir, control.tail_segment())? {

@@ -305,7 +305,7 @@ fn flush(
         Some(cut) => {
             fault::write_prefix_and_abort(&current.file, &current.path, &bufs, run.start.offset, cut)
         }
-        None => io::write_all_vectored_at(&current.file, &current.path, &bufs, run.start.offset),
+        None => io::write_vectored_at(&current.file, &current.path, &bufs, run.start.offset),
     };
     let placed = std::mem::take(&mut run.placed);
     match written {
