@@ -58,6 +58,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("maos-coord currently supports Linux only (fallocate, statfs magic numbers, boot id)");
 
+pub mod backend;
 pub mod clock;
 pub mod compaction;
 pub mod coordinator;

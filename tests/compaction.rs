@@ -27,7 +27,7 @@ async fn compaction_removes_what_the_oldest_kept_snapshot_covers_and_the_state_s
     let reopened = options(root.path()).open().unwrap();
     assert_eq!(state(&reopened), before);
     reopened.create_task(&me, NewTask::new("after")).await.unwrap();
-    reopened.log().verify().unwrap();
+    reopened.local_log().expect("a local store").verify().unwrap();
     // Reading below the start is a clear answer.
     let err = reopened.log().reader_from(Lsn::new(1)).err().unwrap();
     assert!(matches!(err, Error::Compacted { first: f, .. } if f == first), "{err}");

@@ -120,14 +120,14 @@ fn replayed(c: &Coordinator, root: &Path) -> State {
     let (mut state, from) = if first == Lsn::new(1) {
         (State::default(), first)
     } else {
-        let dir = root.join(".maos/coordination/snapshots");
-        let snapshots = maos_coord::snapshot::Snapshots::open(&dir, usize::MAX).unwrap();
+        let blobs = maos_coord::backend::DirBlobs::new(&root.join(".maos/coordination"));
+        let snapshots = maos_coord::snapshot::Snapshots::new(std::sync::Arc::new(blobs), usize::MAX);
         let oldest = snapshots
             .list()
             .unwrap()
             .into_iter()
             .rev()
-            .find_map(|(_, path)| maos_coord::snapshot::read_file(&path).ok().filter(|i| i.next_lsn >= first))
+            .find_map(|(_, name)| snapshots.read(&name).unwrap().and_then(Result::ok).filter(|i| i.next_lsn >= first))
             .expect("a compacted log keeps a snapshot at or past its first LSN");
         let from = oldest.next_lsn;
         (State::from_image(oldest), from)

@@ -81,7 +81,7 @@ async fn keyed_compaction_keeps_exactly_the_unsuperseded_records_and_the_state()
         c.history(&me, &Subject::Context("k0".into())).unwrap().iter().filter(|e| e.lsn < start).count();
     assert!(below <= 1, "{below} records of k0 below LSN {start}");
 
-    let verified = c.log().verify().unwrap();
+    let verified = c.local_log().expect("a local store").verify().unwrap();
     assert_eq!(verified.compacted_records, kept);
     drop(c);
     let reopened = options(root.path()).open().unwrap();
@@ -139,7 +139,7 @@ async fn archive_and_plain_compaction_after_keyed_compaction() {
     assert_eq!(archived, report.removed.len());
     // A plain compaction later removes segments without keeping anything of them; the kept
     // records of the earlier keyed compaction stay.
-    let kept = c.log().verify().unwrap().compacted_records;
+    let kept = c.local_log().expect("a local store").verify().unwrap().compacted_records;
     for round in 20..22 {
         busy(&c, &me, round).await;
         c.snapshot().unwrap();
@@ -164,7 +164,7 @@ async fn a_damaged_compacted_file_is_reported_by_name_and_compaction_changes_not
     let at = bytes.len() - 20;
     bytes[at] ^= 0x10;
     std::fs::write(&file, &bytes).unwrap();
-    let err = c.log().verify().unwrap_err().to_string();
+    let err = c.local_log().expect("a local store").verify().unwrap_err().to_string();
     assert!(err.contains("compacted.log"), "{err}");
     let segments_before = segments(root.path());
     assert!(c.compact(&keyed()).is_err());

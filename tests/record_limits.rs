@@ -73,13 +73,17 @@ async fn coordination_record_kinds_cannot_be_appended_through_the_raw_log_api() 
     let junk: &[u8] = b"\xff\xfe\xc3\x28 not msgpack";
     for kind in [1u16, 2, 15] {
         let kind = RecordKind::new(kind).unwrap();
+        let log = c.local_log().unwrap();
         let errors = [
             c.log().append(kind, junk).unwrap_err(),
-            c.log().append_async(kind, junk).await.unwrap_err(),
-            c.log().append_records([(RecordKind::new(16).unwrap(), junk), (kind, junk)]).unwrap_err(),
             c.log()
-                .append_with(move |_| Ok(Built { records: vec![(kind, junk.to_vec())], value: () }))
+                .append_records(vec![(RecordKind::new(16).unwrap(), junk.to_vec()), (kind, junk.to_vec())])
                 .unwrap_err(),
+            c.log().compare_and_append(Box::new(move |_| Ok(vec![(kind, junk.to_vec())]))).await.unwrap_err(),
+            log.append(kind, junk).unwrap_err(),
+            log.append_async(kind, junk).await.unwrap_err(),
+            log.append_records([(RecordKind::new(16).unwrap(), junk), (kind, junk)]).unwrap_err(),
+            log.append_with(move |_| Ok(Built { records: vec![(kind, junk.to_vec())], value: () })).unwrap_err(),
         ];
         for err in errors {
             assert!(matches!(err, Error::ReservedKind { kind: k } if k == kind.get()), "{err}");

@@ -4,12 +4,13 @@
 //! bound, and everything this layer does not understand.
 
 use crate::error::Result;
-use crate::log::{Log, Record};
+use crate::backend::LogBackend;
+use crate::log::Record;
 use crate::model::{Recorded, Supersession, EVENT_RECORD_KIND};
 use crate::types::Timestamp;
 
 /// The latest definition and change of every entity in everything the store holds.
-pub(super) fn supersession(log: &Log) -> Result<Supersession> {
+pub(super) fn supersession(log: &dyn LogBackend) -> Result<Supersession> {
     let mut supersession = Supersession::new();
     let mut reader = log.audit_reader()?;
     while let Some(record) = reader.next()? {

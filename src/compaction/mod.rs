@@ -20,10 +20,10 @@
 mod keyed;
 mod limit;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::backend::LogBackend;
 use crate::error::{Error, Result};
-use crate::log::Log;
 use crate::snapshot::Snapshots;
 use crate::types::{Lsn, Timestamp};
 
@@ -90,9 +90,8 @@ pub struct KeyedCounts {
 /// fails as [`Log::remove_segments_before`] does, a keyed compaction as [`Log::compact_keyed`] and
 /// [`Log::audit_reader`] do.
 pub(crate) fn compact(
-    log: &Log,
+    log: &dyn LogBackend,
     snapshots: &Snapshots,
-    cursors: &Path,
     opts: &CompactOptions,
 ) -> Result<CompactionReport> {
     let snapshot = limit::oldest_valid_snapshot(log, snapshots)?;
@@ -105,7 +104,8 @@ pub(crate) fn compact(
             keyed: None,
         });
     };
-    let slowest = limit::slowest_cursor(cursors)?;
+    let blobs = snapshots.blobs();
+    let slowest = limit::slowest_cursor(&**blobs)?;
     let mut limit = covered;
     let mut held_back_by = None;
     if let Some((path, position)) = slowest.filter(|(_, p)| *p < covered && !opts.force) {
@@ -118,14 +118,14 @@ pub(crate) fn compact(
             reason: "applies to keyed compaction only".into(),
         });
     }
-    limit::sync_what_compaction_relies_on(snapshots, cursors)?;
+    limit::sync_what_compaction_relies_on(&**blobs)?;
     let archive = opts.archive.as_deref();
     if !opts.keyed {
-        let removed = log.remove_segments_before(limit, archive)?;
+        let removed = log.discard_before(limit, archive)?;
         return Ok(CompactionReport { limit, snapshot, held_back_by, removed, keyed: None });
     }
     let supersession = keyed::supersession(log)?;
-    let done = log.compact_keyed(limit, archive, |record| {
+    let done = log.compact_keyed(limit, archive, &mut |record| {
         Ok(keyed::keeps(record, &supersession, opts.keep_events_since))
     })?;
     let keyed = Some(KeyedCounts { examined: done.examined, kept: done.kept });

@@ -139,12 +139,12 @@ impl Coordinator {
                 let position = events.len() as u64;
                 events.push(Event::AgentStarted {
                     agent: id.clone(),
-                    role: registration.role,
-                    capabilities: registration.capabilities,
+                    role: registration.role.clone(),
+                    capabilities: registration.capabilities.clone(),
                     heartbeat_timeout_ms: timeout_ms,
                 });
                 if !resumed.is_empty() {
-                    events.push(Event::AgentHeartbeat { agent: id, lease_until: now.plus(lease) });
+                    events.push(Event::AgentHeartbeat { agent: id.clone(), lease_until: now.plus(lease) });
                 }
                 Ok((events, (position, resumed, resumed_locks, released)))
             })
@@ -190,7 +190,7 @@ impl Coordinator {
                         _ => report.renewed.push((task.id.clone(), until)),
                     }
                 }
-                events.push(Event::AgentHeartbeat { agent: id, lease_until: until });
+                events.push(Event::AgentHeartbeat { agent: id.clone(), lease_until: until });
                 Ok((events, (report, ended)))
             })
             .await?;
@@ -221,7 +221,7 @@ impl Coordinator {
             events.extend(
                 locks_of(state, &id).into_iter().map(|name| Event::LockReleased { name, holder: id.clone() }),
             );
-            events.push(Event::AgentStopped { agent: id, reason });
+            events.push(Event::AgentStopped { agent: id.clone(), reason: reason.clone() });
             Ok((events, ()))
         })
         .await?;

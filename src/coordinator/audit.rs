@@ -44,7 +44,7 @@ impl Coordinator {
                 continue;
             }
             let (lsn, time) = (record.lsn, record.timestamp);
-            let mut recorded = match self.skips.decode(&self.log, lsn, record.payload) {
+            let mut recorded = match self.skips.decode(&*self.log, lsn, record.payload) {
                 Ok(Some(recorded)) => recorded,
                 Ok(None) => continue,
                 Err(e) => return Err(e.at(records.last_location())),

@@ -48,7 +48,7 @@ impl Coordinator {
                 define::existing_barrier(name.as_str(), &existing.participants, &participants)?;
                 return Ok((Vec::new(), ()));
             }
-            Ok((vec![Event::BarrierCreated { name, participants }], ()))
+            Ok((vec![Event::BarrierCreated { name: name.clone(), participants: participants.clone() }], ()))
         })
         .await?;
         Ok(())
@@ -75,12 +75,12 @@ impl Coordinator {
                 .get(&barrier)
                 .ok_or_else(|| Error::UnknownBarrier { barrier: barrier.clone() })?;
             if !b.participants.contains(&participant) {
-                return Err(Error::NotParticipant { barrier, participant });
+                return Err(Error::NotParticipant { barrier: barrier.clone(), participant: participant.clone() });
             }
             if b.signalled.contains(&participant) {
                 return Ok((Vec::new(), ())); // signalled already: nothing to record
             }
-            Ok((vec![Event::BarrierSignalled { name: barrier, participant }], ()))
+            Ok((vec![Event::BarrierSignalled { name: barrier.clone(), participant: participant.clone() }], ()))
         })
         .await?;
         self.read(|s| s.barriers.get(name).is_some_and(crate::projection::Barrier::is_complete))
@@ -137,7 +137,7 @@ impl Coordinator {
                     }
                 }
                 let position = events.len() as u64;
-                events.push(Event::LockAcquired { name: lock, holder: id, lease_until: now.plus(lease) });
+                events.push(Event::LockAcquired { name: lock.clone(), holder: id.clone(), lease_until: now.plus(lease) });
                 Ok((events, Some(position)))
             })
             .await?;
@@ -191,9 +191,9 @@ impl Coordinator {
             require_agent(state, &id)?;
             match state.locks.get(&lock) {
                 Some(held) if held.holder == id => {
-                    Ok((vec![Event::LockReleased { name: lock, holder: id }], ()))
+                    Ok((vec![Event::LockReleased { name: lock.clone(), holder: id.clone() }], ()))
                 }
-                Some(held) => Err(Error::LockHeld { lock, holder: held.holder.clone() }),
+                Some(held) => Err(Error::LockHeld { lock: lock.clone(), holder: held.holder.clone() }),
                 None => {
                     Err(Error::InvalidArgument { name: "unlock", reason: format!("lock {lock} is not held") })
                 }

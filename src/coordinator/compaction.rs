@@ -4,7 +4,6 @@
 use super::Coordinator;
 use crate::compaction::{self, CompactOptions, CompactionReport};
 use crate::error::Result;
-use crate::subscription::cursor_dir;
 
 impl Coordinator {
     /// Removes the sealed segments wholly below the oldest kept snapshot (so that falling back to
@@ -20,6 +19,6 @@ impl Coordinator {
     /// does, a keyed compaction as [`Log::compact_keyed`](crate::Log::compact_keyed) and
     /// [`Log::audit_reader`](crate::Log::audit_reader) do.
     pub fn compact(&self, opts: &CompactOptions) -> Result<CompactionReport> {
-        compaction::compact(&self.log, &self.snapshots.store, &cursor_dir(&self.store_dir()), opts)
+        compaction::compact(&*self.log, &self.snapshots.store, opts)
     }
 }

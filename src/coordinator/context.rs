@@ -76,11 +76,11 @@ impl Coordinator {
                 require_agent(state, &id)?;
                 let version = next_version(state, &id, &key, opts.condition, now)?;
                 let event = Event::ContextUpdated {
-                    key,
-                    value,
-                    visibility: opts.visibility,
+                    key: key.clone(),
+                    value: value.clone(),
+                    visibility: opts.visibility.clone(),
                     expires_at: opts.expires_in.map(|d| now.plus(d)),
-                    metadata: opts.metadata,
+                    metadata: opts.metadata.clone(),
                     version,
                 };
                 Ok((vec![event], version))
@@ -100,7 +100,7 @@ impl Coordinator {
             .execute(actor, move |state, now| {
                 require_agent(state, &id)?;
                 let version = next_version(state, &id, &key, SetCondition::Always, now)?;
-                Ok((vec![Event::ContextDeleted { key, version }], version))
+                Ok((vec![Event::ContextDeleted { key: key.clone(), version }], version))
             })
             .await?;
         Ok(version)

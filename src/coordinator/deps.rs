@@ -52,9 +52,9 @@ impl Coordinator {
                 let (status, block) = transition::register_on(state, provider_task, &consumer);
                 let dependency = Dependency {
                     id: dep_id.clone(),
-                    provider,
-                    consumer,
-                    artifact_type,
+                    provider: provider.clone(),
+                    consumer: consumer.clone(),
+                    artifact_type: artifact_type.clone(),
                     artifact_path: None,
                     status,
                 };
@@ -83,7 +83,7 @@ impl Coordinator {
             if state.deps.get(&dependency).is_none() {
                 return Err(Error::UnknownDependency { dependency: dependency.clone() });
             }
-            Ok((vec![Event::DependencyReady { dependency, artifact_path }], ()))
+            Ok((vec![Event::DependencyReady { dependency: dependency.clone(), artifact_path: artifact_path.clone() }], ()))
         })
         .await?;
         Ok(())

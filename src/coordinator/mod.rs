@@ -57,7 +57,8 @@ pub use watch::ContextWatcher;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fs::{names, StoreAccess};
-use crate::log::{Built, Durability, Log};
+use crate::backend::{Backend, BlobStore, DirBlobs, LogBackend};
+use crate::log::{Durability, Log};
 use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
 use crate::snapshot::Snapshots;
@@ -85,7 +86,12 @@ use snapshotting::SnapshotState;
 /// errors of its checks.
 #[derive(Clone)]
 pub struct Coordinator {
-    log: Log,
+    /// The log, able to append coordination records: only the coordinator holds it.
+    log: Arc<dyn LogBackend>,
+    /// The same log, refusing coordination records: what [`Coordinator::log`] hands out.
+    public_log: Arc<dyn LogBackend>,
+    /// Where snapshots and cursors live.
+    blobs: Arc<dyn BlobStore>,
     state: Arc<Mutex<State>>,
     opts: Arc<CoordinatorOptions>,
     snapshots: Arc<SnapshotState>,
@@ -231,15 +237,28 @@ impl CoordinatorOptions {
                 vec![maos.to_owned(), store::parent_or_cwd(maos).to_owned()]
             })
             .durability(self.durability)
-            .clock(self.clock.clone())
-            .reserve_kinds(crate::model::COORDINATION_KINDS);
+            .clock(self.clock.clone());
         if let Some(bytes) = self.segment_size {
             // A record must fit a segment: small segments get a smaller record limit.
             let max_record = u32::try_from(bytes / 2).unwrap_or(u32::MAX).min(1 << 20);
             log_options = log_options.segment_size(bytes).max_record_size(max_record);
         }
         let log = log_options.open()?;
-        let snapshots = Snapshots::open(&store.join(names::SNAPSHOT_DIR), self.keep_snapshots)?;
+        let blobs = DirBlobs::new(&store);
+        blobs.sweep(crate::backend::BlobSpace::Snapshots)?;
+        self.open_on(Backend { log: Arc::new(log), blobs: Arc::new(blobs) })
+    }
+
+    /// Opens a coordinator on `backend` (the root, access and segment size of these options
+    /// are not used: they are the local directory's): loads the newest valid snapshot of its
+    /// blobs and replays its log after it.
+    ///
+    /// # Errors
+    /// [`Error::NoUsableSnapshot`] if compaction removed records that no usable snapshot covers;
+    /// reading the blobs and catching up with the log fail as every [query](Coordinator#errors) does.
+    pub fn open_on(self, backend: Backend) -> Result<Coordinator> {
+        let Backend { log, blobs } = backend;
+        let snapshots = Snapshots::new(blobs.clone(), self.keep_snapshots);
         let (state, skipped) = snapshots.load(log.next_lsn())?;
         let state = state.unwrap_or_else(State::new);
         let first = log.first_lsn()?;
@@ -251,11 +270,17 @@ impl CoordinatorOptions {
             if state.next_lsn > Lsn::FIRST {
                 rejected.push(format!("the newest usable snapshot ends at LSN {}", state.next_lsn));
             }
-            return Err(Error::NoUsableSnapshot { dir: store.join(names::SNAPSHOT_DIR), first, rejected });
+            return Err(Error::NoUsableSnapshot {
+                dir: blobs.space_location(crate::backend::BlobSpace::Snapshots),
+                first,
+                rejected,
+            });
         }
         let snapshots = SnapshotState::new(snapshots, state.next_lsn, skipped);
         let coordinator = Coordinator {
+            public_log: log.reserving(crate::model::COORDINATION_KINDS),
             log,
+            blobs,
             state: Arc::new(Mutex::new(state)),
             opts: Arc::new(self),
             snapshots: Arc::new(snapshots),
@@ -306,10 +331,19 @@ impl Coordinator {
         store_dir(&self.opts.root)
     }
 
-    /// The log underneath.
+    /// The log underneath, through the backend trait; it refuses to append coordination
+    /// records ([`Error::ReservedKind`]): those are the coordinator's.
     #[must_use]
-    pub fn log(&self) -> &Log {
-        &self.log
+    pub fn log(&self) -> &dyn LogBackend {
+        &*self.public_log
+    }
+
+    /// The file log underneath, when the store is a local directory (as [`Coordinator::open`]
+    /// opens it): for tools that verify segment files or read the recovery report. It refuses
+    /// coordination records as [`Coordinator::log`] does.
+    #[must_use]
+    pub fn local_log(&self) -> Option<&Log> {
+        self.public_log.as_local()
     }
 
     /// Closes this handle: waits for the background snapshot this coordinator or a clone
@@ -327,7 +361,9 @@ impl Coordinator {
     /// background snapshot that failed was logged and is not returned.
     pub fn close(self) -> Result<()> {
         self.wait_for_snapshots();
-        let Coordinator { log, .. } = self;
+        let Coordinator { log, public_log, .. } = self;
+        // The public handle first: the log closes when its last handle does.
+        public_log.close()?;
         log.close()
     }
 
@@ -335,9 +371,9 @@ impl Coordinator {
     /// incarnation this handle registered that a later registration superseded, let `decide`
     /// validate the command against the state at time `now` and return its events, append them.
     /// Returns the LSN of the first event appended (the next LSN when none was).
-    async fn execute<T, F>(&self, actor: &AgentId, decide: F) -> Result<(Lsn, T)>
+    async fn execute<T, F>(&self, actor: &AgentId, mut decide: F) -> Result<(Lsn, T)>
     where
-        F: FnOnce(&State, Timestamp) -> Result<(Vec<Event>, T)> + Send + 'static,
+        F: FnMut(&State, Timestamp) -> Result<(Vec<Event>, T)> + Send + 'static,
         T: Send + 'static,
     {
         let known = crate::log::lock(&self.incarnations).get(actor).copied();
@@ -358,9 +394,13 @@ impl Coordinator {
     }
 
     /// [`Coordinator::execute`] without the incarnation check (a registration starts a new one).
-    async fn execute_as_new<T, F>(&self, actor: &AgentId, decide: F) -> Result<(Lsn, T)>
+    ///
+    /// `decide` may run more than once: a backend retries a compare-and-append that another
+    /// writer beat with the newer tail ([`LogBackend::compare_and_append`]); the value of its last
+    /// run is returned.
+    async fn execute_as_new<T, F>(&self, actor: &AgentId, mut decide: F) -> Result<(Lsn, T)>
     where
-        F: FnOnce(&State, Timestamp) -> Result<(Vec<Event>, T)> + Send + 'static,
+        F: FnMut(&State, Timestamp) -> Result<(Vec<Event>, T)> + Send + 'static,
         T: Send + 'static,
     {
         let log = self.log.clone();
@@ -369,28 +409,28 @@ impl Coordinator {
         let skips = self.skips.clone();
         let actor = actor.clone();
         let clock = self.opts.clock.clone();
-        let max = self.log.opts().max_record_size;
-        let (appended, value) = self
+        let max = self.log.max_record_size();
+        let value = Arc::new(Mutex::new(None));
+        let slot = value.clone();
+        let appended = self
             .log
-            .append_with_async_as(
-                move |tail| {
-                    let mut state = crate::log::lock(&state);
-                    snapshots.count_bytes(catch_up(&log, &skips, &mut state, tail)?);
-                    let now = clock.now().max(state.last_time);
-                    let (events, value) = decide(&state, now)?;
-                    let kind = RecordKind::new(EVENT_RECORD_KIND)?;
-                    let records = events
-                        .into_iter()
-                        .map(|event| {
-                            Ok((kind, encode_checked(&Recorded { actor: actor.clone(), event }, max)?))
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                    Ok(Built { records, value })
-                },
-                false,
-            )
+            .compare_and_append(Box::new(move |tail| {
+                let mut state = crate::log::lock(&state);
+                snapshots.count_bytes(catch_up(&*log, &skips, &mut state, tail)?);
+                let now = clock.now().max(state.last_time);
+                let (events, value) = decide(&state, now)?;
+                let kind = RecordKind::new(EVENT_RECORD_KIND)?;
+                let records = events
+                    .into_iter()
+                    .map(|event| Ok((kind, encode_checked(&Recorded { actor: actor.clone(), event }, max)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                *crate::log::lock(&slot) = Some(value);
+                Ok(records)
+            }))
             .await?;
         self.maybe_snapshot(appended.next());
+        let value = crate::log::lock(&value).take();
+        let value = value.ok_or_else(|| Error::internal("the builder of a compare-and-append never ran"))?;
         Ok((appended.first, value))
     }
 
@@ -416,7 +456,7 @@ impl Coordinator {
     fn refresh(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = crate::log::lock(&self.state);
         let tail = self.log.next_lsn();
-        self.snapshots.count_bytes(catch_up(&self.log, &self.skips, &mut state, tail)?);
+        self.snapshots.count_bytes(catch_up(&*self.log, &self.skips, &mut state, tail)?);
         Ok(state)
     }
 
@@ -452,7 +492,7 @@ impl Coordinator {
         let (lsn, ()) = self
             .execute(actor, move |state, _| {
                 require_agent(state, &actor_id)?;
-                Ok((vec![Event::Custom { event_type, data, metadata }], ()))
+                Ok((vec![Event::Custom { event_type: event_type.clone(), data: data.clone(), metadata: metadata.clone() }], ()))
             })
             .await?;
         Ok(lsn)

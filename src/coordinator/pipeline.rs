@@ -88,7 +88,7 @@ impl Coordinator {
                 }
                 let mut events = Vec::new();
                 let mut ids: Vec<Vec<TaskId>> = Vec::new();
-                for (i, stage) in stages.into_iter().enumerate() {
+                for (i, stage) in stages.clone().into_iter().enumerate() {
                     let mut stage_ids = Vec::new();
                     for spec in stage.tasks {
                         let task_id = spec.id.clone().unwrap_or_else(TaskId::generate);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use crate::error::{Error, Result};
+use crate::backend::LogBackend;
 use crate::log::Log;
 use crate::model::{Recorded, Tombstone, COORDINATION_KINDS, EVENT_RECORD_KIND, TOMBSTONE_RECORD_KIND};
 use crate::types::{Lsn, RecordKind};
@@ -44,7 +45,7 @@ impl Undecoded {
 impl Skips {
     /// The coordination record at `lsn` decoded, or `None` if it does not decode and a
     /// tombstone skips it.
-    pub(super) fn decode(&self, log: &Log, lsn: Lsn, payload: &[u8]) -> Result<Option<Recorded>, Undecoded> {
+    pub(super) fn decode(&self, log: &dyn LogBackend, lsn: Lsn, payload: &[u8]) -> Result<Option<Recorded>, Undecoded> {
         match Recorded::decode(lsn, payload) {
             Ok(recorded) => Ok(Some(recorded)),
             Err(Error::Decode { lsn, reason }) => {
@@ -64,7 +65,7 @@ impl Skips {
 
 /// The tombstone after `lsn` (up to the tail) that skips it, if any; in the records keyed
 /// compaction kept too, where the record itself may be.
-fn tombstone_after(log: &Log, lsn: Lsn) -> Result<Option<Tombstone>> {
+fn tombstone_after(log: &dyn LogBackend, lsn: Lsn) -> Result<Option<Tombstone>> {
     let mut reader = log.audit_reader()?;
     while let Some(record) = reader.next()? {
         if record.kind.get() == TOMBSTONE_RECORD_KIND && record.lsn > lsn {

@@ -4,7 +4,7 @@
 
 use super::repair::Skips;
 use crate::error::Result;
-use crate::log::Log;
+use crate::backend::LogBackend;
 use crate::model::{Recorded, EVENT_RECORD_KIND};
 use crate::projection::State;
 use crate::types::Lsn;
@@ -14,7 +14,7 @@ use crate::types::Lsn;
 /// A coordination record that does not decode and that a tombstone skips only moves the
 /// position; one that none skips is an [`Error::UndecodableRecord`](crate::Error) naming its
 /// place.
-pub(super) fn catch_up(log: &Log, skips: &Skips, state: &mut State, tail: Lsn) -> Result<u64> {
+pub(super) fn catch_up(log: &dyn LogBackend, skips: &Skips, state: &mut State, tail: Lsn) -> Result<u64> {
     if state.next_lsn >= tail {
         return Ok(0);
     }

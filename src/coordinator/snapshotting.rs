@@ -64,11 +64,11 @@ impl Coordinator {
         let _one_at_a_time = crate::log::lock(&self.snapshots.writer);
         let tail = self.log.next_lsn();
         let mut state = self.newest_snapshot_state()?;
-        if let Err(e) = catch_up(&self.log, &self.skips, &mut state, tail) {
+        if let Err(e) = catch_up(&*self.log, &self.skips, &mut state, tail) {
             // Another process compacted past the snapshot we loaded after writing a newer one.
             let Error::Compacted { .. } = e else { return Err(e) };
             state = self.newest_snapshot_state()?;
-            catch_up(&self.log, &self.skips, &mut state, tail)?;
+            catch_up(&*self.log, &self.skips, &mut state, tail)?;
         }
         let image = state.to_image();
         drop(state);

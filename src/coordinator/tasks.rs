@@ -87,8 +87,8 @@ impl Coordinator {
                 if !unmet.is_empty() {
                     return Err(Error::DependenciesNotReady { task: id.clone(), unmet });
                 }
-                let mut events = vec![Event::TaskCreated { task: Box::new(new_task(&id, spec, &actor_id)) }];
-                for provider in providers {
+                let mut events = vec![Event::TaskCreated { task: Box::new(new_task(&id, spec.clone(), &actor_id)) }];
+                for provider in providers.clone() {
                     let dependency = Dependency {
                         id: DependencyId::new(format!("{provider}->{id}"))?,
                         provider,
@@ -138,7 +138,7 @@ impl Coordinator {
                 if let Some(task) = &claimed {
                     events.push(Event::TaskClaimed {
                         task: task.clone(),
-                        agent: id,
+                        agent: id.clone(),
                         lease_until: now.plus(lease),
                     });
                 }
@@ -197,7 +197,7 @@ impl Coordinator {
                 return Err(illegal(current, &TaskStatus::InProgress));
             }
             check_holder(current, &id, now)?;
-            Ok((vec![Event::TaskOutputAdded { task: task_id, output }], ()))
+            Ok((vec![Event::TaskOutputAdded { task: task_id.clone(), output: output.clone() }], ()))
         })
         .await?;
         Ok(())
@@ -277,11 +277,11 @@ impl Coordinator {
             if held && !matches!(status, TaskStatus::Cancelled(_)) {
                 check_holder(current, &id, now)?;
             }
-            let events = match status {
+            let events = match status.clone() {
                 TaskStatus::Cancelled(reason) => transition::cancel(state, &task_id, &reason, false).0,
                 TaskStatus::Failed(error) => transition::fail_for_good(state, &task_id, &error),
                 TaskStatus::Blocked(reason) if held => end_claim(state, current, End::Blocked { reason }),
-                TaskStatus::Blocked(reason) => vec![Event::TaskBlocked { task: task_id, reason }],
+                TaskStatus::Blocked(reason) => vec![Event::TaskBlocked { task: task_id.clone(), reason }],
                 TaskStatus::Pending if held => end_claim(state, current, End::Released),
                 TaskStatus::Pending => {
                     // A task waiting on a dependency that can never be met stays blocked.
@@ -297,9 +297,9 @@ impl Coordinator {
                         })
                         .collect();
                     if !failed.is_empty() {
-                        return Err(Error::DependenciesNotReady { task: task_id, unmet: failed });
+                        return Err(Error::DependenciesNotReady { task: task_id.clone(), unmet: failed });
                     }
-                    vec![Event::TaskUnblocked { task: task_id }]
+                    vec![Event::TaskUnblocked { task: task_id.clone() }]
                 }
                 TaskStatus::Completed => end_claim(state, current, End::Completed { outputs: Vec::new() }),
                 TaskStatus::InProgress => Vec::new(),
@@ -320,7 +320,7 @@ impl Coordinator {
                 return Err(illegal(current, &next));
             }
             check_holder(current, &id, now)?;
-            Ok((end_claim(state, current, end), ()))
+            Ok((end_claim(state, current, end.clone()), ()))
         })
         .await?;
         Ok(())

@@ -17,7 +17,7 @@ use crate::types::{Lsn, Timestamp};
 
 impl Source for Coordinator {
     fn decode(&self, lsn: Lsn, payload: &[u8]) -> Result<Decoded> {
-        match self.skips.decode(&self.log, lsn, payload) {
+        match self.skips.decode(&*self.log, lsn, payload) {
             Ok(Some(recorded)) => Ok(Decoded::Event(recorded)),
             Ok(None) => Ok(Decoded::Skipped),
             Err(Undecoded::Unskipped { reason, .. }) => Ok(Decoded::Undecodable(reason)),
@@ -170,7 +170,7 @@ impl Coordinator {
     ) -> Result<DurableSubscription> {
         DurableSubscription::check(agent, name, &opts)?;
         self.read(|s| require_agent(s, agent))??;
-        DurableSubscription::open(&self.log, &self.store_dir(), agent, name, opts, move |lsn| {
+        DurableSubscription::open(&self.log, &self.blobs, agent, name, opts, move |lsn| {
             self.subscribe_from(agent, filter.clone(), lsn)
         })
     }
@@ -183,6 +183,6 @@ impl Coordinator {
     /// [`Error::Io`](crate::Error::Io) if the cursor directory or file cannot be created,
     /// written, synced or renamed into place.
     pub fn reset_cursor(&self, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
-        subscription::reset_cursor(&self.store_dir(), agent, name, lsn)
+        subscription::reset_cursor(&*self.blobs, agent, name, lsn)
     }
 }

@@ -18,6 +18,8 @@ pub struct AuditReader {
     log: Option<LogReader>,
     /// Byte offset in the compacted-records file of the frame last returned from it.
     last_compacted: Option<u64>,
+    /// The LSN after the record last returned from the compacted-records file.
+    after_compacted: Lsn,
 }
 
 struct Compacted {
@@ -28,7 +30,7 @@ struct Compacted {
 impl AuditReader {
     pub(super) fn open(shared: Arc<Shared>) -> Result<AuditReader> {
         let compacted = shared.compacted_file()?.map(|file| Compacted { at: file.start(), file });
-        Ok(AuditReader { shared, compacted, log: None, last_compacted: None })
+        Ok(AuditReader { shared, compacted, log: None, last_compacted: None, after_compacted: Lsn::FIRST })
     }
 
     /// Where the log part starts: after the compacted range, never before the log's first record.
@@ -48,6 +50,13 @@ impl AuditReader {
         }
     }
 
+    /// The LSN after the record last returned ([`Lsn::FIRST`] before the first): the next
+    /// record is at or past it (compaction may have dropped records in between).
+    #[must_use]
+    pub fn position(&self) -> Lsn {
+        self.log.as_ref().map_or(self.after_compacted, LogReader::position)
+    }
+
     /// The next record, or `None` once the reader has caught up with the log's published tail.
     ///
     /// # Errors
@@ -61,6 +70,7 @@ impl AuditReader {
             let offset = c.at.get().offset();
             if let Some(record) = c.file.next(&c.at)? {
                 self.last_compacted = Some(offset);
+                self.after_compacted = record.lsn.next();
                 return Ok(Some(record));
             }
         }

@@ -73,6 +73,8 @@ pub struct Log {
     /// Held by this handle and its clones only (readers hold `shared` alone), so the handle that
     /// takes it back from its `Arc` is the last one ([`Log::close`]).
     handles: Arc<Handles>,
+    /// Kinds this handle refuses to append ([`LogOptions::reserve_kinds`], [`Log::with_reserved`]).
+    reserved: std::ops::RangeInclusive<u16>,
 }
 
 /// The token every handle of one log holds a share of (the `handles` field of [`Log`]).
@@ -153,7 +155,16 @@ impl Log {
         });
         shared.refresh_segments()?;
         durability::Flusher::start(&shared);
-        Ok(Log { shared, handles: Arc::new(Handles) })
+        let reserved = shared.opts.reserved.clone();
+        Ok(Log { shared, handles: Arc::new(Handles), reserved })
+    }
+
+    /// A handle to this log that refuses to append records of the `kinds` with
+    /// [`Error::ReservedKind`] (instead of the kinds it was opened with): the layer that owns
+    /// those kinds keeps this handle and hands the reserving one out.
+    #[must_use]
+    pub fn with_reserved(&self, kinds: std::ops::RangeInclusive<u16>) -> Log {
+        Log { shared: self.shared.clone(), handles: self.handles.clone(), reserved: kinds }
     }
 
     /// Fails with [`Error::ReadOnly`] if the log was opened read-only.
@@ -203,11 +214,6 @@ impl Log {
         group::append(&self.shared, batch)
     }
 
-    /// As [`Log::append`], for the layer that owns the reserved kinds.
-    pub(crate) fn append_owned(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
-        Ok(self.append_owned_records([(kind, payload)])?.first)
-    }
-
     /// As [`Log::append_records`], for the layer that owns the reserved kinds.
     pub(crate) fn append_owned_records<'a>(
         &self,
@@ -224,7 +230,7 @@ impl Log {
         &self,
         records: impl IntoIterator<Item = (RecordKind, &'a [u8])>,
     ) -> Result<writer::Pending> {
-        let reserved = self.shared.opts.reserved.clone();
+        let reserved = self.reserved.clone();
         let mut refused = None;
         let checked = records.into_iter().inspect(|(kind, _)| {
             if reserved.contains(&kind.get()) && refused.is_none() {
@@ -255,7 +261,7 @@ impl Log {
         T: Send + 'static,
     {
         self.writable("append")?;
-        let (pending, value) = self.deferred(build, true);
+        let (pending, value) = self.deferred(build);
         let appended = group::append(&self.shared, pending)?;
         Ok((appended, take_built(&value)?))
     }
@@ -269,23 +275,13 @@ impl Log {
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
         T: Send + 'static,
     {
-        self.append_with_async_as(build, true).await
-    }
-
-    /// As [`Log::append_with_async`], for the layer that owns the reserved kinds when `checked`
-    /// is false.
-    pub(crate) async fn append_with_async_as<T, F>(&self, build: F, checked: bool) -> Result<(Appended, T)>
-    where
-        F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
-        T: Send + 'static,
-    {
         self.writable("append")?;
-        let (pending, value) = self.deferred(build, checked);
+        let (pending, value) = self.deferred(build);
         let appended = group::append_async(&self.shared, pending).await?;
         Ok((appended, take_built(&value)?))
     }
 
-    fn deferred<T, F>(&self, build: F, checked: bool) -> (writer::Pending, Arc<Mutex<Option<T>>>)
+    fn deferred<T, F>(&self, build: F) -> (writer::Pending, Arc<Mutex<Option<T>>>)
     where
         F: FnOnce(Lsn) -> Result<Built<T>> + Send + 'static,
         T: Send + 'static,
@@ -293,8 +289,8 @@ impl Log {
         let value = Arc::new(Mutex::new(None));
         let slot = value.clone();
         let max = self.shared.opts.max_record_size;
-        let reserved = self.shared.opts.reserved.clone();
-        let reserved = move |kind: u16| checked && reserved.contains(&kind);
+        let reserved = self.reserved.clone();
+        let reserved = move |kind: u16| reserved.contains(&kind);
         let pending = writer::Pending::deferred(Box::new(move |tail| {
             let built = build(tail)?;
             if let Some((kind, _)) = built.records.iter().find(|(k, _)| reserved(k.get())) {
@@ -558,7 +554,7 @@ impl Log {
     /// mark, which says so after a power cut, is missing. Background flushes that failed earlier
     /// were logged (`tracing`) and are not returned.
     pub fn close(self) -> Result<()> {
-        let Log { shared, handles } = self;
+        let Log { shared, handles, .. } = self;
         if Arc::into_inner(handles).is_none() {
             return Ok(()); // clones of this handle remain; the last one closes the log
         }

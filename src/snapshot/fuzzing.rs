@@ -57,7 +57,8 @@ pub fn repair(bytes: &[u8]) -> Vec<u8> {
 fn check(dir: &Path, bytes: &[u8]) {
     let snapshots = dir.join("snapshots");
     let _ = std::fs::remove_dir_all(&snapshots);
-    let store = Snapshots::open(&snapshots, 2).expect("snapshot directory");
+    std::fs::create_dir_all(&snapshots).expect("snapshot directory");
+    let store = Snapshots::new(std::sync::Arc::new(crate::backend::DirBlobs::new(dir)), 2);
     let lsn = u64_at(bytes, 16);
     let path = snapshots.join(format!("{lsn:020}.snap"));
     std::fs::write(&path, bytes).expect("write the snapshot file");
@@ -94,7 +95,8 @@ fn check(dir: &Path, bytes: &[u8]) {
 fn round_trip(dir: &Path, image: StateImage) {
     let again = dir.join("again");
     let _ = std::fs::remove_dir_all(&again);
-    let path = Snapshots::open(&again, 2).expect("snapshot directory").write(&image).expect("write");
+    let blobs = std::sync::Arc::new(crate::backend::DirBlobs::new(&again));
+    let path = Snapshots::new(blobs, 2).write(&image).expect("write");
     let back = read_file(&path).expect("a snapshot written from an accepted image reads back");
     assert_eq!(back, image, "a snapshot written from an accepted image reads back another");
 

@@ -3,9 +3,11 @@
 //! synced; the newest `keep` are kept. A snapshot that does not check out is skipped with a
 //! warning, falling back to the one before it or to a full replay.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::backend::{BlobSpace, BlobStore, Commit};
 use crate::error::{Error, Result};
 use crate::projection::{State, StateImage};
 use crate::types::{Lsn, Timestamp};
@@ -17,143 +19,148 @@ mod v1;
 use crate::format::snapshot::{SnapshotHeader, SNAPSHOT_HEADER_LEN as HEADER_LEN};
 pub use crate::format::snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
 
-/// The snapshot files of one store.
-#[derive(Debug, Clone)]
+/// The snapshots of one store: blobs of [`BlobSpace::Snapshots`] named `<20-digit LSN>.snap`.
+#[derive(Clone)]
 pub struct Snapshots {
-    dir: PathBuf,
+    blobs: Arc<dyn BlobStore>,
     keep: usize,
+}
+
+impl std::fmt::Debug for Snapshots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshots")
+            .field("at", &self.blobs.space_location(BlobSpace::Snapshots))
+            .field("keep", &self.keep)
+            .finish()
+    }
 }
 
 /// A snapshot that was skipped when loading, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedSnapshot {
-    /// The file.
+    /// Where it is (its file, in a local store).
     pub path: PathBuf,
     /// What was wrong with it.
     pub reason: String,
 }
 
+/// The blob name of the snapshot of `lsn`.
+fn name_of(lsn: Lsn) -> String {
+    format!("{:020}.snap", lsn.get())
+}
+
 impl Snapshots {
-    /// The snapshots in `dir` (created if missing), keeping the newest `keep`. Temporary files
-    /// of snapshot writers that died mid-write are removed (never those of a live writer:
-    /// [`crate::fs`]).
-    ///
-    /// # Errors
-    /// [`Error::Io`] if `dir` cannot be created or read, or a dead writer's temporary file cannot be removed.
-    pub fn open(dir: &Path, keep: usize) -> Result<Snapshots> {
-        crate::fs::create_subdir(dir)?;
-        let snapshots = Snapshots { dir: dir.to_owned(), keep: keep.max(1) };
-        snapshots.sweep()?;
-        Ok(snapshots)
-    }
-
-    /// Removes the temporary files of snapshot writers that died mid-write.
-    fn sweep(&self) -> Result<Vec<PathBuf>> {
-        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-        let snapshot = |t: &str| t.strip_suffix(".snap").is_some_and(|lsn| lsn.len() == 20 && digits(lsn));
-        crate::fs::sweep(&self.dir, |name| {
-            // An earlier version named them `<snapshot>.<pid>.tmp`.
-            let old = || {
-                name.strip_suffix(".tmp")
-                    .and_then(|n| n.rsplit_once('.'))
-                    .is_some_and(|(target, pid)| snapshot(target) && digits(pid))
-            };
-            crate::fs::temp_target(name).is_some_and(snapshot) || old()
-        })
-    }
-
-    /// The directory of the snapshots.
+    /// The snapshots among `blobs`, keeping the newest `keep` (at least 1).
     #[must_use]
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    pub fn new(blobs: Arc<dyn BlobStore>, keep: usize) -> Snapshots {
+        Snapshots { blobs, keep: keep.max(1) }
     }
 
-    /// Snapshot files, newest (highest LSN) first.
+    /// The blobs the snapshots are kept among.
+    #[must_use]
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.blobs
+    }
+
+    /// Snapshots, newest (highest LSN) first: their LSN and blob name.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be read.
-    pub fn list(&self) -> Result<Vec<(Lsn, PathBuf)>> {
+    /// As the blob store's [`list`](BlobStore::list) (locally [`Error::Io`] if the directory cannot be read).
+    pub fn list(&self) -> Result<Vec<(Lsn, String)>> {
         let mut found = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(|e| Error::io("read directory", &self.dir, e))? {
-            let entry = entry.map_err(|e| Error::io("read directory", &self.dir, e))?;
-            let name = entry.file_name();
-            let Some(digits) = name.to_str().and_then(|n| n.strip_suffix(".snap")) else { continue };
+        for name in self.blobs.list(BlobSpace::Snapshots)? {
+            let Some(digits) = name.strip_suffix(".snap") else { continue };
             if let Ok(lsn) = digits.parse::<u64>() {
-                found.push((Lsn(lsn), entry.path()));
+                found.push((Lsn(lsn), name));
             }
         }
         found.sort_by_key(|(lsn, _)| std::cmp::Reverse(*lsn));
         Ok(found)
     }
 
-    /// Writes a snapshot of `state` durably and removes all but the newest `keep`. The body is
-    /// encoded straight into the file (no buffer the size of the state), then the header with its
-    /// length and checksum is written in front of it.
+    /// Where the snapshot blob `name` lives, for messages.
+    #[must_use]
+    pub fn location(&self, name: &str) -> PathBuf {
+        self.blobs.location(BlobSpace::Snapshots, name)
+    }
+
+    /// Writes a snapshot of `state` durably and removes all but the newest `keep`; returns where
+    /// it lives. The body is encoded straight into the blob (no buffer the size of the state),
+    /// then the header with its length and checksum is written in front of it.
     ///
     /// # Errors
-    /// [`Error::Io`] if the snapshot cannot be written, synced and renamed into place, or an older one cannot
-    /// be removed; [`Error::Encode`] if rmp-serde refuses to encode the state.
+    /// As the blob store's writes (locally [`Error::Io`] if the snapshot cannot be written, synced and
+    /// renamed into place, or an older one cannot be removed); [`Error::Encode`] if rmp-serde refuses to
+    /// encode the state.
     pub fn write(&self, state: &StateImage) -> Result<PathBuf> {
         let lsn = state.next_lsn.get();
-        let path = self.dir.join(format!("{lsn:020}.snap"));
-        let temp = crate::fs::TempFile::create(&self.dir, &format!("{lsn:020}.snap"))?;
-        let tmp = temp.path().to_owned();
+        let name = name_of(state.next_lsn);
+        let location = self.location(&name);
+        let mut blob = self.blobs.create(BlobSpace::Snapshots, &name)?;
         {
-            let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, temp.writer()?));
-            out.inner.write_all(&[0; HEADER_LEN]).map_err(|e| Error::io("write", &tmp, e))?;
+            let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, &mut blob));
+            out.inner.write_all(&[0; HEADER_LEN]).map_err(|e| Error::io("write", &location, e))?;
             rmp_serde::encode::write_named(&mut out, state).map_err(|e| match e {
-                rmp_serde::encode::Error::InvalidValueWrite(inner) => Error::io("write", &tmp, inner.into()),
+                rmp_serde::encode::Error::InvalidValueWrite(inner) => {
+                    Error::io("write", &location, inner.into())
+                }
                 other => Error::Encode { reason: other.to_string() },
             })?;
             let (crc, len) = (out.crc.clone().finalize(), out.len);
-            let file = out.inner.into_inner().map_err(|e| Error::io("write", &tmp, e.into_error()))?;
-            crate::fs::file::write_at(file.file(), &tmp, &header(SNAPSHOT_VERSION, lsn, len, crc), 0)?;
+            out.inner.flush().map_err(|e| Error::io("write", &location, e))?;
+            drop(out);
+            blob.write_at(0, &header(SNAPSHOT_VERSION, lsn, len, crc))?;
         }
-        temp.persist(&path)?;
+        blob.commit(Commit::Replace)?;
         self.prune()?;
-        Ok(path)
+        Ok(location)
     }
 
     fn prune(&self) -> Result<()> {
-        self.sweep()?;
-        let mut removed = false;
-        for (_, path) in self.list()?.into_iter().skip(self.keep) {
+        for (_, name) in self.list()?.into_iter().skip(self.keep) {
             // Not there: another process pruned it.
-            removed |= crate::fs::file::remove(&path)?;
-        }
-        if removed {
-            sync_dir(&self.dir)?;
+            self.blobs.delete(BlobSpace::Snapshots, &name)?;
         }
         Ok(())
+    }
+
+    /// Checks and decodes the snapshot blob `name`: `Ok(None)` if it is gone (another process
+    /// pruned it), `Err` with what is wrong with it otherwise.
+    ///
+    /// # Errors
+    /// As the blob store's [`open`](BlobStore::open).
+    pub fn read(&self, name: &str) -> Result<Option<std::result::Result<StateImage, String>>> {
+        let Some(blob) = self.blobs.open(BlobSpace::Snapshots, name)? else { return Ok(None) };
+        Ok(Some(read_from(blob)))
     }
 
     /// The newest valid snapshot whose LSN is at most `limit` (the log's next LSN), and the
     /// snapshots skipped on the way. `None` if there is none: replay from the start.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be read. A snapshot that cannot be read or does not check out is
-    /// skipped, not an error.
+    /// As the blob store's [`list`](BlobStore::list) and [`open`](BlobStore::open). A snapshot that
+    /// does not check out is skipped, not an error.
     pub fn load(&self, limit: Lsn) -> Result<(Option<State>, Vec<SkippedSnapshot>)> {
         let mut skipped = Vec::new();
-        for (lsn, path) in self.list()? {
-            let reason = match read_file(&path) {
-                Ok(image) if image.next_lsn != lsn => {
+        for (lsn, name) in self.list()? {
+            let reason = match self.read(&name)? {
+                None => continue, // pruned since it was listed
+                Some(Ok(image)) if image.next_lsn != lsn => {
                     format!("holds LSN {} but is named {lsn}", image.next_lsn)
                 }
-                Ok(image) if image.next_lsn > limit => {
+                Some(Ok(image)) if image.next_lsn > limit => {
                     format!("is ahead of the log, which ends before LSN {limit}")
                 }
-                Ok(image) => return Ok((Some(State::from_image(image)), skipped)),
-                Err(reason) => reason,
+                Some(Ok(image)) => return Ok((Some(State::from_image(image)), skipped)),
+                Some(Err(reason)) => reason,
             };
+            let path = self.location(&name);
             tracing::warn!(snapshot = %path.display(), %reason, "skipping a snapshot");
             skipped.push(SkippedSnapshot { path, reason });
         }
         Ok((None, skipped))
     }
 }
-
-use crate::fs::sync_dir;
 
 /// The header of a snapshot (format `version`) of `lsn` whose body has `len` bytes and CRC `crc`.
 fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
@@ -169,10 +176,16 @@ fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
 /// fails its checksum; the body's length or checksum disagrees with the header; the body does not decode;
 /// header and body name different LSNs.
 pub fn read_file(path: &Path) -> std::result::Result<StateImage, String> {
-    use std::io::{Seek, SeekFrom};
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read it: {e}"))?;
+    read_from(BufReader::with_capacity(1 << 20, file))
+}
+
+/// Checks and decodes a snapshot from `input`, as [`read_file`] does.
+///
+/// # Errors
+/// What is wrong, as text, as for [`read_file`].
+pub fn read_from(mut input: impl Read + Seek) -> std::result::Result<StateImage, String> {
     let unreadable = |e: std::io::Error| format!("cannot read it: {e}");
-    let file = std::fs::File::open(path).map_err(unreadable)?;
-    let mut input = BufReader::with_capacity(1 << 20, file);
     let mut head = [0u8; HEADER_LEN];
     input.read_exact(&mut head).map_err(|e| format!("cannot read its header: {e}"))?;
     let (version, lsn, len, crc) = check_header(&head)?;

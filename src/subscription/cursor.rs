@@ -1,23 +1,18 @@
 //! Cursor files (log-format.md, "Cursor files"): where a durable subscription resumes, and how
-//! many times the record at its head was handed out. Small, checksummed, replaced atomically.
+//! many times the record at its head was handed out. Small, checksummed, replaced atomically:
+//! blobs of [`BlobSpace::Cursors`], one per subscription.
 
-use std::path::{Path, PathBuf};
+use std::io::Read;
 
-use crate::fs::TempFile;
-
+use crate::backend::{BlobSpace, BlobStore, Commit};
 use crate::error::{Error, Result};
 pub(crate) use crate::format::cursor::CursorState;
 use crate::model::AgentId;
 use crate::types::Lsn;
 
-/// The directory of a store's cursor files.
-pub(crate) fn cursor_dir(store: &Path) -> PathBuf {
-    store.join(crate::fs::names::CURSOR_DIR)
-}
-
-/// The cursor file of `agent`'s subscription `name`.
-pub(crate) fn cursor_path(store: &Path, agent: &AgentId, name: &str) -> PathBuf {
-    cursor_dir(store).join(format!("{}.{}.cursor", hex(agent.as_str()), hex(name)))
+/// The blob name of `agent`'s subscription `name`: both in hex, so any name makes a file name.
+pub(crate) fn cursor_name(agent: &AgentId, name: &str) -> String {
+    format!("{}.{}.cursor", hex(agent.as_str()), hex(name))
 }
 
 fn hex(s: &str) -> String {
@@ -28,77 +23,49 @@ fn hex(s: &str) -> String {
     })
 }
 
-/// Reads a cursor file; `None` if there is none.
-pub(crate) fn read(path: &Path) -> Result<Option<CursorState>> {
-    match std::fs::read(path) {
-        Ok(bytes) => CursorState::decode(&bytes)
-            .map(Some)
-            .map_err(|reason| Error::CorruptCursor { path: path.to_owned(), reason }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read", path, e)),
-    }
+/// Reads the cursor blob `name`; `None` if there is none.
+pub(crate) fn read(blobs: &dyn BlobStore, name: &str) -> Result<Option<CursorState>> {
+    let path = || blobs.location(BlobSpace::Cursors, name);
+    let Some(mut blob) = blobs.open(BlobSpace::Cursors, name)? else { return Ok(None) };
+    let mut bytes = Vec::with_capacity(64);
+    blob.read_to_end(&mut bytes).map_err(|e| Error::io("read", path(), e))?;
+    CursorState::decode(&bytes).map(Some).map_err(|reason| Error::CorruptCursor { path: path(), reason })
 }
 
-/// Replaces (or creates) a cursor file: durable when this returns.
-pub(crate) fn write(path: &Path, state: CursorState) -> Result<()> {
-    let dir = parent(path)?;
-    write_temporary(dir, path, state)?.persist(path)
+/// Replaces (or creates) the cursor blob `name`: durable when this returns.
+pub(crate) fn write(blobs: &dyn BlobStore, name: &str, state: CursorState) -> Result<()> {
+    let mut blob = blobs.create(BlobSpace::Cursors, name)?;
+    std::io::Write::write_all(&mut blob, &state.encode())
+        .map_err(|e| Error::io("write", blobs.location(BlobSpace::Cursors, name), e))?;
+    blob.commit(Commit::Replace)?;
+    Ok(())
 }
 
-/// Moves the cursor of `agent`'s subscription `name` in the store at `store` to `lsn`, its
-/// delivery count starting over: durable when this returns.
-pub(crate) fn reset(store: &Path, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
-    write(&cursor_path(store, agent, name), CursorState::at(lsn))
+/// Moves the cursor of `agent`'s subscription `name` to `lsn`, its delivery count starting
+/// over: durable when this returns.
+pub(crate) fn reset(blobs: &dyn BlobStore, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
+    write(blobs, &cursor_name(agent, name), CursorState::at(lsn))
 }
 
-/// Creates a cursor file holding `state` unless one exists (another process may create it at
-/// the same time: the first one stays); returns what the file holds and whether this call
+/// Creates the cursor blob `name` holding `state` unless one exists (another process may create
+/// it at the same time: the first one stays); returns what the blob holds and whether this call
 /// created it. Durable when this returns.
-pub(crate) fn create(path: &Path, state: CursorState) -> Result<(CursorState, bool)> {
-    let dir = parent(path)?;
-    let tmp = write_temporary(dir, path, state)?;
-    // A hard link never replaces an existing file: creating and filling it is one step.
-    let linked = crate::fs::file::link_new(tmp.path(), path);
-    drop(tmp); // removes the temporary name
-    if linked? {
-        sync_dir(dir)?;
+pub(crate) fn create(blobs: &dyn BlobStore, name: &str, state: CursorState) -> Result<(CursorState, bool)> {
+    let mut blob = blobs.create(BlobSpace::Cursors, name)?;
+    std::io::Write::write_all(&mut blob, &state.encode())
+        .map_err(|e| Error::io("write", blobs.location(BlobSpace::Cursors, name), e))?;
+    if blob.commit(Commit::New)? {
         return Ok((state, true));
     }
-    match read(path)? {
+    match read(blobs, name)? {
         Some(existing) => Ok((existing, false)),
-        None => Err(Error::io("read", path, std::io::ErrorKind::NotFound.into())),
+        None => Err(Error::io(
+            "read",
+            blobs.location(BlobSpace::Cursors, name),
+            std::io::ErrorKind::NotFound.into(),
+        )),
     }
 }
-
-fn parent(path: &Path) -> Result<&Path> {
-    path.parent()
-        .ok_or_else(|| Error::internal(format!("the cursor file {} has no directory", path.display())))
-}
-
-/// Writes and syncs a temporary file `<cursor file name>.PID.N.tmp` beside `path`, locked
-/// while this process writes it ([`crate::fs::TempFile`]).
-fn write_temporary(dir: &Path, path: &Path, state: CursorState) -> Result<TempFile> {
-    crate::fs::create_subdir(dir)?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cursor");
-    let tmp = TempFile::create(dir, name)?;
-    tmp.write_all(&state.encode())?;
-    crate::fs::file::sync_all(tmp.file(), tmp.path())?;
-    Ok(tmp)
-}
-
-/// Removes the temporary cursor files in the store's cursor directory that writers killed
-/// mid-write left behind.
-pub(crate) fn sweep(store: &Path) -> Result<Vec<PathBuf>> {
-    crate::fs::sweep(&cursor_dir(store), |name| {
-        let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
-        crate::fs::temp_target(name)
-            .and_then(|t| t.strip_suffix(".cursor"))
-            .and_then(|t| t.split_once('.'))
-            .is_some_and(|(agent, name)| hex(agent) && hex(name))
-    })
-}
-
-use crate::fs::sync_dir;
 
 #[cfg(test)]
 mod tests {

@@ -6,12 +6,12 @@
 //! subscriber is told).
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::cursor::{self, cursor_path, read as read_cursor, write as write_cursor, CursorState};
+use super::cursor::{self, cursor_name, read as read_cursor, write as write_cursor, CursorState};
 use super::{Delivery, Subscription};
+use crate::backend::{BlobStore, LogBackend};
 use crate::error::{Error, Result};
-use crate::log::Log;
 use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::types::{Lsn, RecordKind};
 
@@ -61,10 +61,12 @@ impl Default for DurableOptions {
 /// persisted; each write is a temporary file, fsync, rename and directory fsync.
 pub struct DurableSubscription {
     subscription: Subscription,
-    log: Log,
+    log: Arc<dyn LogBackend>,
+    blobs: Arc<dyn BlobStore>,
     agent: AgentId,
     name: String,
-    path: PathBuf,
+    /// The name of its cursor blob.
+    cursor: String,
     opts: DurableOptions,
     /// What the cursor file holds.
     saved: CursorState,
@@ -228,15 +230,15 @@ impl DurableSubscription {
             lsn,
             deliveries,
         };
-        let max = self.log.opts().max_record_size;
+        let max = self.log.max_record_size();
         let payload = encode_checked(&Recorded { actor: self.agent.clone(), event }, max)?;
-        self.log.append_owned(RecordKind::new(EVENT_RECORD_KIND)?, &payload)?;
+        self.log.append(RecordKind::new(EVENT_RECORD_KIND)?, &payload)?;
         tracing::warn!(agent = %self.agent, subscription = %self.name, %lsn, deliveries, "record dead-lettered");
         self.save(CursorState::at(lsn.next()))
     }
 
     fn save(&mut self, state: CursorState) -> Result<()> {
-        write_cursor(&self.path, state)?;
+        write_cursor(&*self.blobs, &self.cursor, state)?;
         self.saved = state;
         Ok(())
     }
@@ -270,7 +272,8 @@ impl DurableSubscription {
         Ok(())
     }
 
-    /// `agent`'s durable subscription `name` on `log`, its cursor file in the store at `store`
+    /// `agent`'s durable subscription `name` on `log` (a handle that may append coordination
+    /// records, for dead letters), its cursor among `blobs`
     /// (names and options [checked](DurableSubscription::check) already): it resumes from its
     /// cursor file, through the subscription `subscribe` makes from an LSN. A subscription
     /// without a cursor file is new: the file is created at once, at the log's first LSN.
@@ -280,18 +283,17 @@ impl DurableSubscription {
     /// cannot be read or created; [`Log::first_lsn`] and `subscribe` fail as they do (with
     /// [`Error::Compacted`] for a cursor whose position was compacted away).
     pub(crate) fn open(
-        log: &Log,
-        store: &Path,
+        log: &Arc<dyn LogBackend>,
+        blobs: &Arc<dyn BlobStore>,
         agent: &AgentId,
         name: &str,
         opts: DurableOptions,
         mut subscribe: impl FnMut(Lsn) -> Result<Subscription>,
     ) -> Result<DurableSubscription> {
-        let path = cursor_path(store, agent, name);
-        cursor::sweep(store)?;
-        let (saved, created) = match read_cursor(&path)? {
+        let cursor = cursor_name(agent, name);
+        let (saved, created) = match read_cursor(&**blobs, &cursor)? {
             Some(saved) => (saved, false),
-            None => cursor::create(&path, CursorState::at(log.first_lsn()?))?,
+            None => cursor::create(&**blobs, &cursor, CursorState::at(log.first_lsn()?))?,
         };
         let (saved, subscription) = match subscribe(saved.position) {
             Ok(subscription) => (saved, subscription),
@@ -299,7 +301,7 @@ impl DurableSubscription {
             // so it starts where the log now starts.
             Err(Error::Compacted { first, .. }) if created => {
                 let saved = CursorState::at(first);
-                write_cursor(&path, saved)?;
+                write_cursor(&**blobs, &cursor, saved)?;
                 (saved, subscribe(first)?)
             }
             Err(e) => return Err(e),
@@ -307,9 +309,10 @@ impl DurableSubscription {
         Ok(DurableSubscription {
             subscription,
             log: log.clone(),
+            blobs: blobs.clone(),
             agent: agent.clone(),
             name: name.to_owned(),
-            path,
+            cursor,
             opts,
             saved,
             unacked: VecDeque::new(),

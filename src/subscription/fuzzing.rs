@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use super::cursor::{read as read_cursor, write as write_cursor};
+use crate::backend::{BlobSpace, BlobStore, DirBlobs};
 use crate::error::Error;
 use crate::format::{put, u32_at};
 
@@ -40,9 +41,12 @@ pub fn repair(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn check(dir: &Path, bytes: &[u8]) {
-    let path = dir.join("6167656e74.6f7264657273.cursor");
+    let blobs = DirBlobs::new(dir);
+    let name = "6167656e74.6f7264657273.cursor";
+    let path = blobs.location(BlobSpace::Cursors, name);
+    std::fs::create_dir_all(blobs.space_location(BlobSpace::Cursors)).expect("cursor directory");
     std::fs::write(&path, bytes).expect("write the cursor file");
-    let state = match read_cursor(&path) {
+    let state = match read_cursor(&blobs, name) {
         Ok(Some(state)) => state,
         Ok(None) => panic!("the cursor file is there"),
         Err(Error::CorruptCursor { path: named, reason }) => {
@@ -54,10 +58,10 @@ fn check(dir: &Path, bytes: &[u8]) {
         }
         Err(e) => panic!("reading a cursor file fails otherwise: {e}"),
     };
-    let again = dir.join("again.cursor");
-    write_cursor(&again, state).expect("write the cursor again");
+    let again = blobs.location(BlobSpace::Cursors, "again.cursor");
+    write_cursor(&blobs, "again.cursor", state).expect("write the cursor again");
     assert_eq!(
-        read_cursor(&again).expect("read it again"),
+        read_cursor(&blobs, "again.cursor").expect("read it again"),
         Some(state),
         "a cursor written again reads back another"
     );

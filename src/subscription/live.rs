@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Decoded, Source};
 use crate::error::{Error, Result};
-use crate::log::{Log, LogReader};
+use crate::backend::{LogBackend, RecordRead};
 use crate::model::{AgentId, Event, EventFilter, Recorded, Withheld, EVENT_RECORD_KIND};
 use crate::types::{Lsn, Timestamp};
 
@@ -36,9 +36,9 @@ pub struct Delivery {
 /// Events matching a filter, in LSN order, from a starting LSN on, as the subscribing agent may
 /// see them.
 pub struct Subscription {
-    log: Log,
+    log: Arc<dyn LogBackend>,
     source: Arc<dyn Source>,
-    reader: LogReader,
+    reader: Box<dyn RecordRead>,
     filter: EventFilter,
     agent: AgentId,
 }
@@ -50,7 +50,7 @@ impl Subscription {
     /// # Errors
     /// As [`Log::reader_from`].
     pub(crate) fn new(
-        log: &Log,
+        log: &Arc<dyn LogBackend>,
         source: Arc<dyn Source>,
         agent: &AgentId,
         filter: EventFilter,

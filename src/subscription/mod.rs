@@ -23,7 +23,7 @@ mod durable;
 pub mod fuzzing;
 mod live;
 
-pub(crate) use cursor::{cursor_dir, read as read_cursor, reset as reset_cursor};
+pub(crate) use cursor::{read as read_cursor, reset as reset_cursor};
 pub use durable::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use live::{Delivery, Subscription};
 

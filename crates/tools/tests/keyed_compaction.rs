@@ -53,7 +53,7 @@ async fn a_keyed_compaction_killed_after_any_step_leaves_the_same_state_and_a_co
         // Finishing the interrupted compaction gives the same result as an uninterrupted one.
         c.compact(&keyed()).unwrap();
         assert_eq!(trail(&c), trail_after_full_compaction(pristine.path()).await, "after step {step}");
-        c.log().verify().unwrap();
+        c.local_log().expect("a local store").verify().unwrap();
         if !aborted {
             assert!(step > 3, "the compaction has at least three steps");
             break;

@@ -1,0 +1,297 @@
+//! The store behind two traits (ARCHITECTURE.md, "Backends"): [`LogBackend`], the log of
+//! records, and [`BlobStore`], where snapshots and durable cursors live. The coordinator, the
+//! projections it folds, snapshots, subscriptions and compaction reach the store only through
+//! them, so the same code runs on every implementation:
+//!
+//! | implementation | log | blobs |
+//! |---|---|---|
+//! | a local directory (the default) | [`Log`]: segment files, group commit, file lock | [`DirBlobs`]: files in `snapshots/` and `cursors/`, replaced by write-temp, sync, rename, sync the directory |
+//! | in memory ([`memory`]) | a vector under a mutex | a map |
+//!
+//! The contract, which a distributed log such as a NATS JetStream stream also meets
+//! (publishing with an expected last sequence is its compare-and-append):
+//! - **LSNs are dense**: one per record, from [`Lsn::FIRST`], never reused.
+//! - **Compare-and-append** ([`LogBackend::compare_and_append`]): a batch is appended only if the
+//!   tail is still the one its builder saw, all of it or none of it.
+//! - **Read from an LSN** ([`LogBackend::reader_from`]), **wait for an LSN**
+//!   ([`LogBackend::wait_for`], woken by appends, not by polling), and a **durable watermark**
+//!   ([`LogBackend::durable_lsn`]).
+//! - **Blobs are replaced whole**: a reader sees the old contents or the new, never a mix.
+//!   Every format kept in a blob carries its own length and CRC-32 checksum
+//!   (log-format.md, "Snapshots", "Cursor files"), checked by its reader: a backend adds none.
+
+mod local;
+pub mod memory;
+
+use std::future::Future;
+use std::io::{Read, Seek, Write};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::log::{Appended, KeyedCompaction, Log, Record};
+use crate::types::{Lsn, RecordKind};
+
+pub use local::DirBlobs;
+
+/// A boxed future, as the traits' async methods return (the traits are used as trait objects).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Records to append: each a kind and an encoded payload.
+pub type Records = Vec<(RecordKind, Vec<u8>)>;
+
+/// The builder of a compare-and-append: given the tail LSN (every record below it is readable),
+/// it reads what it needs, decides, and returns the records to append (maybe none), or an error,
+/// in which case nothing is appended. A backend may call it more than once, each time with a
+/// newer tail, when another writer appended first; only the records of the last call are
+/// appended.
+pub type Build = Box<dyn FnMut(Lsn) -> Result<Records> + Send>;
+
+/// Reads records in LSN order, lending each one (its payload borrows the reader).
+pub trait RecordRead: Send {
+    /// The next record, or `None` once the reader has caught up with the tail.
+    ///
+    /// # Errors
+    /// [`Error::Compacted`](crate::Error::Compacted) if the records it was about to read were
+    /// removed; [`Error::Corruption`](crate::Error::Corruption) (or another kind of the
+    /// backend's) for damaged records, naming where they are.
+    fn next(&mut self) -> Result<Option<Record<'_>>>;
+
+    /// The LSN of the record [`RecordRead::next`] returns next.
+    fn position(&self) -> Lsn;
+
+    /// Where the record last returned is kept, for messages: a file and the byte offset of its
+    /// frame there, on the local backend.
+    fn last_location(&self) -> (PathBuf, u64);
+}
+
+/// The log of a store. Handles are shared between threads; every method may be called from any
+/// of them.
+pub trait LogBackend: Send + Sync + 'static {
+    /// The LSN the next appended record will get (one past the tail), as this handle last saw
+    /// it: records below it are readable.
+    fn next_lsn(&self) -> Lsn;
+
+    /// The LSN of the first record the log still holds (compaction removes a prefix).
+    ///
+    /// # Errors
+    /// As the backend's reads fail ([`Error::Io`](crate::Error::Io) locally).
+    fn first_lsn(&self) -> Result<Lsn>;
+
+    /// The durable watermark: every record below it survives a crash of the machine (a power
+    /// cut locally, the loss of a minority of servers for a replicated stream).
+    fn durable_lsn(&self) -> Lsn;
+
+    /// The largest payload of one record, in bytes.
+    fn max_record_size(&self) -> u32;
+
+    /// A reader from `lsn` (at most [`LogBackend::next_lsn`]).
+    ///
+    /// # Errors
+    /// [`Error::Compacted`](crate::Error::Compacted) if `lsn` lies before the log's first record;
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) if it lies past the tail; as the
+    /// backend's reads fail.
+    fn reader_from(&self, lsn: Lsn) -> Result<Box<dyn RecordRead>>;
+
+    /// A reader from the log's first record.
+    ///
+    /// # Errors
+    /// As [`LogBackend::first_lsn`] and [`LogBackend::reader_from`].
+    fn reader(&self) -> Result<Box<dyn RecordRead>> {
+        self.reader_from(self.first_lsn()?)
+    }
+
+    /// A reader over everything the store still holds, for audits: the records a keyed
+    /// compaction kept, then the log (with gaps where compaction dropped records).
+    ///
+    /// # Errors
+    /// As the backend's reads fail.
+    fn audit_reader(&self) -> Result<Box<dyn RecordRead>>;
+
+    /// Waits until the log holds the record `lsn` (appended by any writer) for at most
+    /// `timeout`; true if it does. Appends wake waiters; nothing polls faster than a backend's
+    /// fallback. Needs a Tokio runtime with its timer.
+    fn wait_for(&self, lsn: Lsn, timeout: Duration) -> BoxFuture<'_, bool>;
+
+    /// Compare-and-append: runs `build` against the tail and appends the records it returns as
+    /// one atomic batch, only if no other writer appended in between (the backend retries with
+    /// the newer tail otherwise). Acknowledged with this handle's durability.
+    ///
+    /// # Errors
+    /// Whatever `build` returns (nothing is appended then); [`Error::ReservedKind`](crate::Error::ReservedKind)
+    /// for a record of a kind this handle refuses ([`LogBackend::reserving`]);
+    /// [`Error::RecordTooLarge`](crate::Error::RecordTooLarge) or
+    /// [`Error::BatchTooLarge`](crate::Error::BatchTooLarge) for records past the limits; the
+    /// backend's write errors.
+    fn compare_and_append(&self, build: Build) -> BoxFuture<'_, Result<Appended>>;
+
+    /// Appends `records` as one atomic batch, whatever the tail, blocking the calling thread
+    /// until it is acknowledged (from async code, through `spawn_blocking`).
+    ///
+    /// # Errors
+    /// As [`LogBackend::compare_and_append`].
+    fn append_records(&self, records: Records) -> Result<Appended>;
+
+    /// Appends one record, as [`LogBackend::append_records`]; returns its LSN.
+    ///
+    /// # Errors
+    /// As [`LogBackend::append_records`].
+    fn append(&self, kind: RecordKind, payload: &[u8]) -> Result<Lsn> {
+        Ok(self.append_records(vec![(kind, payload.to_vec())])?.first)
+    }
+
+    /// Removes (or, with `archive`, moves there, where the backend has files) the oldest records,
+    /// all below `limit`, so that the log only ever loses a prefix; returns what was removed, as
+    /// the backend names it (segment files locally).
+    ///
+    /// # Errors
+    /// As the backend's writes fail; [`Error::ReadOnly`](crate::Error::ReadOnly) on a read-only handle.
+    fn discard_before(&self, limit: Lsn, archive: Option<&Path>) -> Result<Vec<PathBuf>>;
+
+    /// Keyed compaction: as [`LogBackend::discard_before`], but keeps, readable by
+    /// [`LogBackend::audit_reader`], every removed record for which `keep` says yes.
+    ///
+    /// # Errors
+    /// As [`LogBackend::discard_before`]; any error `keep` returns (nothing is removed then).
+    fn compact_keyed(
+        &self,
+        limit: Lsn,
+        archive: Option<&Path>,
+        keep: &mut dyn FnMut(&Record<'_>) -> Result<bool>,
+    ) -> Result<KeyedCompaction>;
+
+    /// A handle to the same log that refuses to append records of the `kinds` (with
+    /// [`Error::ReservedKind`](crate::Error::ReservedKind)): the layer that owns those kinds
+    /// keeps this handle and hands out the reserving one, so nothing but that layer writes
+    /// records it must be able to decode.
+    fn reserving(&self, kinds: RangeInclusive<u16>) -> Arc<dyn LogBackend>;
+
+    /// Releases this handle; if it was the last one, closes the log (stops its background work
+    /// and records what must be recorded at close). Other handles keep working.
+    ///
+    /// # Errors
+    /// The backend's, from what it records at close.
+    fn close(self: Arc<Self>) -> Result<()>;
+
+    /// The file log, when this is one: for tools that verify segment files or read the recovery
+    /// report.
+    fn as_local(&self) -> Option<&Log> {
+        None
+    }
+}
+
+/// What kind of blob a name lives among: each is a namespace of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobSpace {
+    /// Snapshots (log-format.md, "Snapshots"), named `<20-digit LSN>.snap`.
+    Snapshots,
+    /// Cursor files of durable subscriptions (log-format.md, "Cursor files").
+    Cursors,
+}
+
+impl BlobSpace {
+    /// The namespace's name: its directory in a local store.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobSpace::Snapshots => crate::fs::names::SNAPSHOT_DIR,
+            BlobSpace::Cursors => crate::fs::names::CURSOR_DIR,
+        }
+    }
+}
+
+/// How a written blob is put in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Replace whatever blob has the name.
+    Replace,
+    /// Put it in place only if no blob has the name (creation and filling are one step).
+    New,
+}
+
+/// A blob being written: bytes written in order, then patched where needed (a header that
+/// counts the body goes in last), then committed. Dropped without a commit, it leaves nothing.
+pub trait BlobWrite: Write + Send {
+    /// Overwrites bytes already written, from `offset`.
+    ///
+    /// # Errors
+    /// The backend's write errors; [`Error::InvalidArgument`](crate::Error::InvalidArgument) if
+    /// the range was not written yet.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
+
+    /// Makes the blob durable and puts it in place; returns false for [`Commit::New`] when a
+    /// blob of the name exists (which stays as it was).
+    ///
+    /// # Errors
+    /// The backend's write errors; nothing of this blob is in place then.
+    fn commit(self: Box<Self>, mode: Commit) -> Result<bool>;
+}
+
+/// A blob being read.
+pub trait BlobRead: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> BlobRead for T {}
+
+/// Where snapshots, cursor positions and the other small files of a store live: named blobs in
+/// namespaces, each replaced whole.
+pub trait BlobStore: Send + Sync + 'static {
+    /// Starts writing blob `name` of `space`.
+    ///
+    /// # Errors
+    /// The backend's errors (locally [`Error::Io`](crate::Error::Io) naming the file).
+    fn create(&self, space: BlobSpace, name: &str) -> Result<Box<dyn BlobWrite>>;
+
+    /// Opens blob `name` of `space`; `None` if there is none.
+    ///
+    /// # Errors
+    /// The backend's read errors.
+    fn open(&self, space: BlobSpace, name: &str) -> Result<Option<Box<dyn BlobRead>>>;
+
+    /// The names of the blobs of `space`, in no order.
+    ///
+    /// # Errors
+    /// The backend's read errors.
+    fn list(&self, space: BlobSpace) -> Result<Vec<String>>;
+
+    /// Removes blob `name` of `space`, durably; false if there was none.
+    ///
+    /// # Errors
+    /// The backend's write errors.
+    fn delete(&self, space: BlobSpace, name: &str) -> Result<bool>;
+
+    /// Makes durable every blob of `space` a reader can see, and every removal: a writer
+    /// whose commit failed after its blob became visible left it where a crash may take it
+    /// back. Compaction calls this before it relies on what it read.
+    ///
+    /// # Errors
+    /// The backend's write errors.
+    fn sync_space(&self, space: BlobSpace) -> Result<()>;
+
+    /// Where blob `name` of `space` lives, for messages (its file, locally).
+    fn location(&self, space: BlobSpace, name: &str) -> PathBuf;
+
+    /// Where the blobs of `space` live, for messages (their directory, locally).
+    fn space_location(&self, space: BlobSpace) -> PathBuf;
+}
+
+/// A store's two halves: the log and the blobs. What a coordinator is opened on
+/// ([`CoordinatorOptions::open_on`](crate::CoordinatorOptions::open_on)).
+#[derive(Clone)]
+pub struct Backend {
+    /// The log, able to append every kind (the coordinator hands out a reserving handle).
+    pub log: Arc<dyn LogBackend>,
+    /// The snapshots and cursors.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("log", &self.log.as_local().map(Log::dir))
+            .field("blobs", &self.blobs.space_location(BlobSpace::Snapshots))
+            .finish()
+    }
+}
