@@ -107,6 +107,44 @@ async fn compaction_relies_only_on_a_snapshot_whose_name_is_durable() {
     }
 }
 
+#[tokio::test]
+async fn a_snapshot_directory_whose_creation_was_not_synced_is_named_durably_before_compaction_relies_on_it() {
+    let me = AgentId::new("a").unwrap();
+    let options = |r: &Path| {
+        Coordinator::options(r).durability(Durability::Sync).snapshot_every(0).segment_size(16 << 10)
+    };
+    let root = tempfile::tempdir().unwrap();
+    {
+        let c = options(root.path()).open().unwrap();
+        c.register_agent(&me, "r", vec![]).await.unwrap();
+    }
+    // A store without its snapshot directory yet (a copy that left empty directories out).
+    std::fs::remove_dir(root.path().join(".maos/coordination/snapshots")).unwrap();
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    let c = options(root.path()).open().unwrap();
+    let mut created = Vec::new();
+    for i in 0..60 {
+        let spec = NewTask::new(format!("t{i}")).description("x".repeat(400));
+        created.push(c.create_task(&me, spec).await.unwrap().id);
+    }
+    // The first snapshot makes the directory; the sync of the store directory that names it
+    // fails, and so does the snapshot. The directory stays, its name not durable.
+    disk.fail_next("fsync directory .maos/coordination");
+    assert!(c.snapshot().is_err());
+    assert!(root.path().join(".maos/coordination/snapshots").is_dir());
+    c.snapshot().unwrap();
+    let report = c.compact(&CompactOptions::default()).unwrap();
+    assert!(!report.removed.is_empty(), "compaction removed segments on the strength of that snapshot");
+    drop(c);
+    let image = tempfile::tempdir().unwrap();
+    disk.write_image(image.path()).unwrap();
+    let (_rebooted, _mounted) = FaultDisk::mount(image.path()).unwrap();
+    let c = options(image.path()).open().expect("the store opens after a power cut");
+    for id in &created {
+        assert!(c.get_task(id).unwrap().is_some(), "acknowledged task {id} is gone");
+    }
+}
+
 #[test]
 fn a_failed_sync_in_one_handle_is_written_again_before_another_handle_acknowledges() {
     let root = tempfile::tempdir().unwrap();

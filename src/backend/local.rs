@@ -122,15 +122,29 @@ pub struct DirBlobs {
     store: PathBuf,
     /// Whether each space was swept of dead writers' temporary files by this handle.
     swept: (AtomicBool, AtomicBool),
+    /// Whether this handle synced the store directory, which holds each space's directory.
+    named: AtomicBool,
 }
 
 impl DirBlobs {
     /// The blobs of the store directory `store` (`<root>/.maos/coordination`). Creates nothing:
     /// a space's directory is made with its first blob. Temporary files that writers killed
-    /// mid-write left behind are removed when this handle first touches their space.
+    /// mid-write left behind are removed when this handle first writes or reads their space, and
+    /// whenever it lists it.
     #[must_use]
     pub fn new(store: &Path) -> DirBlobs {
-        DirBlobs { store: store.to_owned(), swept: Default::default() }
+        DirBlobs { store: store.to_owned(), swept: Default::default(), named: AtomicBool::new(false) }
+    }
+
+    /// Syncs the store directory once per handle, before the first blob goes in: a space's
+    /// directory may have been made by a writer whose sync of the store directory failed, or
+    /// that died before it, and a blob is only durable once the name of its directory is.
+    fn sync_names_once(&self) -> Result<()> {
+        if !self.named.load(Ordering::Acquire) {
+            crate::fs::sync_dir(&self.store)?;
+            self.named.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Sweeps `space` unless this handle did already.
@@ -235,6 +249,7 @@ impl BlobStore for DirBlobs {
     fn create(&self, space: BlobSpace, name: &str) -> Result<Box<dyn BlobWrite>> {
         let dir = self.dir(space);
         crate::fs::create_subdir(&dir)?;
+        self.sync_names_once()?;
         self.sweep_once(space)?;
         let temp = TempFile::create(&dir, name)?;
         Ok(Box::new(FileBlob { temp, target: dir.join(name), len: 0 }))
@@ -251,7 +266,8 @@ impl BlobStore for DirBlobs {
     }
 
     fn list(&self, space: BlobSpace) -> Result<Vec<String>> {
-        self.sweep_once(space)?;
+        // Every listing sweeps: snapshots are listed to prune them after each one is written.
+        self.sweep(space)?;
         let dir = self.dir(space);
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -284,6 +300,7 @@ impl BlobStore for DirBlobs {
         let dir = self.dir(space);
         if dir.is_dir() {
             crate::fs::sync_dir(&dir)?;
+            crate::fs::sync_dir(&self.store)?;
         }
         Ok(())
     }

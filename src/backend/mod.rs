@@ -184,7 +184,7 @@ pub trait LogBackend: Send + Sync + 'static {
 }
 
 /// What kind of blob a name lives among: each is a namespace of its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BlobSpace {
     /// Snapshots (log-format.md, "Snapshots"), named `<20-digit LSN>.snap`.
     Snapshots,

@@ -95,6 +95,7 @@ fn check(dir: &Path, bytes: &[u8]) {
 fn round_trip(dir: &Path, image: StateImage) {
     let again = dir.join("again");
     let _ = std::fs::remove_dir_all(&again);
+    std::fs::create_dir_all(&again).expect("a store directory");
     let blobs = std::sync::Arc::new(crate::backend::DirBlobs::new(&again));
     let path = Snapshots::new(blobs, 2).write(&image).expect("write");
     let back = read_file(&path).expect("a snapshot written from an accepted image reads back");
