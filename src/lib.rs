@@ -3,8 +3,10 @@
 //! Agents (separate OS processes on one host) share tasks, context and events through one durable,
 //! auditable store under `.maos/coordination/` of a project. Layers, bottom up:
 //! [`log`] (segmented, checksummed, memory-mapped, many appending processes, group commit, crash
-//! recovery), [`model`] (what is recorded), [`projection`] (state as a fold of the records),
-//! [`snapshot`] (the state as of one LSN, in one file), [`subscription`] (live and durable
+//! recovery), [`backend`] (the traits the layers above reach the store through: the log's
+//! compare-and-append, reads and waits, and named blobs; the local directory and memory
+//! implement them), [`model`] (what is recorded), [`projection`] (state as a fold of the
+//! records), [`snapshot`] (the state as of one LSN, in one blob), [`subscription`] (live and durable
 //! subscriptions, cursor files), [`compaction`] (which prefix of the log may go) and
 //! [`coordinator`] (the async API). The byte-exact on-disk format is `log-format.md` at the
 //! repository root; how the layers fit together, the path of a command and the invariants are in

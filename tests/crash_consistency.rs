@@ -127,7 +127,9 @@ fn replayed(c: &Coordinator, root: &Path) -> State {
             .unwrap()
             .into_iter()
             .rev()
-            .find_map(|(_, name)| snapshots.read(&name).unwrap().and_then(Result::ok).filter(|i| i.next_lsn >= first))
+            .find_map(|(_, name)| {
+                snapshots.read(&name).unwrap().and_then(Result::ok).filter(|i| i.next_lsn >= first)
+            })
             .expect("a compacted log keeps a snapshot at or past its first LSN");
         let from = oldest.next_lsn;
         (State::from_image(oldest), from)

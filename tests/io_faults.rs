@@ -108,7 +108,8 @@ async fn compaction_relies_only_on_a_snapshot_whose_name_is_durable() {
 }
 
 #[tokio::test]
-async fn a_snapshot_directory_whose_creation_was_not_synced_is_named_durably_before_compaction_relies_on_it() {
+async fn a_snapshot_directory_whose_creation_was_not_synced_is_named_durably_before_compaction_relies_on_it()
+{
     let me = AgentId::new("a").unwrap();
     let options = |r: &Path| {
         Coordinator::options(r).durability(Durability::Sync).snapshot_every(0).segment_size(16 << 10)

@@ -12,12 +12,16 @@ use maos_coord::backend::memory::{MemoryBlobs, MemoryLog};
 use maos_coord::backend::Backend;
 use maos_coord::coordinator::CompactOptions;
 use maos_coord::{
-    AgentId, ContextKey, Coordinator, Durability, Error, EventFilter, NewTask, RecordKind, Subject, TaskStatus,
-    Visibility,
+    AgentId, ContextKey, Coordinator, Durability, Error, EventFilter, NewTask, RecordKind, Subject,
+    TaskStatus, Visibility,
 };
 
 fn open(backend: &Backend) -> Coordinator {
-    Coordinator::options(".").durability(Durability::Buffered).snapshot_every(0).open_on(backend.clone()).unwrap()
+    Coordinator::options(".")
+        .durability(Durability::Buffered)
+        .snapshot_every(0)
+        .open_on(backend.clone())
+        .unwrap()
 }
 
 fn agent(name: &str) -> AgentId {

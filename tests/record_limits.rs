@@ -83,7 +83,8 @@ async fn coordination_record_kinds_cannot_be_appended_through_the_raw_log_api() 
             log.append(kind, junk).unwrap_err(),
             log.append_async(kind, junk).await.unwrap_err(),
             log.append_records([(RecordKind::new(16).unwrap(), junk), (kind, junk)]).unwrap_err(),
-            log.append_with(move |_| Ok(Built { records: vec![(kind, junk.to_vec())], value: () })).unwrap_err(),
+            log.append_with(move |_| Ok(Built { records: vec![(kind, junk.to_vec())], value: () }))
+                .unwrap_err(),
         ];
         for err in errors {
             assert!(matches!(err, Error::ReservedKind { kind: k } if k == kind.get()), "{err}");

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BlobRead, BlobSpace, BlobStore, BlobWrite, BoxFuture, Build, Commit, LogBackend, RecordRead, Records};
+use super::{
+    BlobRead, BlobSpace, BlobStore, BlobWrite, BoxFuture, Build, Commit, LogBackend, RecordRead, Records,
+};
 use crate::error::{Error, Result};
 use crate::fs::TempFile;
 use crate::log::{Appended, AuditReader, Built, KeyedCompaction, Log, LogReader, Record};
@@ -184,7 +186,8 @@ fn is_blob_temp(space: BlobSpace, name: &str) -> bool {
     let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
     match space {
         BlobSpace::Snapshots => {
-            let snapshot = |t: &str| t.strip_suffix(".snap").is_some_and(|lsn| lsn.len() == 20 && digits(lsn));
+            let snapshot =
+                |t: &str| t.strip_suffix(".snap").is_some_and(|lsn| lsn.len() == 20 && digits(lsn));
             // An earlier version named them `<snapshot>.<pid>.tmp`.
             let old = || {
                 name.strip_suffix(".tmp")

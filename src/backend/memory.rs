@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use super::{
-    Backend, BlobRead, BlobSpace, BlobStore, BlobWrite, BoxFuture, Build, Commit, LogBackend, RecordRead, Records,
+    Backend, BlobRead, BlobSpace, BlobStore, BlobWrite, BoxFuture, Build, Commit, LogBackend, RecordRead,
+    Records,
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -33,6 +34,10 @@ impl Backend {
         Backend { log: Arc::new(MemoryLog::new()), blobs: Arc::new(MemoryBlobs::new()) }
     }
 }
+
+/// A range of kinds that holds none: a new handle refuses no kind.
+#[allow(clippy::reversed_empty_ranges)] // empty on purpose
+const NO_KINDS: RangeInclusive<u16> = 1..=0;
 
 /// One record as kept.
 struct Stored {
@@ -107,7 +112,7 @@ impl MemoryLog {
                 before_commit: Mutex::new(None),
                 clock,
             }),
-            reserved: 1..=0,
+            reserved: NO_KINDS,
             max_record: MEMORY_MAX_RECORD,
         }
     }
@@ -230,7 +235,12 @@ impl LogBackend for MemoryLog {
             });
         }
         drop(records);
-        Ok(Box::new(MemoryReader { log: self.clone(), next: lsn, kept: Vec::new().into_iter(), current: None }))
+        Ok(Box::new(MemoryReader {
+            log: self.clone(),
+            next: lsn,
+            kept: Vec::new().into_iter(),
+            current: None,
+        }))
     }
 
     fn audit_reader(&self) -> Result<Box<dyn RecordRead>> {
@@ -327,8 +337,11 @@ impl LogBackend for MemoryLog {
 /// Blobs in memory. Clones are handles to the same blobs.
 #[derive(Clone, Default)]
 pub struct MemoryBlobs {
-    blobs: Arc<Mutex<BTreeMap<(BlobSpace, String), Arc<Vec<u8>>>>>,
+    blobs: Arc<Mutex<BTreeMap<BlobKey, Arc<Vec<u8>>>>>,
 }
+
+/// A blob's space and name.
+type BlobKey = (BlobSpace, String);
 
 impl MemoryBlobs {
     /// No blobs.
@@ -366,7 +379,10 @@ impl BlobWrite for MemoryBlob {
         let Some(target) = range.and_then(|range| self.bytes.get_mut(range)) else {
             return Err(Error::InvalidArgument {
                 name: "offset",
-                reason: format!("{} bytes at offset {offset} run past the {written} bytes written", bytes.len()),
+                reason: format!(
+                    "{} bytes at offset {offset} run past the {written} bytes written",
+                    bytes.len()
+                ),
             });
         };
         target.copy_from_slice(bytes);

@@ -8,7 +8,7 @@
 //! | a local directory (the default) | [`Log`]: segment files, group commit, file lock | [`DirBlobs`]: files in `snapshots/` and `cursors/`, replaced by write-temp, sync, rename, sync the directory |
 //! | in memory ([`memory`]) | a vector under a mutex | a map |
 //!
-//! The contract, which a distributed log such as a NATS JetStream stream also meets
+//! The contract, which a distributed log such as a NATS `JetStream` stream also meets
 //! (publishing with an expected last sequence is its compare-and-append):
 //! - **LSNs are dense**: one per record, from [`Lsn::FIRST`], never reused.
 //! - **Compare-and-append** ([`LogBackend::compare_and_append`]): a batch is appended only if the

@@ -3,8 +3,8 @@
 //! key, the creation and final record of every task, ...), application events recorded since a
 //! bound, and everything this layer does not understand.
 
-use crate::error::Result;
 use crate::backend::LogBackend;
+use crate::error::Result;
 use crate::log::Record;
 use crate::model::{Recorded, Supersession, EVENT_RECORD_KIND};
 use crate::types::Timestamp;

@@ -75,12 +75,18 @@ impl Coordinator {
                 .get(&barrier)
                 .ok_or_else(|| Error::UnknownBarrier { barrier: barrier.clone() })?;
             if !b.participants.contains(&participant) {
-                return Err(Error::NotParticipant { barrier: barrier.clone(), participant: participant.clone() });
+                return Err(Error::NotParticipant {
+                    barrier: barrier.clone(),
+                    participant: participant.clone(),
+                });
             }
             if b.signalled.contains(&participant) {
                 return Ok((Vec::new(), ())); // signalled already: nothing to record
             }
-            Ok((vec![Event::BarrierSignalled { name: barrier.clone(), participant: participant.clone() }], ()))
+            Ok((
+                vec![Event::BarrierSignalled { name: barrier.clone(), participant: participant.clone() }],
+                (),
+            ))
         })
         .await?;
         self.read(|s| s.barriers.get(name).is_some_and(crate::projection::Barrier::is_complete))
@@ -137,7 +143,11 @@ impl Coordinator {
                     }
                 }
                 let position = events.len() as u64;
-                events.push(Event::LockAcquired { name: lock.clone(), holder: id.clone(), lease_until: now.plus(lease) });
+                events.push(Event::LockAcquired {
+                    name: lock.clone(),
+                    holder: id.clone(),
+                    lease_until: now.plus(lease),
+                });
                 Ok((events, Some(position)))
             })
             .await?;

@@ -83,7 +83,13 @@ impl Coordinator {
             if state.deps.get(&dependency).is_none() {
                 return Err(Error::UnknownDependency { dependency: dependency.clone() });
             }
-            Ok((vec![Event::DependencyReady { dependency: dependency.clone(), artifact_path: artifact_path.clone() }], ()))
+            Ok((
+                vec![Event::DependencyReady {
+                    dependency: dependency.clone(),
+                    artifact_path: artifact_path.clone(),
+                }],
+                (),
+            ))
         })
         .await?;
         Ok(())

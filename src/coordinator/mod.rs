@@ -54,10 +54,10 @@ pub use store::{checked_access, ensure_store, init, StoreInit};
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::ContextWatcher;
 
+use crate::backend::{Backend, BlobStore, DirBlobs, LogBackend};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fs::{names, StoreAccess};
-use crate::backend::{Backend, BlobStore, DirBlobs, LogBackend};
 use crate::log::{Durability, Log};
 use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
@@ -492,7 +492,14 @@ impl Coordinator {
         let (lsn, ()) = self
             .execute(actor, move |state, _| {
                 require_agent(state, &actor_id)?;
-                Ok((vec![Event::Custom { event_type: event_type.clone(), data: data.clone(), metadata: metadata.clone() }], ()))
+                Ok((
+                    vec![Event::Custom {
+                        event_type: event_type.clone(),
+                        data: data.clone(),
+                        metadata: metadata.clone(),
+                    }],
+                    (),
+                ))
             })
             .await?;
         Ok(lsn)

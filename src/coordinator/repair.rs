@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::error::{Error, Result};
 use crate::backend::LogBackend;
+use crate::error::{Error, Result};
 use crate::log::Log;
 use crate::model::{Recorded, Tombstone, COORDINATION_KINDS, EVENT_RECORD_KIND, TOMBSTONE_RECORD_KIND};
 use crate::types::{Lsn, RecordKind};
@@ -45,7 +45,12 @@ impl Undecoded {
 impl Skips {
     /// The coordination record at `lsn` decoded, or `None` if it does not decode and a
     /// tombstone skips it.
-    pub(super) fn decode(&self, log: &dyn LogBackend, lsn: Lsn, payload: &[u8]) -> Result<Option<Recorded>, Undecoded> {
+    pub(super) fn decode(
+        &self,
+        log: &dyn LogBackend,
+        lsn: Lsn,
+        payload: &[u8],
+    ) -> Result<Option<Recorded>, Undecoded> {
         match Recorded::decode(lsn, payload) {
             Ok(recorded) => Ok(Some(recorded)),
             Err(Error::Decode { lsn, reason }) => {

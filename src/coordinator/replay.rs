@@ -3,8 +3,8 @@
 //! decoding ([`Recorded::is_custom`]); records of other kinds only move the position.
 
 use super::repair::Skips;
-use crate::error::Result;
 use crate::backend::LogBackend;
+use crate::error::Result;
 use crate::model::{Recorded, EVENT_RECORD_KIND};
 use crate::projection::State;
 use crate::types::Lsn;

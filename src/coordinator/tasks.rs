@@ -87,7 +87,8 @@ impl Coordinator {
                 if !unmet.is_empty() {
                     return Err(Error::DependenciesNotReady { task: id.clone(), unmet });
                 }
-                let mut events = vec![Event::TaskCreated { task: Box::new(new_task(&id, spec.clone(), &actor_id)) }];
+                let mut events =
+                    vec![Event::TaskCreated { task: Box::new(new_task(&id, spec.clone(), &actor_id)) }];
                 for provider in providers.clone() {
                     let dependency = Dependency {
                         id: DependencyId::new(format!("{provider}->{id}"))?,

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Decoded, Source};
-use crate::error::{Error, Result};
 use crate::backend::{LogBackend, RecordRead};
+use crate::error::{Error, Result};
 use crate::model::{AgentId, Event, EventFilter, Recorded, Withheld, EVENT_RECORD_KIND};
 use crate::types::{Lsn, Timestamp};
 

@@ -263,6 +263,9 @@ async fn temporary_files_of_killed_log_writers_are_removed_at_open_and_those_of_
     live.kill().unwrap();
     live.wait().unwrap();
     let again = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
-    assert_eq!(again.local_log().expect("a local store").recovery_report().removed, std::slice::from_ref(&live_file));
+    assert_eq!(
+        again.local_log().expect("a local store").recovery_report().removed,
+        std::slice::from_ref(&live_file)
+    );
     assert!(!live_file.exists(), "once its writer died, the next open removes it");
 }

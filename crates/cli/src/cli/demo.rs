@@ -139,7 +139,12 @@ async fn orchestrate(root: &Path, out: &mut Out) -> Result<(), Failure> {
         out.line(format_args!("    LSN {lsn:>3}  {task:<20} by {agent}"))?;
     }
     out.line(format_args!("  pipeline outputs: {}", status.outputs.join(", ")))?;
-    let report = c.local_log().ok_or_else(|| maos_coord::Error::Internal { what: "the demo store is not a local directory".into() })?.verify()?;
+    let report = c
+        .local_log()
+        .ok_or_else(|| maos_coord::Error::Internal {
+            what: "the demo store is not a local directory".into(),
+        })?
+        .verify()?;
     out.line(format_args!(
         "\n{} records from 9 processes, every checksum verified, in {:.2} s",
         report.records,
