@@ -74,76 +74,72 @@ fn a_rollover_whose_directory_sync_failed_is_not_used_before_its_name_is_durable
     }
 }
 
-#[tokio::test]
-async fn compaction_relies_only_on_a_snapshot_whose_name_is_durable() {
-    let me = AgentId::new("a").unwrap();
-    let options = |r: &Path| {
-        Coordinator::options(r).durability(Durability::Sync).snapshot_every(0).segment_size(16 << 10)
-    };
-    let root = tempfile::tempdir().unwrap();
-    {
-        let c = options(root.path()).open().unwrap();
-        c.register_agent(&me, "r", vec![]).await.unwrap();
-    }
-    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
-    let c = options(root.path()).open().unwrap();
+fn small_segments(root: &Path) -> maos_coord::CoordinatorOptions {
+    Coordinator::options(root).durability(Durability::Sync).snapshot_every(0).segment_size(16 << 10)
+}
+
+/// A store at `root` with agent `me` registered (outside any fault disk).
+async fn registered_store(root: &Path, me: &AgentId) {
+    let c = small_segments(root).open().unwrap();
+    c.register_agent(me, "r", vec![]).await.unwrap();
+}
+
+/// Creates 60 tasks of about 400 bytes (a few 16 KiB segments' worth); returns their ids.
+async fn sixty_tasks(c: &Coordinator, me: &AgentId) -> Vec<maos_coord::TaskId> {
     let mut created = Vec::new();
     for i in 0..60 {
         let spec = NewTask::new(format!("t{i}")).description("x".repeat(400));
-        created.push(c.create_task(&me, spec).await.unwrap().id);
+        created.push(c.create_task(me, spec).await.unwrap().id);
     }
-    // The snapshot is renamed into place; the sync of its directory fails.
-    disk.fail_next("fsync directory .maos/coordination/snapshots");
-    assert!(c.snapshot().is_err());
+    created
+}
+
+/// Compacts (which must remove segments), then reopens what a power cut leaves, under a new
+/// disk: every task of `created` must be there.
+fn compact_cut_power_and_check(c: Coordinator, disk: &FaultDisk, created: &[maos_coord::TaskId]) {
     let report = c.compact(&CompactOptions::default()).unwrap();
     assert!(!report.removed.is_empty(), "compaction removed segments on the strength of that snapshot");
     drop(c);
     let image = tempfile::tempdir().unwrap();
     disk.write_image(image.path()).unwrap();
     let (_rebooted, _mounted) = FaultDisk::mount(image.path()).unwrap();
-    let c = options(image.path()).open().expect("the store opens after a power cut");
-    for id in &created {
+    let c = small_segments(image.path()).open().expect("the store opens after a power cut");
+    for id in created {
         assert!(c.get_task(id).unwrap().is_some(), "acknowledged task {id} is gone");
     }
 }
 
 #[tokio::test]
-async fn a_snapshot_directory_whose_creation_was_not_synced_is_named_durably_before_compaction_relies_on_it()
-{
+async fn compaction_relies_only_on_a_snapshot_whose_name_is_durable() {
     let me = AgentId::new("a").unwrap();
-    let options = |r: &Path| {
-        Coordinator::options(r).durability(Durability::Sync).snapshot_every(0).segment_size(16 << 10)
-    };
     let root = tempfile::tempdir().unwrap();
-    {
-        let c = options(root.path()).open().unwrap();
-        c.register_agent(&me, "r", vec![]).await.unwrap();
-    }
+    registered_store(root.path(), &me).await;
+    let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
+    let c = small_segments(root.path()).open().unwrap();
+    let created = sixty_tasks(&c, &me).await;
+    // The snapshot is renamed into place; the sync of its directory fails.
+    disk.fail_next("fsync directory .maos/coordination/snapshots");
+    assert!(c.snapshot().is_err());
+    compact_cut_power_and_check(c, &disk, &created);
+}
+
+#[tokio::test]
+async fn a_snapshot_directory_whose_creation_was_not_synced_is_named_durably_before_compaction_relies_on_it() {
+    let me = AgentId::new("a").unwrap();
+    let root = tempfile::tempdir().unwrap();
+    registered_store(root.path(), &me).await;
     // A store without its snapshot directory yet (a copy that left empty directories out).
     std::fs::remove_dir(root.path().join(".maos/coordination/snapshots")).unwrap();
     let (disk, _mounted) = FaultDisk::mount(root.path()).unwrap();
-    let c = options(root.path()).open().unwrap();
-    let mut created = Vec::new();
-    for i in 0..60 {
-        let spec = NewTask::new(format!("t{i}")).description("x".repeat(400));
-        created.push(c.create_task(&me, spec).await.unwrap().id);
-    }
+    let c = small_segments(root.path()).open().unwrap();
+    let created = sixty_tasks(&c, &me).await;
     // The first snapshot makes the directory; the sync of the store directory that names it
     // fails, and so does the snapshot. The directory stays, its name not durable.
     disk.fail_next("fsync directory .maos/coordination");
     assert!(c.snapshot().is_err());
     assert!(root.path().join(".maos/coordination/snapshots").is_dir());
     c.snapshot().unwrap();
-    let report = c.compact(&CompactOptions::default()).unwrap();
-    assert!(!report.removed.is_empty(), "compaction removed segments on the strength of that snapshot");
-    drop(c);
-    let image = tempfile::tempdir().unwrap();
-    disk.write_image(image.path()).unwrap();
-    let (_rebooted, _mounted) = FaultDisk::mount(image.path()).unwrap();
-    let c = options(image.path()).open().expect("the store opens after a power cut");
-    for id in &created {
-        assert!(c.get_task(id).unwrap().is_some(), "acknowledged task {id} is gone");
-    }
+    compact_cut_power_and_check(c, &disk, &created);
 }
 
 #[test]
