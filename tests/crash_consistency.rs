@@ -127,9 +127,7 @@ fn replayed(c: &Coordinator, root: &Path) -> State {
             .unwrap()
             .into_iter()
             .rev()
-            .find_map(|(_, name)| {
-                snapshots.read(&name).unwrap().and_then(Result::ok).filter(|i| i.next_lsn >= first)
-            })
+            .find_map(|(_, name)| snapshots.read(&name).and_then(Result::ok).filter(|i| i.next_lsn >= first))
             .expect("a compacted log keeps a snapshot at or past its first LSN");
         let from = oldest.next_lsn;
         (State::from_image(oldest), from)

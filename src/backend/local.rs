@@ -124,8 +124,9 @@ pub struct DirBlobs {
     store: PathBuf,
     /// Whether each space was swept of dead writers' temporary files by this handle.
     swept: (AtomicBool, AtomicBool),
-    /// Whether this handle synced the store directory, which holds each space's directory.
-    named: AtomicBool,
+    /// Whether this handle synced the store directory, which names each space's directory,
+    /// since it first put a blob of that space in place.
+    named: (AtomicBool, AtomicBool),
 }
 
 impl DirBlobs {
@@ -135,16 +136,21 @@ impl DirBlobs {
     /// whenever it lists it.
     #[must_use]
     pub fn new(store: &Path) -> DirBlobs {
-        DirBlobs { store: store.to_owned(), swept: Default::default(), named: AtomicBool::new(false) }
+        DirBlobs { store: store.to_owned(), swept: Default::default(), named: Default::default() }
     }
 
-    /// Syncs the store directory once per handle, before the first blob goes in: a space's
-    /// directory may have been made by a writer whose sync of the store directory failed, or
-    /// that died before it, and a blob is only durable once the name of its directory is.
-    fn sync_names_once(&self) -> Result<()> {
-        if !self.named.load(Ordering::Acquire) {
+    /// Syncs the store directory once per handle and space, before the first blob of the space
+    /// goes in: the space's directory may have been made by a writer whose sync of the store
+    /// directory failed, or that died before it, and a blob is only durable once the name of its
+    /// directory is.
+    fn sync_names_once(&self, space: BlobSpace) -> Result<()> {
+        let named = match space {
+            BlobSpace::Snapshots => &self.named.0,
+            BlobSpace::Cursors => &self.named.1,
+        };
+        if !named.load(Ordering::Acquire) {
             crate::fs::sync_dir(&self.store)?;
-            self.named.store(true, Ordering::Release);
+            named.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -156,7 +162,7 @@ impl DirBlobs {
             BlobSpace::Cursors => &self.swept.1,
         };
         if !swept.load(Ordering::Acquire) {
-            self.sweep(space)?;
+            self.sweep_dead_writers(space)?;
             swept.store(true, Ordering::Release);
         }
         Ok(())
@@ -166,12 +172,23 @@ impl DirBlobs {
         self.store.join(space.name())
     }
 
+    /// The file of blob `name`: a name must be one file name (no `/`, not `.` or `..`).
+    fn file(&self, space: BlobSpace, name: &str) -> Result<PathBuf> {
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+            return Err(Error::InvalidArgument {
+                name: "blob name",
+                reason: format!("{name:?} is not one file name in {}", self.dir(space).display()),
+            });
+        }
+        Ok(self.dir(space).join(name))
+    }
+
     /// Removes the temporary files of writers of `space` that died mid-write (never those of a
-    /// live writer).
+    /// live writer); returns them.
     ///
     /// # Errors
     /// [`Error::Io`] if the directory cannot be read or a dead writer's file cannot be removed.
-    pub fn sweep(&self, space: BlobSpace) -> Result<Vec<PathBuf>> {
+    pub fn sweep_dead_writers(&self, space: BlobSpace) -> Result<Vec<PathBuf>> {
         let dir = self.dir(space);
         if !dir.is_dir() {
             return Ok(Vec::new());
@@ -212,8 +229,14 @@ struct FileBlob {
 
 impl Write for FileBlob {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        crate::fs::file::write_at(self.temp.file(), self.temp.path(), buf, self.len)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        crate::fs::file::write_at(self.temp.file(), self.temp.path(), buf, self.len).map_err(
+            |e| match e {
+                // The OS error itself: its kind (a full disk, ...) stays what it was.
+                Error::Io { source, .. } => Arc::try_unwrap(source)
+                    .unwrap_or_else(|shared| std::io::Error::new(shared.kind(), shared.to_string())),
+                other => std::io::Error::other(other),
+            },
+        )?;
         self.len += buf.len() as u64;
         Ok(buf.len())
     }
@@ -250,17 +273,18 @@ impl BlobWrite for FileBlob {
 
 impl BlobStore for DirBlobs {
     fn create(&self, space: BlobSpace, name: &str) -> Result<Box<dyn BlobWrite>> {
+        let target = self.file(space, name)?;
         let dir = self.dir(space);
         crate::fs::create_subdir(&dir)?;
-        self.sync_names_once()?;
+        self.sync_names_once(space)?;
         self.sweep_once(space)?;
         let temp = TempFile::create(&dir, name)?;
-        Ok(Box::new(FileBlob { temp, target: dir.join(name), len: 0 }))
+        Ok(Box::new(FileBlob { temp, target, len: 0 }))
     }
 
     fn open(&self, space: BlobSpace, name: &str) -> Result<Option<Box<dyn BlobRead>>> {
         self.sweep_once(space)?;
-        let path = self.location(space, name);
+        let path = self.file(space, name)?;
         match std::fs::File::open(&path) {
             Ok(file) => Ok(Some(Box::new(std::io::BufReader::with_capacity(1 << 16, file)))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -270,7 +294,7 @@ impl BlobStore for DirBlobs {
 
     fn list(&self, space: BlobSpace) -> Result<Vec<String>> {
         // Every listing sweeps: snapshots are listed to prune them after each one is written.
-        self.sweep(space)?;
+        self.sweep_dead_writers(space)?;
         let dir = self.dir(space);
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
@@ -290,13 +314,17 @@ impl BlobStore for DirBlobs {
     }
 
     fn delete(&self, space: BlobSpace, name: &str) -> Result<bool> {
-        let path = self.location(space, name);
+        let path = self.file(space, name)?;
         // Not there: someone else removed it.
         let removed = crate::fs::file::remove(&path)?;
         if removed {
             crate::fs::sync_dir(&self.dir(space))?;
         }
         Ok(removed)
+    }
+
+    fn sweep(&self, space: BlobSpace) -> Result<()> {
+        self.sweep_dead_writers(space).map(drop)
     }
 
     fn sync_space(&self, space: BlobSpace) -> Result<()> {

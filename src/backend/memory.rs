@@ -21,23 +21,28 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::log::{Appended, KeyedCompaction, Record};
+use crate::log::{Appended, KeyedCompaction, Record, RefusedKinds};
 use crate::types::{Lsn, RecordKind, Timestamp};
 
 /// Largest payload of one record of a [`MemoryLog`] by default (1 MiB, as the file log's).
 pub const MEMORY_MAX_RECORD: u32 = 1 << 20;
 
 impl Backend {
-    /// A new, empty backend in memory ([`MemoryLog`], [`MemoryBlobs`]).
+    /// A new, empty backend in memory ([`MemoryLog`], [`MemoryBlobs`]) whose records are timed
+    /// by the system clock.
     #[must_use]
     pub fn memory() -> Backend {
-        Backend { log: Arc::new(MemoryLog::new()), blobs: Arc::new(MemoryBlobs::new()) }
+        Backend::memory_with_clock(crate::clock::system())
+    }
+
+    /// A new, empty backend in memory whose records are timed by `clock`: give it the clock of
+    /// the coordinator's options ([`CoordinatorOptions::clock`](crate::CoordinatorOptions::clock))
+    /// when a test moves time, as the file log is given it.
+    #[must_use]
+    pub fn memory_with_clock(clock: Arc<dyn Clock>) -> Backend {
+        Backend { log: Arc::new(MemoryLog::with_clock(clock)), blobs: Arc::new(MemoryBlobs::new()) }
     }
 }
-
-/// A range of kinds that holds none: a new handle refuses no kind.
-#[allow(clippy::reversed_empty_ranges)] // empty on purpose
-const NO_KINDS: RangeInclusive<u16> = 1..=0;
 
 /// One record as kept.
 struct Stored {
@@ -58,6 +63,8 @@ struct Held {
     first: Lsn,
     log: Vec<Arc<Stored>>,
     kept: Vec<Arc<Stored>>,
+    /// The time of the last record: a record is never timed before it.
+    last_time: Timestamp,
 }
 
 impl Held {
@@ -77,6 +84,8 @@ struct Shared {
     conflicts: AtomicU64,
     /// Run once, between the builder of the next compare-and-append and its commit.
     before_commit: Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
     clock: Arc<dyn Clock>,
 }
 
@@ -84,7 +93,7 @@ struct Shared {
 #[derive(Clone)]
 pub struct MemoryLog {
     shared: Arc<Shared>,
-    reserved: RangeInclusive<u16>,
+    reserved: RefusedKinds,
     max_record: u32,
 }
 
@@ -106,13 +115,19 @@ impl MemoryLog {
     pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryLog {
         MemoryLog {
             shared: Arc::new(Shared {
-                records: RwLock::new(Held { first: Lsn::FIRST, log: Vec::new(), kept: Vec::new() }),
+                records: RwLock::new(Held {
+                    first: Lsn::FIRST,
+                    log: Vec::new(),
+                    kept: Vec::new(),
+                    last_time: Timestamp::from_micros(0),
+                }),
                 appended: tokio::sync::Notify::new(),
                 conflicts: AtomicU64::new(0),
                 before_commit: Mutex::new(None),
+                compacting: Mutex::new(()),
                 clock,
             }),
-            reserved: NO_KINDS,
+            reserved: RefusedKinds::default(),
             max_record: MEMORY_MAX_RECORD,
         }
     }
@@ -140,7 +155,7 @@ impl MemoryLog {
 
     /// Checks a batch: kinds this handle refuses, record sizes.
     fn check(&self, records: &Records) -> Result<()> {
-        if let Some((kind, _)) = records.iter().find(|(kind, _)| self.reserved.contains(&kind.get())) {
+        if let Some((kind, _)) = records.iter().find(|(kind, _)| self.reserved.contains(kind.get())) {
             return Err(Error::ReservedKind { kind: kind.get() });
         }
         if let Some((_, payload)) = records.iter().find(|(_, p)| p.len() > self.max_record as usize) {
@@ -156,7 +171,8 @@ impl MemoryLog {
         if expected.is_some_and(|tail| tail != first) {
             return Err(records);
         }
-        let timestamp = self.shared.clock.now();
+        let timestamp = self.shared.clock.now().max(log.last_time);
+        log.last_time = timestamp;
         let count = records.len() as u64;
         for (i, (kind, payload)) in (0u64..).zip(records) {
             let lsn = Lsn::new(first.get() + i);
@@ -174,6 +190,9 @@ struct MemoryReader {
     next: Lsn,
     /// The records a keyed compaction kept still to read, for an audit reader.
     kept: std::vec::IntoIter<Arc<Stored>>,
+    /// An audit reader passes over records compacted away while it reads (they are gaps for
+    /// it); a dense reader reports them ([`Error::Compacted`]).
+    audit: bool,
     current: Option<Arc<Stored>>,
 }
 
@@ -184,7 +203,10 @@ impl RecordRead for MemoryReader {
         } else {
             let records = self.log.read();
             if self.next < records.first {
-                return Err(Error::Compacted { requested: self.next, first: records.first });
+                if !self.audit {
+                    return Err(Error::Compacted { requested: self.next, first: records.first });
+                }
+                self.next = records.first;
             }
             let found = records.at(self.next).cloned();
             drop(records);
@@ -239,6 +261,7 @@ impl LogBackend for MemoryLog {
             log: self.clone(),
             next: lsn,
             kept: Vec::new().into_iter(),
+            audit: false,
             current: None,
         }))
     }
@@ -248,7 +271,13 @@ impl LogBackend for MemoryLog {
         let kept = records.kept.clone();
         let next = records.first;
         drop(records);
-        Ok(Box::new(MemoryReader { log: self.clone(), next, kept: kept.into_iter(), current: None }))
+        Ok(Box::new(MemoryReader {
+            log: self.clone(),
+            next,
+            kept: kept.into_iter(),
+            audit: true,
+            current: None,
+        }))
     }
 
     fn wait_for(&self, lsn: Lsn, timeout: Duration) -> BoxFuture<'_, bool> {
@@ -293,40 +322,52 @@ impl LogBackend for MemoryLog {
     }
 
     fn discard_before(&self, limit: Lsn, _archive: Option<&Path>) -> Result<Vec<PathBuf>> {
-        Ok(self.compact_keyed(limit, None, &mut |_| Ok(false))?.removed)
+        let _one = crate::log::lock(&self.shared.compacting);
+        let mut records = self.write();
+        Ok(drop_prefix(&mut records, limit).into_iter().collect())
     }
 
+    /// Keeps the records `keep` says yes to, of those an earlier keyed compaction kept and of
+    /// the prefix below `limit`, then drops the prefix. `keep` runs without the log's lock (it
+    /// may read the log); compactions run one at a time.
     fn compact_keyed(
         &self,
         limit: Lsn,
         _archive: Option<&Path>,
         keep: &mut dyn FnMut(&Record<'_>) -> Result<bool>,
     ) -> Result<KeyedCompaction> {
-        let mut records = self.write();
-        let limit = limit.min(records.next_lsn());
-        if limit <= records.first {
-            return Ok(KeyedCompaction::default());
-        }
-        let count = usize::try_from(limit.get() - records.first.get())
-            .map_err(|_| Error::internal("a memory log longer than memory"))?;
+        let _one = crate::log::lock(&self.shared.compacting);
+        let (limit, candidates) = {
+            let records = self.read();
+            let limit = limit.min(records.next_lsn());
+            if limit <= records.first {
+                return Ok(KeyedCompaction::default());
+            }
+            let below = |s: &&Arc<Stored>| s.lsn < limit;
+            let candidates: Vec<Arc<Stored>> =
+                records.kept.iter().chain(records.log.iter().take_while(below)).cloned().collect();
+            (limit, candidates)
+        };
         let mut kept = Vec::new();
-        let mut examined = 0;
-        for stored in records.kept.iter().chain(records.log.iter().take(count)) {
-            examined += 1;
+        for stored in &candidates {
             if keep(&stored.record())? {
                 kept.push(stored.clone());
             }
         }
-        let removed = vec![PathBuf::from(format!("memory records {}..{limit}", records.first))];
-        records.log.drain(..count);
-        records.first = limit;
+        let mut records = self.write();
+        let removed = drop_prefix(&mut records, limit);
         let kept_count = kept.len() as u64;
         records.kept = kept;
-        Ok(KeyedCompaction { new_start: Some(limit), examined, kept: kept_count, removed })
+        Ok(KeyedCompaction {
+            new_start: Some(limit),
+            examined: candidates.len() as u64,
+            kept: kept_count,
+            removed: removed.into_iter().collect(),
+        })
     }
 
     fn reserving(&self, kinds: RangeInclusive<u16>) -> Arc<dyn LogBackend> {
-        Arc::new(MemoryLog { reserved: kinds, ..self.clone() })
+        Arc::new(MemoryLog { reserved: self.reserved.and(kinds), ..self.clone() })
     }
 
     fn close(self: Arc<Self>) -> Result<()> {
@@ -349,6 +390,20 @@ impl MemoryBlobs {
     pub fn new() -> MemoryBlobs {
         MemoryBlobs::default()
     }
+}
+
+/// Drops the records below `limit` (compactions hold `compacting`, so the prefix is the one the
+/// caller looked at); what was dropped, as its range.
+fn drop_prefix(records: &mut Held, limit: Lsn) -> Option<PathBuf> {
+    let limit = limit.min(records.next_lsn());
+    let count = usize::try_from(limit.get().saturating_sub(records.first.get())).ok()?;
+    if count == 0 {
+        return None;
+    }
+    let removed = PathBuf::from(format!("memory records {}..{limit}", records.first));
+    records.log.drain(..count);
+    records.first = limit;
+    Some(removed)
 }
 
 /// A blob being written to a [`MemoryBlobs`].
@@ -417,6 +472,10 @@ impl BlobStore for MemoryBlobs {
 
     fn delete(&self, space: BlobSpace, name: &str) -> Result<bool> {
         Ok(crate::log::lock(&self.blobs).remove(&(space, name.to_owned())).is_some())
+    }
+
+    fn sweep(&self, _space: BlobSpace) -> Result<()> {
+        Ok(())
     }
 
     fn sync_space(&self, _space: BlobSpace) -> Result<()> {

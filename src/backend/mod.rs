@@ -164,9 +164,10 @@ pub trait LogBackend: Send + Sync + 'static {
     ) -> Result<KeyedCompaction>;
 
     /// A handle to the same log that refuses to append records of the `kinds` (with
-    /// [`Error::ReservedKind`](crate::Error::ReservedKind)): the layer that owns those kinds
-    /// keeps this handle and hands out the reserving one, so nothing but that layer writes
-    /// records it must be able to decode.
+    /// [`Error::ReservedKind`](crate::Error::ReservedKind)), besides those this handle refuses:
+    /// a handle never accepts a kind the handle it was made from refuses. The layer that owns
+    /// those kinds keeps this handle and hands out the reserving one, so nothing but that layer
+    /// writes records it must be able to decode.
     fn reserving(&self, kinds: RangeInclusive<u16>) -> Arc<dyn LogBackend>;
 
     /// Releases this handle; if it was the last one, closes the log (stops its background work
@@ -262,6 +263,14 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The backend's write errors.
     fn delete(&self, space: BlobSpace, name: &str) -> Result<bool>;
 
+    /// Removes what writers of `space` that died mid-write left behind (temporary files, on
+    /// the local directory; nothing where writers leave nothing).
+    ///
+    /// # Errors
+    /// The backend's errors (locally [`Error::Io`](crate::Error::Io) if the directory cannot be
+    /// read or a dead writer's file cannot be removed).
+    fn sweep(&self, space: BlobSpace) -> Result<()>;
+
     /// Makes durable every blob of `space` a reader can see, and every removal: a writer
     /// whose commit failed after its blob became visible left it where a crash may take it
     /// back. Compaction calls this before it relies on what it read.
@@ -281,7 +290,8 @@ pub trait BlobStore: Send + Sync + 'static {
 /// ([`CoordinatorOptions::open_on`](crate::CoordinatorOptions::open_on)).
 #[derive(Clone)]
 pub struct Backend {
-    /// The log, able to append every kind (the coordinator hands out a reserving handle).
+    /// The log, a handle able to append every kind (the coordinator appends its own records
+    /// through it and hands out a [reserving](LogBackend::reserving) one).
     pub log: Arc<dyn LogBackend>,
     /// The snapshots and cursors.
     pub blobs: Arc<dyn BlobStore>,

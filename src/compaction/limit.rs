@@ -24,7 +24,7 @@ pub(super) fn sync_what_compaction_relies_on(blobs: &dyn BlobStore) -> Result<()
 pub(super) fn oldest_valid_snapshot(log: &dyn LogBackend, snapshots: &Snapshots) -> Result<Option<Lsn>> {
     let mut oldest = None;
     for (lsn, name) in snapshots.list()? {
-        let valid = matches!(snapshots.read(&name)?, Some(Ok(_)));
+        let valid = matches!(snapshots.read(&name), Some(Ok(_)));
         if valid && lsn <= log.next_lsn() {
             oldest = Some(lsn);
         }

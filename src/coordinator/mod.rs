@@ -245,13 +245,16 @@ impl CoordinatorOptions {
         }
         let log = log_options.open()?;
         let blobs = DirBlobs::new(&store);
-        blobs.sweep(crate::backend::BlobSpace::Snapshots)?;
+        blobs.sweep_dead_writers(crate::backend::BlobSpace::Snapshots)?;
         self.open_on(Backend { log: Arc::new(log), blobs: Arc::new(blobs) })
     }
 
     /// Opens a coordinator on `backend` (the root, access and segment size of these options
     /// are not used: they are the local directory's): loads the newest valid snapshot of its
-    /// blobs and replays its log after it.
+    /// blobs and replays its log after it. Commands decide with these options'
+    /// [clock](CoordinatorOptions::clock), never before the time of the last record; the
+    /// backend times records with its own, so give both the same clock
+    /// ([`Backend::memory_with_clock`]) when a test moves time.
     ///
     /// # Errors
     /// [`Error::NoUsableSnapshot`] if compaction removed records that no usable snapshot covers;

@@ -38,6 +38,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 pub use audit::AuditReader;
 pub use compaction::KeyedCompaction;
 pub use journal::JournalEntry;
+pub(crate) use options::RefusedKinds;
 pub use options::{Durability, LogOptions, RecoveryMode, DEFAULT_WRITEBACK_EVERY};
 pub use reader::{LogReader, Record};
 pub use recovery::{RecoveryReport, TornTailReport};
@@ -74,7 +75,7 @@ pub struct Log {
     /// takes it back from its `Arc` is the last one ([`Log::close`]).
     handles: Arc<Handles>,
     /// Kinds this handle refuses to append ([`LogOptions::reserve_kinds`], [`Log::with_reserved`]).
-    reserved: std::ops::RangeInclusive<u16>,
+    reserved: options::RefusedKinds,
 }
 
 /// The token every handle of one log holds a share of (the `handles` field of [`Log`]).
@@ -155,16 +156,17 @@ impl Log {
         });
         shared.refresh_segments()?;
         durability::Flusher::start(&shared);
-        let reserved = shared.opts.reserved.clone();
+        let reserved = options::RefusedKinds::default().and(shared.opts.reserved.clone());
         Ok(Log { shared, handles: Arc::new(Handles), reserved })
     }
 
     /// A handle to this log that refuses to append records of the `kinds` with
-    /// [`Error::ReservedKind`] (instead of the kinds it was opened with): the layer that owns
-    /// those kinds keeps this handle and hands the reserving one out.
+    /// [`Error::ReservedKind`], besides those this handle refuses (a handle never accepts a kind
+    /// the handle it was made from refuses): the layer that owns those kinds keeps this handle
+    /// and hands the reserving one out.
     #[must_use]
     pub fn with_reserved(&self, kinds: std::ops::RangeInclusive<u16>) -> Log {
-        Log { shared: self.shared.clone(), handles: self.handles.clone(), reserved: kinds }
+        Log { shared: self.shared.clone(), handles: self.handles.clone(), reserved: self.reserved.and(kinds) }
     }
 
     /// Fails with [`Error::ReadOnly`] if the log was opened read-only.
@@ -233,7 +235,7 @@ impl Log {
         let reserved = self.reserved.clone();
         let mut refused = None;
         let checked = records.into_iter().inspect(|(kind, _)| {
-            if reserved.contains(&kind.get()) && refused.is_none() {
+            if reserved.contains(kind.get()) && refused.is_none() {
                 refused = Some(kind.get());
             }
         });
@@ -290,7 +292,7 @@ impl Log {
         let slot = value.clone();
         let max = self.shared.opts.max_record_size;
         let reserved = self.reserved.clone();
-        let reserved = move |kind: u16| reserved.contains(&kind);
+        let reserved = move |kind: u16| reserved.contains(kind);
         let pending = writer::Pending::deferred(Box::new(move |tail| {
             let built = build(tail)?;
             if let Some((kind, _)) = built.records.iter().find(|(k, _)| reserved(k.get())) {

@@ -263,3 +263,26 @@ impl LogOptions {
         Ok(())
     }
 }
+
+/// The record kinds a log handle refuses to append ([`LogOptions::reserve_kinds`],
+/// [`Log::with_reserved`](super::Log::with_reserved)): a set that a new handle can only grow,
+/// so no handle made from one that refuses a kind accepts it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RefusedKinds(Vec<std::ops::RangeInclusive<u16>>);
+
+impl RefusedKinds {
+    /// Whether `kind` is refused.
+    pub(crate) fn contains(&self, kind: u16) -> bool {
+        self.0.iter().any(|range| range.contains(&kind))
+    }
+
+    /// These kinds and `more`.
+    #[must_use]
+    pub(crate) fn and(&self, more: std::ops::RangeInclusive<u16>) -> RefusedKinds {
+        let mut kinds = self.0.clone();
+        if !more.is_empty() {
+            kinds.push(more);
+        }
+        RefusedKinds(kinds)
+    }
+}

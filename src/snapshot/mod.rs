@@ -124,26 +124,28 @@ impl Snapshots {
         Ok(())
     }
 
-    /// Checks and decodes the snapshot blob `name`: `Ok(None)` if it is gone (another process
-    /// pruned it), `Err` with what is wrong with it otherwise.
-    ///
-    /// # Errors
-    /// As the blob store's [`open`](BlobStore::open).
-    pub fn read(&self, name: &str) -> Result<Option<std::result::Result<StateImage, String>>> {
-        let Some(blob) = self.blobs.open(BlobSpace::Snapshots, name)? else { return Ok(None) };
-        Ok(Some(read_from(blob)))
+    /// Checks and decodes the snapshot blob `name`: `None` if it is gone (another process
+    /// pruned it), `Some(Err)` with what is wrong with it if it cannot be opened, read or
+    /// decoded, or does not check out.
+    #[must_use]
+    pub fn read(&self, name: &str) -> Option<std::result::Result<StateImage, String>> {
+        match self.blobs.open(BlobSpace::Snapshots, name) {
+            Ok(None) => None,
+            Ok(Some(blob)) => Some(read_from(blob)),
+            Err(e) => Some(Err(format!("cannot open it: {e}"))),
+        }
     }
 
     /// The newest valid snapshot whose LSN is at most `limit` (the log's next LSN), and the
     /// snapshots skipped on the way. `None` if there is none: replay from the start.
     ///
     /// # Errors
-    /// As the blob store's [`list`](BlobStore::list) and [`open`](BlobStore::open). A snapshot that
-    /// does not check out is skipped, not an error.
+    /// As the blob store's [`list`](BlobStore::list). A snapshot that cannot be opened or read, or
+    /// does not check out, is skipped, not an error.
     pub fn load(&self, limit: Lsn) -> Result<(Option<State>, Vec<SkippedSnapshot>)> {
         let mut skipped = Vec::new();
         for (lsn, name) in self.list()? {
-            let reason = match self.read(&name)? {
+            let reason = match self.read(&name) {
                 None => continue, // pruned since it was listed
                 Some(Ok(image)) if image.next_lsn != lsn => {
                     format!("holds LSN {} but is named {lsn}", image.next_lsn)

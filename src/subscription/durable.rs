@@ -291,6 +291,7 @@ impl DurableSubscription {
         mut subscribe: impl FnMut(Lsn) -> Result<Subscription>,
     ) -> Result<DurableSubscription> {
         let cursor = cursor_name(agent, name);
+        blobs.sweep(crate::backend::BlobSpace::Cursors)?;
         let (saved, created) = match read_cursor(&**blobs, &cursor)? {
             Some(saved) => (saved, false),
             None => cursor::create(&**blobs, &cursor, CursorState::at(log.first_lsn()?))?,
