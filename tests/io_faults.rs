@@ -124,7 +124,8 @@ async fn compaction_relies_only_on_a_snapshot_whose_name_is_durable() {
 }
 
 #[tokio::test]
-async fn a_snapshot_directory_whose_creation_was_not_synced_is_named_durably_before_compaction_relies_on_it() {
+async fn a_snapshot_directory_whose_creation_was_not_synced_is_named_durably_before_compaction_relies_on_it()
+{
     let me = AgentId::new("a").unwrap();
     let root = tempfile::tempdir().unwrap();
     registered_store(root.path(), &me).await;
