@@ -261,8 +261,8 @@ async fn tasks_are_queried_by_status_and_by_the_agent_they_are_assigned_to() {
         |q: maos_coord::TaskQuery| c.query_tasks(&q).unwrap().into_iter().map(|t| t.id).collect::<Vec<_>>();
     let by =
         |agent: &AgentId| maos_coord::TaskQuery { assigned_to: Some(agent.clone()), ..Default::default() };
-    assert_eq!(ids(by(&a)), [t1.clone()]);
-    assert_eq!(ids(by(&b)), [t2.clone()], "last held counts too");
+    assert_eq!(ids(by(&a)), [t1.as_str()]);
+    assert_eq!(ids(by(&b)), [t2.as_str()], "last held counts too");
     let done_by_b = maos_coord::TaskQuery { status: Some("Completed".into()), ..by(&b) };
     assert_eq!(ids(done_by_b), [t2]);
     let pending_of_a = maos_coord::TaskQuery { status: Some("Pending".into()), ..by(&a) };

@@ -95,7 +95,7 @@ async fn silent_agents_are_reported_gone_and_unknown_dependencies_are_errors() {
 async fn a_task_created_with_dependencies_follows_each_provider_in_one_batch() {
     let root = tempfile::tempdir().unwrap();
     let (c, a) = setup(root.path()).await;
-    let [pending, claimed, done] = ["pending", "claimed", "done"].map(|n| NewTask::new(n));
+    let [pending, claimed, done] = ["pending", "claimed", "done"].map(NewTask::new);
     let pending = c.create_task(&a, pending).await.unwrap().id;
     let claimed = c.create_task(&a, claimed.priority(maos_coord::Priority::Critical)).await.unwrap().id;
     let done = c.create_task(&a, done.priority(maos_coord::Priority::High)).await.unwrap().id;

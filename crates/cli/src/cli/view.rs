@@ -314,6 +314,7 @@ pub fn event_line(event: &Value) -> String {
     if let Some(map) = event.as_object() {
         for (k, v) in map {
             let empty = v.is_null()
+                || v.as_str().is_some_and(str::is_empty)
                 || v.as_array().is_some_and(Vec::is_empty)
                 || v.as_object().is_some_and(Map::is_empty);
             if !matches!(k.as_str(), "lsn" | "time" | "agent" | "op") && !empty {
@@ -392,7 +393,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
                     line.push_str(&" ".repeat(pad + 2));
                 }
             }
-            line
+            line.trim_end().to_owned()
         })
         .collect()
 }
