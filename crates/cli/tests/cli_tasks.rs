@@ -168,6 +168,12 @@ fn complete_fail_release_and_cancel_move_the_task_in_both_output_modes() {
     s.ok("w", &["task", "claim"]);
     assert_eq!(s.ok("w", &["task", "release", &t]).trim(), format!("released {t}: it is pending"));
     s.ok("w", &["task", "claim"]);
+    let v = s.json("w", &["task", "release", &t]);
+    assert_eq!(
+        (v["status"].as_str(), v["attempts"].as_u64(), v["failures"].as_u64()),
+        (Some("pending"), Some(2), Some(0))
+    );
+    s.ok("w", &["task", "claim"]);
     let v = s.json("w", &["task", "fail", &t, "--reason", "flaked"]);
     assert_eq!((v["status"].as_str(), v["failures"].as_u64()), (Some("pending"), Some(1)));
     s.ok("w", &["task", "claim"]);

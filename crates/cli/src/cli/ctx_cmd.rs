@@ -55,7 +55,7 @@ pub enum CtxCommand {
         prefix: String,
     },
     /// Print every later version of a key as it is set (one line each, flushed), until
-    /// interrupted.
+    /// interrupted; a version the agent may not read ends it with exit code 5.
     Watch {
         /// The key.
         key: String,
