@@ -461,10 +461,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// A command that only reads found no store where it looked (it never creates one).
+    /// No store where one was looked for, by an open that never creates one: a read-only open
+    /// of a log ([`LogOptions::read_only`](crate::LogOptions::read_only)), or a coordinator
+    /// told not to create its store
+    /// ([`CoordinatorOptions::create`](crate::CoordinatorOptions::create)).
     #[error("no store at {dir}")]
     NoStore {
-        /// The log directory looked for.
+        /// The directory looked for: the log directory of a read-only open, the store directory
+        /// (`<root>/.maos/coordination`) of a coordinator's.
         dir: PathBuf,
     },
 

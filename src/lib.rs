@@ -82,8 +82,8 @@ pub struct ReadmeDoctests;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use coordinator::{
-    CoordinationService, Coordinator, CoordinatorOptions, HeartbeatReport, Registered, Registration,
-    SetOptions,
+    AgentSummary, CoordinationService, Coordinator, CoordinatorOptions, HeartbeatReport, Registered,
+    Registration, SetOptions, TaskQuery,
 };
 pub use error::{Error, ErrorKind, FrameError, Result};
 pub use fs::StoreAccess;

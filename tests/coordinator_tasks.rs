@@ -242,3 +242,70 @@ async fn a_coordination_record_that_does_not_decode_is_an_error_naming_its_lsn()
     assert!(matches!(err, Error::UndecodableRecord { lsn, .. } if lsn.get() == 2), "{err}");
     assert!(err.to_string().contains("cannot decode coordination record LSN 2"), "{err}");
 }
+
+#[tokio::test]
+async fn tasks_are_queried_by_status_and_by_the_agent_they_are_assigned_to() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let (a, b) = (agent("a"), agent("b"));
+    for x in [&a, &b] {
+        c.register_agent(x, "r", vec![]).await.unwrap();
+    }
+    let t1 = c.create_task(&a, NewTask::new("one")).await.unwrap().id;
+    let t2 = c.create_task(&a, NewTask::new("two")).await.unwrap().id;
+    c.create_task(&a, NewTask::new("three")).await.unwrap();
+    c.claim_next_task(&a, Some(&[])).await.unwrap();
+    c.claim_next_task(&b, Some(&[])).await.unwrap();
+    c.complete_task(&b, &t2, vec![]).await.unwrap();
+    let ids =
+        |q: maos_coord::TaskQuery| c.query_tasks(&q).unwrap().into_iter().map(|t| t.id).collect::<Vec<_>>();
+    let by =
+        |agent: &AgentId| maos_coord::TaskQuery { assigned_to: Some(agent.clone()), ..Default::default() };
+    assert_eq!(ids(by(&a)), [t1.as_str()]);
+    assert_eq!(ids(by(&b)), [t2.as_str()], "last held counts too");
+    let done_by_b = maos_coord::TaskQuery { status: Some("Completed".into()), ..by(&b) };
+    assert_eq!(ids(done_by_b), [t2]);
+    let pending_of_a = maos_coord::TaskQuery { status: Some("Pending".into()), ..by(&a) };
+    assert!(ids(pending_of_a).is_empty());
+    assert_eq!(ids(maos_coord::TaskQuery::default()).len(), 3);
+    let err = c.query_tasks(&maos_coord::TaskQuery { status: Some("done".into()), ..Default::default() });
+    assert!(err.unwrap_err().to_string().contains("\"done\" is not one of Pending"));
+}
+
+#[tokio::test]
+async fn a_claim_that_waits_is_woken_by_a_task_another_handle_creates() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    let (a, b) = (agent("a"), agent("b"));
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    c.register_agent(&b, "r", vec![]).await.unwrap();
+    let waiting = {
+        let c = c.clone();
+        tokio::spawn(async move { c.claim_next_task_within(&b, Some(&[]), Duration::from_secs(60)).await })
+    };
+    let other = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
+    let t = other.create_task(&a, NewTask::new("late")).await.unwrap();
+    let claimed = waiting.await.unwrap().unwrap().unwrap();
+    assert_eq!((claimed.id, claimed.assigned_to), (t.id, Some(agent("b"))));
+    // Nothing claimable within the time: None, not an error.
+    let none = c.claim_next_task_within(&a, Some(&[]), Duration::from_millis(50)).await.unwrap();
+    assert!(none.is_none());
+}
+
+#[tokio::test]
+async fn a_claim_that_waits_is_woken_when_a_lease_ends() {
+    let root = tempfile::tempdir().unwrap();
+    let c = Coordinator::options(root.path())
+        .durability(Durability::Buffered)
+        .lease(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    let (a, b) = (agent("a"), agent("b"));
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    c.register_agent(&b, "r", vec![]).await.unwrap();
+    let t = c.create_task(&a, NewTask::new("held")).await.unwrap().id;
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
+    // No record comes: only the end of a's lease can hand the task to b.
+    let claimed = c.claim_next_task_within(&b, Some(&[]), Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!((claimed.id, claimed.attempts, claimed.failures), (t, 2, 1));
+}

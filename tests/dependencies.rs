@@ -90,3 +90,64 @@ async fn silent_agents_are_reported_gone_and_unknown_dependencies_are_errors() {
         .unwrap_err();
     assert!(matches!(err, Error::UnknownDependency { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn a_task_created_with_dependencies_follows_each_provider_in_one_batch() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let [pending, claimed, done] = ["pending", "claimed", "done"].map(NewTask::new);
+    let pending = c.create_task(&a, pending).await.unwrap().id;
+    let claimed = c.create_task(&a, claimed.priority(maos_coord::Priority::Critical)).await.unwrap().id;
+    let done = c.create_task(&a, done.priority(maos_coord::Priority::High)).await.unwrap().id;
+    assert_eq!(c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap().id, claimed);
+    assert_eq!(c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap().id, done);
+    c.complete_task(&a, &done, vec![]).await.unwrap();
+    let before = c.log().next_lsn();
+    let providers = vec![pending.clone(), claimed.clone(), done.clone(), pending.clone()];
+    let t = c.create_task_depending_on(&a, NewTask::new("t"), providers.clone()).await.unwrap();
+    assert_eq!(c.log().next_lsn().get(), before.get() + 4, "the task and three dependencies, at once");
+    assert_eq!(t.status, TaskStatus::Pending);
+    let statuses: Vec<DependencyStatus> =
+        c.why_not_ready(&t.id).unwrap().into_iter().map(|d| d.status).collect();
+    assert_eq!(statuses, [DependencyStatus::Pending, DependencyStatus::InProgress]);
+    // The same definition again appends nothing; a provider it does not depend on is another.
+    let again = c.create_task_depending_on(&a, NewTask::new("t").id(t.id.clone()), providers).await.unwrap();
+    assert_eq!((again.id, c.log().next_lsn()), (t.id.clone(), before.next().next().next().next()));
+    let other = c.create_task(&a, NewTask::new("other")).await.unwrap().id;
+    let err =
+        c.create_task_depending_on(&a, NewTask::new("t").id(t.id.clone()), vec![other]).await.unwrap_err();
+    assert!(err.to_string().contains("does not depend on"), "{err}");
+    assert_eq!(c.get_dependency_chain(&t.id).unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_task_created_on_a_failed_or_cancelled_provider_is_blocked_naming_it() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let failed = c.create_task(&a, NewTask::new("failed").max_attempts(1)).await.unwrap().id;
+    c.claim_next_task(&a, Some(&[])).await.unwrap().unwrap();
+    c.fail_task(&a, &failed, "boom").await.unwrap();
+    let cancelled = c.create_task(&a, NewTask::new("cancelled")).await.unwrap().id;
+    c.cancel_task(&a, &cancelled, "not needed").await.unwrap();
+    for provider in [&failed, &cancelled] {
+        let t = c.create_task_depending_on(&a, NewTask::new("t"), vec![provider.clone()]).await.unwrap();
+        let TaskStatus::Blocked(reason) = &t.status else { panic!("{:?}", t.status) };
+        assert!(reason.contains(&format!("provider task {provider}")), "{reason}");
+        assert!(matches!(c.why_not_ready(&t.id).unwrap()[0].status, DependencyStatus::Failed(_)));
+    }
+    assert!(c.claim_next_task(&a, Some(&[])).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_task_on_an_unknown_provider_is_refused_and_nothing_is_appended() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let p = c.create_task(&a, NewTask::new("p")).await.unwrap().id;
+    let before = c.log().next_lsn();
+    let ghost = maos_coord::TaskId::new("ghost").unwrap();
+    let err = c.create_task_depending_on(&a, NewTask::new("t"), vec![p, ghost.clone()]).await.unwrap_err();
+    assert!(matches!(&err, Error::UnknownTask { task } if *task == ghost), "{err}");
+    assert_eq!(c.log().next_lsn(), before);
+    let err = c.get_dependency_chain(&ghost).unwrap_err();
+    assert!(matches!(err, Error::UnknownTask { .. }), "{err}");
+}

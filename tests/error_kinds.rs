@@ -84,3 +84,20 @@ fn opening_errors_are_invalid_or_corruption() {
     assert!(matches!(err, Error::CorruptLockFile { .. }), "{err}");
     assert_eq!(err.kind(), ErrorKind::Corruption);
 }
+
+#[tokio::test]
+async fn a_coordinator_told_not_to_create_its_store_finds_none_and_creates_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let err = Coordinator::options(root.path()).create(false).open().err().unwrap();
+    let store = root.path().join(".maos/coordination");
+    assert!(matches!(&err, Error::NoStore { dir } if *dir == store), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 0, "nothing created");
+    // A root that is a file: an I/O error naming the store it looked for.
+    let file = root.path().join("file");
+    std::fs::write(&file, b"").unwrap();
+    let err = Coordinator::options(&file).create(false).open().err().unwrap();
+    assert!(err.to_string().contains(&file.join(".maos").display().to_string()), "{err}");
+    drop(Coordinator::open(root.path()).unwrap());
+    drop(Coordinator::options(root.path()).create(false).open().unwrap());
+}

@@ -332,3 +332,23 @@ async fn under_aging_ready_tasks_and_claims_agree_on_the_order() {
         clock.advance(Duration::from_millis(30));
     }
 }
+
+#[tokio::test]
+async fn agents_are_listed_with_what_they_hold_while_their_leases_last() {
+    let (_root, clock, c, a, b, t) = one_claim().await;
+    let lock = LockName::new("deploy").unwrap();
+    c.try_lock(&b, &lock, LEASE * 2).await.unwrap().unwrap();
+    c.stop_agent(&b, "done").await.unwrap();
+    let listed = c.list_agents().unwrap();
+    assert_eq!(listed.iter().map(|s| s.agent.id.clone()).collect::<Vec<_>>(), [a.clone(), b.clone()]);
+    assert_eq!((&listed[0].holds[..], listed[0].gone), (std::slice::from_ref(&t), false));
+    assert!(listed[1].locks.is_empty(), "a stopped agent's locks are released");
+    assert!(c.try_lock(&a, &lock, LEASE * 2).await.unwrap().is_some());
+    let summary = c.agent_summary(&a).unwrap().unwrap();
+    assert_eq!(summary.locks, [lock]);
+    // Past the lease and the heartbeat timeout: it holds nothing and is gone, recorded or not.
+    clock.advance(LEASE * 3 + Duration::from_secs(60));
+    let summary = c.agent_summary(&a).unwrap().unwrap();
+    assert!(summary.holds.is_empty() && summary.locks.is_empty() && summary.gone, "{summary:?}");
+    assert!(c.agent_summary(&agent("nobody")).unwrap().is_none());
+}

@@ -66,6 +66,21 @@ pub struct HeartbeatReport {
     pub lapsed: Vec<TaskId>,
 }
 
+/// An agent as it stands now ([`Coordinator::list_agents`], [`Coordinator::agent_summary`]):
+/// its registration, whether it is gone, and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSummary {
+    /// The agent as registered (status, capabilities, last heartbeat, incarnation).
+    pub agent: Agent,
+    /// Active but silent for longer than its heartbeat timeout ([`Agent::is_gone`]) at the time
+    /// a command run now would decide with.
+    pub gone: bool,
+    /// The tasks it holds under a lease that has not ended, oldest first.
+    pub holds: Vec<TaskId>,
+    /// The locks it holds under a lease that has not ended, by name.
+    pub locks: Vec<LockName>,
+}
+
 impl Coordinator {
     /// Registers an agent with its role and capabilities; see
     /// [`Coordinator::register_agent_with`] (this registration does not resume).
@@ -236,12 +251,51 @@ impl Coordinator {
         self.read(|s| s.agents.get(agent.as_str()).cloned())
     }
 
+    /// Every agent ever registered (active or stopped), by id, with whether it is gone and what
+    /// it holds, as of the time a command run now would decide with.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
+    pub fn list_agents(&self) -> Result<Vec<AgentSummary>> {
+        self.read_at(|s, now| s.agents.values().map(|a| summary(s, a, now)).collect())
+    }
+
+    /// One agent as [`Coordinator::list_agents`] lists it; `None` if it was never registered.
+    ///
+    /// # Errors
+    /// Only those of every [query](Coordinator#errors).
+    pub fn agent_summary(&self, agent: &AgentId) -> Result<Option<AgentSummary>> {
+        self.read_at(|s, now| s.agents.get(agent.as_str()).map(|a| summary(s, a, now)))
+    }
+
     /// Active agents whose heartbeats stopped for longer than their timeout.
     ///
     /// # Errors
     /// Only those of every [query](Coordinator#errors).
     pub fn gone_agents(&self) -> Result<Vec<AgentId>> {
         self.read_at(|s, now| s.agents.values().filter(|a| a.is_gone(now)).map(|a| a.id.clone()).collect())
+    }
+}
+
+/// What [`Coordinator::list_agents`] says of `agent` at `now`.
+fn summary(state: &State, agent: &Agent, now: Timestamp) -> AgentSummary {
+    let mut holds: Vec<&Task> = state
+        .tasks
+        .held_by_agent(&agent.id)
+        .filter(|t| t.lease_until.is_none_or(|until| until >= now))
+        .collect();
+    holds.sort_by_key(|t| t.created_lsn);
+    let locks = state
+        .locks
+        .iter()
+        .filter(|(_, l)| l.holder == agent.id && l.lease_until >= now)
+        .map(|(name, _)| name.clone())
+        .collect();
+    AgentSummary {
+        agent: agent.clone(),
+        gone: agent.is_gone(now),
+        holds: holds.into_iter().map(|t| t.id.clone()).collect(),
+        locks,
     }
 }
 

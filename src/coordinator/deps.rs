@@ -152,9 +152,14 @@ impl Coordinator {
     /// Every dependency `task` waits on, directly or through other tasks, nearest first.
     ///
     /// # Errors
-    /// Only those of every [query](Coordinator#errors).
+    /// [`Error::UnknownTask`]; and those of every [query](Coordinator#errors).
     pub fn get_dependency_chain(&self, task: &TaskId) -> Result<Vec<Dependency>> {
-        self.read(|s| s.deps.chain(task).into_iter().cloned().collect())
+        self.read(|s| {
+            if s.tasks.get(task).is_none() {
+                return Err(Error::UnknownTask { task: TaskId::clone(task) });
+            }
+            Ok(s.deps.chain(task).into_iter().cloned().collect())
+        })?
     }
 
     /// Why `task` is not ready: its dependencies that are not ready (empty if it is ready); a

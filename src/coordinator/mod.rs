@@ -44,13 +44,14 @@ pub use crate::compaction::{CompactOptions, CompactionReport, HeldBack, KeyedCou
 pub use crate::subscription::{
     Delivery, DurableOptions, DurableSubscription, Subscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS,
 };
-pub use agents::{HeartbeatReport, Registered, Registration};
+pub use agents::{AgentSummary, HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use barriers_locks::LockGrant;
 pub use context::SetOptions;
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use store::{checked_access, ensure_store, init, StoreInit};
+pub use tasks::TaskQuery;
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::ContextWatcher;
 
@@ -126,6 +127,7 @@ pub struct CoordinatorOptions {
     clock: Arc<dyn Clock>,
     access: StoreAccess,
     allow_insecure_permissions: bool,
+    create: bool,
 }
 
 impl CoordinatorOptions {
@@ -199,6 +201,16 @@ impl CoordinatorOptions {
         self
     }
 
+    /// Whether opening creates the store when there is none (default true). With `false`, opening
+    /// a project without a store is [`Error::NoStore`] naming the store directory
+    /// (`<root>/.maos/coordination`), and nothing is created: for tools that must act on an
+    /// existing store only, such as the command line's commands other than `init`.
+    #[must_use]
+    pub fn create(mut self, create: bool) -> CoordinatorOptions {
+        self.create = create;
+        self
+    }
+
     /// Number of snapshots kept (default 2).
     #[must_use]
     pub fn keep_snapshots(mut self, keep: usize) -> CoordinatorOptions {
@@ -214,17 +226,22 @@ impl CoordinatorOptions {
         self
     }
 
-    /// Opens (creating if needed) the store in `<root>/.maos/coordination/`: loads the newest
-    /// valid snapshot and replays the log after it.
+    /// Opens (creating if needed, unless [`CoordinatorOptions::create`] says not to) the store in
+    /// `<root>/.maos/coordination/`: loads the newest valid snapshot and replays the log after it.
     ///
     /// # Errors
-    /// [`Error::InsecurePermissions`] for a store others may write to (unless allowed);
+    /// [`Error::NoStore`] if there is no store and the options do not create one;
+    /// [`Error::Io`] naming the store directory if it cannot be looked at (a `root` that is a
+    /// file); [`Error::InsecurePermissions`] for a store others may write to (unless allowed);
     /// [`Error::InvalidArgument`] for an access file that does not parse, or a segment size out of range;
     /// opening the log fails as [`LogOptions::open`](crate::LogOptions::open) does, and the snapshot
     /// directory with [`Error::Io`]; [`Error::NoUsableSnapshot`] if compaction removed records that no usable
     /// snapshot covers; catching up with the log as every [query](Coordinator#errors) does.
     pub fn open(self) -> Result<Coordinator> {
         let store = store_dir(&self.root);
+        if !self.create && !store::exists(&store)? {
+            return Err(Error::NoStore { dir: store });
+        }
         let access = store::prepare(&store, self.access, self.allow_insecure_permissions)?;
         let mut log_options = Log::options(store.join(names::LOG_DIR))
             .access(access)
@@ -317,6 +334,7 @@ impl Coordinator {
             clock: crate::clock::system(),
             access: StoreAccess::Private,
             allow_insecure_permissions: false,
+            create: true,
         }
     }
 

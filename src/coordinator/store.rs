@@ -40,7 +40,7 @@ pub fn ensure_store(root: &Path, allow_insecure: bool) -> Result<StoreAccess> {
 }
 
 /// Whether the store directory exists; an error (naming it) if it cannot be looked at.
-fn exists(store: &Path) -> Result<bool> {
+pub(super) fn exists(store: &Path) -> Result<bool> {
     match std::fs::metadata(store) {
         Ok(meta) => Ok(meta.is_dir()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

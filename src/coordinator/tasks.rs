@@ -1,6 +1,8 @@
 //! Task commands: create (idempotent), claim with leases, complete, fail, release, block, and the
 //! queries on tasks.
 
+use std::time::{Duration, Instant};
+
 use super::transition::{self, end_claim, End};
 use super::{claims, require_agent, Coordinator};
 use crate::error::{Error, Result};
@@ -27,7 +29,32 @@ impl Coordinator {
     /// [`Error::AlreadyExists`] for an idempotency key or id already used with another definition; and those
     /// of every [command](Coordinator#errors).
     pub async fn create_task(&self, actor: &AgentId, spec: NewTask) -> Result<Task> {
-        self.create_with_dependencies(actor, spec, Vec::new()).await
+        self.create_with_dependencies(actor, spec, Vec::new(), Providers::Completed).await
+    }
+
+    /// Creates a task and registers its dependencies on the tasks `providers` (each needing the
+    /// provider's completion, [`ArtifactType::Completion`]) in one atomic command, whatever state
+    /// the providers are in: each dependency starts as its provider's status makes it
+    /// ([`DependencyStatus::following`]: ready on a completed provider, in progress on a claimed
+    /// one, pending on a pending or blocked one), and on a provider that failed for good or was
+    /// cancelled it starts failed and the new task is created blocked, with a reason naming that
+    /// provider, since it can never become ready. A provider named twice counts once. Given the
+    /// id (or idempotency key) of a task that exists, as [`Coordinator::create_task`], where the
+    /// same definition also means depending on every provider asked for.
+    ///
+    /// # Errors
+    /// As [`Coordinator::create_task`]; [`Error::UnknownTask`] naming the first provider that does
+    /// not exist (nothing is created); [`Error::InvalidName`] for task ids that make too long a
+    /// dependency id.
+    pub async fn create_task_depending_on(
+        &self,
+        actor: &AgentId,
+        spec: NewTask,
+        providers: Vec<TaskId>,
+    ) -> Result<Task> {
+        let mut seen = std::collections::BTreeSet::new();
+        let providers = providers.into_iter().filter(|p| seen.insert(p.clone())).collect();
+        self.create_with_dependencies(actor, spec, providers, Providers::AnyState).await
     }
 
     /// The original design's `coordinate_task`: refuses while any of `dependencies` (provider
@@ -45,7 +72,7 @@ impl Coordinator {
         spec: NewTask,
         dependencies: Vec<TaskId>,
     ) -> Result<Task> {
-        self.create_with_dependencies(actor, spec, dependencies).await
+        self.create_with_dependencies(actor, spec, dependencies, Providers::Completed).await
     }
 
     async fn create_with_dependencies(
@@ -53,6 +80,7 @@ impl Coordinator {
         actor: &AgentId,
         spec: NewTask,
         providers: Vec<TaskId>,
+        accept: Providers,
     ) -> Result<Task> {
         self.check_value("task metadata", &spec.metadata)?;
         crate::model::validate_name("task name", &spec.name)?;
@@ -79,26 +107,41 @@ impl Coordinator {
                     super::define::existing_task(state, existing, &spec, &providers)?;
                     return Ok((Vec::new(), id));
                 }
-                let unmet: Vec<String> = providers
-                    .iter()
-                    .filter(|p| state.tasks.get(p).is_none_or(|t| t.status != TaskStatus::Completed))
-                    .map(ToString::to_string)
-                    .collect();
-                if !unmet.is_empty() {
-                    return Err(Error::DependenciesNotReady { task: id.clone(), unmet });
+                if accept == Providers::Completed {
+                    let unmet: Vec<String> = providers
+                        .iter()
+                        .filter(|p| state.tasks.get(p).is_none_or(|t| t.status != TaskStatus::Completed))
+                        .map(ToString::to_string)
+                        .collect();
+                    if !unmet.is_empty() {
+                        return Err(Error::DependenciesNotReady { task: id.clone(), unmet });
+                    }
                 }
                 let mut events =
                     vec![Event::TaskCreated { task: Box::new(new_task(&id, spec.clone(), &actor_id)) }];
-                for provider in providers.clone() {
+                let mut blocked = None;
+                for provider in &providers {
+                    let provider_task = state
+                        .tasks
+                        .get(provider)
+                        .ok_or_else(|| Error::UnknownTask { task: provider.clone() })?;
+                    let status = DependencyStatus::following(provider, &provider_task.status);
+                    if let (DependencyStatus::Failed(reason), None) = (&status, &blocked) {
+                        blocked = Some(reason.clone());
+                    }
                     let dependency = Dependency {
                         id: DependencyId::new(format!("{provider}->{id}"))?,
-                        provider,
+                        provider: provider.clone(),
                         consumer: id.clone(),
                         artifact_type: ArtifactType::Completion,
                         artifact_path: None,
-                        status: DependencyStatus::Ready,
+                        status,
                     };
                     events.push(Event::DependencyRegistered { dependency });
+                }
+                if let Some(reason) = blocked {
+                    // As registering a dependency on such a provider blocks a pending consumer.
+                    events.push(Event::TaskBlocked { task: id.clone(), reason });
                 }
                 Ok((events, id))
             })
@@ -149,6 +192,43 @@ impl Coordinator {
         match claimed {
             Some(id) => self.get_task(&id),
             None => Ok(None),
+        }
+    }
+
+    /// As [`Coordinator::claim_next_task`], waiting up to `timeout` for a task to become
+    /// claimable: `None` if none did in that time. Between attempts it sleeps until the log
+    /// holds a record it has not seen (from any process: a new task, a completion that readies a
+    /// dependency, a release) or until the next lease of a claim ends (a lapsed task may be
+    /// claimed again), whichever comes first; it never polls. Needs a Tokio runtime with its
+    /// timer enabled.
+    ///
+    /// # Errors
+    /// As [`Coordinator::claim_next_task`]. Nothing claimable in time is `None`, not an error.
+    pub async fn claim_next_task_within(
+        &self,
+        agent: &AgentId,
+        capabilities: Option<&[String]>,
+        timeout: Duration,
+    ) -> Result<Option<Task>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let next = self.log.next_lsn();
+            if let Some(task) = self.claim_next_task(agent, capabilities).await? {
+                return Ok(Some(task));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            // The first lease to end from now on: a task held under it may be claimable then.
+            let until_lapse = self.read_at(|s, now| {
+                s.tasks.next_lease_end(now).map(|end| {
+                    Duration::from_micros(u64::try_from(end.as_micros() - now.as_micros()).unwrap_or(0))
+                })
+            })?;
+            let wait =
+                until_lapse.map_or(deadline - now, |d| (deadline - now).min(d + Duration::from_millis(1)));
+            self.log.wait_for(next, wait).await;
         }
     }
 
@@ -349,17 +429,54 @@ impl Coordinator {
     /// # Errors
     /// [`Error::InvalidArgument`] for another status name; and those of every [query](Coordinator#errors).
     pub fn list_tasks(&self, status: Option<&str>) -> Result<Vec<Task>> {
+        self.query_tasks(&TaskQuery { status: status.map(str::to_owned), assigned_to: None })
+    }
+
+    /// The tasks that match every part of `query` that is set, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a status name that is not one of those
+    /// [`TaskStatus::name`] gives; and those of every [query](Coordinator#errors).
+    pub fn query_tasks(&self, query: &TaskQuery) -> Result<Vec<Task>> {
         const NAMES: [&str; 6] = ["Pending", "InProgress", "Blocked", "Completed", "Failed", "Cancelled"];
+        let status = query.status.as_deref();
         if let Some(name) = status.filter(|n| !NAMES.contains(n)) {
             return Err(Error::InvalidArgument {
                 name: "status",
                 reason: format!("{name:?} is not one of {}", NAMES.join(", ")),
             });
         }
+        let holder = query.assigned_to.as_ref();
         self.read(|s| {
-            s.tasks.iter().filter(|t| status.is_none_or(|n| t.status.name() == n)).cloned().collect()
+            s.tasks
+                .iter()
+                .filter(|t| status.is_none_or(|n| t.status.name() == n))
+                .filter(|t| holder.is_none_or(|a| t.assigned_to.as_ref() == Some(a)))
+                .cloned()
+                .collect()
         })
     }
+}
+
+/// Which tasks [`Coordinator::query_tasks`] lists: each part that is set must match; the
+/// default lists every task.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskQuery {
+    /// Only tasks whose status has this name, as [`TaskStatus::name`] gives it (`Pending`,
+    /// `InProgress`, `Blocked`, `Completed`, `Failed`, `Cancelled`).
+    pub status: Option<String>,
+    /// Only tasks assigned to this agent: held by it now, or last held by it
+    /// ([`Task::assigned_to`]).
+    pub assigned_to: Option<AgentId>,
+}
+
+/// Which providers creating a task with dependencies accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Providers {
+    /// Only completed ones ([`Coordinator::coordinate_task`]).
+    Completed,
+    /// Any that exists ([`Coordinator::create_task_depending_on`]).
+    AnyState,
 }
 
 pub(super) fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {

@@ -80,6 +80,13 @@ impl TaskRegistry {
         self.leases.iter().take_while(move |(until, _)| *until < now).filter_map(|&(_, slot)| self.at(slot))
     }
 
+    /// The first end of a claim's lease after `now`: when the next claimed task may lapse.
+    #[must_use]
+    pub fn next_lease_end(&self, now: Timestamp) -> Option<Timestamp> {
+        let after = Timestamp::from_micros(now.as_micros().saturating_add(1));
+        self.leases.range((after, 0)..).next().map(|&(until, _)| until)
+    }
+
     /// Tasks assigned to `agent` (held now, or last held).
     pub fn assigned_to<'a>(&'a self, agent: &'a AgentId) -> impl Iterator<Item = &'a Task> + 'a {
         self.iter().filter(move |t| t.assigned_to.as_ref() == Some(agent))

@@ -98,7 +98,7 @@ impl Subscription {
     /// update (its metadata is withheld with the value).
     ///
     /// # Errors
-    /// As [`LogReader::next`]; [`Error::UndecodableRecord`](crate::Error::UndecodableRecord) for a
+    /// As [`LogReader::next`](crate::LogReader::next); [`Error::UndecodableRecord`](crate::Error::UndecodableRecord) for a
     /// coordination record that does not decode and that no tombstone skips (the subscription stays on it:
     /// asking again fails again); deciding whether to withhold a context value catches up as every
     /// [query](crate::Coordinator#errors) does.

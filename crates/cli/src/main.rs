@@ -1,4 +1,5 @@
-//! The `maos-coord` command: a demo, and log maintenance and inspection from the shell.
+//! The `maos-coord` command: every operation of the coordination API from a shell, a demo, and
+//! log maintenance and inspection.
 
 mod cli;
 

@@ -10,6 +10,12 @@ fn run(root: &std::path::Path, args: &[&str]) -> Output {
     Command::new(BIN).args(args).arg("--root").arg(root).output().unwrap()
 }
 
+/// A new, empty store (only `init` and `demo` create one).
+fn init(root: &std::path::Path) {
+    let o = run(root, &["init"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -37,6 +43,7 @@ fn the_demo_coordinates_agent_processes_through_one_store() {
 #[test]
 fn append_dump_status_round_trip_through_json() {
     let root = tempfile::tempdir().unwrap();
+    init(root.path());
     let o = run(root.path(), &["log", "append", "--kind", "21", "--data", r#"{"task":"build","n":[1,2]}"#]);
     assert_eq!(stdout(&o).trim(), "1");
     run(root.path(), &["log", "append", "--kind", "22", "--data", "\"second\"", "--buffered"]);
@@ -58,6 +65,7 @@ fn append_dump_status_round_trip_through_json() {
 #[test]
 fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
     let root = tempfile::tempdir().unwrap();
+    init(root.path());
     let o = run(root.path(), &["log", "append", "--kind", "0", "--data", "1"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("kind 0 is reserved"));
@@ -74,6 +82,7 @@ fn bad_input_is_a_clear_error_with_a_nonzero_exit() {
 fn verify_exits_with_3_and_names_the_place_of_corruption() {
     use std::os::unix::fs::FileExt;
     let root = tempfile::tempdir().unwrap();
+    init(root.path());
     for i in 0..3 {
         run(root.path(), &["log", "append", "--kind", "17", "--data", &i.to_string()]);
     }
@@ -142,6 +151,7 @@ async fn application_events_are_bounded_by_age_only_with_keyed_compaction() {
 
 /// A store with one record, made through the command line; its log directory.
 fn one_record(root: &std::path::Path) -> std::path::PathBuf {
+    init(root);
     let o = run(root, &["log", "append", "--kind", "100", "--data", "1"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     root.join(".maos/coordination/log")

@@ -14,19 +14,10 @@ use serde_json::json;
 
 use maos_coord::ErrorKind;
 
-use super::{Failure, Out, StoreArgs};
-
-#[derive(clap::Args)]
-pub struct DemoArgs {
-    /// Project root for the store (default: a fresh temporary directory, removed afterwards).
-    #[arg(long)]
-    root: Option<PathBuf>,
-}
+use super::{Failure, Global, Out};
 
 #[derive(clap::Args)]
 pub struct AgentArgs {
-    #[command(flatten)]
-    store: StoreArgs,
     /// The agent's id.
     #[arg(long)]
     name: String,
@@ -54,9 +45,10 @@ fn id(name: &str) -> Result<AgentId, Failure> {
     Ok(AgentId::new(name)?)
 }
 
-pub fn run(args: &DemoArgs, out: &mut Out) -> Result<(), Failure> {
+/// Runs the demo in the store of `--root`, or without it in a fresh temporary directory.
+pub fn run(g: &Global, out: &mut Out) -> Result<(), Failure> {
     let temp = tempfile::tempdir().map_err(fail)?;
-    let root = args.root.clone().unwrap_or_else(|| temp.path().to_owned());
+    let root: PathBuf = g.root_given().unwrap_or(temp.path()).to_owned();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)?;
     runtime.block_on(orchestrate(&root, out))
 }
@@ -174,13 +166,13 @@ fn print_agent(out: &mut Out, child: Child) -> Result<(), Failure> {
     Ok(())
 }
 
-pub fn agent(args: &AgentArgs, _out: &mut Out) -> Result<(), Failure> {
+pub fn agent(args: &AgentArgs, g: &Global, _out: &mut Out) -> Result<(), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(fail)?;
-    runtime.block_on(act(args))
+    runtime.block_on(act(args, g.root()))
 }
 
-async fn act(args: &AgentArgs) -> Result<(), Failure> {
-    let c = open(&args.store.root)?;
+async fn act(args: &AgentArgs, root: &Path) -> Result<(), Failure> {
+    let c = open(root)?;
     let me = id(&args.name)?;
     c.register_agent(&me, &args.role, args.capability.clone()).await?;
     let name = &args.name;

@@ -6,6 +6,11 @@ use maos_coord::ErrorKind;
 /// The command did what it was asked.
 pub const EXIT_OK: u8 = 0;
 
+/// The command line was not right: clap's own code for what it finds, and ours for what it
+/// cannot (a flag a command needs, such as the acting agent, given neither as a flag nor in the
+/// environment).
+pub const EXIT_USAGE: u8 = 2;
+
 /// The exit code of each kind of error (clap exits with 2 on a usage error, before any kind).
 const EXIT_CODES: [(ErrorKind, u8); 7] = [
     (ErrorKind::Io, 1),
@@ -22,12 +27,13 @@ pub const HELP: &str = "\
 Exit codes (the same for every command):
   0  done
   1  error: io, invalid (a bad value, no store at --root, a store others may write to), internal
-  2  usage: an unknown command or flag, a missing or malformed argument
+  2  usage: an unknown command or flag, a missing or malformed argument (--agent / MAOS_AGENT for commands that act)
   3  corruption found: a checksum, lock, cursor or snapshot file, an undecodable record, an unsupported version
   4  conflict: a version mismatch, a lock or task held by another agent, a wait on a held lock that timed out, a lease lost
-  5  nothing to do: not_found (an unknown id, a key absent or not visible), timeout (a wait that timed out)
+  5  nothing to do: not_found (an unknown id, no claimable task, a key absent or not visible), timeout (a wait that timed out)
 
-With --json, an error is one line on stderr: {\"error\": {\"kind\": \"<kind>\", \"message\": \"...\"}}";
+With --json, an error is one line on stderr: {\"error\": {\"kind\": \"<kind>\", \"message\": \"...\"}}
+(kind \"usage\" for exit code 2).";
 
 /// The exit code of an error of this kind.
 pub fn code(kind: ErrorKind) -> u8 {

@@ -4,13 +4,10 @@ use maos_coord::coordinator::{init, store_dir};
 use maos_coord::fs::StoreAccess;
 use serde_json::json;
 
-use super::{Failure, Out};
+use super::{Failure, Global, Out};
 
 #[derive(clap::Args)]
 pub struct InitArgs {
-    /// Project root; the store lives in `<root>/.maos/coordination/`.
-    #[arg(long, default_value = ".")]
-    root: std::path::PathBuf,
     /// Share the store with a group (`--group`, by default the project root's group): `read`
     /// (the default) lets the group read, dump, verify and audit (directories 2750, files 0640);
     /// `write` lets agents that run as several users of the group coordinate through it
@@ -20,9 +17,6 @@ pub struct InitArgs {
     /// The group to share the store with (a name or a number); with --group-shared only.
     #[arg(long, requires = "group_shared")]
     group: Option<String>,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -31,22 +25,15 @@ enum GroupShare {
     Write,
 }
 
-impl InitArgs {
-    /// Whether `--json` was given (errors are then printed as JSON too).
-    pub fn json(&self) -> bool {
-        self.json
-    }
-}
-
-pub fn run(args: &InitArgs, out: &mut Out) -> Result<(), Failure> {
+pub fn run(args: &InitArgs, g: &Global, out: &mut Out) -> Result<(), Failure> {
     let access = match args.group_shared {
         None => StoreAccess::Private,
         Some(GroupShare::Read) => StoreAccess::GroupRead,
         Some(GroupShare::Write) => StoreAccess::GroupWrite,
     };
     let group = args.group.as_deref().map(group_id).transpose()?;
-    let done = init(&args.root, access, group)?;
-    if args.json {
+    let done = init(g.root(), access, group)?;
+    if g.json() {
         out.line(json!({
             "store": done.store,
             "created": done.created,
@@ -57,7 +44,7 @@ pub fn run(args: &InitArgs, out: &mut Out) -> Result<(), Failure> {
         }))?;
         return Ok(());
     }
-    let store = store_dir(&args.root);
+    let store = store_dir(g.root());
     let shared = done.group.map_or(String::new(), |gid| format!(" with group {gid}"));
     if done.created {
         out.line(format_args!("created the store in {} (access {}{shared})", store.display(), done.access))?;

@@ -5,32 +5,18 @@ use maos_coord::{Durability, ErrorKind, Log, Lsn, RecordKind};
 use serde_json::json;
 
 use super::repair::{self, JOURNAL_LINES};
-use super::{Failure, Out, StoreArgs};
+use super::{Failure, Global, Out, StoreArgs};
 
 #[derive(Subcommand)]
 pub enum LogCommand {
     /// Positions of the log, what recovery would repair, and the latest repairs recorded in the
     /// recovery journal. Reads only: never creates, locks exclusively or changes the store.
-    Status {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Read every record and check every checksum, header and LSN (exit code 3 on corruption,
     /// naming segment, offset and LSN). Reads only: a torn tail is reported, never cut.
-    Verify {
-        #[command(flatten)]
-        store: StoreArgs,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Verify,
     /// Print records: LSN, time, kind, and the payload as JSON (MessagePack) or hex. Reads only.
     Dump {
-        #[command(flatten)]
-        store: StoreArgs,
         /// First LSN to print (default: everything the store holds, starting with the records
         /// keyed compaction kept).
         #[arg(long)]
@@ -38,29 +24,20 @@ pub enum LogCommand {
         /// Print at most this many records.
         #[arg(long)]
         limit: Option<u64>,
-        /// One JSON object per line.
-        #[arg(long)]
-        json: bool,
     },
     /// Say what recovery would cut: a torn tail above the durable watermark (bytes of writes
     /// never acknowledged as durable), leftover files. With --apply, cut it and say what was cut
     /// (recorded in the recovery journal). Records below the durable watermark are never cut:
     /// damage there is corruption (exit code 3).
     Repair {
-        #[command(flatten)]
-        store: StoreArgs,
         /// Do it (without: only print the plan).
         #[arg(long)]
         apply: bool,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
-    /// Append one record whose payload is a JSON value, stored as MessagePack; prints its LSN.
-    /// Kinds 1 to 15 belong to the coordination layer and are refused.
+    /// Append one record whose payload is a JSON value, stored as MessagePack; prints its LSN
+    /// (with --json, `{"lsn": N}`). Kinds 1 to 15 belong to the coordination layer and are
+    /// refused.
     Append {
-        #[command(flatten)]
-        store: StoreArgs,
         /// Record kind (1 to 65535).
         #[arg(long)]
         kind: u16,
@@ -73,26 +50,14 @@ pub enum LogCommand {
     },
 }
 
-impl LogCommand {
-    /// Whether `--json` was given (errors are then printed as JSON too).
-    pub fn json(&self) -> bool {
-        match self {
-            LogCommand::Status { json, .. }
-            | LogCommand::Verify { json, .. }
-            | LogCommand::Dump { json, .. }
-            | LogCommand::Repair { json, .. } => *json,
-            LogCommand::Append { .. } => false,
-        }
-    }
-}
-
-pub fn run(cmd: LogCommand, out: &mut Out) -> Result<(), Failure> {
+pub fn run(cmd: LogCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
+    let (store, json) = (&g.store(), g.json());
     match cmd {
-        LogCommand::Status { store, json } => status(&store, json, out),
-        LogCommand::Verify { store, json } => verify(&store, json, out),
-        LogCommand::Dump { store, from, limit, json } => dump(&store, from, limit, json, out),
-        LogCommand::Repair { store, apply, json } => repair::repair(&store, apply, json, out),
-        LogCommand::Append { store, kind, data, buffered } => append(&store, kind, &data, buffered, out),
+        LogCommand::Status => status(store, json, out),
+        LogCommand::Verify => verify(store, json, out),
+        LogCommand::Dump { from, limit } => dump(store, from, limit, json, out),
+        LogCommand::Repair { apply } => repair::repair(store, apply, json, out),
+        LogCommand::Append { kind, data, buffered } => append(store, kind, &data, buffered, json, out),
     }
 }
 
@@ -226,14 +191,26 @@ impl Reader {
     }
 }
 
-fn append(store: &StoreArgs, kind: u16, data: &str, buffered: bool, out: &mut Out) -> Result<(), Failure> {
+fn append(
+    store: &StoreArgs,
+    kind: u16,
+    data: &str,
+    buffered: bool,
+    as_json: bool,
+    out: &mut Out,
+) -> Result<(), Failure> {
     let value: serde_json::Value = serde_json::from_str(data)
         .map_err(|e| Failure::new(ErrorKind::Invalid, format_args!("--data is not JSON: {e}")))?;
     let payload = rmp_serde::to_vec(&value).map_err(|e| Failure::new(ErrorKind::Internal, e))?;
+    let kind = RecordKind::new(kind)?;
     let durability = if buffered { Durability::Buffered } else { Durability::Sync };
-    let log = store.writable_log_options()?.durability(durability).open()?;
-    let lsn = log.append(RecordKind::new(kind)?, &payload)?;
-    out.line(lsn)?;
+    let log = store.log_options()?.durability(durability).open()?;
+    let lsn = log.append(kind, &payload)?;
+    if as_json {
+        out.line(json!({"lsn": lsn.get()}))?;
+    } else {
+        out.line(lsn)?;
+    }
     Ok(())
 }
 

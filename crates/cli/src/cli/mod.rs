@@ -1,21 +1,33 @@
-//! Argument parsing and output. Flags are parsed by clap into [`Cli`]; each command lives in its
-//! own module and writes through [`Out`], which turns a closed pipe into a clean exit. A command
-//! that fails ends with a [`Failure`], whose kind decides the exit code ([`exit`]).
+//! Argument parsing and output. Flags are parsed by clap into [`Cli`]: the global ones
+//! ([`Global`]: `--root`, `--agent`, `--json`, `--allow-insecure-permissions`) on every command,
+//! the rest by each command's module. A command writes through [`Out`], which turns a closed
+//! pipe into a clean exit, and ends with a [`Failure`], whose kind decides the exit code
+//! ([`exit`]). The JSON and text views of the library's types are in [`view`]; reading the
+//! values of arguments (JSON from a file or standard input, `k=v`, visibilities) in [`input`].
 
+mod agent_cmd;
+mod ctx_cmd;
 mod demo;
+mod dep_cmd;
+mod events_cmd;
 mod exit;
 mod init;
+mod input;
 mod log_cmd;
+mod pipeline_cmd;
 mod repair;
 mod repair_cmd;
 mod store_cmd;
+mod sync_cmd;
+mod task_cmd;
+mod view;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use maos_coord::ErrorKind;
+use maos_coord::{AgentId, Coordinator, CoordinatorOptions, ErrorKind};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +37,8 @@ use maos_coord::ErrorKind;
     after_help = exit::HELP
 )]
 struct Cli {
+    #[command(flatten)]
+    global: Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,9 +48,36 @@ enum Command {
     /// Create the store of a project, private to its owner (directories 0700, files 0600); or
     /// give an existing store the access asked for.
     Init(init::InitArgs),
-    /// Run the demo: agent processes coordinate through one fresh store (shared context, a
-    /// barrier, a three-stage pipeline).
-    Demo(demo::DemoArgs),
+    /// Agents: register, heartbeat, stop, list, show.
+    #[command(subcommand)]
+    Agent(agent_cmd::AgentCommand),
+    /// Tasks: create, claim, complete, fail, release, cancel, show, list, why not ready.
+    #[command(subcommand)]
+    Task(task_cmd::TaskCommand),
+    /// Shared context: set, get, delete, list, watch.
+    #[command(subcommand)]
+    Ctx(ctx_cmd::CtxCommand),
+    /// Application events: emit one.
+    #[command(subcommand)]
+    Event(events_cmd::EventCommand),
+    /// The events of the store: tail them, follow them, resume a named cursor.
+    #[command(subcommand)]
+    Events(events_cmd::EventsCommand),
+    /// Dependencies between tasks: add, mark ready, chain.
+    #[command(subcommand)]
+    Dep(dep_cmd::DepCommand),
+    /// Barriers: create, signal, wait.
+    #[command(subcommand)]
+    Barrier(sync_cmd::BarrierCommand),
+    /// Locks with fencing tokens: acquire, release.
+    #[command(subcommand)]
+    Lock(sync_cmd::LockCommand),
+    /// Pipelines of task stages: create, status.
+    #[command(subcommand)]
+    Pipeline(pipeline_cmd::PipelineCommand),
+    /// Run the demo: agent processes coordinate through one store (shared context, a barrier,
+    /// a three-stage pipeline); without --root in a fresh temporary directory, removed afterwards.
+    Demo,
     /// Inspect and maintain the log of a store.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
@@ -51,48 +92,116 @@ enum Command {
     DemoAgent(demo::AgentArgs),
 }
 
-impl Command {
-    /// Whether `--json` was given: an error is then printed as JSON too.
-    fn json(&self) -> bool {
-        match self {
-            Command::Init(args) => args.json(),
-            Command::Log(cmd) => cmd.json(),
-            Command::Store(cmd) => cmd.json(),
-            Command::Repair(args) => args.json(),
-            Command::Demo(_) | Command::DemoAgent(_) => false,
+/// The flags every command takes.
+#[derive(clap::Args, Clone)]
+pub struct Global {
+    /// Project root; the store is `<DIR>/.maos/coordination/` [default: .]
+    #[arg(long, global = true, env = "MAOS_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// The acting agent, required by the commands that act (and by those that read context or
+    /// events, which they see as this agent).
+    #[arg(long, global = true, env = "MAOS_AGENT", value_name = "NAME")]
+    agent: Option<String>,
+    /// Machine output: one JSON object, or one per line for a stream (errors too, on stderr).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Open the store even if users its access does not allow may write to its files.
+    #[arg(long, global = true)]
+    allow_insecure_permissions: bool,
+}
+
+impl Global {
+    /// The project root (`.` unless given).
+    pub fn root(&self) -> &Path {
+        self.root.as_deref().unwrap_or(Path::new("."))
+    }
+
+    /// Whether `--root` (or `MAOS_ROOT`) was given.
+    pub fn root_given(&self) -> Option<&Path> {
+        self.root.as_deref()
+    }
+
+    /// Whether `--json` was given.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    /// The acting agent, which `command` needs: a usage error naming the flag and the variable
+    /// when neither is given.
+    pub fn agent(&self, command: &str) -> Result<AgentId, Failure> {
+        let name = self.agent.as_deref().ok_or_else(|| {
+            Failure::Usage(format!(
+                "`maos-coord {command}` needs the acting agent: give --agent NAME or set MAOS_AGENT"
+            ))
+        })?;
+        Ok(AgentId::new(name)?)
+    }
+
+    /// Where the store is and how to open it.
+    pub fn store(&self) -> StoreArgs {
+        StoreArgs {
+            root: self.root().to_owned(),
+            allow_insecure_permissions: self.allow_insecure_permissions,
         }
+    }
+
+    /// Options for a coordinator of the existing store (none is created).
+    pub fn options(&self) -> Result<CoordinatorOptions, Failure> {
+        let store = self.store();
+        store.require()?;
+        Ok(store.coordinator())
+    }
+
+    /// A coordinator of the existing store.
+    pub fn open(&self) -> Result<Coordinator, Failure> {
+        Ok(self.options()?.open()?)
     }
 }
 
 /// Where the store is: `<root>/.maos/coordination/`.
-#[derive(clap::Args, Clone)]
+#[derive(Clone)]
 pub struct StoreArgs {
-    /// Project root; the store lives in `<root>/.maos/coordination/`.
-    #[arg(long, default_value = ".")]
+    /// Project root.
     pub root: PathBuf,
     /// Open the store even if users its access does not allow may write to its files.
-    #[arg(long)]
     pub allow_insecure_permissions: bool,
 }
 
 impl StoreArgs {
+    /// The store directory.
+    pub fn dir(&self) -> PathBuf {
+        maos_coord::coordinator::store_dir(&self.root)
+    }
+
     /// The log directory of the store.
     pub fn log_dir(&self) -> PathBuf {
-        maos_coord::coordinator::store_dir(&self.root).join("log")
+        self.dir().join("log")
+    }
+
+    /// Fails unless there is a store: `--root` must be a directory holding one (only `init`
+    /// and `demo` create a store).
+    pub fn require(&self) -> Result<(), Failure> {
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(Failure::new(
+                ErrorKind::Invalid,
+                format_args!("--root {} is not a directory", self.root.display()),
+            ));
+        }
+        match std::fs::metadata(self.dir()) {
+            Ok(meta) if meta.is_dir() => Ok(()),
+            Ok(_) => Err(maos_coord::Error::NoStore { dir: self.dir() }.into()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(maos_coord::Error::NoStore { dir: self.dir() }.into())
+            }
+            Err(e) => Err(Failure::new(ErrorKind::Io, format_args!("look at {}: {e}", self.dir().display()))),
+        }
     }
 
     /// Options for reading the store's log: its recorded access (after checking the whole store),
     /// its kinds reserved. Creates nothing.
-    pub fn log_options(&self) -> Result<maos_coord::LogOptions, maos_coord::Error> {
-        let store = maos_coord::coordinator::store_dir(&self.root);
-        let access = maos_coord::coordinator::checked_access(&store, self.allow_insecure_permissions)?;
-        Ok(self.options_with(access))
-    }
-
-    /// Options for writing the store's log, as [`StoreArgs::log_options`], creating the store as
-    /// a coordinator would if there is none.
-    pub fn writable_log_options(&self) -> Result<maos_coord::LogOptions, maos_coord::Error> {
-        let access = maos_coord::coordinator::ensure_store(&self.root, self.allow_insecure_permissions)?;
+    pub fn log_options(&self) -> Result<maos_coord::LogOptions, Failure> {
+        self.require()?;
+        let access = maos_coord::coordinator::checked_access(&self.dir(), self.allow_insecure_permissions)?;
         Ok(self.options_with(access))
     }
 
@@ -103,10 +212,11 @@ impl StoreArgs {
             .reserve_kinds(maos_coord::model::COORDINATION_KINDS)
     }
 
-    /// Options for a coordinator of the store.
-    pub fn coordinator(&self) -> maos_coord::CoordinatorOptions {
-        maos_coord::Coordinator::options(&self.root)
+    /// Options for a coordinator of the store, which they never create.
+    pub fn coordinator(&self) -> CoordinatorOptions {
+        Coordinator::options(&self.root)
             .allow_insecure_permissions(self.allow_insecure_permissions)
+            .create(false)
     }
 }
 
@@ -125,12 +235,21 @@ impl Out {
     pub fn line(&mut self, text: impl std::fmt::Display) -> Result<(), PipeClosed> {
         writeln!(self.0, "{text}").map_err(|_| PipeClosed)
     }
+
+    /// Writes one line and flushes it (a line of a stream, or one acknowledged once printed).
+    pub fn line_flushed(&mut self, text: impl std::fmt::Display) -> Result<(), PipeClosed> {
+        self.line(text)?;
+        self.0.flush().map_err(|_| PipeClosed)
+    }
 }
 
 /// What a command ends with.
 pub enum Failure {
     /// The reader of our output went away: a clean exit.
     Pipe,
+    /// The command line was not right (exit code 2), found after clap parsed it: a flag that
+    /// this command needs is missing.
+    Usage(String),
     /// An error: its kind (which decides the exit code) and its message.
     Error {
         /// What kind of error.
@@ -155,33 +274,54 @@ impl From<PipeClosed> for Failure {
 
 impl From<maos_coord::Error> for Failure {
     fn from(e: maos_coord::Error) -> Failure {
-        Failure::new(e.kind(), e)
+        match e {
+            maos_coord::Error::NoStore { .. } => {
+                Failure::new(e.kind(), format_args!("{e} (run `maos-coord init`)"))
+            }
+            e => Failure::new(e.kind(), e),
+        }
     }
+}
+
+/// A runtime for the library's async commands, with the timer its waits need.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(ErrorKind::Io, format_args!("cannot start a runtime: {e}")))
 }
 
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
-    let json = cli.command.json();
+    let Cli { global, command } = Cli::parse();
+    let g = &global;
     let mut out = Out::new();
-    let result = match cli.command {
-        Command::Init(args) => init::run(&args, &mut out),
-        Command::Demo(args) => demo::run(&args, &mut out),
-        Command::DemoAgent(args) => demo::agent(&args, &mut out),
-        Command::Log(cmd) => log_cmd::run(cmd, &mut out),
-        Command::Store(cmd) => store_cmd::run(cmd, &mut out),
-        Command::Repair(args) => repair_cmd::run(&args, &mut out),
+    let result = match command {
+        Command::Init(args) => init::run(&args, g, &mut out),
+        Command::Agent(cmd) => agent_cmd::run(cmd, g, &mut out),
+        Command::Task(cmd) => task_cmd::run(cmd, g, &mut out),
+        Command::Ctx(cmd) => ctx_cmd::run(cmd, g, &mut out),
+        Command::Event(cmd) => events_cmd::emit(cmd, g, &mut out),
+        Command::Events(cmd) => events_cmd::run(cmd, g, &mut out),
+        Command::Dep(cmd) => dep_cmd::run(cmd, g, &mut out),
+        Command::Barrier(cmd) => sync_cmd::barrier(cmd, g, &mut out),
+        Command::Lock(cmd) => sync_cmd::lock(cmd, g, &mut out),
+        Command::Pipeline(cmd) => pipeline_cmd::run(cmd, g, &mut out),
+        Command::Demo => demo::run(g, &mut out),
+        Command::DemoAgent(args) => demo::agent(&args, g, &mut out),
+        Command::Log(cmd) => log_cmd::run(cmd, g, &mut out),
+        Command::Store(cmd) => store_cmd::run(cmd, g, &mut out),
+        Command::Repair(args) => repair_cmd::run(&args, g, &mut out),
     };
-    match result {
-        Ok(()) | Err(Failure::Pipe) => ExitCode::from(exit::EXIT_OK),
-        Err(Failure::Error { kind, message }) => {
-            if json {
-                let error = serde_json::json!({"error": {"kind": kind.as_str(), "message": message}});
-                eprintln!("{error}");
-            } else {
-                eprintln!("maos-coord: {message}");
-            }
-            ExitCode::from(exit::code(kind))
-        }
+    let (code, kind, message) = match result {
+        Ok(()) | Err(Failure::Pipe) => return ExitCode::from(exit::EXIT_OK),
+        Err(Failure::Usage(message)) => (exit::EXIT_USAGE, "usage", message),
+        Err(Failure::Error { kind, message }) => (exit::code(kind), kind.as_str(), message),
+    };
+    if g.json {
+        eprintln!("{}", serde_json::json!({"error": {"kind": kind, "message": message}}));
+    } else {
+        eprintln!("maos-coord: {message}");
     }
+    ExitCode::from(code)
 }

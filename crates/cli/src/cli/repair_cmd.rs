@@ -4,38 +4,29 @@
 
 use serde_json::json;
 
-use super::{Failure, Out, StoreArgs};
+use super::{Failure, Global, Out};
 use maos_coord::coordinator::{find_unreadable, skip_unreadable, Unreadable};
 use maos_coord::ErrorKind;
 
 /// Arguments of `repair`.
 #[derive(clap::Args)]
 pub struct RepairArgs {
-    #[command(flatten)]
-    store: StoreArgs,
-    /// Record the tombstones (without it, print what would be done and change nothing).
+    /// Record the tombstones (without it, print what would be done and change nothing). With
+    /// --json, one JSON object per undecodable record.
     #[arg(long)]
     apply: bool,
-    /// One JSON object per undecodable record.
-    #[arg(long)]
-    json: bool,
-}
-
-impl RepairArgs {
-    /// Whether `--json` was given (errors are then printed as JSON too).
-    pub fn json(&self) -> bool {
-        self.json
-    }
 }
 
 /// Runs `repair`.
-pub fn run(args: &RepairArgs, out: &mut Out) -> Result<(), Failure> {
+pub fn run(args: &RepairArgs, g: &Global, out: &mut Out) -> Result<(), Failure> {
+    let store = g.store();
+    let json = g.json();
     // Read-only until asked to apply: a plan creates, changes and needs nothing but reading.
-    let reader = args.store.log_options()?.read_only().open()?;
+    let reader = store.log_options()?.read_only().open()?;
     let unreadable = find_unreadable(&reader)?;
     drop(reader);
     let skipped = if args.apply {
-        let log = args.store.log_options()?.open()?;
+        let log = store.log_options()?.open()?;
         skip_unreadable(&log, &find_unreadable(&log)?)?
     } else {
         Vec::new()
@@ -46,7 +37,7 @@ pub fn run(args: &RepairArgs, out: &mut Out) -> Result<(), Failure> {
             (false, true) => "skipped now",
             (false, false) => "would skip (run with --apply)",
         };
-        if args.json {
+        if json {
             out.line(json!({
                 "lsn": u.lsn.get(), "segment": u.segment, "offset": u.offset, "reason": u.reason,
                 "action": action.split(' ').next().unwrap_or_default(),
@@ -56,10 +47,10 @@ pub fn run(args: &RepairArgs, out: &mut Out) -> Result<(), Failure> {
             out.line(describe(u, action))?;
         }
     }
-    if unreadable.is_empty() && !args.json {
+    if unreadable.is_empty() && !json {
         out.line("every coordination record decodes: nothing to repair")?;
     }
-    if !skipped.is_empty() && !args.json {
+    if !skipped.is_empty() && !json {
         out.line(format_args!(
             "recorded {} tombstone(s); the records stay in the log for audit",
             skipped.len()

@@ -6,20 +6,16 @@ use clap::Subcommand;
 use maos_coord::coordinator::CompactOptions;
 use serde_json::json;
 
-use super::{Failure, Out, StoreArgs};
+use super::{Failure, Global, Out};
 
 #[derive(Subcommand)]
 pub enum StoreCommand {
-    /// Write a snapshot of every projection now; prints its LSN.
-    Snapshot {
-        #[command(flatten)]
-        store: StoreArgs,
-    },
+    /// Write a snapshot of every projection now; prints its LSN (with --json,
+    /// `{"snapshot": LSN}`).
+    Snapshot,
     /// Remove (or archive) the log segments the kept snapshots cover and every durable cursor
     /// has passed.
     Compact {
-        #[command(flatten)]
-        store: StoreArgs,
         /// Remove segments even if a durable cursor has not passed them.
         #[arg(long)]
         force: bool,
@@ -34,30 +30,23 @@ pub enum StoreCommand {
         /// default keyed compaction keeps every one.
         #[arg(long, requires = "keyed", value_parser = humantime::parse_duration)]
         keep_events_for: Option<std::time::Duration>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
     },
 }
 
-impl StoreCommand {
-    /// Whether `--json` was given (errors are then printed as JSON too).
-    pub fn json(&self) -> bool {
-        match self {
-            StoreCommand::Snapshot { .. } => false,
-            StoreCommand::Compact { json, .. } => *json,
-        }
-    }
-}
-
-pub fn run(cmd: StoreCommand, out: &mut Out) -> Result<(), Failure> {
+pub fn run(cmd: StoreCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
+    let json = g.json();
     match cmd {
-        StoreCommand::Snapshot { store } => {
-            let c = store.coordinator().open()?;
-            out.line(c.snapshot()?)?;
+        StoreCommand::Snapshot => {
+            let c = g.open()?;
+            let lsn = c.snapshot()?;
+            if json {
+                out.line(json!({"snapshot": lsn.get()}))?;
+            } else {
+                out.line(lsn)?;
+            }
         }
-        StoreCommand::Compact { store, force, archive, keyed, keep_events_for, json } => {
-            let c = store.coordinator().open()?;
+        StoreCommand::Compact { force, archive, keyed, keep_events_for } => {
+            let c = g.open()?;
             let keep_events_since = keep_events_for.map(|d| maos_coord::Timestamp::now().minus(d));
             let report = c.compact(&CompactOptions { force, archive, keyed, keep_events_since })?;
             let held =
