@@ -78,9 +78,10 @@ enum Command {
     /// Pipelines of task stages: create, status.
     #[command(subcommand)]
     Pipeline(pipeline_cmd::PipelineCommand),
-    /// Run the demo: agent processes coordinate through one store (shared context, a barrier,
-    /// a three-stage pipeline); without --root in a fresh temporary directory, removed afterwards.
-    Demo,
+    /// Run the demo: agent processes coordinate through one store (shared context, a barrier, a
+    /// pipeline of stages); without --root in a new temporary directory, removed afterwards unless
+    /// --keep. Each run on a store names what it creates after its number, so runs never meet.
+    Demo(demo::DemoArgs),
     /// Inspect and maintain the log of a store.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
@@ -316,7 +317,7 @@ pub fn run() -> ExitCode {
         Command::Barrier(cmd) => sync_cmd::barrier(cmd, g, &mut out),
         Command::Lock(cmd) => sync_cmd::lock(cmd, g, &mut out),
         Command::Pipeline(cmd) => pipeline_cmd::run(cmd, g, &mut out),
-        Command::Demo => demo::run(g, &mut out),
+        Command::Demo(args) => demo::run(&args, g, &mut out),
         Command::DemoAgent(args) => demo::agent(&args, g, &mut out),
         Command::Log(cmd) => log_cmd::run(cmd, g, &mut out),
         Command::Store(cmd) => store_cmd::run(cmd, g, &mut out),
