@@ -190,3 +190,18 @@ impl Drop for RemovedAtEnd {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn a_root_that_is_a_file_is_refused_naming_it() {
+    let s = Store::empty();
+    let file = s.root().join("a-file");
+    std::fs::write(&file, "not a project").unwrap();
+    let o = Command::new(BIN).args(["demo", "--root"]).arg(&file).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        format!("maos-coord: --root {} is not a directory", file.display())
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"not a project");
+}

@@ -12,10 +12,9 @@
 //! object at the end instead of the narration.
 
 mod agent;
+mod process;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Stdio};
 use std::time::Instant;
 
 use maos_coord::coordinator::{store_dir, PipelineStage};
@@ -25,6 +24,7 @@ use serde_json::{json, Value};
 
 pub use agent::{agent, AgentArgs};
 use agent::{Role, PATIENCE};
+use process::{Agents, Running};
 
 use super::{view, Failure, Global, Out};
 
@@ -73,81 +73,15 @@ impl Say<'_> {
     }
 }
 
-/// An agent process: its name and the JSON lines it reports. Killed if it is dropped running
-/// (the demo failed before it finished).
-struct Running {
-    name: String,
-    child: Child,
-    lines: BufReader<ChildStdout>,
-}
-
-impl Running {
-    fn start(args: &AgentArgs, root: &PathBuf, insecure: bool) -> Result<Running, Failure> {
-        let mut child = args
-            .command(root, insecure)?
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| os_error(&format!("start agent process {}", args.name), &e))?;
-        let stdout =
-            child.stdout.take().ok_or_else(|| Failure::new(ErrorKind::Internal, "no pipe from an agent"))?;
-        Ok(Running { name: args.name.clone(), child, lines: BufReader::new(stdout) })
-    }
-
-    /// Its next report, waiting for it; `None` once it ended successfully.
-    fn next(&mut self) -> Result<Option<Value>, Failure> {
-        let mut line = String::new();
-        let read =
-            self.lines.read_line(&mut line).map_err(|e| os_error(&format!("read from {}", self.name), &e))?;
-        if read == 0 {
-            let status = self.child.wait().map_err(|e| os_error(&format!("wait for {}", self.name), &e))?;
-            if !status.success() {
-                return Err(Failure::new(
-                    ErrorKind::Internal,
-                    format_args!("agent process {} failed ({status})", self.name),
-                ));
-            }
-            return Ok(None);
-        }
-        serde_json::from_str(&line).map(Some).map_err(|e| {
-            Failure::new(
-                ErrorKind::Internal,
-                format_args!("agent process {} reported {line:?}: {e}", self.name),
-            )
-        })
-    }
-
-    /// Its next report, which must come.
-    fn expect(&mut self) -> Result<Value, Failure> {
-        self.next()?.ok_or_else(|| {
-            Failure::new(
-                ErrorKind::Internal,
-                format_args!("agent process {} ended without reporting", self.name),
-            )
-        })
-    }
-
-    /// Every report left, once it ended successfully.
-    fn finish(mut self) -> Result<Vec<Value>, Failure> {
-        let mut reports = Vec::new();
-        while let Some(report) = self.next()? {
-            reports.push(report);
-        }
-        Ok(reports)
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
 /// `demo`: the store of `--root`, or of a new temporary directory.
 pub fn run(args: &DemoArgs, g: &Global, out: &mut Out) -> Result<(), Failure> {
     let temp = match g.root_given() {
+        Some(root) if root.exists() && !root.is_dir() => {
+            return Err(Failure::new(
+                ErrorKind::Invalid,
+                format_args!("--root {} is not a directory", root.display()),
+            ));
+        }
         Some(_) => None,
         None => Some(tempfile::tempdir().map_err(|e| os_error("make a temporary directory", &e))?),
     };
@@ -235,7 +169,7 @@ fn next_steps(root: &Path, report: &Value) -> Vec<(String, &'static str)> {
 }
 
 /// Runs the three patterns and returns what happened, as the JSON the demo prints.
-async fn orchestrate(root: &PathBuf, insecure: bool, say: &mut Say<'_>) -> Result<Value, Failure> {
+async fn orchestrate(root: &Path, insecure: bool, say: &mut Say<'_>) -> Result<Value, Failure> {
     let started = Instant::now();
     let c = Coordinator::options(root)
         .allow_insecure_permissions(insecure)
@@ -247,43 +181,71 @@ async fn orchestrate(root: &PathBuf, insecure: bool, say: &mut Say<'_>) -> Resul
     let runs = ContextKey::new("demo/runs")?;
     let run = c.set_context(&me, &runs, json!({"by": "maos-coord demo"}), Visibility::Shared).await?;
     say.line(format_args!("run {run} of the demo on this store"))?;
-    let mut processes = 0;
-    let mut start = |name: &str, role: Role, on: &str, capabilities: &[&str]| {
-        processes += 1;
-        let args = AgentArgs {
-            name: name.to_owned(),
-            role,
-            on: on.to_owned(),
-            capability: capabilities.iter().map(|c| (*c).to_owned()).collect(),
-        };
-        Running::start(&args, root, insecure)
-    };
+    let mut agents = Agents::new(root, insecure);
+    let context = shared_context(&mut agents, say)?;
+    let barrier = barrier(&c, &me, run, &mut agents, say).await?;
+    let pipeline = pipeline(&c, &me, run, &mut agents, say).await?;
+    c.stop_agent(&me, "demo finished").await?;
+    let verified = c
+        .local_log()
+        .ok_or_else(|| Failure::new(ErrorKind::Internal, "the demo's store is not a local directory"))?
+        .verify()?;
+    let last = Lsn::new(c.log().next_lsn().get().saturating_sub(1));
+    let processes = agents.started + 1;
+    let seconds = started.elapsed().as_secs_f64();
+    say.line(format_args!(
+        "\n{processes} processes appended records {first} to {last} ({} in this run); the store holds {} records, every checksum verified; {seconds:.2} s",
+        last.get() + 1 - first.get(),
+        verified.records,
+    ))?;
+    Ok(json!({
+        "run": run,
+        "context": context,
+        "barrier": barrier,
+        "pipeline": pipeline,
+        "processes": processes,
+        "records": {"first": first.get(), "last": last.get(), "store": verified.records},
+        "verified": true,
+        "seconds": seconds,
+    }))
+}
 
+/// A producer and a consumer through the context key [`SPEC`]: the consumer watches it first
+/// and says so, then the producer publishes a new version, which the consumer receives.
+fn shared_context(agents: &mut Agents, say: &mut Say<'_>) -> Result<Value, Failure> {
     say.line(format_args!("\n1. a producer and a consumer through the shared context key {SPEC}"))?;
-    let mut consumer = start("backend-engineer", Role::Consumer, SPEC, &[])?;
+    let mut consumer = agents.start("backend-engineer", Role::Consumer, SPEC, None)?;
     consumer.expect()?; // it is watching: what the producer sets from now on reaches it
     say.line(format_args!("  backend-engineer: watching {SPEC}"))?;
-    let published = start("api-architect", Role::Producer, SPEC, &[])?.expect()?;
-    say.line(format_args!(
-        "  api-architect: published {SPEC} version {}",
-        published["published"]["version"]
-    ))?;
+    let published = agents.start("api-architect", Role::Producer, SPEC, None)?.expect()?;
+    let published = &published["published"];
+    say.line(format_args!("  api-architect: published {SPEC} version {}", published["version"]))?;
     let received = consumer.expect()?;
     consumer.finish()?;
-    let r = &received["received"];
+    let received = &received["received"];
     say.line(format_args!(
         "  backend-engineer: received {SPEC} version {} from {}, endpoints {}",
-        r["version"],
-        r["owner"].as_str().unwrap_or_default(),
-        r["endpoints"]
+        received["version"],
+        received["owner"].as_str().unwrap_or_default(),
+        received["endpoints"]
     ))?;
+    Ok(json!({"key": SPEC, "published": published, "received": received}))
+}
 
+/// The builders signal a barrier of this run and wait for it to open.
+async fn barrier(
+    c: &Coordinator,
+    me: &AgentId,
+    run: u64,
+    agents: &mut Agents,
+    say: &mut Say<'_>,
+) -> Result<Value, Failure> {
     let barrier = format!("demo-{run}-builds");
     say.line(format_args!("\n2. {} builder processes meet at the barrier {barrier}", BUILDERS.len()))?;
     let name = BarrierName::new(&barrier)?;
-    c.create_barrier(&me, &name, BUILDERS.iter().map(|b| (*b).to_owned()).collect()).await?;
+    c.create_barrier(me, &name, BUILDERS.iter().map(|b| (*b).to_owned()).collect()).await?;
     let builders: Vec<Running> =
-        BUILDERS.iter().map(|b| start(b, Role::Builder, &barrier, &[])).collect::<Result<_, _>>()?;
+        BUILDERS.iter().map(|b| agents.start(b, Role::Builder, &barrier, None)).collect::<Result<_, _>>()?;
     c.wait_barrier(&name, PATIENCE).await?;
     say.line(format_args!("  orchestrator: all {} signalled; the barrier opened", BUILDERS.len()))?;
     for mut builder in builders {
@@ -291,7 +253,18 @@ async fn orchestrate(root: &PathBuf, insecure: bool, say: &mut Say<'_>) -> Resul
         say.line(format_args!("  {}: signalled, and passed the barrier", builder.name))?;
         builder.finish()?;
     }
+    Ok(json!({"name": barrier, "participants": BUILDERS}))
+}
 
+/// The pipeline of this run ([`STAGES`]), worked on by the [`WORKERS`]; what each completed, in
+/// the order of the log, and the outputs.
+async fn pipeline(
+    c: &Coordinator,
+    me: &AgentId,
+    run: u64,
+    agents: &mut Agents,
+    say: &mut Say<'_>,
+) -> Result<Value, Failure> {
     let pipeline = format!("demo-{run}");
     let tasks = STAGES.iter().map(|(_, tasks)| tasks.len()).sum::<usize>();
     say.line(format_args!(
@@ -299,28 +272,24 @@ async fn orchestrate(root: &PathBuf, insecure: bool, say: &mut Say<'_>) -> Resul
         STAGES.len(),
         WORKERS.len()
     ))?;
-    let stages = STAGES
-        .iter()
-        .map(|(stage, tasks)| {
-            let tasks = tasks
-                .iter()
-                .map(|(task, capability)| {
-                    Ok(NewTask::new(*task)
-                        .id(TaskId::new(format!("{pipeline}-{task}"))?)
-                        .requires(*capability))
-                })
-                .collect::<Result<Vec<_>, Failure>>()?;
-            Ok(PipelineStage { name: (*stage).to_owned(), tasks })
-        })
-        .collect::<Result<Vec<_>, Failure>>()?;
-    c.create_pipeline(&me, &pipeline, stages).await?;
+    let mut stages = Vec::new();
     for (stage, tasks) in STAGES {
         let listed: Vec<String> =
             tasks.iter().map(|(t, cap)| format!("{pipeline}-{t} (needs {cap})")).collect();
         say.line(format_args!("  stage {stage:<10} {}", listed.join(", ")))?;
+        let tasks = tasks
+            .iter()
+            .map(|(task, cap)| {
+                Ok(NewTask::new(*task).id(TaskId::new(format!("{pipeline}-{task}"))?).requires(*cap))
+            })
+            .collect::<Result<Vec<_>, Failure>>()?;
+        stages.push(PipelineStage { name: stage.to_owned(), tasks });
     }
-    let workers: Vec<Running> =
-        WORKERS.iter().map(|(w, cap)| start(w, Role::Worker, &pipeline, &[cap])).collect::<Result<_, _>>()?;
+    c.create_pipeline(me, &pipeline, stages).await?;
+    let workers: Vec<Running> = WORKERS
+        .iter()
+        .map(|(w, cap)| agents.start(w, Role::Worker, &pipeline, Some(cap)))
+        .collect::<Result<_, _>>()?;
     for worker in workers {
         let name = worker.name.clone();
         for done in worker.finish()? {
@@ -337,12 +306,10 @@ async fn orchestrate(root: &PathBuf, insecure: bool, say: &mut Say<'_>) -> Resul
         return Err(Failure::new(ErrorKind::Internal, format_args!("pipeline {pipeline} ended {status}")));
     }
     let mut order: Vec<(u64, String, String)> = Vec::new();
-    for (_, tasks) in &status.stages {
-        for t in tasks {
-            for e in c.history(&me, &Subject::Task(t.id.to_string()))? {
-                if e.recorded.event.type_name() == "TaskCompleted" {
-                    order.push((e.lsn.get(), t.id.to_string(), e.recorded.actor.to_string()));
-                }
+    for t in status.stages.iter().flat_map(|(_, tasks)| tasks) {
+        for e in c.history(me, &Subject::Task(t.id.to_string()))? {
+            if e.recorded.event.type_name() == "TaskCompleted" {
+                order.push((e.lsn.get(), t.id.to_string(), e.recorded.actor.to_string()));
             }
         }
     }
@@ -352,42 +319,30 @@ async fn orchestrate(root: &PathBuf, insecure: bool, say: &mut Say<'_>) -> Resul
         say.line(format_args!("    LSN {lsn:>4}  {task:<28} by {agent}"))?;
     }
     say.line(format_args!("  outputs (context keys, one per task): {}", status.outputs.join(", ")))?;
-
-    c.stop_agent(&me, "demo finished").await?;
-    let report = c
-        .local_log()
-        .ok_or_else(|| Failure::new(ErrorKind::Internal, "the demo's store is not a local directory"))?
-        .verify()?;
-    let last = Lsn::new(c.log().next_lsn().get().saturating_sub(1));
-    let seconds = started.elapsed().as_secs_f64();
-    say.line(format_args!(
-        "\n{} processes appended records {} to {last} ({} in this run); the store holds {} records, every checksum verified; {seconds:.2} s",
-        processes + 1,
-        first,
-        last.get() + 1 - first.get(),
-        report.records,
-    ))?;
+    let stages: Vec<Value> = status
+        .stages
+        .iter()
+        .map(|(name, tasks)| {
+            let tasks: Vec<Value> = tasks
+                .iter()
+                .map(|t| {
+                    json!({
+                        "id": t.id.as_str(), "requires": t.required_capabilities,
+                        "completed_by": t.assigned_to.as_ref().map(|a| a.as_str()), "outputs": t.outputs,
+                    })
+                })
+                .collect();
+            json!({"name": name, "tasks": tasks})
+        })
+        .collect();
+    let completed: Vec<Value> =
+        order.iter().map(|(lsn, task, agent)| json!({"lsn": lsn, "task": task, "by": agent})).collect();
     Ok(json!({
-        "run": run,
-        "context": {"key": SPEC, "published": published["published"], "received": r},
-        "barrier": {"name": barrier, "participants": BUILDERS},
-        "pipeline": {
-            "name": pipeline,
-            "status": view::status(&status.status).0,
-            "stages": status.stages.iter().map(|(name, tasks)| json!({
-                "name": name,
-                "tasks": tasks.iter().map(|t| json!({
-                    "id": t.id.as_str(), "requires": t.required_capabilities,
-                    "completed_by": t.assigned_to.as_ref().map(|a| a.as_str()), "outputs": t.outputs,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-            "completed": order.iter().map(|(lsn, task, agent)| json!({"lsn": lsn, "task": task, "by": agent})).collect::<Vec<_>>(),
-            "outputs": status.outputs,
-            "last_task": order.last().map(|(_, task, _)| task.clone()),
-        },
-        "processes": processes + 1,
-        "records": {"first": first.get(), "last": last.get(), "store": report.records},
-        "verified": true,
-        "seconds": seconds,
+        "name": pipeline,
+        "status": view::status(&status.status).0,
+        "stages": stages,
+        "completed": completed,
+        "outputs": status.outputs,
+        "last_task": order.last().map(|(_, task, _)| task.clone()),
     }))
 }

@@ -2,7 +2,7 @@
 //! demo made, registers, does its part, stops, and reports each step to the demo as one JSON
 //! line on standard output, flushed (the demo waits for these lines, never for time).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use maos_coord::model::{BarrierName, ContextKey, Visibility};
@@ -58,7 +58,7 @@ pub struct AgentArgs {
 
 impl AgentArgs {
     /// The command line that starts this agent on the store of the project at `root`.
-    pub fn command(&self, root: &PathBuf, insecure: bool) -> Result<std::process::Command, Failure> {
+    pub fn command(&self, root: &Path, insecure: bool) -> Result<std::process::Command, Failure> {
         let exe =
             std::env::current_exe().map_err(|e| super::os_error("find the command's executable", &e))?;
         let mut cmd = std::process::Command::new(exe);
