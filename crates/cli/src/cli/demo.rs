@@ -4,8 +4,8 @@
 //!
 //! Each run on a store is numbered (the version of the context key `demo/runs` it sets) and
 //! names what it creates after its number (`demo-N` and its tasks, `demo-N-builds`), so runs on
-//! the same store never meet what an earlier run left. The consumer watches `api-spec` from
-//! the moment it says so, and the producer starts only then: it reports the version the
+//! the same store never meet what an earlier run left. The consumer says when it watches
+//! `api-spec`, and only then does the producer start, so the consumer reports the version the
 //! producer published. Without `--root` the store is in a temporary directory, removed at the
 //! end unless `--keep`; either way the demo ends by saying where the store is, or that it was
 //! removed, and with `--keep` or `--root` which commands look at it. With `--json` it prints one
@@ -215,12 +215,12 @@ async fn orchestrate(root: &Path, insecure: bool, say: &mut Say<'_>) -> Result<V
 fn shared_context(agents: &mut Agents, say: &mut Say<'_>) -> Result<Value, Failure> {
     say.line(format_args!("\n1. a producer and a consumer through the shared context key {SPEC}"))?;
     let mut consumer = agents.start("backend-engineer", Role::Consumer, SPEC, None)?;
-    consumer.expect()?; // it is watching: what the producer sets from now on reaches it
+    consumer.report()?; // it is watching: what the producer sets from now on reaches it
     say.line(format_args!("  backend-engineer: watching {SPEC}"))?;
-    let published = agents.start("api-architect", Role::Producer, SPEC, None)?.expect()?;
+    let published = agents.start("api-architect", Role::Producer, SPEC, None)?.report()?;
     let published = &published["published"];
     say.line(format_args!("  api-architect: published {SPEC} version {}", published["version"]))?;
-    let received = consumer.expect()?;
+    let received = consumer.report()?;
     consumer.finish()?;
     let received = &received["received"];
     say.line(format_args!(
@@ -249,7 +249,7 @@ async fn barrier(
     c.wait_barrier(&name, PATIENCE).await?;
     say.line(format_args!("  orchestrator: all {} signalled; the barrier opened", BUILDERS.len()))?;
     for mut builder in builders {
-        builder.expect()?;
+        builder.report()?;
         say.line(format_args!("  {}: signalled, and passed the barrier", builder.name))?;
         builder.finish()?;
     }

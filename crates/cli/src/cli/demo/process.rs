@@ -49,6 +49,7 @@ impl Agents {
 /// An agent process: its name and the JSON lines it reports. Killed if it is dropped running
 /// (the demo failed before it finished).
 pub struct Running {
+    /// The agent's id.
     pub name: String,
     child: Child,
     lines: BufReader<ChildStdout>,
@@ -67,7 +68,7 @@ impl Running {
     }
 
     /// Its next report, waiting for it; `None` once it ended successfully.
-    fn next(&mut self) -> Result<Option<Value>, Failure> {
+    fn next_report(&mut self) -> Result<Option<Value>, Failure> {
         let mut line = String::new();
         let read =
             self.lines.read_line(&mut line).map_err(|e| os_error(&format!("read from {}", self.name), &e))?;
@@ -90,8 +91,8 @@ impl Running {
     }
 
     /// Its next report, which must come.
-    pub fn expect(&mut self) -> Result<Value, Failure> {
-        self.next()?.ok_or_else(|| {
+    pub fn report(&mut self) -> Result<Value, Failure> {
+        self.next_report()?.ok_or_else(|| {
             Failure::new(
                 ErrorKind::Internal,
                 format_args!("agent process {} ended without reporting", self.name),
@@ -102,7 +103,7 @@ impl Running {
     /// Every report left, once it ended successfully.
     pub fn finish(mut self) -> Result<Vec<Value>, Failure> {
         let mut reports = Vec::new();
-        while let Some(report) = self.next()? {
+        while let Some(report) = self.next_report()? {
             reports.push(report);
         }
         Ok(reports)
