@@ -278,7 +278,7 @@ impl Coordinator {
 }
 
 /// What [`Coordinator::list_agents`] says of `agent` at `now`.
-fn summary(state: &State, agent: &Agent, now: Timestamp) -> AgentSummary {
+pub(super) fn summary(state: &State, agent: &Agent, now: Timestamp) -> AgentSummary {
     let mut holds: Vec<&Task> = state
         .tasks
         .held_by_agent(&agent.id)

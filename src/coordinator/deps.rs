@@ -1,9 +1,34 @@
 //! Dependency commands and queries: register (cycles refused), mark ready, ready tasks, chains,
-//! and why a task is not ready.
+//! why a task is not ready, and the graph they form.
 
 use super::{claims, define, require_agent, transition, Coordinator};
 use crate::error::{Error, Result};
-use crate::model::{AgentId, ArtifactType, ClaimPolicy, Dependency, DependencyId, Event, Task, TaskId};
+use crate::model::{
+    AgentId, ArtifactType, ClaimPolicy, Dependency, DependencyId, Event, Task, TaskId, TaskStatus,
+};
+
+/// A task as a node of the dependency graph ([`Coordinator::dependency_graph`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphNode {
+    /// The task's id.
+    pub id: TaskId,
+    /// Its name.
+    pub name: String,
+    /// Its status now.
+    pub status: TaskStatus,
+}
+
+/// The dependency graph, or the part of it connected to one task
+/// ([`Coordinator::dependency_graph`]): tasks as nodes, dependencies as edges from provider to
+/// consumer, each with its status.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskGraph {
+    /// The tasks, oldest first.
+    pub nodes: Vec<GraphNode>,
+    /// The dependencies between them, in id order (`PROVIDER->CONSUMER`): each one's provider
+    /// and consumer are among [`TaskGraph::nodes`].
+    pub edges: Vec<Dependency>,
+}
 
 impl Coordinator {
     /// Registers that `consumer` needs an artifact of `provider`; refuses (appending nothing) a
@@ -173,6 +198,48 @@ impl Coordinator {
                 return Err(Error::UnknownTask { task: TaskId::clone(task) });
             }
             Ok(s.deps.unmet(task).into_iter().cloned().collect())
+        })?
+    }
+
+    /// The dependency graph: every task as a node (with its name and status), every dependency
+    /// as an edge from its provider to its consumer (with its status). With `around`, only the
+    /// part connected to that task: the tasks reachable from it by following dependencies in
+    /// either direction, and the dependencies between them (just the task when it has none).
+    ///
+    /// Nodes come oldest first, edges in id order. A dependency whose provider or consumer is
+    /// not a task (which only a log written by another program can hold) is left out.
+    ///
+    /// # Errors
+    /// [`Error::UnknownTask`] if `around` names a task that does not exist; and those of every
+    /// [query](Coordinator#errors).
+    pub fn dependency_graph(&self, around: Option<&TaskId>) -> Result<TaskGraph> {
+        self.read(|s| {
+            let node =
+                |t: &Task| GraphNode { id: t.id.clone(), name: t.name.clone(), status: t.status.clone() };
+            let Some(task) = around else {
+                let nodes: Vec<GraphNode> = s.tasks.iter().map(node).collect();
+                let edges = s
+                    .deps
+                    .iter()
+                    .filter(|d| s.tasks.get(&d.provider).is_some() && s.tasks.get(&d.consumer).is_some())
+                    .cloned()
+                    .collect();
+                return Ok(TaskGraph { nodes, edges });
+            };
+            if s.tasks.get(task).is_none() {
+                return Err(Error::UnknownTask { task: task.clone() });
+            }
+            let part = s.deps.connected(task);
+            let mut tasks: Vec<&Task> = part.iter().filter_map(|id| s.tasks.get(id)).collect();
+            tasks.sort_by_key(|t| t.created_lsn);
+            let mut edges: Vec<Dependency> = tasks
+                .iter()
+                .flat_map(|t| s.deps.of_consumer(&t.id))
+                .filter(|d| s.tasks.get(&d.provider).is_some())
+                .cloned()
+                .collect();
+            edges.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(TaskGraph { nodes: tasks.into_iter().map(node).collect(), edges })
         })?
     }
 }

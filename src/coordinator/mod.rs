@@ -24,6 +24,7 @@ mod define;
 mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
+mod overview;
 mod pipeline;
 mod repair;
 mod replay;
@@ -48,6 +49,8 @@ pub use agents::{AgentSummary, HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use barriers_locks::LockGrant;
 pub use context::SetOptions;
+pub use deps::{GraphNode, TaskGraph};
+pub use overview::{Overview, OverviewLimits, TaskCounts};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use store::{checked_access, ensure_store, init, StoreInit};

@@ -83,6 +83,30 @@ impl DependencyGraph {
         chain
     }
 
+    /// The tasks connected to `task` through dependencies, followed in either direction (its
+    /// weakly connected component), `task` included: just `task` when it has none.
+    #[must_use]
+    pub fn connected(&self, task: &TaskId) -> BTreeSet<TaskId> {
+        let mut tasks = BTreeSet::from([task.clone()]);
+        let Some(&start) = self.nodes.get(task) else { return tasks };
+        let mut seen = BTreeSet::from([start]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(node) = queue.pop_front() {
+            for next in self.graph.neighbors_undirected(node) {
+                if seen.insert(next) {
+                    queue.push_back(next);
+                    tasks.extend(self.graph.node_weight(next).cloned());
+                }
+            }
+        }
+        tasks
+    }
+
+    /// Every dependency, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = &Dependency> {
+        self.deps.values()
+    }
+
     fn edges(&self, task: &TaskId, direction: Direction) -> Vec<&Dependency> {
         let Some(&node) = self.nodes.get(task) else { return Vec::new() };
         let mut deps: Vec<&Dependency> =

@@ -31,7 +31,7 @@ fn the_demo_coordinates_agent_processes_through_one_store() {
     let completed: Vec<&str> = text.lines().filter(|l| l.contains("LSN") && l.contains(" by ")).collect();
     assert_eq!(completed.len(), 4, "{text}");
     assert!(
-        completed[0].contains("create-architecture") && completed[3].contains("integration-tests"),
+        completed[0].contains("demo-1-architecture") && completed[3].contains("integration-tests"),
         "{text}"
     );
     // --root keeps the store, which the log commands then read.

@@ -11,6 +11,7 @@ mod demo;
 mod dep_cmd;
 mod events_cmd;
 mod exit;
+mod graph_cmd;
 mod init;
 mod input;
 mod log_cmd;
@@ -20,6 +21,8 @@ mod repair_cmd;
 mod store_cmd;
 mod sync_cmd;
 mod task_cmd;
+mod top;
+mod top_cmd;
 mod view;
 
 use std::io::Write;
@@ -75,9 +78,10 @@ enum Command {
     /// Pipelines of task stages: create, status.
     #[command(subcommand)]
     Pipeline(pipeline_cmd::PipelineCommand),
-    /// Run the demo: agent processes coordinate through one store (shared context, a barrier,
-    /// a three-stage pipeline); without --root in a fresh temporary directory, removed afterwards.
-    Demo,
+    /// Run the demo: agent processes coordinate through one store (shared context, a barrier, a
+    /// pipeline of stages); without --root in a new temporary directory, removed afterwards unless
+    /// --keep. Each run on a store names what it creates after its number, so runs never meet.
+    Demo(demo::DemoArgs),
     /// Inspect and maintain the log of a store.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
@@ -87,6 +91,12 @@ enum Command {
     /// Find coordination records the store cannot decode; with --apply, record the tombstones
     /// that skip them (their bytes stay in the log).
     Repair(repair_cmd::RepairArgs),
+    /// The dependency graph as Graphviz DOT, a Mermaid flowchart or JSON: tasks labelled with
+    /// their name and status, dependencies from provider to consumer with theirs.
+    Graph(graph_cmd::GraphArgs),
+    /// A live view of the store on the terminal: agents, tasks by status, locks, barriers and
+    /// the latest events, drawn again as records arrive; q quits. --once prints one frame.
+    Top(top_cmd::TopArgs),
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
@@ -307,11 +317,13 @@ pub fn run() -> ExitCode {
         Command::Barrier(cmd) => sync_cmd::barrier(cmd, g, &mut out),
         Command::Lock(cmd) => sync_cmd::lock(cmd, g, &mut out),
         Command::Pipeline(cmd) => pipeline_cmd::run(cmd, g, &mut out),
-        Command::Demo => demo::run(g, &mut out),
+        Command::Demo(args) => demo::run(&args, g, &mut out),
         Command::DemoAgent(args) => demo::agent(&args, g, &mut out),
         Command::Log(cmd) => log_cmd::run(cmd, g, &mut out),
         Command::Store(cmd) => store_cmd::run(cmd, g, &mut out),
         Command::Repair(args) => repair_cmd::run(&args, g, &mut out),
+        Command::Graph(args) => graph_cmd::run(&args, g, &mut out),
+        Command::Top(args) => top_cmd::run(&args, g, &mut out),
     };
     let (code, kind, message) = match result {
         Ok(()) | Err(Failure::Pipe) => return ExitCode::from(exit::EXIT_OK),
