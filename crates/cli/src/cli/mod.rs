@@ -11,15 +11,19 @@ mod demo;
 mod dep_cmd;
 mod events_cmd;
 mod exit;
+mod health_cmd;
 mod init;
 mod input;
 mod log_cmd;
 mod pipeline_cmd;
+mod progress;
 mod repair;
 mod repair_cmd;
+mod stats_cmd;
 mod store_cmd;
 mod sync_cmd;
 mod task_cmd;
+mod verify_cmd;
 mod view;
 
 use std::io::Write;
@@ -87,6 +91,21 @@ enum Command {
     /// Find coordination records the store cannot decode; with --apply, record the tombstones
     /// that skip them (their bytes stay in the log).
     Repair(repair_cmd::RepairArgs),
+    /// Check every file of the store: each segment and its sparse index, each snapshot, each
+    /// durable cursor file, the compacted-records file, the lock file. Reads only. Prints what
+    /// it checked and every problem with its file and byte offset; exit code 3 on corruption.
+    Verify,
+    /// Write a snapshot of every projection now; prints its LSN (`store snapshot` is the same).
+    Snapshot,
+    /// Remove (or archive) the log segments the kept snapshots cover and every durable cursor
+    /// has passed (`store compact` is the same).
+    Compact(store_cmd::CompactArgs),
+    /// The store's figures: records by kind, files, snapshot age, cursor lag, tasks by status and
+    /// their times, dependency resolution times, lapsed leases, context keys and sizes.
+    Stats,
+    /// Named checks of the store's health; exit code 0 if all pass, 1 if one fails (not an error
+    /// kind: the report says which).
+    Health(health_cmd::HealthArgs),
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
@@ -154,7 +173,14 @@ impl Global {
 
     /// A coordinator of the existing store.
     pub fn open(&self) -> Result<Coordinator, Failure> {
-        Ok(self.options()?.open()?)
+        self.opened(self.options()?.open()?)
+    }
+
+    /// A coordinator just opened: says on standard error if opening fell back to an older
+    /// snapshot, as every command does.
+    pub fn opened(&self, c: Coordinator) -> Result<Coordinator, Failure> {
+        verify_cmd::note_fallback(&c, self.json);
+        Ok(c)
     }
 }
 
@@ -250,6 +276,8 @@ pub enum Failure {
     /// The command line was not right (exit code 2), found after clap parsed it: a flag that
     /// this command needs is missing.
     Usage(String),
+    /// `maos-coord health` found the store not healthy (exit code 1; not an error kind).
+    Unhealthy(String),
     /// An error: its kind (which decides the exit code) and its message.
     Error {
         /// What kind of error.
@@ -278,6 +306,12 @@ impl From<maos_coord::Error> for Failure {
             maos_coord::Error::NoStore { .. } => {
                 Failure::new(e.kind(), format_args!("{e} (run `maos-coord init`)"))
             }
+            // It names `maos-coord repair`, which skips it.
+            maos_coord::Error::UndecodableRecord { .. } => Failure::new(e.kind(), e),
+            e if e.kind() == ErrorKind::Corruption => Failure::new(
+                e.kind(),
+                format_args!("{e} (`maos-coord verify` checks every file of the store)"),
+            ),
             e => Failure::new(e.kind(), e),
         }
     }
@@ -312,10 +346,16 @@ pub fn run() -> ExitCode {
         Command::Log(cmd) => log_cmd::run(cmd, g, &mut out),
         Command::Store(cmd) => store_cmd::run(cmd, g, &mut out),
         Command::Repair(args) => repair_cmd::run(&args, g, &mut out),
+        Command::Verify => verify_cmd::run(g, &mut out),
+        Command::Snapshot => store_cmd::snapshot(g, &mut out),
+        Command::Compact(args) => store_cmd::compact(&args, g, &mut out),
+        Command::Stats => stats_cmd::run(g, &mut out),
+        Command::Health(args) => health_cmd::run(&args, g, &mut out),
     };
     let (code, kind, message) = match result {
         Ok(()) | Err(Failure::Pipe) => return ExitCode::from(exit::EXIT_OK),
         Err(Failure::Usage(message)) => (exit::EXIT_USAGE, "usage", message),
+        Err(Failure::Unhealthy(message)) => (exit::EXIT_UNHEALTHY, "unhealthy", message),
         Err(Failure::Error { kind, message }) => (exit::code(kind), kind.as_str(), message),
     };
     if g.json {
