@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::Coordinator;
 use crate::error::Result;
 use crate::log::DiskUsage;
-use crate::model::{AgentId, Event, LockName, Recorded, TaskId, EVENT_RECORD_KIND};
+use crate::model::{AgentId, DependencyStatus, Event, LockName, Recorded, TaskId, EVENT_RECORD_KIND};
 use crate::projection::State;
 use crate::types::{Lsn, Timestamp};
 
@@ -63,11 +63,15 @@ pub struct RecordStats {
 pub struct SnapshotStats {
     /// Its LSN (the state after every record below it), if there is one.
     pub lsn: Option<Lsn>,
-    /// When it was written.
+    /// When it was written (its header's time, by the writing process's system clock).
     pub written: Option<Timestamp>,
+    /// The time of the last record it holds (the record before its LSN), while the log holds
+    /// that record.
+    pub last_record: Option<Timestamp>,
     /// Records appended since (the log's next LSN minus its LSN; all of them without one).
     pub records_since: u64,
-    /// How long ago it was written.
+    /// How old it is: from the time of its last record (or, once compaction removed that
+    /// record, from when it was written) to now.
     pub age: Option<Duration>,
     /// Snapshots skipped as invalid when this coordinator opened the store.
     pub skipped_at_open: usize,
@@ -130,7 +134,9 @@ pub struct TaskStats {
 pub struct DependencyStats {
     /// Dependencies the state holds.
     pub total: u64,
-    /// Each dependency in the log that became ready: the time from its registration to then.
+    /// Each dependency registered in the log that became ready (its provider completed, or it
+    /// was marked ready): the time from its registration to then (zero for one registered on
+    /// a provider that had completed).
     pub ready: Durations,
     /// Each that failed (its provider failed or was cancelled): registration to failure.
     pub failed: Durations,
@@ -187,11 +193,16 @@ impl Coordinator {
         let next = stats.records.next_lsn;
         let files = self.local_log().map(crate::Log::disk_usage).transpose()?;
         let newest = self.snapshots.store.newest_header()?;
+        let last_record = match newest {
+            Some((lsn, _)) if lsn > stats.records.first_lsn => self.record_time(Lsn(lsn.get() - 1))?,
+            _ => None,
+        };
         let snapshot = SnapshotStats {
             lsn: newest.map(|(lsn, _)| lsn),
             written: newest.map(|(_, written)| written),
+            last_record,
             records_since: next.get().saturating_sub(newest.map_or(Lsn::FIRST, |(lsn, _)| lsn).get()),
-            age: newest.map(|(_, written)| between(written, now)),
+            age: last_record.or(newest.map(|(_, written)| written)).map(|t| between(t, now)),
             skipped_at_open: self.skipped_snapshots().len(),
         };
         let cursors = crate::subscription::cursors(&*self.blobs)?
@@ -202,6 +213,12 @@ impl Coordinator {
             })
             .collect();
         Ok(StoreStats { now, files, snapshot, cursors, ..stats })
+    }
+
+    /// The time of the record `lsn`, if the log holds it.
+    fn record_time(&self, lsn: Lsn) -> Result<Option<Timestamp>> {
+        let mut reader = self.log.reader_from(lsn)?;
+        Ok(reader.next()?.map(|r| r.timestamp))
     }
 
     /// Counts what needs history, reading the log from its first record to the state's tail.
@@ -286,7 +303,14 @@ fn from_state(s: &State, now: Timestamp) -> StoreStats {
         now,
         records,
         files: None,
-        snapshot: SnapshotStats { lsn: None, written: None, records_since: 0, age: None, skipped_at_open: 0 },
+        snapshot: SnapshotStats {
+            lsn: None,
+            written: None,
+            last_record: None,
+            records_since: 0,
+            age: None,
+            skipped_at_open: 0,
+        },
         cursors: Vec::new(),
         tasks,
         dependencies,
@@ -307,7 +331,8 @@ struct History {
     created: HashMap<TaskId, Timestamp>,
     claimable: HashMap<TaskId, Timestamp>,
     claimed: HashMap<TaskId, Timestamp>,
-    registered: HashMap<String, Timestamp>,
+    /// Unresolved dependencies: when each was registered, and its provider.
+    registered: HashMap<String, (Timestamp, TaskId)>,
     waits: Vec<Duration>,
     runs: Vec<Duration>,
     totals: Vec<Duration>,
@@ -336,6 +361,7 @@ impl History {
                 if let Some(since) = self.created.remove(task) {
                     self.totals.push(between(since, time));
                 }
+                self.provider_settled(task, time, true);
             }
             Event::TaskLeaseLapsed { task, .. } => {
                 self.lapses += 1;
@@ -353,21 +379,41 @@ impl History {
                 self.claimed.remove(task);
                 self.claimable.remove(task);
                 self.created.remove(task);
+                self.provider_settled(task, time, false);
             }
-            Event::DependencyRegistered { dependency } => {
-                self.registered.insert(dependency.id.as_str().to_owned(), time);
-            }
+            Event::DependencyRegistered { dependency } => match dependency.status {
+                // Registered on a provider that had completed, failed or was cancelled.
+                DependencyStatus::Ready => self.ready.push(Duration::ZERO),
+                DependencyStatus::Failed(_) => self.failed.push(Duration::ZERO),
+                DependencyStatus::Pending | DependencyStatus::InProgress => {
+                    let entry = (time, dependency.provider.clone());
+                    self.registered.insert(dependency.id.as_str().to_owned(), entry);
+                }
+            },
             Event::DependencyReady { dependency, .. } => {
-                if let Some(since) = self.registered.remove(dependency.as_str()) {
+                if let Some((since, _)) = self.registered.remove(dependency.as_str()) {
                     self.ready.push(between(since, time));
                 }
             }
             Event::DependencyFailed { dependency, .. } => {
-                if let Some(since) = self.registered.remove(dependency.as_str()) {
+                if let Some((since, _)) = self.registered.remove(dependency.as_str()) {
                     self.failed.push(between(since, time));
                 }
             }
             _ => {}
+        }
+    }
+
+    /// The dependencies on `provider` follow it at `time`: ready if it completed, else failed
+    /// (log-format.md, "Derived effects").
+    fn provider_settled(&mut self, provider: &TaskId, time: Timestamp, completed: bool) {
+        let settled: Vec<String> =
+            self.registered.iter().filter(|(_, (_, p))| p == provider).map(|(id, _)| id.clone()).collect();
+        for id in settled {
+            if let Some((since, _)) = self.registered.remove(&id) {
+                let into = if completed { &mut self.ready } else { &mut self.failed };
+                into.push(between(since, time));
+            }
         }
     }
 

@@ -86,6 +86,7 @@ fn to_json(s: &StoreStats) -> Value {
         "files": files,
         "snapshot": {
             "lsn": s.snapshot.lsn.map(|l| l.get()), "written": s.snapshot.written.map(view::time),
+            "last_record": s.snapshot.last_record.map(view::time),
             "records_since": s.snapshot.records_since, "age_seconds": s.snapshot.age.map(seconds),
             "skipped_at_open": s.snapshot.skipped_at_open,
         },
@@ -158,7 +159,7 @@ fn print_text(s: &StoreStats, out: &mut Out) -> Result<(), Failure> {
     let snap = &s.snapshot;
     match (snap.lsn, snap.age) {
         (Some(lsn), Some(age)) => out.line(format_args!(
-            "snapshot     LSN {lsn}, written {} ago, {} records since",
+            "snapshot     LSN {lsn}, {} old, {} records since",
             human(age),
             snap.records_since
         ))?,
