@@ -95,7 +95,7 @@ impl Coordinator {
             self.filesystem_check(),
             self.snapshots_check(),
             self.projections_check(&live)?,
-            self.subscriptions_check(live.next_lsn, opts)?,
+            self.subscriptions_check(live.next_lsn, opts.max_cursor_lag)?,
             leases_check(&live, now),
             self.gone_agents_check()?,
         ];
@@ -221,7 +221,7 @@ impl Coordinator {
         Ok(None)
     }
 
-    fn subscriptions_check(&self, tail: Lsn, opts: &HealthOptions) -> Result<HealthCheck> {
+    fn subscriptions_check(&self, tail: Lsn, max_lag: u64) -> Result<HealthCheck> {
         let cursors = crate::subscription::cursors(&*self.blobs)?;
         let first = self.log.first_lsn()?;
         let mut details = Vec::new();
@@ -236,8 +236,8 @@ impl Coordinator {
                 (Some(p), None) => {
                     let lag = tail.get().saturating_sub(p.get());
                     furthest = furthest.max(lag);
-                    if lag >= opts.max_cursor_lag {
-                        details.push(format!("{who} is {lag} records behind the tail (at LSN {p}; at most {} allowed)", opts.max_cursor_lag));
+                    if lag >= max_lag {
+                        details.push(format!("{who} is {lag} records behind the tail (at LSN {p}; fewer than {max_lag} allowed)"));
                     }
                 }
                 (None, None) => {}

@@ -134,7 +134,7 @@ pub fn check_files(opts: &LogOptions, progress: &mut dyn FnMut(u64)) -> Result<L
         // The newest segment is then read until its frames end; the same damage found again
         // is reported once.
         Err(e) if e.kind() == crate::ErrorKind::Corruption => {
-            check.findings.push(from_error(&e, SEGMENT_REMEDY))
+            check.findings.push(from_error(&e, SEGMENT_REMEDY));
         }
         Err(e) => return Err(e),
     }
@@ -518,13 +518,9 @@ fn check_compacted(dir: &Path, max: u32, next: Option<Lsn>, check: &mut LogCheck
 pub(crate) fn from_error(error: &Error, remedy: &str) -> Finding {
     let message = error.to_string();
     let (file, offset, lsn, kind) = match error {
-        Error::Corruption { segment, offset, lsn, .. } => {
-            (segment.clone(), Some(*offset), Some(*lsn), FileKind::Segment)
-        }
-        Error::UndecodableRecord { segment, offset, lsn, .. } => {
-            (segment.clone(), Some(*offset), Some(*lsn), FileKind::Segment)
-        }
-        Error::TornTail { segment, offset, lsn, .. } => {
+        Error::Corruption { segment, offset, lsn, .. }
+        | Error::UndecodableRecord { segment, offset, lsn, .. }
+        | Error::TornTail { segment, offset, lsn, .. } => {
             (segment.clone(), Some(*offset), Some(*lsn), FileKind::Segment)
         }
         Error::CorruptHeader { segment, .. } => (segment.clone(), Some(0), None, FileKind::Segment),

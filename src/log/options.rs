@@ -35,6 +35,8 @@ pub enum RecoveryMode {
 
 /// Options for [`Log::options`]; finish with [`LogOptions::open`].
 #[derive(Debug, Clone)]
+// independent switches of an options builder, each set by its own method
+#[allow(clippy::struct_excessive_bools)]
 pub struct LogOptions {
     pub(crate) dir: PathBuf,
     pub(crate) segment_size: u64,
