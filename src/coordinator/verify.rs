@@ -1,7 +1,8 @@
 //! Verifying a whole store, reading only (`maos-coord verify`): the log's files
 //! ([`crate::log::check_files`]: the lock file, every segment and its sparse index, the
-//! compacted-records file), every snapshot, every durable cursor file, and whether the
-//! snapshots cover what compaction removed. Every problem is a [`Finding`] naming the file and
+//! compacted-records file), that every coordination record decodes (or a tombstone skips it),
+//! every snapshot, every durable cursor file, and whether the snapshots cover what compaction
+//! removed. Every problem is a [`Finding`] naming the file and
 //! the byte offset; nothing stops at the first one.
 
 use std::io::BufReader;
@@ -96,7 +97,9 @@ const CURSOR_REMEDY: &str = "its subscription (`events tail --cursor`) and compa
     error; removing the file starts the subscription again at the log's first record";
 
 /// Checks every file of the store of the project at `root`, reading only: creates, writes,
-/// removes and locks exclusively nothing, so it works on a store its user may only read.
+/// removes and locks exclusively nothing, so it works on a store its user may only read. When
+/// the segments check out, every coordination record is decoded too: one that does not decode
+/// and that no tombstone skips is a finding ([`Error::UndecodableRecord`]'s message).
 /// `progress` is called after each file.
 ///
 /// # Errors
@@ -130,6 +133,9 @@ pub fn verify_store(
     };
     let log = check_files(&opts, &mut advance)?;
     let mut findings = log.findings.clone();
+    if !log.findings.iter().any(|f| f.kind == FileKind::Segment && f.severity == Severity::Corruption) {
+        undecodable(&opts, &mut findings)?;
+    }
     let mut snapshots = Vec::new();
     for (path, len) in snapshot_files.iter().rev() {
         snapshots.push(check_snapshot(path, *len, log.next, &mut findings));
@@ -142,6 +148,20 @@ pub fn verify_store(
         advance(*len);
     }
     Ok(StoreReport { store, log, snapshots, cursors, findings })
+}
+
+/// Every coordination record that does not decode and that no tombstone skips (read only when
+/// the segments check out: a reader stops at damage, which the log's check reported already).
+fn undecodable(opts: &crate::LogOptions, findings: &mut Vec<Finding>) -> Result<()> {
+    let log = opts.clone().read_only().open()?;
+    for u in super::find_unreadable(&log)?.into_iter().filter(|u| !u.skipped) {
+        let (lsn, offset) = (u.lsn, u.offset);
+        let error = Error::UndecodableRecord { lsn, segment: u.segment, offset, reason: u.reason };
+        let remedy = "every command that reads it fails with this error; `maos-coord repair --apply` \
+            records a tombstone that skips it, keeping its bytes";
+        findings.push(crate::log::finding_of(&error, remedy));
+    }
+    Ok(())
 }
 
 /// The bytes the log's check reads: its segments and its compacted-records file.

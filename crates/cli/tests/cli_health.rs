@@ -301,3 +301,25 @@ fn help_says_health_exits_1_when_a_check_fails() {
     let help = String::from_utf8_lossy(&o.stdout);
     assert!(help.contains("`maos-coord health` exits with 1 when one of its checks fails"), "{help}");
 }
+
+#[test]
+fn an_undecodable_record_fails_verify_pointing_at_repair_until_a_tombstone_skips_it() {
+    let s = busy();
+    let log_dir = store_dir(&s).join("log");
+    let bad = {
+        let raw = maos_coord::Log::options(&log_dir).open().unwrap();
+        let kind = maos_coord::RecordKind::new(maos_coord::model::EVENT_RECORD_KIND).unwrap();
+        raw.append(kind, b"\xc1 junk").unwrap().get()
+    };
+    let o = s.cmd(None, &["verify", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let report: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let f = &report["findings"][0];
+    assert_eq!((f["kind"].as_str(), f["lsn"].as_u64()), (Some("segment"), Some(bad)), "{report}");
+    assert!(f["message"].as_str().unwrap().contains("`maos-coord repair` can skip it"), "{report}");
+    let refused = s.fails("a", &["task", "list"], 3);
+    assert!(refused.contains(f["message"].as_str().unwrap()), "{refused}");
+    s.ok("a", &["repair", "--apply"]);
+    let o = s.run("a", &["verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
