@@ -63,6 +63,13 @@ impl Progress {
     }
 }
 
+impl Drop for Progress {
+    /// Work that ended in an error leaves no bar behind either.
+    fn drop(&mut self) {
+        self.bar.finish_and_clear();
+    }
+}
+
 /// A duration as seconds with two decimals.
 fn seconds(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
