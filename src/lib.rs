@@ -65,6 +65,7 @@ pub mod clock;
 pub mod compaction;
 pub mod coordinator;
 mod error;
+pub mod finding;
 #[doc(hidden)]
 pub mod format;
 pub mod fs;

@@ -60,6 +60,10 @@ pub struct CompactionReport {
     pub removed: Vec<PathBuf>,
     /// Keyed compaction only: what it examined and kept.
     pub keyed: Option<KeyedCounts>,
+    /// Bytes the log's directory gave back: those of the files removed (or archived), less
+    /// what the compacted-records file grew by. `None` where the log has no files (another
+    /// backend), and until the coordinator measured it.
+    pub reclaimed_bytes: Option<u64>,
 }
 
 /// A durable cursor that held compaction back.
@@ -102,6 +106,7 @@ pub(crate) fn compact(
             held_back_by: None,
             removed: Vec::new(),
             keyed: None,
+            reclaimed_bytes: None,
         });
     };
     let blobs = snapshots.blobs();
@@ -122,12 +127,26 @@ pub(crate) fn compact(
     let archive = opts.archive.as_deref();
     if !opts.keyed {
         let removed = log.discard_before(limit, archive)?;
-        return Ok(CompactionReport { limit, snapshot, held_back_by, removed, keyed: None });
+        return Ok(CompactionReport {
+            limit,
+            snapshot,
+            held_back_by,
+            removed,
+            keyed: None,
+            reclaimed_bytes: None,
+        });
     }
     let supersession = keyed::supersession(log)?;
     let done = log.compact_keyed(limit, archive, &mut |record| {
         Ok(keyed::keeps(record, &supersession, opts.keep_events_since))
     })?;
     let keyed = Some(KeyedCounts { examined: done.examined, kept: done.kept });
-    Ok(CompactionReport { limit, snapshot, held_back_by, removed: done.removed, keyed })
+    Ok(CompactionReport {
+        limit,
+        snapshot,
+        held_back_by,
+        removed: done.removed,
+        keyed,
+        reclaimed_bytes: None,
+    })
 }

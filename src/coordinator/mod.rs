@@ -25,13 +25,16 @@ mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
 mod overview;
+mod health;
 mod pipeline;
 mod repair;
 mod replay;
 mod snapshotting;
+mod stats;
 mod store;
 mod tasks;
 mod transition;
+mod verify;
 mod watch;
 
 use std::collections::HashMap;
@@ -51,11 +54,17 @@ pub use barriers_locks::LockGrant;
 pub use context::SetOptions;
 pub use deps::{GraphNode, TaskGraph};
 pub use overview::{Overview, OverviewLimits, TaskCounts};
+pub use health::{HealthCheck, HealthOptions, HealthReport, DEFAULT_MAX_CURSOR_LAG};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
+pub use stats::{
+    ContextStats, CursorLag, DependencyStats, Durations, LeaseStats, RecordStats, SnapshotStats, StoreStats,
+    TaskStats, LARGEST_KEYS,
+};
 pub use store::{checked_access, ensure_store, init, StoreInit};
 pub use tasks::TaskQuery;
 pub use transition::ATTEMPTS_EXHAUSTED;
+pub use verify::{verify_store, CursorFile, SnapshotFile, StoreReport, VerifyProgress};
 pub use watch::ContextWatcher;
 
 use crate::backend::{Backend, BlobStore, DirBlobs, LogBackend};
@@ -283,6 +292,7 @@ impl CoordinatorOptions {
         let Backend { log, blobs } = backend;
         let snapshots = Snapshots::new(blobs.clone(), self.keep_snapshots);
         let (state, skipped) = snapshots.load(log.next_lsn())?;
+        let opened_from = state.as_ref().map(|s| s.next_lsn);
         let state = state.unwrap_or_else(State::new);
         let first = log.first_lsn()?;
         if state.next_lsn < first {
@@ -299,7 +309,7 @@ impl CoordinatorOptions {
                 rejected,
             });
         }
-        let snapshots = SnapshotState::new(snapshots, state.next_lsn, skipped);
+        let snapshots = SnapshotState::new(snapshots, state.next_lsn, skipped, opened_from);
         let coordinator = Coordinator {
             public_log: log.reserving(crate::model::COORDINATION_KINDS),
             log,

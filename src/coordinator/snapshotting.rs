@@ -30,10 +30,17 @@ pub(super) struct SnapshotState {
     background: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Snapshots skipped when the store was opened.
     pub(super) skipped: Vec<SkippedSnapshot>,
+    /// The LSN of the snapshot the store was opened from (`None`: a full replay).
+    pub(super) opened_from: Option<Lsn>,
 }
 
 impl SnapshotState {
-    pub(super) fn new(store: Snapshots, loaded: Lsn, skipped: Vec<SkippedSnapshot>) -> SnapshotState {
+    pub(super) fn new(
+        store: Snapshots,
+        loaded: Lsn,
+        skipped: Vec<SkippedSnapshot>,
+        opened_from: Option<Lsn>,
+    ) -> SnapshotState {
         SnapshotState {
             store,
             last: AtomicU64::new(loaded.get()),
@@ -42,6 +49,7 @@ impl SnapshotState {
             writer: Mutex::new(()),
             background: Mutex::new(None),
             skipped,
+            opened_from,
         }
     }
 
@@ -100,6 +108,14 @@ impl Coordinator {
     #[must_use]
     pub fn skipped_snapshots(&self) -> &[SkippedSnapshot] {
         &self.snapshots.skipped
+    }
+
+    /// The LSN of the snapshot this coordinator's state was loaded from when it opened the
+    /// store (the records from it on were replayed), or `None` if it replayed the whole log
+    /// (there was no usable snapshot).
+    #[must_use]
+    pub fn opened_from_snapshot(&self) -> Option<Lsn> {
+        self.snapshots.opened_from
     }
 
     /// Starts a background snapshot once `snapshot_every` records or `snapshot_every_bytes`

@@ -1,7 +1,7 @@
 //! Cursor files (log-format.md, "Cursor files"): where a durable subscription resumes, and how
 //! many times the record at its head was handed out.
 
-use super::{field, put_field, u32_of, u64_of, Field};
+use super::{field, put_field, u32_of, u64_of, Damage, Field};
 use crate::types::Lsn;
 
 /// `b"MAOSCUR\0"`.
@@ -66,42 +66,56 @@ impl CursorState {
     /// # Errors
     /// What is wrong, as text.
     pub fn decode(bytes: &[u8]) -> Result<CursorState, String> {
-        let short = |e: super::Short| e.to_string();
-        if field(bytes, F_MAGIC).map_err(short)? != CURSOR_MAGIC.as_slice() {
-            return Err("bad magic".into());
+        CursorState::check(bytes).map_err(|d| d.reason)
+    }
+
+    /// Decodes and checks a cursor file (version 2, or version 1), as [`CursorState::decode`],
+    /// saying where it is wrong.
+    ///
+    /// # Errors
+    /// What is wrong and at which byte offset: the magic (0), the version (8), a length other
+    /// than its version's (where the file ends or the extra bytes start), the CRC (0: the
+    /// bytes it covers start there), a reserved field, the head rule (12: the deliveries).
+    pub fn check(bytes: &[u8]) -> Result<CursorState, Damage> {
+        if field(bytes, F_MAGIC)? != CURSOR_MAGIC.as_slice() {
+            return Err(Damage::field(F_MAGIC, "bad magic"));
         }
-        let version = u32_of(bytes, F_VERSION).map_err(short)?;
+        let version = u32_of(bytes, F_VERSION)?;
         let (len, crc, reserved) = match version {
             V1 => (V1_LEN, V1_CRC, V1_RESERVED),
             CURSOR_VERSION => (CURSOR_LEN, F_CRC, F_RESERVED),
-            other => return Err(format!("unsupported version {other}")),
+            other => return Err(Damage::field(F_VERSION, format!("unsupported version {other}"))),
         };
         if bytes.len() != len {
-            return Err(format!("{} bytes, expected {len} for version {version}", bytes.len()));
+            return Err(Damage::at(
+                bytes.len().min(len),
+                format!("{} bytes, expected {len} for version {version}", bytes.len()),
+            ));
         }
-        if u32_of(bytes, crc).map_err(short)? != crc32fast::hash(bytes.get(..crc.at).unwrap_or_default()) {
-            return Err("checksum mismatch".into());
+        if u32_of(bytes, crc)? != crc32fast::hash(bytes.get(..crc.at).unwrap_or_default()) {
+            return Err(Damage::at(0, "checksum mismatch"));
         }
-        if u32_of(bytes, reserved).map_err(short)? != 0
-            || (version == V1 && u32_of(bytes, F_DELIVERIES).map_err(short)? != 0)
-        {
-            return Err("reserved field not zero".into());
+        if u32_of(bytes, reserved)? != 0 {
+            return Err(Damage::field(reserved, "reserved field not zero"));
         }
-        let position = Lsn(u64_of(bytes, F_POSITION).map_err(short)?);
+        if version == V1 && u32_of(bytes, F_DELIVERIES)? != 0 {
+            return Err(Damage::field(F_DELIVERIES, "reserved field not zero"));
+        }
+        let position = Lsn(u64_of(bytes, F_POSITION)?);
         if version == V1 {
             return Ok(CursorState::at(position));
         }
         let state = CursorState {
             position,
-            head: Lsn(u64_of(bytes, F_HEAD).map_err(short)?),
-            deliveries: u32_of(bytes, F_DELIVERIES).map_err(short)?,
+            head: Lsn(u64_of(bytes, F_HEAD)?),
+            deliveries: u32_of(bytes, F_DELIVERIES)?,
         };
         if (state.deliveries == 0) != (state.head == Lsn(0))
             || (state.deliveries > 0 && state.head < position)
         {
-            return Err(format!(
-                "head {} with {} deliveries at position {position}",
-                state.head, state.deliveries
+            return Err(Damage::field(
+                F_DELIVERIES,
+                format!("head {} with {} deliveries at position {position}", state.head, state.deliveries),
             ));
         }
         Ok(state)

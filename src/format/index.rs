@@ -1,7 +1,7 @@
 //! Sparse index files (log-format.md, "Index files"): where frames of a sealed segment start.
 
 use super::segment::SEGMENT_HEADER_LEN;
-use super::{field, u32_of, u64_of, Field};
+use super::{field, u32_of, u64_of, Damage, Field};
 use crate::types::Lsn;
 
 /// `b"MAOSIDX\0"`.
@@ -61,46 +61,66 @@ impl IndexFile {
     /// # Errors
     /// What is wrong, as text (a short file names the field it lacks).
     pub fn decode(bytes: &[u8], base: Lsn) -> Result<IndexFile, String> {
-        let short = |e: super::Short| e.to_string();
-        if field(bytes, F_MAGIC).map_err(short)? != INDEX_MAGIC.as_slice() {
-            return Err("bad magic".into());
+        IndexFile::check(bytes, base).map_err(|d| d.reason)
+    }
+
+    /// Decodes and checks an index file, as [`IndexFile::decode`], saying where it is wrong:
+    /// the magic (0), the version (8), a length that does not fit the entry count (where the
+    /// file ends or the extra bytes start), the CRC (0: the bytes it covers start there), the
+    /// base LSN (16), the first entry that breaks the order or lies past the end (its offset).
+    ///
+    /// # Errors
+    /// What is wrong and at which byte offset.
+    pub fn check(bytes: &[u8], base: Lsn) -> Result<IndexFile, Damage> {
+        if field(bytes, F_MAGIC)? != INDEX_MAGIC.as_slice() {
+            return Err(Damage::field(F_MAGIC, "bad magic"));
         }
-        let version = u32_of(bytes, F_VERSION).map_err(short)?;
+        let version = u32_of(bytes, F_VERSION)?;
         if version != INDEX_VERSION {
-            return Err(format!("unsupported version {version}"));
+            return Err(Damage::field(F_VERSION, format!("unsupported version {version}")));
         }
-        let count = u32_of(bytes, F_COUNT).map_err(short)? as usize;
+        let count = u32_of(bytes, F_COUNT)? as usize;
         let body_len = count
             .checked_mul(INDEX_ENTRY_LEN)
             .and_then(|n| n.checked_add(INDEX_HEADER_LEN))
-            .ok_or_else(|| format!("{count} entries cannot be"))?;
+            .ok_or_else(|| Damage::field(F_COUNT, format!("{count} entries cannot be")))?;
         if bytes.len() != body_len + 4 {
-            return Err(format!("{} bytes, {} expected for {count} entries", bytes.len(), body_len + 4));
+            return Err(Damage::at(
+                bytes.len().min(body_len + 4),
+                format!("{} bytes, {} expected for {count} entries", bytes.len(), body_len + 4),
+            ));
         }
         let crc_field = Field { name: "index CRC", at: body_len, len: 4 };
-        if u32_of(bytes, crc_field).map_err(short)?
-            != crc32fast::hash(bytes.get(..body_len).unwrap_or_default())
-        {
-            return Err("checksum mismatch".into());
+        if u32_of(bytes, crc_field)? != crc32fast::hash(bytes.get(..body_len).unwrap_or_default()) {
+            return Err(Damage::at(0, "checksum mismatch"));
         }
-        if u64_of(bytes, F_BASE).map_err(short)? != base.get() {
-            return Err(format!("an index of another segment (this one starts at LSN {base})"));
+        if u64_of(bytes, F_BASE)? != base.get() {
+            return Err(Damage::field(
+                F_BASE,
+                format!("an index of another segment (this one starts at LSN {base})"),
+            ));
         }
-        let mut entries = Vec::with_capacity(count);
+        let end = (Lsn(u64_of(bytes, F_END_LSN)?), u64_of(bytes, F_END_OFFSET)?);
+        let mut entries: Vec<(Lsn, u64)> = Vec::with_capacity(count);
         for i in 0..count {
             let at = INDEX_HEADER_LEN + i * INDEX_ENTRY_LEN;
-            let lsn = u64_of(bytes, Field { at: at + F_ENTRY_LSN.at, ..F_ENTRY_LSN }).map_err(short)?;
-            let offset =
-                u64_of(bytes, Field { at: at + F_ENTRY_OFFSET.at, ..F_ENTRY_OFFSET }).map_err(short)?;
-            entries.push((Lsn(lsn), offset));
+            let lsn = Lsn(u64_of(bytes, Field { at: at + F_ENTRY_LSN.at, ..F_ENTRY_LSN })?);
+            let offset = u64_of(bytes, Field { at: at + F_ENTRY_OFFSET.at, ..F_ENTRY_OFFSET })?;
+            let follows = entries.last().is_none_or(|&(l, o)| l < lsn && o < offset);
+            let first_right = i > 0 || (lsn, offset) == (base, SEGMENT_HEADER_LEN as u64);
+            if !(follows && first_right && lsn < end.0 && offset < end.1) {
+                return Err(Damage::at(
+                    at,
+                    "entries out of order, not starting at the first frame, or past the end",
+                ));
+            }
+            entries.push((lsn, offset));
         }
-        let end =
-            (Lsn(u64_of(bytes, F_END_LSN).map_err(short)?), u64_of(bytes, F_END_OFFSET).map_err(short)?);
-        let ordered = entries.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0 && a.1 < b.1));
-        let starts_right = entries.first() == Some(&(base, SEGMENT_HEADER_LEN as u64));
-        let inside = entries.iter().all(|&(lsn, offset)| lsn < end.0 && offset < end.1);
-        if !(ordered && starts_right && inside) {
-            return Err("entries out of order, not starting at the first frame, or past the end".into());
+        if entries.is_empty() {
+            return Err(Damage::field(
+                F_COUNT,
+                "entries out of order, not starting at the first frame, or past the end",
+            ));
         }
         Ok(IndexFile { base, end, entries })
     }

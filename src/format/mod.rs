@@ -81,6 +81,42 @@ impl std::fmt::Display for Short {
     }
 }
 
+/// What is wrong with the bytes of a file, and where: the byte offset of the field or range that
+/// does not check out (the start of the range a checksum covers, for a checksum that fails; the
+/// file's length, for a file that ends too soon). Its text is the reason alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// Byte offset from the start of the file.
+    pub offset: u64,
+    /// What is wrong, as text.
+    pub reason: String,
+}
+
+impl Damage {
+    /// Damage at `offset`.
+    pub fn at(offset: usize, reason: impl Into<String>) -> Damage {
+        Damage { offset: offset as u64, reason: reason.into() }
+    }
+
+    /// Damage at field `f`.
+    pub fn field(f: Field, reason: impl Into<String>) -> Damage {
+        Damage::at(f.at, reason)
+    }
+}
+
+impl From<Short> for Damage {
+    /// A buffer that ends before a field: damage where it ends.
+    fn from(short: Short) -> Damage {
+        Damage::at(short.available, short.to_string())
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
+    }
+}
+
 /// The bytes of `f` in `buf`.
 ///
 /// # Errors

@@ -1,7 +1,7 @@
 //! The snapshot file header (log-format.md, "Snapshots"); the body is `MessagePack`, read and
 //! written by the snapshot layer.
 
-use super::{put_field, u32_of, u64_of, Field};
+use super::{put_field, u32_of, u64_of, Damage, Field};
 use crate::types::Timestamp;
 
 /// `b"MAOSSNP\0"`.
@@ -55,27 +55,49 @@ impl SnapshotHeader {
     /// # Errors
     /// What is wrong, as text: too short (naming the field), magic, checksum, version.
     pub fn decode(header: &[u8]) -> Result<SnapshotHeader, String> {
-        let short = |e: super::Short| e.to_string();
-        if super::field(header, F_MAGIC).map_err(short)? != SNAPSHOT_MAGIC.as_slice() {
-            return Err("bad magic".into());
+        SnapshotHeader::check(header).map_err(|d| d.reason)
+    }
+
+    /// Checks and decodes a header, as [`SnapshotHeader::decode`], saying where it is wrong: the
+    /// magic (0), the header CRC (0: the bytes it covers start there), the version or flags (8),
+    /// or where a short header ends.
+    ///
+    /// # Errors
+    /// What is wrong and at which byte offset.
+    pub fn check(header: &[u8]) -> Result<SnapshotHeader, Damage> {
+        if super::field(header, F_MAGIC)? != SNAPSHOT_MAGIC.as_slice() {
+            return Err(Damage::field(F_MAGIC, "bad magic"));
         }
-        let stored = u32_of(header, F_CRC).map_err(short)?;
+        let stored = u32_of(header, F_CRC)?;
         let computed = crc32fast::hash(header.get(..F_CRC.at).unwrap_or_default());
         if stored != computed {
-            return Err(format!(
-                "header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            return Err(Damage::at(
+                0,
+                format!("header checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"),
             ));
         }
-        let version = u32_of(header, F_VERSION).map_err(short)?;
-        if !(1..=SNAPSHOT_VERSION).contains(&version) || u32_of(header, F_FLAGS).map_err(short)? != 0 {
-            return Err(format!("unsupported version {version} (this build reads 1 to {SNAPSHOT_VERSION})"));
+        let version = u32_of(header, F_VERSION)?;
+        if !(1..=SNAPSHOT_VERSION).contains(&version) || u32_of(header, F_FLAGS)? != 0 {
+            return Err(Damage::field(
+                F_VERSION,
+                format!("unsupported version {version} (this build reads 1 to {SNAPSHOT_VERSION})"),
+            ));
         }
         Ok(SnapshotHeader {
             version,
-            lsn: u64_of(header, F_LSN).map_err(short)?,
-            body_len: u64_of(header, F_BODY_LEN).map_err(short)?,
-            body_crc: u32_of(header, F_BODY_CRC).map_err(short)?,
+            lsn: u64_of(header, F_LSN)?,
+            body_len: u64_of(header, F_BODY_LEN)?,
+            body_crc: u32_of(header, F_BODY_CRC)?,
         })
+    }
+
+    /// When the snapshot whose header is `header` was written (the field is not checked: call
+    /// [`SnapshotHeader::check`] first).
+    ///
+    /// # Errors
+    /// [`Short`](super::Short) if `header` ends before the field.
+    pub fn written(header: &[u8]) -> Result<Timestamp, super::Short> {
+        Ok(Timestamp(u64_of(header, F_WRITTEN)?.cast_signed()))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod fuzzing;
 
 mod analysis;
 mod audit;
+mod check;
 #[doc(hidden)]
 pub mod compacted_file;
 mod compaction;
@@ -21,7 +22,7 @@ mod index;
 mod io;
 pub mod journal;
 mod lock_file;
-pub(crate) use lock_file::create_lock_file;
+pub(crate) use lock_file::{create_lock_file, LOCK_FILE};
 mod options;
 mod reader;
 mod recovery;
@@ -36,7 +37,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 
 pub use audit::AuditReader;
+pub(crate) use check::from_error as finding_of;
+pub use check::{check_files, DiskUsage, LogCheck};
 pub use compaction::KeyedCompaction;
+pub(crate) use io::network_filesystem_name;
 pub use journal::JournalEntry;
 pub(crate) use options::RefusedKinds;
 pub use options::{Durability, LogOptions, RecoveryMode, DEFAULT_WRITEBACK_EVERY};
@@ -129,7 +133,8 @@ impl Log {
             }
             io::check_local_filesystem(&dir)?;
             opts.check_permissions()?;
-            recovery::inspect(&dir, LockFile::open_read_only(&dir)?, &opts)?
+            let lock = if opts.ignore_lock_file { None } else { LockFile::open_read_only(&dir)? };
+            recovery::inspect(&dir, lock, &opts)?
         } else {
             crate::fs::create_dir(&dir, opts.access.dir_mode())?;
             io::check_local_filesystem(&dir)?;

@@ -35,6 +35,8 @@ pub enum RecoveryMode {
 
 /// Options for [`Log::options`]; finish with [`LogOptions::open`].
 #[derive(Debug, Clone)]
+// independent switches of an options builder, each set by its own method
+#[allow(clippy::struct_excessive_bools)]
 pub struct LogOptions {
     pub(crate) dir: PathBuf,
     pub(crate) segment_size: u64,
@@ -53,6 +55,9 @@ pub struct LogOptions {
     /// Directories above the log's parent whose entries lead to the log (a coordinator's store
     /// and project root), synced with the log's own at the first writable open of a boot.
     pub(crate) name_dirs: Vec<PathBuf>,
+    /// A read-only open works from the segment files alone, as after a reboot, even if the lock
+    /// file is there (verifying a store whose lock file does not check out).
+    pub(crate) ignore_lock_file: bool,
 }
 
 /// Default segment size: 64 MiB.
@@ -80,6 +85,7 @@ impl LogOptions {
             allow_insecure_permissions: false,
             permissions_checked: false,
             name_dirs: Vec::new(),
+            ignore_lock_file: false,
         }
     }
 

@@ -18,6 +18,7 @@ mod v1;
 
 use crate::format::snapshot::{SnapshotHeader, SNAPSHOT_HEADER_LEN as HEADER_LEN};
 pub use crate::format::snapshot::{SNAPSHOT_MAGIC, SNAPSHOT_VERSION};
+use crate::format::Damage;
 
 /// The snapshots of one store: blobs of [`BlobSpace::Snapshots`] named `<20-digit LSN>.snap`.
 #[derive(Clone)]
@@ -136,6 +137,29 @@ impl Snapshots {
         }
     }
 
+    /// The newest snapshot whose header checks out (its body is not read): its LSN and when it
+    /// was written. `None` if there is none.
+    ///
+    /// # Errors
+    /// As the blob store's [`list`](BlobStore::list). A snapshot that cannot be opened or whose
+    /// header does not check out is passed over.
+    pub fn newest_header(&self) -> Result<Option<(Lsn, Timestamp)>> {
+        for (lsn, name) in self.list()? {
+            let Ok(Some(mut blob)) = self.blobs.open(BlobSpace::Snapshots, &name) else { continue };
+            let mut head = [0u8; HEADER_LEN];
+            if blob.read_exact(&mut head).is_err() {
+                continue;
+            }
+            if let (Ok(header), Ok(written)) = (SnapshotHeader::check(&head), SnapshotHeader::written(&head))
+            {
+                if header.lsn == lsn.get() {
+                    return Ok(Some((lsn, written)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// The newest valid snapshot whose LSN is at most `limit` (the log's next LSN), and the
     /// snapshots skipped on the way. `None` if there is none: replay from the start.
     ///
@@ -186,29 +210,63 @@ pub fn read_file(path: &Path) -> std::result::Result<StateImage, String> {
 ///
 /// # Errors
 /// What is wrong, as text, as for [`read_file`].
-pub fn read_from(mut input: impl Read + Seek) -> std::result::Result<StateImage, String> {
-    let unreadable = |e: std::io::Error| format!("cannot read it: {e}");
+pub fn read_from(input: impl Read + Seek) -> std::result::Result<StateImage, String> {
+    check_from(input).map(|checked| checked.image).map_err(|d| d.reason)
+}
+
+/// A snapshot that checks out: its state, and what its header says besides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedSnapshot {
+    /// The state it holds.
+    pub image: StateImage,
+    /// When it was written (its header's time).
+    pub written: Timestamp,
+    /// Its length in bytes, header included.
+    pub len: u64,
+}
+
+/// Checks and decodes a snapshot from `input`, as [`read_from`] does, saying where it is wrong.
+///
+/// # Errors
+/// What is wrong and at which byte offset: in the header, the field
+/// ([`SnapshotHeader::check`]); a body whose length or checksum disagrees with the header, the
+/// body's start (48, the bytes its checksum covers start there), or for a body longer than the
+/// header says, where the extra bytes start; a body that does not decode, where the decoder
+/// stopped; header and body that name different LSNs, the header's LSN (16).
+pub fn check_from(mut input: impl Read + Seek) -> std::result::Result<CheckedSnapshot, Damage> {
+    let unreadable = |e: std::io::Error| Damage::at(0, format!("cannot read it: {e}"));
     let mut head = [0u8; HEADER_LEN];
-    input.read_exact(&mut head).map_err(|e| format!("cannot read its header: {e}"))?;
-    let (version, lsn, len, crc) = check_header(&head)?;
+    input.read_exact(&mut head).map_err(|e| Damage::at(0, format!("cannot read its header: {e}")))?;
+    let header = SnapshotHeader::check(&head)?;
+    let written = SnapshotHeader::written(&head)?;
+    let len = header.body_len;
     let mut body = Checksummed::new(&mut input);
     std::io::copy(&mut body, &mut std::io::sink()).map_err(unreadable)?;
+    let body_start = HEADER_LEN as u64;
     if body.len != len {
-        return Err(format!(
-            "body length mismatch: the header says {len} bytes, the file holds {}",
-            body.len
-        ));
+        return Err(Damage {
+            offset: body_start + body.len.min(len),
+            reason: format!("body length mismatch: the header says {len} bytes, the file holds {}", body.len),
+        });
     }
     let computed = body.crc.finalize();
-    if computed != crc {
-        return Err(format!("body checksum mismatch (stored {crc:#010x}, computed {computed:#010x})"));
+    if computed != header.body_crc {
+        return Err(Damage {
+            offset: body_start,
+            reason: format!(
+                "body checksum mismatch (stored {:#010x}, computed {computed:#010x})",
+                header.body_crc
+            ),
+        });
     }
-    input.seek(SeekFrom::Start(HEADER_LEN as u64)).map_err(unreadable)?;
-    let image = decode_body(version, input.take(len))?;
-    if image.next_lsn.get() != lsn {
-        return Err("header and body disagree on the LSN".into());
+    input.seek(SeekFrom::Start(body_start)).map_err(unreadable)?;
+    let mut counted = Checksummed::new(input.take(len));
+    let image = decode_body(header.version, &mut counted)
+        .map_err(|reason| Damage { offset: body_start + counted.len, reason })?;
+    if image.next_lsn.get() != header.lsn {
+        return Err(Damage::at(16, "header and body disagree on the LSN"));
     }
-    Ok(image)
+    Ok(CheckedSnapshot { image, written, len: body_start + len })
 }
 
 /// Decodes a body of snapshot format `version`.

@@ -23,6 +23,71 @@ fn hex(s: &str) -> String {
     })
 }
 
+/// The subscribing agent and the subscription's name of the cursor blob (or file) `name`,
+/// `<hex(agent)>.<hex(name)>.cursor`; `None` for any other name.
+pub(crate) fn parse_name(name: &str) -> Option<(String, String)> {
+    let (agent, sub) = name.strip_suffix(".cursor")?.split_once('.')?;
+    Some((unhex(agent)?, unhex(sub)?))
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+/// A durable subscription's cursor, as its blob says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorInfo {
+    /// Where it lives (its file, in a local store).
+    pub location: std::path::PathBuf,
+    /// The subscribing agent.
+    pub agent: String,
+    /// The subscription's name.
+    pub name: String,
+    /// The LSN delivery resumes from (every record below it was acknowledged, dead-lettered or
+    /// did not match); `None` if the blob does not check out.
+    pub position: Option<Lsn>,
+    /// How many times the record at its head was handed out (0: none since the position was
+    /// written).
+    pub deliveries: u32,
+    /// What is wrong with the blob, if it does not check out (the reason of
+    /// [`Error::CorruptCursor`]).
+    pub damage: Option<String>,
+}
+
+/// Every durable subscription's cursor among `blobs`, by agent and name; a blob that does not
+/// check out is listed with what is wrong with it.
+///
+/// # Errors
+/// As the blob store's [`list`](BlobStore::list) and [`open`](BlobStore::open) (locally
+/// [`Error::Io`]).
+pub fn cursors(blobs: &dyn BlobStore) -> Result<Vec<CursorInfo>> {
+    let mut out = Vec::new();
+    for blob in blobs.list(BlobSpace::Cursors)? {
+        let Some((agent, name)) = parse_name(&blob) else { continue };
+        let location = blobs.location(BlobSpace::Cursors, &blob);
+        let mut info = CursorInfo { location, agent, name, position: None, deliveries: 0, damage: None };
+        match read(blobs, &blob) {
+            Ok(None) => continue, // removed since it was listed
+            Ok(Some(state)) => {
+                info.position = Some(state.position);
+                info.deliveries = state.deliveries;
+            }
+            Err(Error::CorruptCursor { reason, .. }) => info.damage = Some(reason),
+            Err(e) => return Err(e),
+        }
+        out.push(info);
+    }
+    out.sort_by(|a, b| (&a.agent, &a.name).cmp(&(&b.agent, &b.name)));
+    Ok(out)
+}
+
 /// Reads the cursor blob `name`; `None` if there is none.
 pub(crate) fn read(blobs: &dyn BlobStore, name: &str) -> Result<Option<CursorState>> {
     let path = || blobs.location(BlobSpace::Cursors, name);

@@ -15,7 +15,7 @@
 //! | --- | --- |
 //! | `live.rs` | [`Subscription`] and [`Delivery`]: reading, matching, withholding, waiting |
 //! | `durable.rs` | [`DurableSubscription`]: the cursor, delivery counts, dead letters |
-//! | `cursor.rs` | the cursor files: names, reading, replacing, creating, sweeping |
+//! | `cursor.rs` | the cursor files: names, reading, replacing, creating, sweeping, listing |
 
 mod cursor;
 mod durable;
@@ -23,7 +23,8 @@ mod durable;
 pub mod fuzzing;
 mod live;
 
-pub(crate) use cursor::{read as read_cursor, reset as reset_cursor};
+pub use cursor::{cursors, CursorInfo};
+pub(crate) use cursor::{parse_name as parse_cursor_name, read as read_cursor, reset as reset_cursor};
 pub use durable::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use live::{Delivery, Subscription};
 

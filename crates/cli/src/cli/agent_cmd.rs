@@ -58,7 +58,7 @@ pub fn run(cmd: AgentCommand, g: &Global, out: &mut Out) -> Result<(), Failure> 
             if let Some(timeout) = heartbeat_timeout {
                 options = options.heartbeat_timeout(timeout);
             }
-            let c = options.open()?;
+            let c = g.opened(options.open()?)?;
             let registration = Registration::new(role).capabilities(capabilities).resume(resume);
             let done = rt.block_on(c.register_agent_with(&agent, registration))?;
             let resumed: Vec<String> = done.resumed.iter().map(|t| t.id.to_string()).collect();

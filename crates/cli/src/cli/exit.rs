@@ -11,6 +11,10 @@ pub const EXIT_OK: u8 = 0;
 /// environment).
 pub const EXIT_USAGE: u8 = 2;
 
+/// `maos-coord health` found a check that failed: the one exit code that does not come from an
+/// error's kind (the report on standard output says which check failed).
+pub const EXIT_UNHEALTHY: u8 = 1;
+
 /// The exit code of each kind of error (clap exits with 2 on a usage error, before any kind).
 const EXIT_CODES: [(ErrorKind, u8); 7] = [
     (ErrorKind::Io, 1),
@@ -33,7 +37,11 @@ Exit codes (the same for every command):
   5  nothing to do: not_found (an unknown id, no claimable task, a key absent or not visible), timeout (a wait that timed out)
 
 With --json, an error is one line on stderr: {\"error\": {\"kind\": \"<kind>\", \"message\": \"...\"}}
-(kind \"usage\" for exit code 2).";
+(kind \"usage\" for exit code 2).
+
+One exception: `maos-coord health` exits with 1 when one of its checks fails (kind \"unhealthy\"), and
+with 0 when all pass; an error that keeps it from judging exits by its kind as above. `maos-coord
+verify` exits with 3 when it finds corruption, after printing its report.";
 
 /// The exit code of an error of this kind.
 pub fn code(kind: ErrorKind) -> u8 {

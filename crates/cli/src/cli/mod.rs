@@ -12,17 +12,21 @@ mod dep_cmd;
 mod events_cmd;
 mod exit;
 mod graph_cmd;
+mod health_cmd;
 mod init;
 mod input;
 mod log_cmd;
 mod pipeline_cmd;
+mod progress;
 mod repair;
 mod repair_cmd;
+mod stats_cmd;
 mod store_cmd;
 mod sync_cmd;
 mod task_cmd;
 mod top;
 mod top_cmd;
+mod verify_cmd;
 mod view;
 
 use std::io::Write;
@@ -97,6 +101,21 @@ enum Command {
     /// A live view of the store on the terminal: agents, tasks by status, locks, barriers and
     /// the latest events, drawn again as records arrive; q quits. --once prints one frame.
     Top(top_cmd::TopArgs),
+    /// Check every file of the store: each segment and its sparse index, each snapshot, each
+    /// durable cursor file, the compacted-records file, the lock file. Reads only. Prints what
+    /// it checked and every problem with its file and byte offset; exit code 3 on corruption.
+    Verify,
+    /// Write a snapshot of every projection now; prints its LSN (`store snapshot` is the same).
+    Snapshot,
+    /// Remove (or archive) the log segments the kept snapshots cover and every durable cursor
+    /// has passed (`store compact` is the same).
+    Compact(store_cmd::CompactArgs),
+    /// The store's figures: records by kind, files, snapshot age, cursor lag, tasks by status and
+    /// their times, dependency resolution times, lapsed leases, context keys and sizes.
+    Stats,
+    /// Named checks of the store's health; exit code 0 if all pass, 1 if one fails (not an error
+    /// kind: the report says which).
+    Health(health_cmd::HealthArgs),
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
@@ -164,7 +183,14 @@ impl Global {
 
     /// A coordinator of the existing store.
     pub fn open(&self) -> Result<Coordinator, Failure> {
-        Ok(self.options()?.open()?)
+        self.opened(self.options()?.open()?)
+    }
+
+    /// A coordinator just opened: says on standard error if opening fell back to an older
+    /// snapshot, as every command does.
+    pub fn opened(&self, c: Coordinator) -> Result<Coordinator, Failure> {
+        verify_cmd::note_fallback(&c, self.json);
+        Ok(c)
     }
 }
 
@@ -260,6 +286,8 @@ pub enum Failure {
     /// The command line was not right (exit code 2), found after clap parsed it: a flag that
     /// this command needs is missing.
     Usage(String),
+    /// `maos-coord health` found the store not healthy (exit code 1; not an error kind).
+    Unhealthy(String),
     /// An error: its kind (which decides the exit code) and its message.
     Error {
         /// What kind of error.
@@ -288,6 +316,12 @@ impl From<maos_coord::Error> for Failure {
             maos_coord::Error::NoStore { .. } => {
                 Failure::new(e.kind(), format_args!("{e} (run `maos-coord init`)"))
             }
+            // It names `maos-coord repair`, which skips it.
+            maos_coord::Error::UndecodableRecord { .. } => Failure::new(e.kind(), e),
+            e if e.kind() == ErrorKind::Corruption => Failure::new(
+                e.kind(),
+                format_args!("{e} (`maos-coord verify` checks every file of the store)"),
+            ),
             e => Failure::new(e.kind(), e),
         }
     }
@@ -324,10 +358,16 @@ pub fn run() -> ExitCode {
         Command::Repair(args) => repair_cmd::run(&args, g, &mut out),
         Command::Graph(args) => graph_cmd::run(&args, g, &mut out),
         Command::Top(args) => top_cmd::run(&args, g, &mut out),
+        Command::Verify => verify_cmd::run(g, &mut out),
+        Command::Snapshot => store_cmd::snapshot(g, &mut out),
+        Command::Compact(args) => store_cmd::compact(&args, g, &mut out),
+        Command::Stats => stats_cmd::run(g, &mut out),
+        Command::Health(args) => health_cmd::run(&args, g, &mut out),
     };
     let (code, kind, message) = match result {
         Ok(()) | Err(Failure::Pipe) => return ExitCode::from(exit::EXIT_OK),
         Err(Failure::Usage(message)) => (exit::EXIT_USAGE, "usage", message),
+        Err(Failure::Unhealthy(message)) => (exit::EXIT_UNHEALTHY, "unhealthy", message),
         Err(Failure::Error { kind, message }) => (exit::code(kind), kind.as_str(), message),
     };
     if g.json {

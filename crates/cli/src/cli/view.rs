@@ -172,7 +172,14 @@ pub fn op(event: &Event) -> String {
     if let Event::Custom { .. } = event {
         return "custom".to_owned();
     }
-    let name = event.type_name();
+    op_of(event.type_name())
+}
+
+/// The operation of the library's name of an event (`Custom` for application events).
+pub fn op_of(name: &str) -> String {
+    if name == "Custom" {
+        return "custom".to_owned();
+    }
     OPS.iter().find(|(_, n)| *n == name).map_or_else(|| snake(name), |(op, _)| (*op).to_owned())
 }
 
