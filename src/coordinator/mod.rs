@@ -24,8 +24,8 @@ mod define;
 mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
-mod overview;
 mod health;
+mod overview;
 mod pipeline;
 mod repair;
 mod replay;
@@ -53,8 +53,8 @@ pub use audit::HistoryEntry;
 pub use barriers_locks::LockGrant;
 pub use context::SetOptions;
 pub use deps::{GraphNode, TaskGraph};
-pub use overview::{Overview, OverviewLimits, TaskCounts};
 pub use health::{HealthCheck, HealthOptions, HealthReport, DEFAULT_MAX_CURSOR_LAG};
+pub use overview::{Overview, OverviewLimits, TaskCounts};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use stats::{
