@@ -216,6 +216,23 @@ async fn a_damaged_lock_file_is_reported_and_the_segments_are_still_checked() {
 }
 
 #[tokio::test]
+async fn a_damaged_lock_file_alone_is_reported_with_its_remedy_and_the_records_are_still_decoded() {
+    let root = tempfile::tempdir().unwrap();
+    full_store(root.path()).await;
+    let lock = store_dir(root.path()).join("log/log.lock");
+    for at in [3, 9] {
+        // The magic, then the version.
+        flip(&lock, at);
+        let report = verify(root.path());
+        let lock_findings: Vec<_> = report.findings.iter().filter(|f| f.kind == FileKind::LockFile).collect();
+        assert_eq!(lock_findings.len(), 1, "{report:#?}");
+        assert!(lock_findings[0].remedy.contains("removing it"), "{:?}", lock_findings[0]);
+        assert_eq!(report.findings.len(), 1, "nothing else is wrong: {report:#?}");
+        flip(&lock, at);
+    }
+}
+
+#[tokio::test]
 async fn a_compacted_store_without_a_usable_snapshot_cannot_be_opened_and_says_so() {
     let root = tempfile::tempdir().unwrap();
     full_store(root.path()).await;

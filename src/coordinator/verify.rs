@@ -152,8 +152,12 @@ pub fn verify_store(
 
 /// Every coordination record that does not decode and that no tombstone skips (read only when
 /// the segments check out: a reader stops at damage, which the log's check reported already).
+/// The log is read from its segment files alone, as after a reboot: a damaged lock file is a
+/// finding of its own, not a reason to stop.
 fn undecodable(opts: &crate::LogOptions, findings: &mut Vec<Finding>) -> Result<()> {
-    let log = opts.clone().read_only().open()?;
+    let mut opts = opts.clone().read_only();
+    opts.ignore_lock_file = true;
+    let log = opts.open()?;
     for u in super::find_unreadable(&log)?.into_iter().filter(|u| !u.skipped) {
         let (lsn, offset) = (u.lsn, u.offset);
         let error = Error::UndecodableRecord { lsn, segment: u.segment, offset, reason: u.reason };
