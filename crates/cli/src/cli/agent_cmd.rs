@@ -22,7 +22,7 @@ pub enum AgentCommand {
         #[arg(long = "capability", value_name = "C")]
         capabilities: Vec<String>,
         /// Silence longer than this makes the agent gone (default 60s).
-        #[arg(long, value_name = "DUR", value_parser = input::duration)]
+        #[arg(long, value_name = "DUR", value_parser = input::span)]
         heartbeat_timeout: Option<Duration>,
         /// Take over the claims and locks of the earlier incarnation (a restarted agent that
         /// can finish its work).

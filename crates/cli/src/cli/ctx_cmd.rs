@@ -22,7 +22,7 @@ pub enum CtxCommand {
         #[arg(long, default_value = "shared", value_parser = input::visibility)]
         visibility: Visibility,
         /// It reads as absent this long after the set.
-        #[arg(long, value_name = "DUR", value_parser = input::duration)]
+        #[arg(long, value_name = "DUR", value_parser = input::span)]
         expires_in: Option<Duration>,
         /// Only if the key is at this version now (compare-and-set; exit code 4 otherwise).
         #[arg(long, value_name = "N", conflicts_with = "if_absent")]

@@ -33,7 +33,23 @@ pub fn json(what: &str, arg: &str) -> Result<serde_json::Value, Failure> {
 
 /// A duration such as `30s`, `5m`, `1h 30m` (humantime).
 pub fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30s, 5m, 2h)"))
+    let duration = humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30s, 5m, 2h)"))?;
+    if duration > MAX_DURATION {
+        return Err(format!("{text} is longer than the 1000 years a duration may be"));
+    }
+    Ok(duration)
+}
+
+/// The longest duration a flag takes: times stay well inside what a record's time can hold.
+const MAX_DURATION: Duration = Duration::from_secs(1000 * 365 * 24 * 3600);
+
+/// A duration that must not be zero: a lease, an expiry, a heartbeat timeout (a zero one would
+/// end before it starts).
+pub fn span(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        Duration::ZERO => Err(format!("{text} is zero; this must last a while (such as 30s, 5m)")),
+        span => Ok(span),
+    }
 }
 
 /// A `KEY=VALUE` pair.
@@ -65,6 +81,15 @@ pub fn visibility(text: &str) -> Result<Visibility, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_past_what_a_record_time_holds_and_zero_spans_are_refused() {
+        assert_eq!(duration("0s").unwrap(), Duration::ZERO);
+        assert!(duration("500000years").unwrap_err().contains("1000 years"));
+        assert_eq!(span("30s").unwrap(), Duration::from_secs(30));
+        assert!(span("0s").unwrap_err().contains("zero"));
+        assert!(span("500000years").is_err());
+    }
 
     #[test]
     fn arguments_parse_or_say_what_they_expected() {

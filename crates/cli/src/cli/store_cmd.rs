@@ -35,7 +35,7 @@ pub struct CompactArgs {
     keyed: bool,
     /// With --keyed: drop application events older than this (e.g. `30days`, `12h`); by
     /// default keyed compaction keeps every one.
-    #[arg(long, requires = "keyed", value_parser = humantime::parse_duration)]
+    #[arg(long, requires = "keyed", value_parser = super::input::duration)]
     keep_events_for: Option<std::time::Duration>,
 }
 

@@ -46,7 +46,7 @@ pub enum LockCommand {
         /// The lock's name.
         name: String,
         /// How long the lock is held unless released or taken again (renewing it).
-        #[arg(long, value_name = "DUR", default_value = "5m", value_parser = input::duration)]
+        #[arg(long, value_name = "DUR", default_value = "5m", value_parser = input::span)]
         lease: Duration,
         /// Wait this long for the lock (woken by the store and by the holder's lease ending).
         #[arg(long, value_name = "DUR", value_parser = input::duration)]
