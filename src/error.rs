@@ -244,6 +244,14 @@ pub enum Error {
         found: u64,
     },
 
+    /// A context key with no live value (never set, deleted or expired) where a command needs
+    /// one (deleting it).
+    #[error("context key {key} is absent (never set, deleted or expired)")]
+    ContextAbsent {
+        /// The key.
+        key: ContextKey,
+    },
+
     /// A past version of a context key whose record compaction removed.
     #[error("version {version} of context key {key} (LSN {lsn}) was compacted away (the log now starts at LSN {first}); only the current version is kept")]
     VersionCompacted {
@@ -565,7 +573,8 @@ impl Error {
             | Error::NotVisible { .. }
             | Error::LsnOutOfRange { .. }
             | Error::Compacted { .. }
-            | Error::VersionCompacted { .. } => ErrorKind::NotFound,
+            | Error::VersionCompacted { .. }
+            | Error::ContextAbsent { .. } => ErrorKind::NotFound,
             Error::Timeout { holder: None, .. } => ErrorKind::Timeout,
             Error::Internal { .. } | Error::Encode { .. } => ErrorKind::Internal,
         }

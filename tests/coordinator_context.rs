@@ -40,6 +40,23 @@ async fn versions_rise_and_past_versions_stay_readable() {
 }
 
 #[tokio::test]
+async fn deleting_a_key_without_a_live_value_is_context_absent_and_appends_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a, _, _) = setup(root.path()).await;
+    let k = key("plan");
+    let before = c.log().next_lsn();
+    let err = c.delete_context(&a, &k).await.unwrap_err();
+    assert!(matches!(&err, Error::ContextAbsent { key } if *key == k), "{err}");
+    assert_eq!(err.kind(), maos_coord::ErrorKind::NotFound);
+    assert_eq!(c.log().next_lsn(), before, "never set: nothing appended");
+    c.set_context(&a, &k, json!(1), Visibility::Shared).await.unwrap();
+    assert_eq!(c.delete_context(&a, &k).await.unwrap(), 2);
+    let before = c.log().next_lsn();
+    assert!(matches!(c.delete_context(&a, &k).await, Err(Error::ContextAbsent { .. })));
+    assert_eq!(c.log().next_lsn(), before, "deleted already: nothing appended");
+}
+
+#[tokio::test]
 async fn past_versions_are_read_whole_from_the_log_as_they_were() {
     let root = tempfile::tempdir().unwrap();
     let (c, a, b, _) = setup(root.path()).await;

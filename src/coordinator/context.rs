@@ -92,13 +92,21 @@ impl Coordinator {
     /// Deletes a key (it reads as absent; its versions stay readable); returns the new version.
     ///
     /// # Errors
-    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::NotVisible`] if the current
-    /// value's visibility excludes `actor`; and those of every [command](Coordinator#errors).
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::ContextAbsent`] if the key
+    /// has no live value (never set, deleted or expired: nothing is appended); [`Error::NotVisible`] if the
+    /// current value's visibility excludes `actor`; and those of every [command](Coordinator#errors).
     pub async fn delete_context(&self, actor: &AgentId, key: &ContextKey) -> Result<u64> {
         let (id, key) = (actor.clone(), key.clone());
         let (_, version) = self
             .execute(actor, move |state, now| {
                 require_agent(state, &id)?;
+                let live = match state.context.current(&key) {
+                    Some(entry) => readable(entry, &id, now)?,
+                    None => None,
+                };
+                if live.is_none() {
+                    return Err(Error::ContextAbsent { key: key.clone() });
+                }
                 let version = next_version(state, &id, &key, SetCondition::Always, now)?;
                 Ok((vec![Event::ContextDeleted { key: key.clone(), version }], version))
             })

@@ -52,6 +52,10 @@ fn a_key_is_set_read_listed_and_deleted_in_both_output_modes() {
     let err = s.fails("b", &["ctx", "get", "other"], 5);
     assert!(err.contains("context key other is absent"), "{err}");
     assert_eq!(s.fails_json("b", &["ctx", "get", "other"], 5)["error"]["kind"], "not_found");
+    // Deleting it again, or a key never set: nothing to do, nothing appended.
+    let err = s.fails("b", &["ctx", "delete", "other"], 5);
+    assert!(err.contains("context key other is absent"), "{err}");
+    s.fails("b", &["ctx", "delete", "never-set"], 5);
     assert_eq!(
         s.json("b", &["ctx", "delete", "api/list"]),
         json!({"key": "api/list", "version": 2, "deleted": true})
