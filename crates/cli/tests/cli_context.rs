@@ -131,6 +131,13 @@ fn a_watch_prints_each_version_as_it_is_set_one_flushed_line_each() {
     s.ok("writer", &["ctx", "delete", "status"]);
     assert_eq!(json_watch.json(), json!({"key": "status", "version": 3, "value": null, "deleted": true}));
     assert_eq!(text_watch.line().unwrap(), "3\t(deleted or expired)");
+    // A version the reader may not read is withheld, and the watch goes on.
+    s.ok("writer", &["ctx", "set", "status", r#""secret""#, "--visibility", "private"]);
+    assert_eq!(json_watch.json(), json!({"key": "status", "withheld": "not_visible"}));
+    assert_eq!(text_watch.line().unwrap(), "-\t(a version reader may not read)");
+    s.ok("writer", &["ctx", "set", "status", r#""done""#]);
+    assert_eq!(json_watch.json()["version"], json!(5));
+    assert_eq!(text_watch.line().unwrap(), "5\t\"done\"");
     json_watch.stop();
     text_watch.stop();
 }

@@ -150,7 +150,21 @@ pub fn run(cmd: CtxCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
             let c = g.open()?;
             let mut watcher = c.watch_context(&agent, &key, from_version)?;
             loop {
-                let (version, entry) = rt.block_on(watcher.next())?;
+                let (version, entry) = match rt.block_on(watcher.next()) {
+                    Ok(next) => next,
+                    // A version the agent may not read: said so, and the watch goes on (as
+                    // `events tail` withholds such values rather than stopping).
+                    Err(maos_coord::Error::NotVisible { .. }) => {
+                        let line = if g.json() {
+                            json!({"key": key.as_str(), "withheld": "not_visible"}).to_string()
+                        } else {
+                            format!("-\t(a version {agent} may not read)")
+                        };
+                        out.line_flushed(line)?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let line = match (&entry, g.json()) {
                     (Some(e), true) => {
                         let mut view = view::entry(e);
