@@ -244,6 +244,15 @@ pub enum Error {
         found: u64,
     },
 
+    /// No durable subscription of this agent has this name (no cursor).
+    #[error("agent {agent} has no durable subscription {name}")]
+    UnknownCursor {
+        /// The agent.
+        agent: AgentId,
+        /// The subscription's name.
+        name: String,
+    },
+
     /// A context key with no live value (never set, deleted or expired) where a command needs
     /// one (deleting it).
     #[error("context key {key} is absent (never set, deleted or expired)")]
@@ -574,7 +583,8 @@ impl Error {
             | Error::LsnOutOfRange { .. }
             | Error::Compacted { .. }
             | Error::VersionCompacted { .. }
-            | Error::ContextAbsent { .. } => ErrorKind::NotFound,
+            | Error::ContextAbsent { .. }
+            | Error::UnknownCursor { .. } => ErrorKind::NotFound,
             Error::Timeout { holder: None, .. } => ErrorKind::Timeout,
             Error::Internal { .. } | Error::Encode { .. } => ErrorKind::Internal,
         }

@@ -372,3 +372,31 @@ fn crc32(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[tokio::test]
+async fn a_deleted_cursor_no_longer_holds_compaction_back_and_starts_anew() {
+    let root = tempfile::tempdir().unwrap();
+    let me = AgentId::new("worker").unwrap();
+    let c =
+        Coordinator::options(root.path()).durability(Durability::Buffered).snapshot_every(0).open().unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    drop(c.subscribe_durable(&me, "once", EventFilter::all()).unwrap());
+    for n in 0..3 {
+        emit(&c, &me, n).await;
+    }
+    c.snapshot().unwrap();
+    let report = c.compact(&CompactOptions::default()).unwrap();
+    assert!(report.held_back_by.is_some(), "the cursor at LSN 1 holds compaction back: {report:?}");
+    c.delete_cursor(&me, "once").unwrap();
+    let report = c.compact(&CompactOptions::default()).unwrap();
+    assert!(report.held_back_by.is_none(), "{report:?}");
+    let err = c.delete_cursor(&me, "once").unwrap_err();
+    assert!(matches!(&err, Error::UnknownCursor { name, .. } if name == "once"), "{err}");
+    assert_eq!(err.kind(), maos_coord::ErrorKind::NotFound);
+    let again = c.subscribe_durable(&me, "once", EventFilter::all()).unwrap();
+    assert_eq!(again.resume_position(), c.log().first_lsn().unwrap(), "created anew at the log's start");
+    let next = c.log().next_lsn();
+    assert!(matches!(c.reset_cursor(&me, "once", next.next()), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(c.reset_cursor(&me, "once", Lsn::new(0)), Err(Error::InvalidArgument { .. })));
+    c.reset_cursor(&me, "once", next).unwrap();
+}

@@ -180,9 +180,34 @@ impl Coordinator {
     /// owner has re-read the state it needs).
     ///
     /// # Errors
-    /// [`Error::Io`](crate::Error::Io) if the cursor directory or file cannot be created,
-    /// written, synced or renamed into place.
+    /// [`Error::InvalidName`](crate::Error::InvalidName) for an invalid name;
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for an LSN of 0 or past the
+    /// log's next; [`Error::Io`](crate::Error::Io) if the cursor directory or file cannot be
+    /// created, written, synced or renamed into place.
     pub fn reset_cursor(&self, agent: &AgentId, name: &str, lsn: Lsn) -> Result<()> {
+        crate::model::validate_name("subscription name", name)?;
+        let next = self.log.next_lsn();
+        if lsn == Lsn::new(0) || lsn > next {
+            return Err(crate::Error::InvalidArgument {
+                name: "lsn",
+                reason: format!("a cursor resumes at an LSN from 1 to the log's next, {next}; {lsn} is not"),
+            });
+        }
         subscription::reset_cursor(&*self.blobs, agent, name, lsn)
+    }
+
+    /// Deletes `agent`'s durable subscription `name`: its cursor is removed (durably), so it no
+    /// longer holds compaction back. A later [`Coordinator::subscribe_durable`] of that name
+    /// starts anew at the log's first LSN. A process reading through the subscription meanwhile
+    /// writes the cursor again at its next acknowledgement.
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`](crate::Error::InvalidName) for an invalid name;
+    /// [`Error::UnknownCursor`](crate::Error::UnknownCursor) if the agent has no durable
+    /// subscription of that name; [`Error::Io`](crate::Error::Io) if the cursor file cannot be
+    /// removed or its directory synced.
+    pub fn delete_cursor(&self, agent: &AgentId, name: &str) -> Result<()> {
+        crate::model::validate_name("subscription name", name)?;
+        subscription::delete_cursor(&*self.blobs, agent, name)
     }
 }

@@ -112,6 +112,15 @@ pub(crate) fn reset(blobs: &dyn BlobStore, agent: &AgentId, name: &str, lsn: Lsn
     write(blobs, &cursor_name(agent, name), CursorState::at(lsn))
 }
 
+/// Removes the cursor of `agent`'s subscription `name`, durably.
+pub(crate) fn delete(blobs: &dyn BlobStore, agent: &AgentId, name: &str) -> Result<()> {
+    if blobs.delete(BlobSpace::Cursors, &cursor_name(agent, name))? {
+        Ok(())
+    } else {
+        Err(Error::UnknownCursor { agent: agent.clone(), name: name.to_owned() })
+    }
+}
+
 /// Creates the cursor blob `name` holding `state` unless one exists (another process may create
 /// it at the same time: the first one stays); returns what the blob holds and whether this call
 /// created it. Durable when this returns.

@@ -24,7 +24,9 @@ pub mod fuzzing;
 mod live;
 
 pub use cursor::{cursors, CursorInfo};
-pub(crate) use cursor::{parse_name as parse_cursor_name, read as read_cursor, reset as reset_cursor};
+pub(crate) use cursor::{
+    delete as delete_cursor, parse_name as parse_cursor_name, read as read_cursor, reset as reset_cursor,
+};
 pub use durable::{DurableOptions, DurableSubscription, MAX_CURSOR_NAMES, SCAN_PERSIST_RECORDS};
 pub use live::{Delivery, Subscription};
 

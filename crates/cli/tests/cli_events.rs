@@ -154,3 +154,19 @@ fn a_named_cursor_resumes_after_what_it_acknowledged_and_never_skips() {
         .unwrap();
     assert_eq!(data(&lines(&String::from_utf8(o.stdout).unwrap())), [0, 1, 2, 3, 4, 5, 6]);
 }
+
+#[test]
+fn a_cursor_is_deleted_or_reset_by_name_and_an_unknown_one_is_nothing_to_do() {
+    let s = Store::new();
+    s.register("a", &[]);
+    s.ok("a", &["event", "emit", "job", "1"]);
+    s.ok("a", &["events", "tail", "--cursor", "once"]);
+    let reset = s.json("a", &["events", "cursor", "reset", "once", "--to", "1"]);
+    assert_eq!(reset, json!({"agent": "a", "cursor": "once", "action": "reset", "lsn": 1}));
+    let err = s.fails("a", &["events", "cursor", "reset", "once", "--to", "999"], 1);
+    assert!(err.contains("999"), "{err}");
+    assert_eq!(s.ok("a", &["events", "cursor", "delete", "once"]).trim(), "cursor once of a deleted");
+    let err = s.fails("a", &["events", "cursor", "delete", "once"], 5);
+    assert!(err.contains("agent a has no durable subscription once"), "{err}");
+    assert_eq!(s.fails_json("a", &["events", "cursor", "delete", "never"], 5)["error"]["kind"], "not_found");
+}

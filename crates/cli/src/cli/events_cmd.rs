@@ -58,6 +58,29 @@ pub enum EventsCommand {
         #[arg(long, value_name = "NAME")]
         cursor: Option<String>,
     },
+    /// The agent's durable cursors (`events tail --cursor NAME`).
+    #[command(subcommand)]
+    Cursor(CursorCommand),
+}
+
+#[derive(Subcommand)]
+pub enum CursorCommand {
+    /// Delete the durable cursor NAME of the agent (--agent): it no longer holds compaction
+    /// back; `events tail --cursor NAME` later starts it anew at the log's first LSN. No such
+    /// cursor: exit code 5.
+    Delete {
+        /// The cursor's name.
+        name: String,
+    },
+    /// Move the durable cursor NAME of the agent to an LSN (after a compaction forced it away:
+    /// the log's first LSN), its delivery count starting over.
+    Reset {
+        /// The cursor's name.
+        name: String,
+        /// Where delivery resumes.
+        #[arg(long, value_name = "LSN")]
+        to: u64,
+    },
 }
 
 /// `event emit`.
@@ -75,9 +98,12 @@ pub fn emit(cmd: EventCommand, g: &Global, out: &mut Out) -> Result<(), Failure>
     Ok(())
 }
 
-/// `events tail`.
+/// `events tail`, `events cursor ...`.
 pub fn run(cmd: EventsCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
-    let EventsCommand::Tail { follow, from, types, agents, cursor } = cmd;
+    let (follow, from, types, agents, cursor) = match cmd {
+        EventsCommand::Tail { follow, from, types, agents, cursor } => (follow, from, types, agents, cursor),
+        EventsCommand::Cursor(cmd) => return cursor_command(cmd, g, out),
+    };
     let mut filter = EventFilter::all();
     if !types.is_empty() {
         filter = filter.types(types.iter().flat_map(|t| view::event_types(t)));
@@ -116,6 +142,31 @@ pub fn run(cmd: EventsCommand, g: &Global, out: &mut Out) -> Result<(), Failure>
         };
         print(&delivery, json, out)?;
     }
+}
+
+/// `events cursor delete|reset`.
+fn cursor_command(cmd: CursorCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
+    let agent = g.agent("events cursor")?;
+    let c = g.open()?;
+    let (name, action, lsn) = match cmd {
+        CursorCommand::Delete { name } => {
+            c.delete_cursor(&agent, &name)?;
+            (name, "deleted", None)
+        }
+        CursorCommand::Reset { name, to } => {
+            c.reset_cursor(&agent, &name, Lsn::new(to))?;
+            (name, "reset", Some(to))
+        }
+    };
+    if g.json() {
+        out.line(json!({"agent": agent.as_str(), "cursor": name, "action": action, "lsn": lsn}))?;
+    } else {
+        match lsn {
+            Some(lsn) => out.line(format_args!("cursor {name} of {agent} now resumes at LSN {lsn}"))?,
+            None => out.line(format_args!("cursor {name} of {agent} deleted"))?,
+        }
+    }
+    Ok(())
 }
 
 /// One event, flushed.

@@ -33,7 +33,8 @@ pub fn json(what: &str, arg: &str) -> Result<serde_json::Value, Failure> {
 
 /// A duration such as `30s`, `5m`, `1h 30m` (humantime).
 pub fn duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30s, 5m, 2h)"))?;
+    let duration =
+        humantime::parse_duration(text).map_err(|e| format!("{e} (a duration such as 30s, 5m, 2h)"))?;
     if duration > MAX_DURATION {
         return Err(format!("{text} is longer than the 1000 years a duration may be"));
     }
