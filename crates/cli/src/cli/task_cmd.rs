@@ -43,7 +43,7 @@ pub enum TaskCommand {
         #[arg(long, value_name = "N", default_value_t = maos_coord::model::DEFAULT_MAX_ATTEMPTS)]
         max_attempts: u32,
     },
-    /// Claim the best task the agent (--agent) can do; prints its id, name and lease end
+    /// Claim the best task the agent (--agent) can do; prints its id, name and `lease until TIME`
     /// (tab-separated), or exits with code 5 if there is none.
     Claim {
         /// Claim with these capabilities (repeatable; default: the agent's registered ones).
