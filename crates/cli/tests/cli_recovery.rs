@@ -241,3 +241,19 @@ fn status_of_an_empty_log_says_it_holds_no_records() {
     let out = run(root.path(), &["log", "status"]);
     assert!(text(&out).contains("records     none (the next gets LSN 1)"), "{}", text(&out));
 }
+
+#[test]
+fn a_command_whose_open_cuts_a_torn_tail_says_so_on_stderr() {
+    let root = tempfile::tempdir().unwrap();
+    assert!(run(root.path(), &["init"]).status.success());
+    let seg = synced_store(root.path(), 5);
+    let (end, _) = last_frame(&seg);
+    std::fs::OpenOptions::new().write(true).open(&seg).unwrap().write_all_at(b"half a frame", end).unwrap();
+    std::fs::remove_file(log_dir(root.path()).join("log.lock")).unwrap();
+    let o = run(root.path(), &["task", "list"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(stderr.contains(&format!("opening cut a torn tail: 12 bytes at offset {end}")), "{stderr}");
+    let o = run(root.path(), &["task", "list"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("torn"), "said once, by the open that cut it");
+}

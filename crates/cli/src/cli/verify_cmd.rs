@@ -146,6 +146,21 @@ fn print_text(r: &StoreReport, out: &mut Out) -> Result<(), Failure> {
 /// Says on standard error that opening the store skipped a snapshot that did not check out,
 /// and what the state was loaded from instead, as the library fell back.
 pub fn note_fallback(c: &Coordinator, json: bool) {
+    if let Some(torn) = c.local_log().and_then(|log| log.recovery_report().torn.as_ref()) {
+        let message = format!(
+            "opening cut a torn tail: {} bytes at offset {} of {} (from LSN {} on), written after the last sync by a process that died; nothing acknowledged as durable was there (`maos-coord log status` lists the repairs)",
+            torn.bytes,
+            torn.offset,
+            torn.segment.display(),
+            torn.lsn
+        );
+        if json {
+            let warning = json!({"kind": "torn_tail_cut", "file": torn.segment, "offset": torn.offset, "message": message});
+            eprintln!("{}", json!({ "warning": warning }));
+        } else {
+            eprintln!("maos-coord: warning: {message}");
+        }
+    }
     let from = match c.opened_from_snapshot() {
         Some(lsn) => format!("the snapshot of LSN {lsn} and the log after it"),
         None => "a full replay of the log".to_owned(),
