@@ -88,6 +88,11 @@ fn bad_event_data_is_refused_and_appends_nothing() {
     assert!(err["error"]["message"].as_str().unwrap().contains("/nonexistent/data.json"), "{err}");
     let err = s.fails("a", &["event", "emit", "", "1"], 1);
     assert!(err.contains("invalid event type"), "{err}");
+    // An application event cannot pose as an operation of the store.
+    for name in ["task_claimed", "TaskClaimed", "custom"] {
+        let err = s.fails("a", &["event", "emit", name, "{}"], 1);
+        assert!(err.contains("is the name of an operation"), "{err}");
+    }
     assert_eq!(s.next_lsn(), before);
     let err = s.fails("a", &["events", "tail", "--from", "999"], 5);
     assert!(err.contains("LSN 999"), "{err}");

@@ -86,6 +86,14 @@ pub enum CursorCommand {
 /// `event emit`.
 pub fn emit(cmd: EventCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
     let EventCommand::Emit { event_type, data } = cmd;
+    if view::is_operation_name(&event_type) {
+        return Err(Failure::new(
+            maos_coord::ErrorKind::Invalid,
+            format!(
+                "event type {event_type} is the name of an operation of the store; an application event needs a type of its own"
+            ),
+        ));
+    }
     let data = input::json(&format!("the data of event {event_type}"), &data)?;
     let agent = g.agent("event emit")?;
     let c = g.open()?;

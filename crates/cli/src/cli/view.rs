@@ -160,11 +160,19 @@ const OPS: [(&str, &str); 26] = [
 /// The event types a `--type` value selects: an operation (`task_claimed`), the library's
 /// name of one (`TaskClaimed`), or the type of an application event (`event emit TYPE`).
 pub fn event_types(asked: &str) -> Vec<String> {
-    let mut types = vec![asked.to_owned()];
-    if let Some((_, name)) = OPS.iter().find(|(op, _)| *op == asked) {
-        types.push((*name).to_owned());
+    match OPS.iter().find(|(op, _)| *op == asked) {
+        // An operation selects the coordination events only, never an application event that
+        // took its name (`event emit` refuses such names; a store may hold older ones).
+        Some((_, name)) => vec![(*name).to_owned()],
+        None => vec![asked.to_owned()],
     }
-    types
+}
+
+/// Whether `name` is the name of an operation (`task_claimed`) or of a coordination event as
+/// the library names it (`TaskClaimed`), or `custom`: an application event may not take it, so
+/// that `events tail --type` cannot be misled.
+pub fn is_operation_name(name: &str) -> bool {
+    name == "custom" || name == "Custom" || OPS.iter().any(|(op, library)| *op == name || *library == name)
 }
 
 /// The operation of an event: `custom` for an application event (its type in `type`).
@@ -424,7 +432,8 @@ mod tests {
             if name != "ContextUpdated" {
                 assert_eq!(snake(name), op);
             }
-            assert_eq!(event_types(op), [op, name]);
+            assert_eq!(event_types(op), [name], "an operation selects coordination events only");
+            assert!(is_operation_name(op) && is_operation_name(name));
         }
         assert_eq!(event_types("build_done"), ["build_done"]);
     }
