@@ -464,8 +464,9 @@ pub enum Error {
     /// [`CoordinatorOptions::allow_insecure_permissions`](crate::CoordinatorOptions::allow_insecure_permissions).
     #[error(
         "refusing to open the store: {path} {reason} (mode {mode:04o}; the store's access is {access}); \
-         `maos-coord init` run by the store's owner gives every file its mode and group again, or \
-         allow insecure permissions (--allow-insecure-permissions)"
+         `maos-coord init` run by the store's owner gives the store's own files their mode and group \
+         again; a directory that holds the store is fixed with chmod (`chmod o-w DIR`); or allow \
+         insecure permissions (--allow-insecure-permissions)"
     )]
     InsecurePermissions {
         /// The file or directory.
