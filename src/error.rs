@@ -187,7 +187,7 @@ pub enum Error {
     },
 
     /// The task state machine does not allow this change.
-    #[error("task {task} cannot go from {from} to {to}")]
+    #[error("task {task} is {}: it cannot become {}", status_words(from), status_words(to))]
     IllegalTransition {
         /// The task.
         task: TaskId,
@@ -590,6 +590,18 @@ impl Error {
             Error::Internal { .. } | Error::Encode { .. } => ErrorKind::Internal,
         }
     }
+}
+
+/// A status name as the state machine names it (`InProgress`) in words (`in progress`).
+fn status_words(name: &str) -> String {
+    let mut words = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            words.push(' ');
+        }
+        words.extend(c.to_lowercase());
+    }
+    words
 }
 
 /// What kind of failure an [`Error`] is ([`Error::kind`]): what a caller can do about it. The

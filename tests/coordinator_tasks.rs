@@ -198,7 +198,7 @@ async fn invalid_commands_are_typed_errors_and_append_nothing() {
     c.complete_task(&a, &t.id, vec!["out".into()]).await.unwrap();
     let after_complete = c.log().next_lsn();
     let err = c.update_task_status(&a, &t.id, TaskStatus::Blocked("late".into())).await.unwrap_err();
-    assert_eq!(err.to_string(), format!("task {} cannot go from Completed to Blocked", t.id));
+    assert_eq!(err.to_string(), format!("task {} is completed: it cannot become blocked", t.id));
     assert_eq!(c.log().next_lsn(), after_complete);
     assert_eq!(after_complete.get(), before.get() + 1, "only the completion was appended");
     c.stop_agent(&b, "done").await.unwrap();

@@ -187,7 +187,7 @@ fn complete_fail_release_and_cancel_move_the_task_in_both_output_modes() {
     let v = s.json("w", &["task", "complete", &done, "--output", "a.txt", "--output", "b.txt"]);
     assert_eq!((v["status"].as_str(), v["outputs"].clone()), (Some("completed"), json!(["a.txt", "b.txt"])));
     let err = s.fails("w", &["task", "complete", &done], 4);
-    assert!(err.contains("cannot go from Completed"), "{err}");
+    assert!(err.contains("is completed: it cannot become"), "{err}");
     s.fails("w", &["task", "release", "nope"], 5);
 
     let root = s.task("w", &["root"]);
@@ -201,7 +201,7 @@ fn complete_fail_release_and_cancel_move_the_task_in_both_output_modes() {
     let v = s.json("w", &["task", "show", &lone]);
     assert_eq!((v["status"].as_str(), v["reason"].as_str()), (Some("cancelled"), Some("no")));
     let err = s.fails("w", &["task", "cancel", &lone, "--reason", "again"], 4);
-    assert!(err.contains("cannot go from Cancelled"), "{err}");
+    assert!(err.contains("is cancelled: it cannot become"), "{err}");
     assert!(s.usage("w", &["task", "cancel", &lone]).contains("--reason"));
 }
 
