@@ -36,7 +36,7 @@ pub enum AgentCommand {
     /// are released.
     Stop {
         /// Why.
-        #[arg(long, default_value = "stopped")]
+        #[arg(long, default_value = "stopped from the command line")]
         reason: String,
     },
     /// Every agent ever registered: role, status (active, stopped, gone), capabilities, what
