@@ -48,7 +48,7 @@ fn an_agent_registers_lists_shows_and_stops_in_both_output_modes() {
 
     let stopped = s.json("tester", &["agent", "stop", "--reason", "done"]);
     assert_eq!((stopped["status"].as_str(), stopped["reason"].as_str()), (Some("stopped"), Some("done")));
-    assert_eq!(s.ok("builder", &["agent", "stop"]).trim(), "stopped builder (stopped)");
+    assert_eq!(s.ok("builder", &["agent", "stop"]).trim(), "stopped builder (stopped from the command line)");
     let shown = s.json("builder", &["agent", "show", "tester"]);
     assert_eq!((shown["status"].as_str(), shown["reason"].as_str()), (Some("stopped"), Some("done")));
     // A stopped agent does not act.
