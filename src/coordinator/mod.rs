@@ -24,12 +24,15 @@ mod define;
 mod deps;
 #[doc(hidden)]
 pub mod fuzzing;
+mod history;
 mod pipeline;
 mod repair;
 mod replay;
 mod snapshotting;
 mod store;
 mod tasks;
+mod time_travel;
+mod timeline;
 mod transition;
 mod watch;
 
@@ -48,10 +51,13 @@ pub use agents::{AgentSummary, HeartbeatReport, Registered, Registration};
 pub use audit::HistoryEntry;
 pub use barriers_locks::LockGrant;
 pub use context::SetOptions;
+pub use history::{IndexUpdate, StoreHistory};
 pub use pipeline::{PipelineStage, PipelineStatus};
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use store::{checked_access, ensure_store, init, StoreInit};
 pub use tasks::TaskQuery;
+pub use time_travel::AsOf;
+pub use timeline::{timeline, Step, StepKind};
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::ContextWatcher;
 
