@@ -57,7 +57,7 @@ pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use store::{checked_access, ensure_store, init, StoreInit};
 pub use tasks::TaskQuery;
 pub use time_travel::AsOf;
-pub use timeline::{timeline, Step, StepKind};
+pub use timeline::{between, timeline, Step, StepKind};
 pub use transition::ATTEMPTS_EXHAUSTED;
 pub use watch::ContextWatcher;
 

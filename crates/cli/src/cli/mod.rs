@@ -6,6 +6,7 @@
 //! values of arguments (JSON from a file or standard input, `k=v`, visibilities) in [`input`].
 
 mod agent_cmd;
+mod audit_cmd;
 mod ctx_cmd;
 mod demo;
 mod dep_cmd;
@@ -17,9 +18,11 @@ mod log_cmd;
 mod pipeline_cmd;
 mod repair;
 mod repair_cmd;
+mod replay_cmd;
 mod store_cmd;
 mod sync_cmd;
 mod task_cmd;
+mod timeline_cmd;
 mod view;
 
 use std::io::Write;
@@ -87,6 +90,16 @@ enum Command {
     /// Find coordination records the store cannot decode; with --apply, record the tombstones
     /// that skip them (their bytes stay in the log).
     Repair(repair_cmd::RepairArgs),
+    /// The whole state as of a point of the log (time travel): agents, tasks by status, context
+    /// keys with their versions, dependencies, barriers, locks. Reads only; acts as no agent.
+    Replay(replay_cmd::ReplayArgs),
+    /// Every record that matches, oldest first, from everything the store holds: LSN, time,
+    /// acting agent, operation, fields (with --json one object per line). --agent NAME selects
+    /// the records by or about that agent (MAOS_AGENT does not apply). Reads only.
+    Audit(audit_cmd::AuditArgs),
+    /// A task's or (with --agent NAME) an agent's history as steps (created, claimed, lease
+    /// lapsed, reclaimed, completed) with the time between them. Reads only.
+    Timeline(timeline_cmd::TimelineArgs),
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
@@ -108,6 +121,9 @@ pub struct Global {
     /// Open the store even if users its access does not allow may write to its files.
     #[arg(long, global = true)]
     allow_insecure_permissions: bool,
+    /// Whether `agent` came from `MAOS_AGENT` rather than the command line.
+    #[arg(skip)]
+    agent_from_env: bool,
 }
 
 impl Global {
@@ -135,6 +151,13 @@ impl Global {
             ))
         })?;
         Ok(AgentId::new(name)?)
+    }
+
+    /// The agent named by `--agent` on the command line, not `MAOS_AGENT`: for the commands
+    /// that act as no agent (`audit`, `timeline`, `replay`), where `--agent` says which agent's
+    /// records to show and an agent's environment must not narrow what they show.
+    pub fn agent_given(&self) -> Option<&str> {
+        self.agent.as_deref().filter(|_| !self.agent_from_env)
     }
 
     /// Where the store is and how to open it.
@@ -293,7 +316,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
-    let Cli { global, command } = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let from_env = matches.value_source("agent") == Some(clap::parser::ValueSource::EnvVariable);
+    let Cli { mut global, command } =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    global.agent_from_env = from_env;
     let g = &global;
     let mut out = Out::new();
     let result = match command {
@@ -312,6 +339,9 @@ pub fn run() -> ExitCode {
         Command::Log(cmd) => log_cmd::run(cmd, g, &mut out),
         Command::Store(cmd) => store_cmd::run(cmd, g, &mut out),
         Command::Repair(args) => repair_cmd::run(&args, g, &mut out),
+        Command::Replay(args) => replay_cmd::run(&args, g, &mut out),
+        Command::Audit(args) => audit_cmd::run(args, g, &mut out),
+        Command::Timeline(args) => timeline_cmd::run(args, g, &mut out),
     };
     let (code, kind, message) = match result {
         Ok(()) | Err(Failure::Pipe) => return ExitCode::from(exit::EXIT_OK),
