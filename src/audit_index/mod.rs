@@ -219,21 +219,54 @@ fn read_candidates(
         Ok(head) => head,
         Err(reason) => return Ok(Err(reason)),
     };
-    let mut found: Option<BTreeSet<Lsn>> = None;
+    // Postings are sorted: unions and intersections are merges. A criterion that leaves no
+    // candidate ends the lookup.
+    let mut found: Option<Vec<Lsn>> = None;
     for group in groups {
-        let mut union = BTreeSet::new();
+        let mut union: Vec<Lsn> = Vec::new();
         for &hash in group {
             match postings(blob, &head, hash)? {
-                Ok(lsns) => union.extend(lsns),
+                Ok(lsns) => union = merge(&union, &lsns, true),
                 Err(reason) => return Ok(Err(reason)),
             }
         }
-        found = Some(match found {
+        let narrowed = match found {
             None => union,
-            Some(before) => before.intersection(&union).copied().collect(),
-        });
+            Some(before) => merge(&before, &union, false),
+        };
+        let none = narrowed.is_empty();
+        found = Some(narrowed);
+        if none {
+            break;
+        }
     }
-    Ok(Ok(found.unwrap_or_default().into_iter().collect()))
+    Ok(Ok(found.unwrap_or_default()))
+}
+
+/// The union (`union`) or the intersection of two sorted lists, sorted, without repeats.
+fn merge(left: &[Lsn], right: &[Lsn], union: bool) -> Vec<Lsn> {
+    let mut out =
+        Vec::with_capacity(if union { left.len() + right.len() } else { left.len().min(right.len()) });
+    let (mut lefts, mut rights) = (left.iter().peekable(), right.iter().peekable());
+    loop {
+        let next = match (lefts.peek(), rights.peek()) {
+            (Some(l), Some(r)) if l < r => lefts.next().filter(|_| union),
+            (Some(l), Some(r)) if l > r => rights.next().filter(|_| union),
+            (Some(_), Some(_)) => {
+                rights.next();
+                lefts.next()
+            }
+            (Some(_), None) if union => lefts.next(),
+            (None, Some(_)) if union => rights.next(),
+            _ => break,
+        };
+        if let Some(&lsn) = next {
+            if out.last() != Some(&lsn) {
+                out.push(lsn);
+            }
+        }
+    }
+    out
 }
 
 /// The LSNs listed under `hash`.
@@ -261,4 +294,19 @@ fn postings(
 fn read_at(blob: &mut dyn BlobRead, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     blob.seek(SeekFrom::Start(offset))?;
     blob.read_exact(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_are_sorted_unions_and_intersections() {
+        let l = |v: &[u64]| v.iter().map(|&n| Lsn(n)).collect::<Vec<_>>();
+        assert_eq!(merge(&l(&[1, 3, 5, 7]), &l(&[2, 3, 8]), true), l(&[1, 2, 3, 5, 7, 8]));
+        assert_eq!(merge(&l(&[1, 3, 5, 7]), &l(&[2, 3, 7, 8]), false), l(&[3, 7]));
+        assert_eq!(merge(&l(&[]), &l(&[2]), true), l(&[2]));
+        assert_eq!(merge(&l(&[]), &l(&[2]), false), l(&[]));
+        assert_eq!(merge(&l(&[4]), &l(&[]), true), l(&[4]));
+    }
 }

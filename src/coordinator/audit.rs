@@ -247,8 +247,9 @@ struct Reader {
     current: Option<Box<dyn RecordRead>>,
 }
 
-/// How far ahead a read goes on reading rather than seeking (a seek scans up to 16 KiB).
-const READ_ON: u64 = 64;
+/// How far ahead a read goes on reading rather than seeking: a seek scans up to 16 KiB of
+/// frames from the sparse index's entry, about as many records as this.
+const READ_ON: u64 = 128;
 
 impl Reader {
     /// A reader positioned at or before `lsn`, within [`READ_ON`] records of it.

@@ -92,6 +92,11 @@ impl DependencyGraph {
     }
 
     /// Every dependency, in id order (for snapshots).
+    /// Every dependency, by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Dependency> + '_ {
+        self.deps.values()
+    }
+
     pub(super) fn to_image(&self) -> Vec<Dependency> {
         self.deps.values().cloned().collect()
     }

@@ -69,6 +69,11 @@ impl Workload {
         ContextKey::new(format!("ctx/{i}")).unwrap()
     }
 
+    /// The clock that times its events (and should time the log's records).
+    pub fn clock(&self) -> &ManualClock {
+        &self.clock
+    }
+
     fn next(&mut self) -> u64 {
         // xorshift64*
         self.rng ^= self.rng >> 12;
@@ -110,11 +115,9 @@ impl Workload {
     }
 
     fn one(&mut self) -> Recorded {
-        let roll = self.below(100);
-        if self.open.len() < Workload::OPEN && roll < 20 {
-            return self.create();
-        }
-        match roll {
+        // Per 100 events: 8 context updates, 3 application events, 4 heartbeats, about 20
+        // tasks created (fewer once `OPEN` are in flight) and the rest steps of tasks.
+        match self.below(100) {
             0..=7 => self.context(),
             8..=10 => self.custom(),
             11..=14 => {
@@ -125,6 +128,7 @@ impl Workload {
                     event: Event::AgentHeartbeat { agent: worker, lease_until },
                 }
             }
+            15..=34 if self.open.len() < Workload::OPEN => self.create(),
             _ if self.open.is_empty() => self.create(),
             _ => self.advance_task(),
         }
@@ -212,7 +216,7 @@ impl Workload {
                     false,
                 )
             }
-            Some(holder) if roll < 40 && open.steps < 8 => {
+            Some(holder) if roll < 70 && open.steps < 8 => {
                 let output = format!("target/{}.o", task.as_str());
                 (Workload::worker(holder), Event::TaskOutputAdded { task, output }, false)
             }

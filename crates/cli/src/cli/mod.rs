@@ -259,6 +259,12 @@ impl Out {
         writeln!(self.0, "{text}").map_err(|_| PipeClosed)
     }
 
+    /// Writes bytes as they are: for output made piece by piece (a JSON object too large to
+    /// build whole).
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), PipeClosed> {
+        self.0.write_all(bytes).map_err(|_| PipeClosed)
+    }
+
     /// Writes one line and flushes it (a line of a stream, or one acknowledged once printed).
     pub fn line_flushed(&mut self, text: impl std::fmt::Display) -> Result<(), PipeClosed> {
         self.line(text)?;

@@ -4,11 +4,9 @@
 //! from the newest snapshot at or before the point through the records up to it. Who reads
 //! context values, and how the store is opened: as `audit` (`audit_cmd`).
 
-use std::collections::BTreeMap;
-
 use clap::Args;
 use maos_coord::coordinator::{AgentSummary, AsOf};
-use maos_coord::model::{ClaimPolicy, Viewer, Withheld};
+use maos_coord::model::{ClaimPolicy, Task, Viewer, Withheld};
 use maos_coord::projection::State;
 use maos_coord::{Lsn, Timestamp};
 use serde_json::{json, Value};
@@ -51,40 +49,54 @@ pub fn run(args: &ReplayArgs, g: &Global, out: &mut Out) -> Result<(), Failure> 
         None => AsOf::Lsn(Lsn::new(history.log().next_lsn().get().saturating_sub(1))),
     };
     let state = history.state_at(as_of)?;
-    let now = history.now()?;
-    // Whether an agent was gone, and what it held, as of the point.
+    // Whether an agent was gone, and what it held, as of the point; whether a value expired,
+    // now (the rule of every read).
     let then = match as_of {
         AsOf::Time(t) => t,
         AsOf::Lsn(_) => state.last_time,
     };
-    let value = state_json(&state, as_of, then, &viewer, now);
+    let replay = Replay { state: &state, as_of, then, viewer: &viewer, now: history.now()? };
     if g.json() {
-        out.line(value)?;
+        replay.json(out)
     } else {
-        for line in text(&value) {
-            out.line(line)?;
-        }
+        replay.text(out)
     }
-    Ok(())
 }
 
-/// The state as JSON: `lsn` (its last record; 0 before the first), `next_lsn`, `time` (of its
-/// last record), `as_of`, `claim_policy`, `agents`, `tasks` (by status), `context`,
-/// `dependencies`, `barriers`, `locks`.
-fn state_json(state: &State, as_of: AsOf, then: Timestamp, viewer: &Viewer, now: Timestamp) -> Value {
-    let image = state.to_image();
-    let agents: Vec<Value> =
-        image.agents.iter().map(|a| view::agent(&AgentSummary::at(state, a, then))).collect();
-    let mut tasks: BTreeMap<&str, Vec<Value>> = STATUSES.iter().map(|s| (*s, Vec::new())).collect();
-    let mut sorted: Vec<_> = image.tasks.iter().collect();
-    sorted.sort_by_key(|t| t.created_lsn);
-    for task in sorted {
-        tasks.entry(view::status(&task.status).0).or_default().push(view::task(task));
+/// A state to show, and how.
+struct Replay<'a> {
+    state: &'a State,
+    as_of: AsOf,
+    /// The time of the point.
+    then: Timestamp,
+    viewer: &'a Viewer,
+    now: Timestamp,
+}
+
+impl Replay<'_> {
+    /// Tasks by status (in [`STATUSES`] order), each oldest first.
+    fn tasks(&self) -> Vec<(&'static str, Vec<&Task>)> {
+        let mut by_status: Vec<(&str, Vec<&Task>)> = STATUSES.iter().map(|s| (*s, Vec::new())).collect();
+        for task in self.state.tasks.iter() {
+            let status = view::status(&task.status).0;
+            if let Some((_, tasks)) = by_status.iter_mut().find(|(s, _)| *s == status) {
+                tasks.push(task);
+            }
+        }
+        for (_, tasks) in &mut by_status {
+            tasks.sort_by_key(|t| t.created_lsn);
+        }
+        by_status
     }
-    let context: Vec<Value> = image
-        .context
-        .iter()
-        .map(|(key, history)| {
+
+    fn agents(&self) -> impl Iterator<Item = AgentSummary> + '_ {
+        self.state.agents.values().map(|a| AgentSummary::at(self.state, a, self.then))
+    }
+
+    /// Every key ever set: `key`, `version`, `deleted`, and the current entry (its value withheld
+    /// where the viewer may not read it, saying why).
+    fn context(&self) -> impl Iterator<Item = Value> + '_ {
+        self.state.context.keys().map(|(key, history)| {
             let version = history.versions.len();
             let Some(entry) = &history.current else {
                 return json!({"key": key.as_str(), "version": version, "deleted": true, "value": null});
@@ -93,7 +105,7 @@ fn state_json(state: &State, as_of: AsOf, then: Timestamp, viewer: &Viewer, now:
             value["version"] = version.into();
             value["deleted"] = false.into();
             if let Some(why) =
-                viewer.access(&entry.owner, &entry.visibility, entry.expires_at, now).withheld()
+                self.viewer.access(&entry.owner, &entry.visibility, entry.expires_at, self.now).withheld()
             {
                 value["value"] = Value::Null;
                 value["metadata"] = json!({});
@@ -105,151 +117,237 @@ fn state_json(state: &State, as_of: AsOf, then: Timestamp, viewer: &Viewer, now:
             }
             value
         })
-        .collect();
-    let barriers: Vec<Value> = image
-        .barriers
-        .iter()
-        .map(|(name, b)| {
+    }
+
+    fn barriers(&self) -> impl Iterator<Item = Value> + '_ {
+        self.state.barriers.iter().map(|(name, b)| {
             json!({"barrier": name.as_str(), "participants": b.participants, "signalled": b.signalled,
                    "complete": b.is_complete()})
         })
-        .collect();
-    let locks: Vec<Value> = image
-        .locks
-        .iter()
-        .map(|(name, l)| {
+    }
+
+    fn locks(&self) -> impl Iterator<Item = Value> + '_ {
+        self.state.locks.iter().map(|(name, l)| {
             json!({"lock": name.as_str(), "holder": l.holder.as_str(), "token": l.token.get(),
                    "lease_until": view::time(l.lease_until)})
         })
-        .collect();
-    let policy = match image.claim_policy {
-        ClaimPolicy::Strict => json!({"policy": "strict"}),
-        ClaimPolicy::Aging { every_ms } => json!({"policy": "aging", "every_ms": every_ms}),
-    };
-    let as_of = match as_of {
-        AsOf::Lsn(lsn) => json!({"lsn": lsn.get()}),
-        AsOf::Time(t) => json!({"time": view::time(t)}),
-    };
-    let last = state.next_lsn.get().saturating_sub(1);
-    json!({
-        "lsn": last, "next_lsn": state.next_lsn.get(),
-        "time": (last > 0).then(|| view::time(state.last_time)), "as_of": as_of,
-        "claim_policy": policy, "agents": agents, "tasks": tasks, "context": context,
-        "dependencies": image.dependencies.iter().map(view::dependency).collect::<Vec<_>>(),
-        "barriers": barriers, "locks": locks,
-    })
+    }
+
+    /// The LSN of the state's last record (0 before the first).
+    fn last(&self) -> u64 {
+        self.state.next_lsn.get().saturating_sub(1)
+    }
+
+    /// One JSON object: `lsn` (the state's last record; 0 before the first), `next_lsn`, `time`
+    /// (of its last record), `as_of`, `claim_policy`, `agents`, `tasks` (by status), `context`,
+    /// `dependencies`, `barriers`, `locks`. Written piece by piece: a state of millions of tasks
+    /// is never held as JSON whole.
+    fn json(&self, out: &mut Out) -> Result<(), Failure> {
+        let policy = match self.state.claim_policy {
+            ClaimPolicy::Strict => json!({"policy": "strict"}),
+            ClaimPolicy::Aging { every_ms } => json!({"policy": "aging", "every_ms": every_ms}),
+        };
+        let as_of = match self.as_of {
+            AsOf::Lsn(lsn) => json!({"lsn": lsn.get()}),
+            AsOf::Time(t) => json!({"time": view::time(t)}),
+        };
+        let head = json!({
+            "lsn": self.last(), "next_lsn": self.state.next_lsn.get(),
+            "time": (self.last() > 0).then(|| view::time(self.state.last_time)), "as_of": as_of,
+            "claim_policy": policy,
+        });
+        let mut w = Pieces { out, buf: Vec::with_capacity(PIECES) };
+        let head = head.to_string();
+        w.put(head.strip_suffix('}').unwrap_or(&head).as_bytes())?;
+        w.array("agents", self.agents().map(|s| view::agent(&s)))?;
+        w.put(br#","tasks":{"#)?;
+        for (i, (status, tasks)) in self.tasks().into_iter().enumerate() {
+            w.put(format!("{}\"{status}\":", if i > 0 { "," } else { "" }).as_bytes())?;
+            w.list(tasks.into_iter().map(view::task))?;
+        }
+        w.put(b"}")?;
+        w.array("context", self.context())?;
+        w.array("dependencies", self.state.deps.iter().map(view::dependency))?;
+        w.array("barriers", self.barriers())?;
+        w.array("locks", self.locks())?;
+        w.put(b"}\n")?;
+        w.flush()
+    }
+
+    /// A heading, then each part as a count and an indented table.
+    fn text(&self, out: &mut Out) -> Result<(), Failure> {
+        let last = format!(
+            "LSN {} ({})",
+            self.last(),
+            if self.last() > 0 { view::time(self.state.last_time) } else { "-".to_owned() }
+        );
+        match self.as_of {
+            AsOf::Time(t) => {
+                out.line(format_args!("state as of {}: its last record is {last}", view::time(t)))?
+            }
+            AsOf::Lsn(_) => out.line(format_args!("state as of {last}"))?,
+        }
+        let rows: Vec<Vec<String>> = self
+            .agents()
+            .map(|s| {
+                let a = &s.agent;
+                let status = match &a.status {
+                    maos_coord::AgentStatus::Stopped(_) => "stopped",
+                    maos_coord::AgentStatus::Active if s.gone => "gone",
+                    maos_coord::AgentStatus::Active => "active",
+                };
+                let holds: Vec<String> = s.holds.iter().map(ToString::to_string).collect();
+                vec![
+                    a.id.to_string(),
+                    a.role.clone(),
+                    status.to_owned(),
+                    a.incarnation.to_string(),
+                    view::time(a.last_heartbeat),
+                    holds.join(","),
+                ]
+            })
+            .collect();
+        part(
+            out,
+            format!("agents: {}", rows.len()),
+            &["NAME", "ROLE", "STATUS", "INCARNATION", "LAST HEARTBEAT", "HOLDS"],
+            &rows,
+        )?;
+        let tasks = self.tasks();
+        let counts: Vec<String> =
+            tasks.iter().filter(|(_, t)| !t.is_empty()).map(|(s, t)| format!("{} {s}", t.len())).collect();
+        let rows: Vec<Vec<String>> =
+            tasks.iter().flat_map(|(_, t)| t.iter().map(|t| view::task_row(t))).collect();
+        let title = if counts.is_empty() {
+            "tasks: 0".to_owned()
+        } else {
+            format!("tasks: {} ({})", rows.len(), counts.join(", "))
+        };
+        part(out, title, &view::TASK_HEADER, &rows)?;
+        let text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let rows: Vec<Vec<String>> = self
+            .context()
+            .map(|e| {
+                let value = if e["deleted"] == true {
+                    "(deleted)".to_owned()
+                } else if let Some(why) = e["withheld"].as_str() {
+                    format!("(withheld: {why})")
+                } else {
+                    view::short(&e["value"], 50)
+                };
+                let owner = e.get("owner").map_or_else(|| "-".to_owned(), text);
+                let visibility = e.get("visibility").map_or_else(|| "-".to_owned(), text);
+                vec![text(&e["key"]), text(&e["version"]), owner, visibility, value]
+            })
+            .collect();
+        part(
+            out,
+            format!("context: {} keys", rows.len()),
+            &["KEY", "VERSION", "OWNER", "VISIBILITY", "VALUE"],
+            &rows,
+        )?;
+        let rows: Vec<Vec<String>> = self
+            .state
+            .deps
+            .iter()
+            .map(|d| {
+                let v = view::dependency(d);
+                let status = match v["reason"].as_str() {
+                    Some(reason) => format!("{} ({reason})", text(&v["status"])),
+                    None => text(&v["status"]),
+                };
+                vec![d.id.to_string(), status, text(&v["artifact_type"])]
+            })
+            .collect();
+        part(out, format!("dependencies: {}", rows.len()), &["ID", "STATUS", "ARTIFACT"], &rows)?;
+        let rows: Vec<Vec<String>> = self
+            .state
+            .barriers
+            .iter()
+            .map(|(name, b)| {
+                let state = if b.is_complete() { "complete" } else { "waiting" };
+                vec![
+                    name.to_string(),
+                    format!("{}/{}", b.signalled.len(), b.participants.len()),
+                    state.to_owned(),
+                ]
+            })
+            .collect();
+        part(out, format!("barriers: {}", rows.len()), &["NAME", "SIGNALLED", "STATE"], &rows)?;
+        let rows: Vec<Vec<String>> = self
+            .state
+            .locks
+            .iter()
+            .map(|(name, l)| {
+                vec![name.to_string(), l.holder.to_string(), l.token.to_string(), view::time(l.lease_until)]
+            })
+            .collect();
+        part(out, format!("locks: {}", rows.len()), &["NAME", "HOLDER", "TOKEN", "LEASE UNTIL"], &rows)?;
+        let policy = match self.state.claim_policy {
+            ClaimPolicy::Strict => "strict".to_owned(),
+            ClaimPolicy::Aging { every_ms } => format!("aging (one level every {every_ms} ms)"),
+        };
+        out.line(format_args!("claim policy: {policy}"))?;
+        Ok(())
+    }
 }
 
-/// The state as text: a heading, then each part as a count and an indented table.
-fn text(v: &Value) -> Vec<String> {
-    let s = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".to_owned(),
-        other => other.to_string(),
-    };
-    let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
-    let last = format!("LSN {} ({})", v["lsn"], s(&v["time"]));
-    let heading = match v["as_of"]["time"].as_str() {
-        Some(time) => format!("state as of {time}: its last record is {last}"),
-        None => format!("state as of {last}"),
-    };
-    let mut lines = vec![heading];
-    let mut part = |title: String, header: &[&str], rows: Vec<Vec<String>>| {
-        lines.push(title);
-        if !rows.is_empty() {
-            lines.extend(view::table(header, &rows).into_iter().map(|l| format!("  {l}")));
+/// A part of the text: its title, then its rows as a table indented by two spaces.
+fn part(out: &mut Out, title: String, header: &[&str], rows: &[Vec<String>]) -> Result<(), Failure> {
+    out.line(title)?;
+    if !rows.is_empty() {
+        for line in view::table(header, rows) {
+            out.line(format_args!("  {line}"))?;
         }
-    };
-    let agents = list(&v["agents"]);
-    let rows = agents
-        .iter()
-        .map(|a| {
-            let status = if a["gone"] == true && a["status"] == "active" {
-                "gone".to_owned()
-            } else {
-                s(&a["status"])
-            };
-            let holds: Vec<String> = list(&a["holds"]).iter().map(s).collect();
-            vec![
-                s(&a["id"]),
-                s(&a["role"]),
-                status,
-                s(&a["incarnation"]),
-                s(&a["last_heartbeat"]),
-                holds.join(","),
-            ]
-        })
-        .collect();
-    part(
-        format!("agents: {}", agents.len()),
-        &["NAME", "ROLE", "STATUS", "INCARNATION", "LAST HEARTBEAT", "HOLDS"],
-        rows,
-    );
-    let counts: Vec<String> = STATUSES
-        .iter()
-        .map(|st| (st, list(&v["tasks"][st]).len()))
-        .filter(|(_, n)| *n > 0)
-        .map(|(st, n)| format!("{n} {st}"))
-        .collect();
-    let tasks: Vec<Value> = STATUSES.iter().flat_map(|st| list(&v["tasks"][st])).collect();
-    let rows = tasks
-        .iter()
-        .map(|t| {
-            let status = if t["reason"].is_null() {
-                s(&t["status"])
-            } else {
-                format!("{} ({})", s(&t["status"]), s(&t["reason"]))
-            };
-            vec![s(&t["id"]), status, s(&t["priority"]), s(&t["assigned_to"]), s(&t["name"])]
-        })
-        .collect();
-    let title = if counts.is_empty() {
-        "tasks: 0".to_owned()
-    } else {
-        format!("tasks: {} ({})", tasks.len(), counts.join(", "))
-    };
-    part(title, &view::TASK_HEADER, rows);
-    let context = list(&v["context"]);
-    let rows = context
-        .iter()
-        .map(|e| {
-            let value = if e["deleted"] == true {
-                "(deleted)".to_owned()
-            } else if let Some(why) = e["withheld"].as_str() {
-                format!("(withheld: {why})")
-            } else {
-                view::short(&e["value"], 50)
-            };
-            vec![s(&e["key"]), s(&e["version"]), s(&e["owner"]), s(&e["visibility"]), value]
-        })
-        .collect();
-    part(
-        format!("context: {} keys", context.len()),
-        &["KEY", "VERSION", "OWNER", "VISIBILITY", "VALUE"],
-        rows,
-    );
-    let deps = list(&v["dependencies"]);
-    let rows = deps.iter().map(|d| vec![s(&d["id"]), s(&d["status"]), s(&d["artifact_type"])]).collect();
-    part(format!("dependencies: {}", deps.len()), &["ID", "STATUS", "ARTIFACT"], rows);
-    let barriers = list(&v["barriers"]);
-    let rows = barriers
-        .iter()
-        .map(|b| {
-            let signalled = list(&b["signalled"]).len();
-            let of = list(&b["participants"]).len();
-            let done = if b["complete"] == true { "complete" } else { "waiting" };
-            vec![s(&b["barrier"]), format!("{signalled}/{of}"), done.to_owned()]
-        })
-        .collect();
-    part(format!("barriers: {}", barriers.len()), &["NAME", "SIGNALLED", "STATE"], rows);
-    let locks = list(&v["locks"]);
-    let rows = locks
-        .iter()
-        .map(|l| vec![s(&l["lock"]), s(&l["holder"]), s(&l["token"]), s(&l["lease_until"])])
-        .collect();
-    part(format!("locks: {}", locks.len()), &["NAME", "HOLDER", "TOKEN", "LEASE UNTIL"], rows);
-    lines.push(format!("claim policy: {}", s(&v["claim_policy"]["policy"])));
-    lines
+    }
+    Ok(())
+}
+
+/// How much JSON is gathered before it is written.
+const PIECES: usize = 1 << 16;
+
+/// JSON written piece by piece.
+struct Pieces<'a> {
+    out: &'a mut Out,
+    buf: Vec<u8>,
+}
+
+impl Pieces<'_> {
+    fn put(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= PIECES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Failure> {
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// `,"name":[...]`.
+    fn array(&mut self, name: &str, items: impl Iterator<Item = Value>) -> Result<(), Failure> {
+        self.put(format!(",\"{name}\":").as_bytes())?;
+        self.list(items)
+    }
+
+    /// `[...]`.
+    fn list(&mut self, items: impl Iterator<Item = Value>) -> Result<(), Failure> {
+        self.put(b"[")?;
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            let text = item.to_string();
+            self.put(text.as_bytes())?;
+        }
+        self.put(b"]")
+    }
 }
 
 #[cfg(test)]
