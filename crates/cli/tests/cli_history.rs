@@ -285,3 +285,42 @@ async fn a_point_compaction_removed_is_not_found() {
     assert!(!k0.is_empty() && k0.len() < 20, "{} records", k0.len());
     assert_eq!(k0.last().unwrap()["version"], 20);
 }
+
+#[tokio::test]
+async fn a_reader_who_may_not_write_the_index_audits_from_the_log() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: other users are not tried");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let root = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = root.path().join("maos-coord");
+    std::fs::copy(support::BIN, &bin).unwrap();
+    let (log, mut workload) = maos_coord_test_support::workload::new_store(root.path(), 3, 40, 64 << 20);
+    workload.append(&log, maos_coord::audit_index::CHUNK_SPAN + 1_000, 100);
+    log.sync().unwrap();
+    log.close().unwrap();
+    maos_coord::coordinator::init(root.path(), maos_coord::StoreAccess::GroupRead, Some(NOBODY)).unwrap();
+    let chunk = root.path().join(".maos/coordination/index/00000000000000000001.ent");
+    let audit = |uid: u32, index: bool| {
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args(["audit", "--task", "task-00000010", "--json"]).arg("--root").arg(root.path());
+        if !index {
+            cmd.arg("--no-index");
+        }
+        let o = cmd.uid(uid).gid(uid).output().unwrap();
+        assert!(o.status.success(), "as {uid}: {}", text(&o));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let expected = audit(0, false);
+    assert!(expected.lines().count() > 2, "{expected}");
+    assert_eq!(audit(NOBODY, true), expected, "the group's audit reads the log");
+    assert!(!chunk.exists(), "and writes nothing");
+    assert_eq!(audit(0, true), expected, "the owner's builds the index");
+    assert!(chunk.exists());
+    assert_eq!(audit(NOBODY, true), expected, "which the group then reads");
+}

@@ -112,7 +112,8 @@ pub struct Global {
     #[arg(long, global = true, env = "MAOS_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
     /// The acting agent, required by the commands that act (and by those that read context or
-    /// events, which they see as this agent).
+    /// events, which they see as this agent). For audit and timeline, given on their command
+    /// line (MAOS_AGENT does not count), the agent whose records to show.
     #[arg(long, global = true, env = "MAOS_AGENT", value_name = "NAME")]
     agent: Option<String>,
     /// Machine output: one JSON object, or one per line for a stream (errors too, on stderr).

@@ -6,7 +6,7 @@
 
 use clap::Args;
 use maos_coord::coordinator::{AgentSummary, AsOf};
-use maos_coord::model::{ClaimPolicy, Task, Viewer, Withheld};
+use maos_coord::model::{ClaimPolicy, Task, Viewer};
 use maos_coord::projection::State;
 use maos_coord::{Lsn, Timestamp};
 use serde_json::{json, Value};
@@ -109,11 +109,7 @@ impl Replay<'_> {
             {
                 value["value"] = Value::Null;
                 value["metadata"] = json!({});
-                value["withheld"] = match why {
-                    Withheld::Expired => "expired",
-                    Withheld::NotVisible => "not_visible",
-                }
-                .into();
+                value["withheld"] = view::withheld(why).into();
             }
             value
         })
@@ -176,94 +172,35 @@ impl Replay<'_> {
 
     /// A heading, then each part as a count and an indented table.
     fn text(&self, out: &mut Out) -> Result<(), Failure> {
-        let last = format!(
-            "LSN {} ({})",
-            self.last(),
-            if self.last() > 0 { view::time(self.state.last_time) } else { "-".to_owned() }
-        );
+        let last = match self.last() {
+            0 => "LSN 0 (before the first record)".to_owned(),
+            n => format!("LSN {n} ({})", view::time(self.state.last_time)),
+        };
         match self.as_of {
             AsOf::Time(t) => {
                 out.line(format_args!("state as of {}: its last record is {last}", view::time(t)))?
             }
             AsOf::Lsn(_) => out.line(format_args!("state as of {last}"))?,
         }
-        let rows: Vec<Vec<String>> = self
-            .agents()
-            .map(|s| {
-                let a = &s.agent;
-                let status = match &a.status {
-                    maos_coord::AgentStatus::Stopped(_) => "stopped",
-                    maos_coord::AgentStatus::Active if s.gone => "gone",
-                    maos_coord::AgentStatus::Active => "active",
-                };
-                let holds: Vec<String> = s.holds.iter().map(ToString::to_string).collect();
-                vec![
-                    a.id.to_string(),
-                    a.role.clone(),
-                    status.to_owned(),
-                    a.incarnation.to_string(),
-                    view::time(a.last_heartbeat),
-                    holds.join(","),
-                ]
-            })
-            .collect();
-        part(
-            out,
-            format!("agents: {}", rows.len()),
-            &["NAME", "ROLE", "STATUS", "INCARNATION", "LAST HEARTBEAT", "HOLDS"],
-            &rows,
-        )?;
+        let agents = self.agent_rows();
+        let header = ["NAME", "ROLE", "STATUS", "INCARNATION", "LAST HEARTBEAT", "HOLDS"];
+        part(out, format!("agents: {}", agents.len()), &header, &agents)?;
         let tasks = self.tasks();
         let counts: Vec<String> =
             tasks.iter().filter(|(_, t)| !t.is_empty()).map(|(s, t)| format!("{} {s}", t.len())).collect();
         let rows: Vec<Vec<String>> =
             tasks.iter().flat_map(|(_, t)| t.iter().map(|t| view::task_row(t))).collect();
-        let title = if counts.is_empty() {
-            "tasks: 0".to_owned()
-        } else {
-            format!("tasks: {} ({})", rows.len(), counts.join(", "))
+        let title = match counts.len() {
+            0 => "tasks: 0".to_owned(),
+            _ => format!("tasks: {} ({})", rows.len(), counts.join(", ")),
         };
         part(out, title, &view::TASK_HEADER, &rows)?;
-        let text = |v: &Value| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let rows: Vec<Vec<String>> = self
-            .context()
-            .map(|e| {
-                let value = if e["deleted"] == true {
-                    "(deleted)".to_owned()
-                } else if let Some(why) = e["withheld"].as_str() {
-                    format!("(withheld: {why})")
-                } else {
-                    view::short(&e["value"], 50)
-                };
-                let owner = e.get("owner").map_or_else(|| "-".to_owned(), text);
-                let visibility = e.get("visibility").map_or_else(|| "-".to_owned(), text);
-                vec![text(&e["key"]), text(&e["version"]), owner, visibility, value]
-            })
-            .collect();
-        part(
-            out,
-            format!("context: {} keys", rows.len()),
-            &["KEY", "VERSION", "OWNER", "VISIBILITY", "VALUE"],
-            &rows,
-        )?;
-        let rows: Vec<Vec<String>> = self
-            .state
-            .deps
-            .iter()
-            .map(|d| {
-                let v = view::dependency(d);
-                let status = match v["reason"].as_str() {
-                    Some(reason) => format!("{} ({reason})", text(&v["status"])),
-                    None => text(&v["status"]),
-                };
-                vec![d.id.to_string(), status, text(&v["artifact_type"])]
-            })
-            .collect();
-        part(out, format!("dependencies: {}", rows.len()), &["ID", "STATUS", "ARTIFACT"], &rows)?;
-        let rows: Vec<Vec<String>> = self
+        let context = self.context_rows();
+        let header = ["KEY", "VERSION", "OWNER", "VISIBILITY", "VALUE"];
+        part(out, format!("context: {} keys", context.len()), &header, &context)?;
+        let deps = self.dependency_rows();
+        part(out, format!("dependencies: {}", deps.len()), &["ID", "STATUS", "ARTIFACT"], &deps)?;
+        let barriers: Vec<Vec<String>> = self
             .state
             .barriers
             .iter()
@@ -276,8 +213,8 @@ impl Replay<'_> {
                 ]
             })
             .collect();
-        part(out, format!("barriers: {}", rows.len()), &["NAME", "SIGNALLED", "STATE"], &rows)?;
-        let rows: Vec<Vec<String>> = self
+        part(out, format!("barriers: {}", barriers.len()), &["NAME", "SIGNALLED", "STATE"], &barriers)?;
+        let locks: Vec<Vec<String>> = self
             .state
             .locks
             .iter()
@@ -285,13 +222,73 @@ impl Replay<'_> {
                 vec![name.to_string(), l.holder.to_string(), l.token.to_string(), view::time(l.lease_until)]
             })
             .collect();
-        part(out, format!("locks: {}", rows.len()), &["NAME", "HOLDER", "TOKEN", "LEASE UNTIL"], &rows)?;
+        part(out, format!("locks: {}", locks.len()), &["NAME", "HOLDER", "TOKEN", "LEASE UNTIL"], &locks)?;
         let policy = match self.state.claim_policy {
             ClaimPolicy::Strict => "strict".to_owned(),
             ClaimPolicy::Aging { every_ms } => format!("aging (one level every {every_ms} ms)"),
         };
         out.line(format_args!("claim policy: {policy}"))?;
         Ok(())
+    }
+
+    /// Agents: name, role, status as of the point (stopped, gone: silent past its timeout,
+    /// active), incarnation, last heartbeat, tasks held under live leases.
+    fn agent_rows(&self) -> Vec<Vec<String>> {
+        self.agents()
+            .map(|s| {
+                let a = &s.agent;
+                let status = match &a.status {
+                    maos_coord::AgentStatus::Stopped(_) => "stopped",
+                    maos_coord::AgentStatus::Active if s.gone => "gone",
+                    maos_coord::AgentStatus::Active => "active",
+                };
+                let holds: Vec<String> = s.holds.iter().map(ToString::to_string).collect();
+                let (id, role, incarnation) = (a.id.to_string(), a.role.clone(), a.incarnation.to_string());
+                vec![id, role, status.to_owned(), incarnation, view::time(a.last_heartbeat), holds.join(",")]
+            })
+            .collect()
+    }
+
+    /// Context keys: key, version, owner, visibility, and the value, withheld or deleted.
+    fn context_rows(&self) -> Vec<Vec<String>> {
+        self.context()
+            .map(|e| {
+                let value = if e["deleted"] == true {
+                    "(deleted)".to_owned()
+                } else if let Some(why) = e["withheld"].as_str() {
+                    format!("(withheld: {why})")
+                } else {
+                    view::short(&e["value"], 50)
+                };
+                let owner = e.get("owner").map_or_else(|| "-".to_owned(), text);
+                let visibility = e.get("visibility").map_or_else(|| "-".to_owned(), text);
+                vec![text(&e["key"]), text(&e["version"]), owner, visibility, value]
+            })
+            .collect()
+    }
+
+    /// Dependencies: id, status (with its reason), artifact type.
+    fn dependency_rows(&self) -> Vec<Vec<String>> {
+        self.state
+            .deps
+            .iter()
+            .map(|d| {
+                let v = view::dependency(d);
+                let status = match v["reason"].as_str() {
+                    Some(reason) => format!("{} ({reason})", text(&v["status"])),
+                    None => text(&v["status"]),
+                };
+                vec![d.id.to_string(), status, text(&v["artifact_type"])]
+            })
+            .collect()
+    }
+}
+
+/// A JSON value as a table cell: a string as it is, anything else as JSON.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 

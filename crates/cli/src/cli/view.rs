@@ -200,15 +200,19 @@ pub fn entry_of_history(e: &HistoryEntry) -> Value {
     record(e.lsn, e.time, &e.recorded, e.withheld)
 }
 
+/// Why a context value was withheld: `expired` or `not_visible`.
+pub fn withheld(why: Withheld) -> &'static str {
+    match why {
+        Withheld::Expired => "expired",
+        Withheld::NotVisible => "not_visible",
+    }
+}
+
 /// A recorded event at `lsn`, appended at `time`, with its value withheld if `withheld` says so.
 fn record(lsn: Lsn, t: Timestamp, recorded: &Recorded, withheld: Option<Withheld>) -> Value {
     let mut fields = fields(&recorded.event);
-    if let Some(withheld) = withheld {
-        let why = match withheld {
-            Withheld::Expired => "expired",
-            Withheld::NotVisible => "not_visible",
-        };
-        fields.insert("withheld".into(), why.into());
+    if let Some(why) = withheld {
+        fields.insert("withheld".into(), self::withheld(why).into());
     }
     let mut out = Map::new();
     out.insert("lsn".into(), lsn.get().into());
