@@ -9,7 +9,7 @@
 //! it lists are read ([`crate::audit_index`]). Every record read is checked against the whole
 //! query, so the answer is the same with or without the index.
 
-use super::repair::Skips;
+use super::repair::{Skips, Undecoded};
 use super::{require_agent, Coordinator};
 use crate::audit_index::{chunk_start, AuditIndex, CHUNK_SPAN};
 use crate::backend::{LogBackend, RecordRead};
@@ -141,14 +141,20 @@ impl Sources<'_> {
                 return Ok(());
             }
             if found.may_match(&record) {
-                let (lsn, time) = (record.lsn, record.timestamp);
-                match self.skips.decode(self.log, lsn, record.payload) {
-                    Ok(Some(recorded)) => found.keep(lsn, time, recorded),
-                    Ok(None) => {}
-                    Err(e) => return Err(e.at(records.last_location())),
+                if let Err(e) = self.take(&record, found) {
+                    return Err(e.at(records.last_location()));
                 }
             }
         }
+    }
+
+    /// Decodes a coordination record and keeps it if it matches (one a tombstone skips is
+    /// passed over); the caller places the error of one that does not decode.
+    fn take(&self, record: &Record<'_>, found: &mut Found<'_>) -> std::result::Result<(), Undecoded> {
+        if let Some(recorded) = self.skips.decode(self.log, record.lsn, record.payload)? {
+            found.keep(record.lsn, record.timestamp, recorded);
+        }
+        Ok(())
     }
 
     /// Reads every record of `range` of the log, decoding those that may match.
@@ -160,11 +166,8 @@ impl Sources<'_> {
         while records.position() < range.end {
             let Some(record) = records.next()? else { break };
             if found.may_match(&record) {
-                let (lsn, time) = (record.lsn, record.timestamp);
-                match self.skips.decode(self.log, lsn, record.payload) {
-                    Ok(Some(recorded)) => found.keep(lsn, time, recorded),
-                    Ok(None) => {}
-                    Err(e) => return Err(e.at(records.last_location())),
+                if let Err(e) = self.take(&record, found) {
+                    return Err(e.at(records.last_location()));
                 }
             }
         }
@@ -229,11 +232,8 @@ impl Sources<'_> {
             && record.kind.get() == EVENT_RECORD_KIND
             && found.query.in_time(record.timestamp)
         {
-            let time = record.timestamp;
-            match self.skips.decode(self.log, lsn, record.payload) {
-                Ok(Some(recorded)) => found.keep(lsn, time, recorded),
-                Ok(None) => {}
-                Err(e) => return Err(e.at(records.last_location())),
+            if let Err(e) = self.take(&record, found) {
+                return Err(e.at(records.last_location()));
             }
         }
         Ok(())
