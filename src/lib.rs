@@ -60,6 +60,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("maos-coord currently supports Linux only (fallocate, statfs magic numbers, boot id)");
 
+pub mod audit_index;
 pub mod backend;
 pub mod clock;
 pub mod compaction;

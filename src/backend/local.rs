@@ -69,6 +69,10 @@ impl LogBackend for Log {
         Ok(Box::new(Log::audit_reader(self)?))
     }
 
+    fn audit_log_start(&self) -> Result<Lsn> {
+        Log::audit_log_start(self)
+    }
+
     fn wait_for(&self, lsn: Lsn, timeout: Duration) -> BoxFuture<'_, bool> {
         Box::pin(Log::wait_for(self, lsn, timeout))
     }
@@ -122,11 +126,12 @@ impl LogBackend for Log {
 #[derive(Debug)]
 pub struct DirBlobs {
     store: PathBuf,
-    /// Whether each space was swept of dead writers' temporary files by this handle.
-    swept: (AtomicBool, AtomicBool),
+    /// Whether each space ([`BlobSpace::ordinal`]) was swept of dead writers' temporary files by
+    /// this handle.
+    swept: [AtomicBool; BlobSpace::ALL.len()],
     /// Whether this handle synced the store directory, which names each space's directory,
     /// since it first put a blob of that space in place.
-    named: (AtomicBool, AtomicBool),
+    named: [AtomicBool; BlobSpace::ALL.len()],
 }
 
 impl DirBlobs {
@@ -144,10 +149,7 @@ impl DirBlobs {
     /// directory failed, or that died before it, and a blob is only durable once the name of its
     /// directory is.
     fn sync_names_once(&self, space: BlobSpace) -> Result<()> {
-        let named = match space {
-            BlobSpace::Snapshots => &self.named.0,
-            BlobSpace::Cursors => &self.named.1,
-        };
+        let Some(named) = self.named.get(space.ordinal()) else { return Ok(()) };
         if !named.load(Ordering::Acquire) {
             crate::fs::sync_dir(&self.store)?;
             named.store(true, Ordering::Release);
@@ -157,10 +159,7 @@ impl DirBlobs {
 
     /// Sweeps `space` unless this handle did already.
     fn sweep_once(&self, space: BlobSpace) -> Result<()> {
-        let swept = match space {
-            BlobSpace::Snapshots => &self.swept.0,
-            BlobSpace::Cursors => &self.swept.1,
-        };
+        let Some(swept) = self.swept.get(space.ordinal()) else { return Ok(()) };
         if !swept.load(Ordering::Acquire) {
             self.sweep_dead_writers(space)?;
             swept.store(true, Ordering::Release);
@@ -217,6 +216,8 @@ fn is_blob_temp(space: BlobSpace, name: &str) -> bool {
             .and_then(|t| t.strip_suffix(".cursor"))
             .and_then(|t| t.split_once('.'))
             .is_some_and(|(agent, name)| hex(agent) && hex(name)),
+        BlobSpace::Index => crate::fs::temp_target(name)
+            .is_some_and(|t| t.strip_suffix(".ent").is_some_and(|lsn| lsn.len() == 20 && digits(lsn))),
     }
 }
 

@@ -111,6 +111,17 @@ pub trait LogBackend: Send + Sync + 'static {
     /// As the backend's reads fail.
     fn audit_reader(&self) -> Result<Box<dyn RecordRead>>;
 
+    /// The LSN from which [`LogBackend::audit_reader`] reads the log itself: the records it
+    /// returns below it are those a keyed compaction kept (with gaps), those from it on are
+    /// every record of the log, as [`LogBackend::reader_from`] reads them. By default the log's
+    /// first LSN (a backend whose compaction keeps only records below it).
+    ///
+    /// # Errors
+    /// As the backend's reads fail.
+    fn audit_log_start(&self) -> Result<Lsn> {
+        self.first_lsn()
+    }
+
     /// Waits until the log holds the record `lsn` (appended by any writer) for at most
     /// `timeout`; true if it does. Appends wake waiters; nothing polls faster than a backend's
     /// fallback. Needs a Tokio runtime with its timer.
@@ -191,6 +202,9 @@ pub enum BlobSpace {
     Snapshots,
     /// Cursor files of durable subscriptions (log-format.md, "Cursor files").
     Cursors,
+    /// Chunks of the audit index (log-format.md, "Audit index"), named `<20-digit LSN>.ent`:
+    /// derived data, rebuilt from the log when missing or damaged.
+    Index,
 }
 
 impl BlobSpace {
@@ -200,7 +214,17 @@ impl BlobSpace {
         match self {
             BlobSpace::Snapshots => crate::fs::names::SNAPSHOT_DIR,
             BlobSpace::Cursors => crate::fs::names::CURSOR_DIR,
+            BlobSpace::Index => crate::fs::names::INDEX_DIR,
         }
+    }
+
+    /// Every space, in the order of their directories' creation.
+    pub const ALL: [BlobSpace; 3] = [BlobSpace::Snapshots, BlobSpace::Cursors, BlobSpace::Index];
+
+    /// Its position in [`BlobSpace::ALL`].
+    #[must_use]
+    pub fn ordinal(self) -> usize {
+        self as usize
     }
 }
 

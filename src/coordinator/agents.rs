@@ -277,6 +277,15 @@ impl Coordinator {
     }
 }
 
+impl AgentSummary {
+    /// What [`Coordinator::list_agents`] says of `agent` in `state` at `now` (for a state of the
+    /// past, [`Coordinator::state_at`]: whether it was gone then, what it held).
+    #[must_use]
+    pub fn at(state: &State, agent: &Agent, now: Timestamp) -> AgentSummary {
+        summary(state, agent, now)
+    }
+}
+
 /// What [`Coordinator::list_agents`] says of `agent` at `now`.
 pub(super) fn summary(state: &State, agent: &Agent, now: Timestamp) -> AgentSummary {
     let mut holds: Vec<&Task> = state

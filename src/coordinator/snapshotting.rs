@@ -134,6 +134,9 @@ impl Coordinator {
             if let Err(e) = coordinator.snapshot() {
                 tracing::error!(error = %e, "background snapshot failed");
             }
+            // The audit index is kept up to date at the same pace (derived data: a failure
+            // only leaves more of the log for audits to read).
+            coordinator.update_index_in_background();
             coordinator.snapshots.writing.store(false, Ordering::Release);
         });
         match spawned {

@@ -10,6 +10,7 @@
 //! | "Snapshots" | [`snapshot`] |
 //! | "Cursor files" | [`cursor`] |
 //! | "Compacted records file" | [`compacted`] |
+//! | "Audit index" | [`entity_index`] |
 //!
 //! Fixed layouts are declared field by field with [`Field`]: each field starts where the one
 //! before it ends, and a compile-time assertion checks that the last one ends at the layout's
@@ -18,6 +19,7 @@
 
 pub mod compacted;
 pub mod cursor;
+pub mod entity_index;
 pub mod frame;
 pub mod index;
 pub mod lock_file;

@@ -35,6 +35,8 @@ pub mod names {
     pub const SNAPSHOT_DIR: &str = "snapshots";
     /// The durable cursors' directory inside the store.
     pub const CURSOR_DIR: &str = "cursors";
+    /// The audit index's directory inside the store.
+    pub const INDEX_DIR: &str = "index";
     /// The compaction lock in the log directory.
     pub const COMPACT_LOCK: &str = "compact.lock";
     /// The recovery journal in the log directory.

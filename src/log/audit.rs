@@ -22,6 +22,13 @@ pub struct AuditReader {
     after_compacted: Lsn,
 }
 
+/// Where an audit reader reads the log itself from: after the range of the compacted-records file
+/// `compacted`, never before the log's first record.
+pub(super) fn log_start(shared: &Shared, compacted: Option<&CompactedFile>) -> Result<Lsn> {
+    let first = shared.first_lsn()?;
+    Ok(compacted.map_or(first, |c| c.header().end.max(first)))
+}
+
 struct Compacted {
     file: CompactedFile,
     at: Cell<Position>,
@@ -35,8 +42,7 @@ impl AuditReader {
 
     /// Where the log part starts: after the compacted range, never before the log's first record.
     fn log_start(&self) -> Result<Lsn> {
-        let first = self.shared.first_lsn()?;
-        Ok(self.compacted.as_ref().map_or(first, |c| c.file.header().end.max(first)))
+        log_start(&self.shared, self.compacted.as_ref().map(|c| &c.file))
     }
 
     /// Where the record last returned by [`AuditReader::next`] is: the compacted-records file or

@@ -502,6 +502,16 @@ impl Log {
         AuditReader::open(self.shared.clone())
     }
 
+    /// The LSN from which an [`AuditReader`] reads the log itself: the records it returns below
+    /// it are those keyed compaction kept (with gaps), those from it on are every record of the
+    /// log. The end of the compacted-records file's range, never before the log's first record.
+    ///
+    /// # Errors
+    /// As [`Log::audit_reader`].
+    pub fn audit_log_start(&self) -> Result<Lsn> {
+        audit::log_start(&self.shared, self.shared.compacted_file()?.as_ref())
+    }
+
     /// The latest `limit` entries of the recovery journal (log-format.md, "Recovery journal"),
     /// oldest first: what recovery in any process cut from the segment files, and when. Reads
     /// only.

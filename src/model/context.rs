@@ -125,6 +125,38 @@ pub fn access(
     }
 }
 
+/// Who reads context values through a path that shows records (an audit trail, a replay of the
+/// state at a past point): an agent, or nobody in particular.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Viewer {
+    /// An agent: [`access`] with it as the reader.
+    Agent(AgentId),
+    /// No agent in particular (a person or a tool auditing the store): the same rule for a reader
+    /// that no visibility names and that owns nothing, so only shared values that have not
+    /// expired are readable, which every agent may read.
+    Public,
+}
+
+impl Viewer {
+    /// What this viewer may do with a value `owner` set with `visibility`, expiring at
+    /// `expires_at`, at `now`: [`access`].
+    #[must_use]
+    pub fn access(
+        &self,
+        owner: &AgentId,
+        visibility: &Visibility,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Access {
+        match self {
+            Viewer::Agent(reader) => access(owner, visibility, expires_at, reader, now),
+            Viewer::Public if expired(expires_at, now) => Access::Expired,
+            Viewer::Public if *visibility == Visibility::Shared => Access::Readable,
+            Viewer::Public => Access::NotVisible,
+        }
+    }
+}
+
 /// A value expiring at `expires_at` has expired at `now` (from its expiry time on).
 fn expired(expires_at: Option<Timestamp>, now: Timestamp) -> bool {
     expires_at.is_some_and(|t| t <= now)
@@ -174,5 +206,20 @@ mod tests {
         assert_eq!(Access::Readable.withheld(), None);
         assert_eq!(Access::Expired.withheld(), Some(Withheld::Expired));
         assert_eq!(Access::NotVisible.withheld(), Some(Withheld::NotVisible));
+    }
+
+    #[test]
+    fn the_public_viewer_reads_only_shared_values_that_have_not_expired() {
+        let owner = AgentId::new("owner").unwrap();
+        let at = |t| Some(Timestamp(t));
+        let public = Viewer::Public;
+        assert_eq!(public.access(&owner, &Visibility::Shared, None, Timestamp(5)), Access::Readable);
+        assert_eq!(public.access(&owner, &Visibility::Shared, at(5), Timestamp(5)), Access::Expired);
+        assert_eq!(public.access(&owner, &Visibility::Private, None, Timestamp(5)), Access::NotVisible);
+        let restricted = Visibility::Restricted(vec![owner.clone()]);
+        assert_eq!(public.access(&owner, &restricted, None, Timestamp(5)), Access::NotVisible);
+        assert_eq!(public.access(&owner, &Visibility::Private, at(4), Timestamp(5)), Access::Expired);
+        let agent = Viewer::Agent(owner.clone());
+        assert_eq!(agent.access(&owner, &Visibility::Private, None, Timestamp(5)), Access::Readable);
     }
 }

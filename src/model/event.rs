@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::context::{access, Visibility, Withheld};
+use super::context::{access, Access, Viewer, Visibility, Withheld};
 use super::dependency::Dependency;
 use super::ids::{AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId};
 use super::task::{ClaimPolicy, Task};
@@ -56,10 +56,22 @@ impl Recorded {
     /// version, its value becomes JSON null and its metadata empty. Returns why it was withheld;
     /// `None` for a readable value and for every other event (nothing changed).
     pub fn withhold_from(&mut self, reader: &AgentId, now: Timestamp) -> Option<Withheld> {
+        self.withhold(|owner, visibility, expires_at| access(owner, visibility, expires_at, reader, now))
+    }
+
+    /// [`Recorded::withhold_from`] for a [`Viewer`], which may be no agent in particular.
+    pub fn withhold_for(&mut self, viewer: &Viewer, now: Timestamp) -> Option<Withheld> {
+        self.withhold(|owner, visibility, expires_at| viewer.access(owner, visibility, expires_at, now))
+    }
+
+    fn withhold(
+        &mut self,
+        access: impl FnOnce(&AgentId, &Visibility, Option<Timestamp>) -> Access,
+    ) -> Option<Withheld> {
         let Event::ContextUpdated { value, visibility, expires_at, metadata, .. } = &mut self.event else {
             return None;
         };
-        let withheld = access(&self.actor, visibility, *expires_at, reader, now).withheld()?;
+        let withheld = access(&self.actor, visibility, *expires_at).withheld()?;
         *value = serde_json::Value::Null;
         metadata.clear();
         Some(withheld)

@@ -14,11 +14,11 @@ mod retention;
 mod task;
 mod tombstone;
 
-pub use context::{access, Access, ContextEntry, SetCondition, Visibility, Withheld};
+pub use context::{access, Access, ContextEntry, SetCondition, Viewer, Visibility, Withheld};
 pub use dependency::{ArtifactType, Dependency, DependencyStatus};
 pub(crate) use event::encode_checked;
 pub use event::{Event, Recorded, COORDINATION_KINDS, EVENT_RECORD_KIND};
-pub use filter::{EventFilter, Subject};
+pub use filter::{AuditQuery, EventFilter, Prefilter, Subject};
 pub use ids::{
     validate_name, AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId, MAX_NAME_LEN,
 };

@@ -71,6 +71,12 @@ impl ContextIndex {
             .filter_map(|k| self.current(k))
     }
 
+    /// Every key ever set, in key order, with its versions and its current entry (`None` once
+    /// deleted).
+    pub fn keys(&self) -> impl Iterator<Item = (&ContextKey, &KeyHistory)> + '_ {
+        self.order.iter().filter_map(|k| Some((k, self.keys.get(k)?)))
+    }
+
     /// Every key, in order (for snapshots).
     pub(super) fn to_image(&self) -> Vec<(ContextKey, KeyHistory)> {
         self.order.iter().filter_map(|k| Some((k.clone(), self.keys.get(k)?.clone()))).collect()

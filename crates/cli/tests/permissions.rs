@@ -268,6 +268,12 @@ async fn a_group_read_store_is_readable_by_its_group_and_writable_by_its_owner_o
     assert!(String::from_utf8_lossy(&dump.stdout).contains("owner"), "the group reads the records");
     let status = run_as(NOBODY, NOBODY, &bin, &["log", "status", "--root", &root_arg]);
     assert!(status.status.success(), "{}", String::from_utf8_lossy(&status.stderr));
+    // The history commands open the store read-only: the group audits it.
+    for args in [&["audit"][..], &["replay"], &["timeline", "--agent", "owner"]] {
+        let o = run_as(NOBODY, NOBODY, &bin, &[args, &["--root", &root_arg]].concat());
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("owner"), "{args:?}");
+    }
     let append =
         run_as(NOBODY, NOBODY, &bin, &["log", "append", "--root", &root_arg, "--kind", "100", "--data", "1"]);
     assert_eq!(append.status.code(), Some(1), "the group may not write");

@@ -3,6 +3,7 @@
 
 pub mod graph;
 pub mod store;
+pub mod workload;
 
 use std::path::{Path, PathBuf};
 

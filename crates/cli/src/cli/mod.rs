@@ -6,6 +6,7 @@
 //! values of arguments (JSON from a file or standard input, `k=v`, visibilities) in [`input`].
 
 mod agent_cmd;
+mod audit_cmd;
 mod ctx_cmd;
 mod demo;
 mod dep_cmd;
@@ -20,10 +21,12 @@ mod pipeline_cmd;
 mod progress;
 mod repair;
 mod repair_cmd;
+mod replay_cmd;
 mod stats_cmd;
 mod store_cmd;
 mod sync_cmd;
 mod task_cmd;
+mod timeline_cmd;
 mod top;
 mod top_cmd;
 mod verify_cmd;
@@ -116,6 +119,16 @@ enum Command {
     /// Named checks of the store's health; exit code 0 if all pass, 1 if one fails (not an error
     /// kind: the report says which).
     Health(health_cmd::HealthArgs),
+    /// The whole state as of a point of the log (time travel): agents, tasks by status, context
+    /// keys with their versions, dependencies, barriers, locks. Reads only; acts as no agent.
+    Replay(replay_cmd::ReplayArgs),
+    /// Every record that matches, oldest first, from everything the store holds: LSN, time,
+    /// acting agent, operation, fields (with --json one object per line). --agent NAME selects
+    /// the records by or about that agent (MAOS_AGENT does not apply). Reads only.
+    Audit(audit_cmd::AuditArgs),
+    /// A task's or (with --agent NAME) an agent's history as steps (created, claimed, lease
+    /// lapsed, reclaimed, completed) with the time between them. Reads only.
+    Timeline(timeline_cmd::TimelineArgs),
     /// Internal: one agent process of the demo.
     #[command(hide = true)]
     DemoAgent(demo::AgentArgs),
@@ -128,7 +141,8 @@ pub struct Global {
     #[arg(long, global = true, env = "MAOS_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
     /// The acting agent, required by the commands that act (and by those that read context or
-    /// events, which they see as this agent).
+    /// events, which they see as this agent). For audit and timeline, given on their command
+    /// line (MAOS_AGENT does not count), the agent whose records to show.
     #[arg(long, global = true, env = "MAOS_AGENT", value_name = "NAME")]
     agent: Option<String>,
     /// Machine output: one JSON object, or one per line for a stream (errors too, on stderr).
@@ -137,6 +151,9 @@ pub struct Global {
     /// Open the store even if users its access does not allow may write to its files.
     #[arg(long, global = true)]
     allow_insecure_permissions: bool,
+    /// Whether `agent` came from `MAOS_AGENT` rather than the command line.
+    #[arg(skip)]
+    agent_from_env: bool,
 }
 
 impl Global {
@@ -164,6 +181,13 @@ impl Global {
             ))
         })?;
         Ok(AgentId::new(name)?)
+    }
+
+    /// The agent named by `--agent` on the command line, not `MAOS_AGENT`: for the commands
+    /// that act as no agent (`audit`, `timeline`, `replay`), where `--agent` says which agent's
+    /// records to show and an agent's environment must not narrow what they show.
+    pub fn agent_given(&self) -> Option<&str> {
+        self.agent.as_deref().filter(|_| !self.agent_from_env)
     }
 
     /// Where the store is and how to open it.
@@ -272,6 +296,12 @@ impl Out {
         writeln!(self.0, "{text}").map_err(|_| PipeClosed)
     }
 
+    /// Writes bytes as they are: for output made piece by piece (a JSON object too large to
+    /// build whole).
+    pub fn write_all(&mut self, bytes: &[u8]) -> Result<(), PipeClosed> {
+        self.0.write_all(bytes).map_err(|_| PipeClosed)
+    }
+
     /// Writes one line and flushes it (a line of a stream, or one acknowledged once printed).
     pub fn line_flushed(&mut self, text: impl std::fmt::Display) -> Result<(), PipeClosed> {
         self.line(text)?;
@@ -337,7 +367,11 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 
 /// Parses the arguments and runs the command.
 pub fn run() -> ExitCode {
-    let Cli { global, command } = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let from_env = matches.value_source("agent") == Some(clap::parser::ValueSource::EnvVariable);
+    let Cli { mut global, command } =
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    global.agent_from_env = from_env;
     let g = &global;
     let mut out = Out::new();
     let result = match command {
@@ -363,6 +397,9 @@ pub fn run() -> ExitCode {
         Command::Compact(args) => store_cmd::compact(&args, g, &mut out),
         Command::Stats => stats_cmd::run(g, &mut out),
         Command::Health(args) => health_cmd::run(&args, g, &mut out),
+        Command::Replay(args) => replay_cmd::run(&args, g, &mut out),
+        Command::Audit(args) => audit_cmd::run(args, g, &mut out),
+        Command::Timeline(args) => timeline_cmd::run(args, g, &mut out),
     };
     let (code, kind, message) = match result {
         Ok(()) | Err(Failure::Pipe) => return ExitCode::from(exit::EXIT_OK),

@@ -5,11 +5,12 @@
 //! They are made here, from the types' fields, not from the library's serde derives (which
 //! are the record format). Also the text forms: aligned tables and one-line events.
 
-use maos_coord::coordinator::{AgentSummary, Delivery, PipelineStatus};
+use maos_coord::coordinator::{AgentSummary, Delivery, HistoryEntry, PipelineStatus};
 use maos_coord::model::{
-    ArtifactType, ClaimPolicy, ContextEntry, Dependency, DependencyStatus, Event, Task, TaskStatus, Withheld,
+    ArtifactType, ClaimPolicy, ContextEntry, Dependency, DependencyStatus, Event, Recorded, Task, TaskStatus,
+    Withheld,
 };
-use maos_coord::{Priority, Timestamp, Visibility};
+use maos_coord::{Lsn, Priority, Timestamp, Visibility};
 use serde_json::{json, Map, Value};
 
 /// A time: RFC 3339 with microseconds, in UTC.
@@ -206,19 +207,33 @@ fn snake(name: &str) -> String {
 /// A delivered event: `{"lsn", "time", "agent", "op", ...fields}`. An agent an event is about
 /// other than the acting one is `holder` (of a task or lock) or `subscriber`.
 pub fn event(d: &Delivery) -> Value {
-    let mut fields = fields(&d.recorded.event);
-    if let Some(withheld) = d.withheld {
-        let why = match withheld {
-            Withheld::Expired => "expired",
-            Withheld::NotVisible => "not_visible",
-        };
-        fields.insert("withheld".into(), why.into());
+    record(d.lsn, d.time, &d.recorded, d.withheld)
+}
+
+/// A record of an audit trail: as a delivered [`event`].
+pub fn entry_of_history(e: &HistoryEntry) -> Value {
+    record(e.lsn, e.time, &e.recorded, e.withheld)
+}
+
+/// Why a context value was withheld: `expired` or `not_visible`.
+pub fn withheld(why: Withheld) -> &'static str {
+    match why {
+        Withheld::Expired => "expired",
+        Withheld::NotVisible => "not_visible",
+    }
+}
+
+/// A recorded event at `lsn`, appended at `time`, with its value withheld if `withheld` says so.
+fn record(lsn: Lsn, t: Timestamp, recorded: &Recorded, withheld: Option<Withheld>) -> Value {
+    let mut fields = fields(&recorded.event);
+    if let Some(why) = withheld {
+        fields.insert("withheld".into(), self::withheld(why).into());
     }
     let mut out = Map::new();
-    out.insert("lsn".into(), d.lsn.get().into());
-    out.insert("time".into(), time(d.time).into());
-    out.insert("agent".into(), d.recorded.actor.as_str().into());
-    out.insert("op".into(), op(&d.recorded.event).into());
+    out.insert("lsn".into(), lsn.get().into());
+    out.insert("time".into(), time(t).into());
+    out.insert("agent".into(), recorded.actor.as_str().into());
+    out.insert("op".into(), op(&recorded.event).into());
     out.extend(fields);
     Value::Object(out)
 }
@@ -326,18 +341,35 @@ pub fn event_line(event: &Value) -> String {
     };
     let get = |k: &str| event.get(k).map(text).unwrap_or_default();
     let mut line = format!("{:>8}  {}  {:<16} {}", get("lsn"), get("time"), get("agent"), get("op"));
+    let fields = field_pairs(event, &[]);
+    if !fields.is_empty() {
+        line.push(' ');
+        line.push_str(&fields);
+    }
+    line
+}
+
+/// The fields of an event as `name=value` pairs, but those every event has (`lsn`, `time`,
+/// `agent`, `op`), those named in `skip` and empty ones.
+pub fn field_pairs(event: &Value, skip: &[&str]) -> String {
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut pairs = Vec::new();
     if let Some(map) = event.as_object() {
         for (k, v) in map {
             let empty = v.is_null()
                 || v.as_str().is_some_and(str::is_empty)
                 || v.as_array().is_some_and(Vec::is_empty)
                 || v.as_object().is_some_and(Map::is_empty);
-            if !matches!(k.as_str(), "lsn" | "time" | "agent" | "op") && !empty {
-                line.push_str(&format!(" {k}={}", text(v)));
+            if !matches!(k.as_str(), "lsn" | "time" | "agent" | "op") && !skip.contains(&k.as_str()) && !empty
+            {
+                pairs.push(format!("{k}={}", text(v)));
             }
         }
     }
-    line
+    pairs.join(" ")
 }
 
 /// A task on one line of a table: id, status, priority, holder, name.
