@@ -131,6 +131,11 @@ fn the_demo_says_what_runs_and_ends_with_commands_that_look_at_the_store() {
             format!("--root {root} top --once"),
         ]
     );
+    // Every command the demo suggests runs.
+    let audit = run_printed(&format!("maos-coord {}", commands[0]));
+    assert!(audit.contains("task_completed"), "{audit}");
+    let timeline = run_printed(&format!("maos-coord {}", commands[1]));
+    assert!(timeline.contains("completed"), "{timeline}");
     let graph = run_printed(&format!("maos-coord {}", commands[2]));
     assert!(graph.contains(r#""demo-1-api" -> "demo-1-integration-tests""#), "{graph}");
     assert_eq!(graph.matches("\\ncompleted\"").count(), 4, "{graph}");
