@@ -433,6 +433,18 @@ pub enum Error {
         rejected: Vec<String>,
     },
 
+    /// A read of the snapshot the state stood on failed while a caller's closure read the state
+    /// ([`Coordinator::read`](crate::Coordinator::read)): a block that fails its checksum, found
+    /// only when first read. The state was rebuilt without that snapshot; reading again answers
+    /// from the rebuilt state. (Commands and the other queries run again by themselves.)
+    #[error("snapshot of LSN {lsn} is damaged ({reason}); the state was rebuilt without it: read again")]
+    DamagedSnapshot {
+        /// The snapshot's LSN.
+        lsn: Lsn,
+        /// What failed: the file, the byte offset, what is wrong.
+        reason: String,
+    },
+
     /// The agent registered again since this handle registered it: the handle speaks for an
     /// earlier incarnation, whose claims and locks were released or taken over.
     #[error("agent {agent}: incarnation {yours} was superseded by incarnation {current} (the agent registered again)")]
@@ -528,7 +540,7 @@ impl Error {
     /// | --- | --- |
     /// | [`Io`](ErrorKind::Io) | `Io` |
     /// | [`Invalid`](ErrorKind::Invalid) | `InvalidArgument`, `InvalidName`, `RecordTooLarge`, `BatchTooLarge`, `ValueTooLarge`, `ValueTooDeep`, `ReservedKind`, `Unreadable`, `Cycle`, `NotParticipant`, `ReadOnly`, `NoStore`, `NetworkFilesystem`, `InsecurePermissions` |
-    /// | [`Corruption`](ErrorKind::Corruption) | `Corruption`, `CorruptHeader`, `CorruptLockFile`, `CorruptCursor`, `SegmentGap`, `TornTail`, `UnsupportedVersion`, `Decode`, `UndecodableRecord`, `NoUsableSnapshot` |
+    /// | [`Corruption`](ErrorKind::Corruption) | `Corruption`, `CorruptHeader`, `CorruptLockFile`, `CorruptCursor`, `SegmentGap`, `TornTail`, `UnsupportedVersion`, `Decode`, `UndecodableRecord`, `NoUsableSnapshot`, `DamagedSnapshot` |
     /// | [`Conflict`](ErrorKind::Conflict) | `VersionMismatch`, `LockHeld`, `NotHolder`, `LeaseLost`, `StaleIncarnation`, `AlreadyExists`, `TaskExists`, `IllegalTransition`, `DependenciesNotReady`; `Timeout` of a wait on a lock another agent holds |
     /// | [`NotFound`](ErrorKind::NotFound) | `UnknownAgent`, `UnknownTask`, `UnknownDependency`, `UnknownBarrier`, `UnknownPipeline`, `NotVisible`, `LsnOutOfRange`, `Compacted`, `VersionCompacted` |
     /// | [`Timeout`](ErrorKind::Timeout) | `Timeout` of any other wait |
@@ -564,7 +576,8 @@ impl Error {
             | Error::UnsupportedVersion { .. }
             | Error::Decode { .. }
             | Error::UndecodableRecord { .. }
-            | Error::NoUsableSnapshot { .. } => ErrorKind::Corruption,
+            | Error::NoUsableSnapshot { .. }
+            | Error::DamagedSnapshot { .. } => ErrorKind::Corruption,
             Error::VersionMismatch { .. }
             | Error::LockHeld { .. }
             | Error::NotHolder { .. }

@@ -134,7 +134,7 @@ async fn every_snapshot_damaged_after_compaction_is_an_error_naming_each_file_an
         let file = std::fs::OpenOptions::new().read(true).write(true).open(snap).unwrap();
         let mut byte = [0u8];
         file.read_exact_at(&mut byte, 100).unwrap();
-        file.write_all_at(&[byte[0] ^ 0xff], 100).unwrap(); // inside the body
+        file.write_all_at(&[byte[0] ^ 0xff], 100).unwrap(); // inside the body's directory
     }
     let err = options(root.path()).open().err().unwrap();
     let Error::NoUsableSnapshot { first: f, rejected, .. } = &err else { panic!("{err}") };
@@ -142,7 +142,7 @@ async fn every_snapshot_damaged_after_compaction_is_an_error_naming_each_file_an
     assert_eq!(rejected.len(), snaps.len(), "{err}");
     for (snap, why) in snaps.iter().rev().zip(rejected) {
         assert!(
-            why.starts_with(&snap.display().to_string()) && why.contains("body checksum mismatch"),
+            why.starts_with(&snap.display().to_string()) && why.contains("directory checksum mismatch"),
             "{why}"
         );
     }

@@ -102,7 +102,7 @@ async fn every_damaged_file_is_named_with_its_byte_offset_not_only_the_first() {
     let root = tempfile::tempdir().unwrap();
     full_store(root.path()).await;
     let store = store_dir(root.path());
-    // A record's payload in a sealed segment, a snapshot's body, a cursor's position.
+    // A record's payload in a sealed segment, a snapshot's directory of blocks, a cursor's position.
     let sealed = segments(root.path())[1].clone();
     flip(&sealed, 64 + 40);
     let snapshot = first_in(&store.join("snapshots"), ".snap");
@@ -119,7 +119,7 @@ async fn every_damaged_file_is_named_with_its_byte_offset_not_only_the_first() {
     assert!(segment.message.contains("checksum mismatch") && segment.lsn.is_some(), "{segment:?}");
     let snap = of(FileKind::Snapshot);
     assert_eq!((&snap.file, snap.offset), (&snapshot, Some(48)), "the body starts at 48: {snap:?}");
-    assert!(snap.message.starts_with("body checksum mismatch"), "{snap:?}");
+    assert!(snap.message.starts_with("directory checksum mismatch"), "{snap:?}");
     let cur = of(FileKind::Cursor);
     assert_eq!((&cur.file, cur.offset), (&cursor, Some(0)), "the CRC covers bytes 0..32: {cur:?}");
     assert!(

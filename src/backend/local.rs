@@ -28,6 +28,10 @@ impl RecordRead for LogReader {
     fn last_location(&self) -> (PathBuf, u64) {
         LogReader::last_location(self)
     }
+
+    fn byte_position(&self) -> Option<(Lsn, u64)> {
+        LogReader::byte_position(self)
+    }
 }
 
 impl RecordRead for AuditReader {
@@ -59,6 +63,10 @@ impl LogBackend for Log {
 
     fn max_record_size(&self) -> u32 {
         self.opts().max_record_size
+    }
+
+    fn note_position(&self, lsn: Lsn, (segment, offset): (Lsn, u64)) -> Result<()> {
+        Log::note_position(self, lsn, segment, offset).map(drop)
     }
 
     fn reader_from(&self, lsn: Lsn) -> Result<Box<dyn RecordRead>> {
@@ -291,6 +299,23 @@ impl BlobStore for DirBlobs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("open", &path, e)),
         }
+    }
+
+    fn map(&self, space: BlobSpace, name: &str) -> Result<Option<super::BlobBytes>> {
+        self.sweep_once(space)?;
+        let path = self.file(space, name)?;
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("open", &path, e)),
+        };
+        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        if len == 0 {
+            return Ok(Some(Arc::new(Vec::new())));
+        }
+        // Blobs are replaced by renaming a new file over the name, never written in place, so
+        // the mapped file does not change under the map.
+        Ok(Some(Arc::new(crate::fs::file::map_read(&file, &path, len)?)))
     }
 
     fn list(&self, space: BlobSpace) -> Result<Vec<String>> {

@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::log::{Appended, KeyedCompaction, Log, Record};
 use crate::types::{Lsn, RecordKind};
 
@@ -66,6 +66,13 @@ pub trait RecordRead: Send {
     /// Where the record last returned is kept, for messages: a file and the byte offset of its
     /// frame there, on the local backend.
     fn last_location(&self) -> (PathBuf, u64);
+
+    /// Where the record [`RecordRead::position`] names is, in the backend's terms, for
+    /// [`LogBackend::note_position`] (locally: its segment's base LSN and a byte offset there);
+    /// `None` if the backend has no use for it.
+    fn byte_position(&self) -> Option<(Lsn, u64)> {
+        None
+    }
 }
 
 /// The log of a store. Handles are shared between threads; every method may be called from any
@@ -87,6 +94,17 @@ pub trait LogBackend: Send + Sync + 'static {
 
     /// The largest payload of one record, in bytes.
     fn max_record_size(&self) -> u32;
+
+    /// Takes note that record `lsn` is at `position` (what a reader's
+    /// [`RecordRead::byte_position`] said, kept in a snapshot): a later reader from `lsn` on may
+    /// start there. A position that does not check out is ignored. The default ignores it.
+    ///
+    /// # Errors
+    /// The backend's read errors.
+    fn note_position(&self, lsn: Lsn, position: (Lsn, u64)) -> Result<()> {
+        let _ = (lsn, position);
+        Ok(())
+    }
 
     /// A reader from `lsn` (at most [`LogBackend::next_lsn`]).
     ///
@@ -260,6 +278,10 @@ pub trait BlobRead: Read + Seek + Send {}
 
 impl<T: Read + Seek + Send> BlobRead for T {}
 
+/// The whole of a blob, for reading at any offset: on the local directory a read-only map of
+/// its file (pages are read from disk as reads touch them), elsewhere the bytes themselves.
+pub type BlobBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
 /// Where snapshots, cursor positions and the other small files of a store live: named blobs in
 /// namespaces, each replaced whole.
 pub trait BlobStore: Send + Sync + 'static {
@@ -274,6 +296,19 @@ pub trait BlobStore: Send + Sync + 'static {
     /// # Errors
     /// The backend's read errors.
     fn open(&self, space: BlobSpace, name: &str) -> Result<Option<Box<dyn BlobRead>>>;
+
+    /// Blob `name` of `space`, whole, for reading at any offset; `None` if there is none. A
+    /// blob is replaced whole, never changed in place, so the bytes stay what they were while
+    /// they are held. The default reads the blob into memory.
+    ///
+    /// # Errors
+    /// The backend's read errors.
+    fn map(&self, space: BlobSpace, name: &str) -> Result<Option<BlobBytes>> {
+        let Some(mut blob) = self.open(space, name)? else { return Ok(None) };
+        let mut bytes = Vec::new();
+        blob.read_to_end(&mut bytes).map_err(|e| Error::io("read", self.location(space, name), e))?;
+        Ok(Some(Arc::new(bytes)))
+    }
 
     /// The names of the blobs of `space`, in no order.
     ///

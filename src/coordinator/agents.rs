@@ -166,7 +166,7 @@ impl Coordinator {
             .await?;
         let incarnation = first.get() + position;
         self.remember_incarnation(agent, incarnation);
-        let (found, resumed) = self.read(|s| {
+        let (found, resumed) = self.fresh(|s| {
             let resumed: Vec<Task> = resumed.iter().filter_map(|t| s.tasks.get(t).cloned()).collect();
             (s.agents.get(agent.as_str()).cloned(), resumed)
         })?;
@@ -248,7 +248,7 @@ impl Coordinator {
     /// # Errors
     /// Only those of every [query](Coordinator#errors).
     pub fn agent(&self, agent: &AgentId) -> Result<Option<Agent>> {
-        self.read(|s| s.agents.get(agent.as_str()).cloned())
+        self.fresh(|s| s.agents.get(agent.as_str()).cloned())
     }
 
     /// Every agent ever registered (active or stopped), by id, with whether it is gone and what

@@ -89,7 +89,7 @@ impl Coordinator {
             ))
         })
         .await?;
-        self.read(|s| s.barriers.get(name).is_some_and(crate::projection::Barrier::is_complete))
+        self.fresh(|s| s.barriers.get(name).is_some_and(crate::projection::Barrier::is_complete))
     }
 
     /// Waits until every participant of the barrier has signalled (from any process), for at
@@ -103,7 +103,7 @@ impl Coordinator {
         loop {
             let next = self.log.next_lsn();
             let complete =
-                self.read(|s| s.barriers.get(name).map(crate::projection::Barrier::is_complete))?;
+                self.fresh(|s| s.barriers.get(name).map(crate::projection::Barrier::is_complete))?;
             match complete {
                 None => return Err(Error::UnknownBarrier { barrier: name.clone() }),
                 Some(true) => return Ok(()),
@@ -174,11 +174,11 @@ impl Coordinator {
             }
             let now = Instant::now();
             if now >= deadline {
-                let holder = self.read(|s| s.locks.get(name).map(|l| l.holder.clone()))?;
+                let holder = self.fresh(|s| s.locks.get(name).map(|l| l.holder.clone()))?;
                 return Err(Error::Timeout { what: format!("lock {name}"), holder });
             }
             // Woken by the next record (an unlock, say), or when the holder's lease ends.
-            let lease_end = self.read(|s| s.locks.get(name).map(|l| l.lease_until))?;
+            let lease_end = self.fresh(|s| s.locks.get(name).map(|l| l.lease_until))?;
             let until_lapse = lease_end.map_or(Duration::ZERO, |t| {
                 Duration::from_micros(
                     u64::try_from(t.as_micros() - self.clock_now().as_micros()).unwrap_or(0),

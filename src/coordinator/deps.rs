@@ -125,7 +125,7 @@ impl Coordinator {
     /// # Errors
     /// Only those of every [query](Coordinator#errors).
     pub fn get_dependency(&self, dependency: &DependencyId) -> Result<Option<Dependency>> {
-        self.read(|s| s.deps.get(dependency).cloned())
+        self.fresh(|s| s.deps.get(dependency).cloned())
     }
 
     /// The tasks `agent` could claim now, in the order claims take them: the same rule as
@@ -171,7 +171,7 @@ impl Coordinator {
     /// # Errors
     /// Only those of every [query](Coordinator#errors).
     pub fn claim_policy(&self) -> Result<ClaimPolicy> {
-        self.read(|s| s.claim_policy)
+        self.fresh(|s| s.claim_policy)
     }
 
     /// Every dependency `task` waits on, directly or through other tasks, nearest first.
@@ -179,7 +179,7 @@ impl Coordinator {
     /// # Errors
     /// [`Error::UnknownTask`]; and those of every [query](Coordinator#errors).
     pub fn get_dependency_chain(&self, task: &TaskId) -> Result<Vec<Dependency>> {
-        self.read(|s| {
+        self.fresh(|s| {
             if s.tasks.get(task).is_none() {
                 return Err(Error::UnknownTask { task: TaskId::clone(task) });
             }
@@ -193,7 +193,7 @@ impl Coordinator {
     /// # Errors
     /// [`Error::UnknownTask`]; and those of every [query](Coordinator#errors).
     pub fn why_not_ready(&self, task: &TaskId) -> Result<Vec<Dependency>> {
-        self.read(|s| {
+        self.fresh(|s| {
             if s.tasks.get(task).is_none() {
                 return Err(Error::UnknownTask { task: TaskId::clone(task) });
             }
@@ -213,7 +213,7 @@ impl Coordinator {
     /// [`Error::UnknownTask`] if `around` names a task that does not exist; and those of every
     /// [query](Coordinator#errors).
     pub fn dependency_graph(&self, around: Option<&TaskId>) -> Result<TaskGraph> {
-        self.read(|s| {
+        self.fresh(|s| {
             let node =
                 |t: &Task| GraphNode { id: t.id.clone(), name: t.name.clone(), status: t.status.clone() };
             let Some(task) = around else {

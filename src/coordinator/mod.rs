@@ -80,9 +80,9 @@ use crate::fs::{names, StoreAccess};
 use crate::log::{Durability, Log};
 use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
-use crate::snapshot::Snapshots;
+use crate::snapshot::{SkippedSnapshot, Snapshots};
 use crate::types::{Lsn, RecordKind, Timestamp};
-use replay::catch_up;
+use replay::{catch_up, catch_up_at};
 use snapshotting::SnapshotState;
 
 /// The coordination service. Cheap to clone; clones share projections.
@@ -141,6 +141,9 @@ pub struct CoordinatorOptions {
     pub snapshot_every_bytes: u64,
     /// How many snapshots to keep.
     pub keep_snapshots: usize,
+    /// Whether opening checks every block of the snapshot it loads (see
+    /// [`CoordinatorOptions::check_whole_snapshot`]).
+    pub check_whole_snapshot: bool,
     segment_size: Option<u64>,
     clock: Arc<dyn Clock>,
     access: StoreAccess,
@@ -236,6 +239,25 @@ impl CoordinatorOptions {
         self
     }
 
+    /// Whether opening checks every block of the snapshot it loads (default true). Either way
+    /// the state is read from the snapshot on demand: a task, a context key, the claim order are
+    /// decoded when a command first asks for them (log-format.md, "Snapshots").
+    ///
+    /// - `true`: opening reads the whole snapshot file once to check its block checksums, and
+    ///   passes over a damaged snapshot at once ([`Coordinator::skipped_snapshots`]). What a
+    ///   long-lived process wants.
+    /// - `false`: opening checks the header and the directory of blocks only, and each block
+    ///   when a command first reads from it, so a command reads about as much of the snapshot as
+    ///   it touches. A block that fails its checksum then makes the coordinator rebuild the state
+    ///   without that snapshot (from an older one, or the log) and decide the command again: no
+    ///   answer and no record rests on a damaged read. What a process that runs one command
+    ///   wants; the `maos-coord` command sets it.
+    #[must_use]
+    pub fn check_whole_snapshot(mut self, whole: bool) -> CoordinatorOptions {
+        self.check_whole_snapshot = whole;
+        self
+    }
+
     /// The clock leases, expiry, heartbeat timeouts and record times are read from (default
     /// the system clock; tests inject a [`crate::ManualClock`]).
     #[must_use]
@@ -296,25 +318,9 @@ impl CoordinatorOptions {
     /// reading the blobs and catching up with the log fail as every [query](Coordinator#errors) does.
     pub fn open_on(self, backend: Backend) -> Result<Coordinator> {
         let Backend { log, blobs } = backend;
-        let snapshots = Snapshots::new(blobs.clone(), self.keep_snapshots);
-        let (state, skipped) = snapshots.load(log.next_lsn())?;
-        let opened_from = state.as_ref().map(|s| s.next_lsn);
-        let state = state.unwrap_or_else(State::new);
-        let first = log.first_lsn()?;
-        if state.next_lsn < first {
-            // The records between the state and the log's start were compacted away: only a
-            // snapshot at or past the log's start can rebuild the store.
-            let mut rejected: Vec<String> =
-                skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
-            if state.next_lsn > Lsn::FIRST {
-                rejected.push(format!("the newest usable snapshot ends at LSN {}", state.next_lsn));
-            }
-            return Err(Error::NoUsableSnapshot {
-                dir: blobs.space_location(crate::backend::BlobSpace::Snapshots),
-                first,
-                rejected,
-            });
-        }
+        let snapshots =
+            Snapshots::new(blobs.clone(), self.keep_snapshots).checking_whole(self.check_whole_snapshot);
+        let (state, skipped, opened_from) = load_state(&snapshots, &*log)?;
         let snapshots = SnapshotState::new(snapshots, state.next_lsn, skipped, opened_from);
         let coordinator = Coordinator {
             public_log: log.reserving(crate::model::COORDINATION_KINDS),
@@ -349,6 +355,7 @@ impl Coordinator {
             snapshot_every: 100_000,
             snapshot_every_bytes: 256 << 20,
             keep_snapshots: 2,
+            check_whole_snapshot: true,
             segment_size: None,
             clock: crate::clock::system(),
             access: StoreAccess::Private,
@@ -458,7 +465,11 @@ impl Coordinator {
                 let mut state = crate::log::lock(&state);
                 snapshots.count_bytes(catch_up(&*log, &skips, &mut state, tail)?);
                 let now = clock.now().max(state.last_time);
-                let (events, value) = decide(&state, now)?;
+                let mut decided = decide(&state, now);
+                while rebuild_if_damaged(&mut state, &snapshots.store, &*log, &skips, tail)? {
+                    decided = decide(&state, now);
+                }
+                let (events, value) = decided?;
                 let kind = RecordKind::new(EVENT_RECORD_KIND)?;
                 let records = events
                     .into_iter()
@@ -481,10 +492,26 @@ impl Coordinator {
     /// Reads the state through `read` after catching up, with the time a command run now would
     /// decide with (the clock, never before the last record's time): queries that depend on time
     /// (expiry, leases, liveness) answer as a command would.
-    pub(crate) fn read_at<T>(&self, read: impl FnOnce(&State, Timestamp) -> T) -> Result<T> {
-        let state = self.refresh()?;
+    pub(crate) fn read_at<T>(&self, mut read: impl FnMut(&State, Timestamp) -> T) -> Result<T> {
+        let mut state = self.refresh()?;
         let now = self.opts.clock.now().max(state.last_time);
-        Ok(read(&state, now))
+        let mut answer = read(&state, now);
+        while rebuild_if_damaged(&mut state, &self.snapshots.store, &*self.log, &self.skips, Lsn::FIRST)? {
+            answer = read(&state, now);
+        }
+        Ok(answer)
+    }
+
+    /// Reads the state through `read` after catching up, as [`Coordinator::read`] does but
+    /// without checking the whole snapshot first: `read` may run again, on a state rebuilt
+    /// without the snapshot, if a block it read failed its checksum.
+    pub(crate) fn fresh<T>(&self, mut read: impl FnMut(&State) -> T) -> Result<T> {
+        let mut state = self.refresh()?;
+        let mut answer = read(&state);
+        while rebuild_if_damaged(&mut state, &self.snapshots.store, &*self.log, &self.skips, Lsn::FIRST)? {
+            answer = read(&state);
+        }
+        Ok(answer)
     }
 
     /// The current time by the coordinator's clock.
@@ -506,10 +533,22 @@ impl Coordinator {
     /// other reads that apply [`model::access`](crate::model::access).
     ///
     /// # Errors
-    /// Only those of every [query](Coordinator#errors).
+    /// Those of every [query](Coordinator#errors); [`Error::DamagedSnapshot`] if a block of the
+    /// snapshot the state stood on failed its checksum while `read` ran (the state is rebuilt
+    /// without it: read again).
     pub fn read<T>(&self, read: impl FnOnce(&State) -> T) -> Result<T> {
-        let state = self.refresh()?;
-        Ok(read(&state))
+        let mut state = self.refresh()?;
+        // `read` runs once: check the whole snapshot first, so that it reads no damaged block.
+        state.check_base();
+        while rebuild_if_damaged(&mut state, &self.snapshots.store, &*self.log, &self.skips, Lsn::FIRST)? {
+            state.check_base();
+        }
+        let answer = read(&state);
+        if let (Some(reason), Some(lsn)) = (state.damage(), state.base_lsn()) {
+            rebuild_if_damaged(&mut state, &self.snapshots.store, &*self.log, &self.skips, Lsn::FIRST)?;
+            return Err(Error::DamagedSnapshot { lsn, reason });
+        }
+        Ok(answer)
     }
 
     /// Appends a custom event; returns its LSN.
@@ -552,6 +591,62 @@ impl Coordinator {
 }
 
 /// The agent must be registered and active.
+/// Loads the newest usable snapshot and checks that the log goes on from it: the state, the
+/// snapshots passed over, and the LSN of the one loaded (`None`: none, a full replay).
+fn load_state(
+    snapshots: &Snapshots,
+    log: &dyn LogBackend,
+) -> Result<(State, Vec<SkippedSnapshot>, Option<Lsn>)> {
+    let (state, skipped) = snapshots.load(log.next_lsn())?;
+    if let Some(state) = &state {
+        if let Some(position) = state.log_position() {
+            // Only a hint: the log checks it, and without it a reader scans from its index.
+            if let Err(e) = log.note_position(state.next_lsn, position) {
+                tracing::debug!(error = %e, "the log position a snapshot kept was not taken");
+            }
+        }
+    }
+    let opened_from = state.as_ref().map(|s| s.next_lsn);
+    let state = state.unwrap_or_else(State::new);
+    let first = log.first_lsn()?;
+    if state.next_lsn < first {
+        // The records between the state and the log's start were compacted away: only a
+        // snapshot at or past the log's start can rebuild the store.
+        let mut rejected: Vec<String> =
+            skipped.iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
+        if state.next_lsn > Lsn::FIRST {
+            rejected.push(format!("the newest usable snapshot ends at LSN {}", state.next_lsn));
+        }
+        return Err(Error::NoUsableSnapshot {
+            dir: snapshots.blobs().space_location(crate::backend::BlobSpace::Snapshots),
+            first,
+            rejected,
+        });
+    }
+    Ok((state, skipped, opened_from))
+}
+
+/// If a read of the snapshot `state` stands on failed (a block that fails its checksum, found
+/// only when a command first read it), rebuilds the state without that snapshot (from an older
+/// one, or the log), caught up to `tail`, and returns true: whatever was decided or answered
+/// from the damaged state must be decided again. The snapshot is passed over from then on.
+fn rebuild_if_damaged(
+    state: &mut State,
+    snapshots: &Snapshots,
+    log: &dyn LogBackend,
+    skips: &repair::Skips,
+    tail: Lsn,
+) -> Result<bool> {
+    let Some(reason) = state.damage() else { return Ok(false) };
+    if let Some(lsn) = state.base_lsn() {
+        snapshots.mark_damaged(lsn, reason);
+    }
+    let (mut rebuilt, _, _) = load_state(snapshots, log)?;
+    catch_up(log, skips, &mut rebuilt, tail.max(state.next_lsn))?;
+    *state = rebuilt;
+    Ok(true)
+}
+
 fn require_agent(state: &State, agent: &AgentId) -> Result<()> {
     match state.agents.get(agent.as_str()) {
         Some(a) if a.status == AgentStatus::Active => Ok(()),

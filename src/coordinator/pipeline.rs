@@ -124,7 +124,7 @@ impl Coordinator {
     /// # Errors
     /// [`Error::UnknownPipeline`] if none has this name; and those of every [query](Coordinator#errors).
     pub fn pipeline_status(&self, name: &str) -> Result<PipelineStatus> {
-        self.read(|s| {
+        self.fresh(|s| {
             let stages: Vec<(String, Vec<Task>)> = stages_of(s, name)
                 .into_iter()
                 .map(|(stage, tasks)| (stage, tasks.into_iter().cloned().collect()))

@@ -15,8 +15,19 @@ use crate::types::Lsn;
 /// position; one that none skips is an [`Error::UndecodableRecord`](crate::Error) naming its
 /// place.
 pub(super) fn catch_up(log: &dyn LogBackend, skips: &Skips, state: &mut State, tail: Lsn) -> Result<u64> {
+    catch_up_at(log, skips, state, tail).map(|(bytes, _)| bytes)
+}
+
+/// [`catch_up`], also returning where the log keeps the record after the state (the reader's
+/// [`byte_position`](crate::backend::RecordRead::byte_position)), if it read any.
+pub(super) fn catch_up_at(
+    log: &dyn LogBackend,
+    skips: &Skips,
+    state: &mut State,
+    tail: Lsn,
+) -> Result<(u64, Option<(Lsn, u64)>)> {
     if state.next_lsn >= tail {
-        return Ok(0);
+        return Ok((0, None));
     }
     let mut reader = log.reader_from(state.next_lsn)?;
     let mut bytes = 0u64;
@@ -38,5 +49,5 @@ pub(super) fn catch_up(log: &dyn LogBackend, skips: &Skips, state: &mut State, t
             }
         }
     }
-    Ok(bytes)
+    Ok((bytes, reader.byte_position().filter(|_| reader.position() == state.next_lsn)))
 }

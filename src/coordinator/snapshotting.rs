@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::{catch_up, Coordinator};
+use super::{catch_up_at, Coordinator};
 use crate::error::{Error, Result};
 use crate::projection::State;
 use crate::snapshot::{SkippedSnapshot, Snapshots};
@@ -72,16 +72,30 @@ impl Coordinator {
         let _one_at_a_time = crate::log::lock(&self.snapshots.writer);
         let tail = self.log.next_lsn();
         let mut state = self.newest_snapshot_state()?;
-        if let Err(e) = catch_up(&*self.log, &self.skips, &mut state, tail) {
-            // Another process compacted past the snapshot we loaded after writing a newer one.
-            let Error::Compacted { .. } = e else { return Err(e) };
+        let position = match catch_up_at(&*self.log, &self.skips, &mut state, tail) {
+            Ok((_, position)) => position,
+            Err(Error::Compacted { .. }) => {
+                // Another process compacted past the snapshot we loaded after writing a newer one.
+                state = self.newest_snapshot_state()?;
+                catch_up_at(&*self.log, &self.skips, &mut state, tail)?.1
+            }
+            Err(e) => return Err(e),
+        };
+        let mut image = state.to_image();
+        let mut position =
+            position.or_else(|| state.log_position().filter(|_| state.base_lsn() == Some(state.next_lsn)));
+        while let Some(reason) = state.damage() {
+            // The snapshot it stands on has a damaged block: build the image without it.
+            if let Some(lsn) = state.base_lsn() {
+                self.snapshots.store.mark_damaged(lsn, reason);
+            }
             state = self.newest_snapshot_state()?;
-            catch_up(&*self.log, &self.skips, &mut state, tail)?;
+            position = catch_up_at(&*self.log, &self.skips, &mut state, tail)?.1;
+            image = state.to_image();
         }
-        let image = state.to_image();
         drop(state);
         let lsn = image.next_lsn;
-        self.snapshots.store.write(&image)?;
+        self.snapshots.store.write_with_position(&image, position)?;
         self.snapshots.last.fetch_max(lsn.get(), Ordering::AcqRel);
         Ok(lsn)
     }
@@ -102,6 +116,15 @@ impl Coordinator {
                 tracing::error!("the background snapshot thread panicked");
             }
         }
+    }
+
+    /// Snapshots passed over since this coordinator opened the store because a read of one
+    /// failed its checksum (found when first read, with
+    /// [`check_whole_snapshot(false)`](crate::CoordinatorOptions::check_whole_snapshot)): the
+    /// state was rebuilt without each, and the command that found it decided again.
+    #[must_use]
+    pub fn damaged_snapshots(&self) -> Vec<SkippedSnapshot> {
+        self.snapshots.store.damaged()
     }
 
     /// Snapshots skipped as invalid when this coordinator opened the store.

@@ -412,7 +412,7 @@ impl Coordinator {
     /// # Errors
     /// Only those of every [query](Coordinator#errors).
     pub fn get_task(&self, task: &TaskId) -> Result<Option<Task>> {
-        self.read(|s| s.tasks.get(task).cloned())
+        self.fresh(|s| s.tasks.get(task).cloned())
     }
 
     /// Tasks assigned to an agent (held now, or last held).
@@ -420,7 +420,7 @@ impl Coordinator {
     /// # Errors
     /// Only those of every [query](Coordinator#errors).
     pub fn get_tasks_for_agent(&self, agent: &AgentId) -> Result<Vec<Task>> {
-        self.read(|s| s.tasks.assigned_to(agent).cloned().collect())
+        self.fresh(|s| s.tasks.assigned_to(agent).cloned().collect())
     }
 
     /// Tasks, all or those whose status has this name (`Pending`, `InProgress`, `Blocked`,
@@ -447,7 +447,7 @@ impl Coordinator {
             });
         }
         let holder = query.assigned_to.as_ref();
-        self.read(|s| {
+        self.fresh(|s| {
             s.tasks
                 .iter()
                 .filter(|t| status.is_none_or(|n| t.status.name() == n))

@@ -61,7 +61,7 @@ impl ContextWatcher {
                 _ => continue,
             };
             let (key, reader) = (&self.key, &self.reader);
-            let life = self.coordinator.read(|s| {
+            let life = self.coordinator.fresh(|s| {
                 require_agent(s, reader)?;
                 Ok(s.context.at_version(key, version).and_then(|v| v.created_at))
             })??;
@@ -100,7 +100,7 @@ impl Coordinator {
     /// every [query](Coordinator#errors); positioning at `lsn` fails as
     /// [`Log::reader_from`](crate::Log::reader_from) does.
     pub fn subscribe_from(&self, agent: &AgentId, filter: EventFilter, lsn: Lsn) -> Result<Subscription> {
-        self.read(|s| require_agent(s, agent))??;
+        self.fresh(|s| require_agent(s, agent))??;
         Subscription::new(&self.log, Arc::new(self.clone()), agent, filter, lsn)
     }
 
@@ -117,7 +117,7 @@ impl Coordinator {
     ) -> Result<ContextWatcher> {
         let start = match from_version {
             Some(v) => self
-                .read(|s| s.context.at_version(key, v.max(1)).map(|v| v.lsn))?
+                .fresh(|s| s.context.at_version(key, v.max(1)).map(|v| v.lsn))?
                 .unwrap_or(self.log.next_lsn()),
             None => self.log.next_lsn(),
         };
@@ -169,7 +169,7 @@ impl Coordinator {
         opts: DurableOptions,
     ) -> Result<DurableSubscription> {
         DurableSubscription::check(agent, name, &opts)?;
-        self.read(|s| require_agent(s, agent))??;
+        self.fresh(|s| require_agent(s, agent))??;
         DurableSubscription::open(&self.log, &self.blobs, agent, name, opts, move |lsn| {
             self.subscribe_from(agent, filter.clone(), lsn)
         })

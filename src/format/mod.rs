@@ -7,7 +7,7 @@
 //! | "Record frame" | [`frame`] |
 //! | "Index files" | [`index`] |
 //! | "Lock file" | [`lock_file`] |
-//! | "Snapshots" | [`snapshot`] |
+//! | "Snapshots" | [`snapshot`] (header), [`snapshot_body`] (version-3 body) |
 //! | "Cursor files" | [`cursor`] |
 //! | "Compacted records file" | [`compacted`] |
 //! | "Audit index" | [`entity_index`] |
@@ -25,6 +25,7 @@ pub mod index;
 pub mod lock_file;
 pub mod segment;
 pub mod snapshot;
+pub mod snapshot_body;
 
 pub use frame::*;
 pub use segment::*;

@@ -1,13 +1,13 @@
-//! The snapshot file header (log-format.md, "Snapshots"); the body is `MessagePack`, read and
-//! written by the snapshot layer.
+//! The snapshot file header (log-format.md, "Snapshots"). The body of versions 1 and 2 is one
+//! `MessagePack` map; that of version 3 is laid out in [`super::snapshot_body`].
 
 use super::{put_field, u32_of, u64_of, Damage, Field};
 use crate::types::Timestamp;
 
 /// `b"MAOSSNP\0"`.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"MAOSSNP\0";
-/// Version of the snapshot format this build writes (it also reads version 1).
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// Version of the snapshot format this build writes (it also reads versions 1 and 2).
+pub const SNAPSHOT_VERSION: u32 = 3;
 /// Size of the header; the body follows it.
 pub const SNAPSHOT_HEADER_LEN: usize = 48;
 
@@ -30,7 +30,8 @@ pub struct SnapshotHeader {
     pub lsn: u64,
     /// Body length in bytes.
     pub body_len: u64,
-    /// CRC-32 of the body.
+    /// CRC-32 of the body (version 3: of the body's directory, which holds a CRC per block
+    /// of the rest).
     pub body_crc: u32,
 }
 

@@ -375,6 +375,26 @@ impl Log {
         LogReader::seek(self.shared.clone(), lsn)
     }
 
+    /// Takes note that record `lsn` is at byte `offset` of the segment whose base LSN is
+    /// `segment` (what [`LogReader::byte_position`] said, in this process or another): a
+    /// reader for `lsn` or a later record of that segment starts there instead of scanning the
+    /// segment from its last indexed position. `lsn` may be the next LSN, not written yet. A
+    /// reader checks that a valid frame of `lsn` is at the position before it starts there, and
+    /// forgets the position otherwise; true if the position was kept for that check.
+    ///
+    /// # Errors
+    /// As [`Log::reader_from`] fails to find the segment.
+    pub fn note_position(&self, lsn: Lsn, segment: Lsn, offset: u64) -> Result<bool> {
+        if lsn > self.next_lsn() || lsn < self.first_lsn()? {
+            return Ok(false);
+        }
+        let (base, found) = self.shared.segment_containing(lsn)?;
+        if base == segment {
+            found.hint(lsn, offset);
+        }
+        Ok(base == segment)
+    }
+
     /// A reader positioned at the first record.
     ///
     /// # Errors

@@ -74,12 +74,26 @@ impl LogReader {
         let (mut start, mut offset) = segment.index_lookup(lsn);
         let max = shared.opts.max_record_size;
         let map = segment.map();
+        // A reader that starts at a hinted position notes nothing in the index, which must
+        // stay a prefix of the segment.
+        let mut index_from = offset;
+        if let Some((hinted, at)) = segment.hint_for(lsn, start) {
+            if matches!(
+                map.get(format::offset_index(at)..).map(|b| decode_frame(b, hinted, max)),
+                Some(Decoded::Frame(_))
+            ) {
+                (start, offset, index_from) = (hinted, at, u64::MAX);
+            } else {
+                segment.forget_hint();
+            }
+        }
         let indexed_frame_ok = matches!(
             map.get(format::offset_index(offset)..).map(|b| decode_frame(b, start, max)),
             Some(Decoded::Frame(_))
         );
         if offset != SEGMENT_HEADER_LEN as u64 && !indexed_frame_ok {
             (start, offset) = segment.index_reset(segment_base);
+            index_from = offset;
         }
         let mut reader = LogReader {
             map: segment.map(),
@@ -88,7 +102,7 @@ impl LogReader {
             offset,
             next: start,
             in_batch: false,
-            index_from: offset,
+            index_from,
             segment_base: Some(segment_base),
             last_frame: offset,
         };
@@ -108,6 +122,14 @@ impl LogReader {
     #[must_use]
     pub fn position(&self) -> Lsn {
         self.next
+    }
+
+    /// Where the record [`LogReader::position`] names would be: the base LSN of the segment the
+    /// reader is in and a byte offset there (past the segment's last frame when the record is
+    /// not written yet, or is in the next segment). What [`Log::note_position`] takes back.
+    #[must_use]
+    pub fn byte_position(&self) -> Option<(Lsn, u64)> {
+        self.segment_base.map(|base| (base, self.offset))
     }
 
     /// Where the record last returned by [`LogReader::next`] is: its segment file and the byte

@@ -21,6 +21,10 @@ pub struct Segment {
     file: File,
     map: Mutex<Arc<Mmap>>,
     index: Mutex<SparseIndex>,
+    /// A checked position of one record, given from outside the index (a snapshot says where
+    /// its next record is): a reader for that record or a later one may start there. Kept apart
+    /// from the index, which stays a prefix of the segment.
+    hint: Mutex<Option<(Lsn, u64)>>,
     /// Opened for reading only: no index files are written or removed beside it.
     read_only: bool,
 }
@@ -42,7 +46,14 @@ impl Segment {
             });
         }
         let index = index::load(&path, base).unwrap_or_else(|| SparseIndex::new(base));
-        Ok(Segment { index: Mutex::new(index), map: Mutex::new(Arc::new(map)), file, path, read_only })
+        Ok(Segment {
+            index: Mutex::new(index),
+            hint: Mutex::new(None),
+            map: Mutex::new(Arc::new(map)),
+            file,
+            path,
+            read_only,
+        })
     }
 
     /// Checks the durable mark of a sealed segment (a reader leaving it). Marks are only written
@@ -101,6 +112,25 @@ impl Segment {
     /// The file handle (for syncing).
     pub fn file(&self) -> &File {
         &self.file
+    }
+
+    /// Takes `offset` as the position of record `lsn`, which may not be written yet: a reader
+    /// checks that a valid frame of `lsn` is there before it starts there.
+    pub fn hint(&self, lsn: Lsn, offset: u64) {
+        if offset >= SEGMENT_HEADER_LEN as u64 {
+            *lock(&self.hint) = Some((lsn, offset));
+        }
+    }
+
+    /// The hinted position, if there is one for `lsn` or a record before it that lies past
+    /// `indexed` (the index's answer).
+    pub fn hint_for(&self, lsn: Lsn, indexed: Lsn) -> Option<(Lsn, u64)> {
+        lock(&self.hint).filter(|&(hinted, _)| hinted <= lsn && hinted > indexed)
+    }
+
+    /// Forgets the hinted position (it no longer lands on its frame).
+    pub fn forget_hint(&self) {
+        *lock(&self.hint) = None;
     }
 
     /// Where to start scanning for `lsn`: the closest indexed position at or before it.

@@ -2,9 +2,16 @@
 //! recorded. Past versions are not held: their records stay in the log, where
 //! [`Coordinator::get_context_version`](crate::Coordinator::get_context_version) reads them, so
 //! memory and snapshots grow with the number of keys, not with the number of updates.
+//!
+//! An index opened from a version-3 snapshot stands on a [`Base`]: a key of the snapshot is
+//! read (once) when asked for; a key the records after the snapshot change is copied into
+//! memory, which answers for it from then on.
 
+use std::cell::OnceCell;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use super::base::Base;
 use super::HashMap;
 use crate::model::{AgentId, ContextEntry, ContextKey, Event};
 use crate::types::{Lsn, Timestamp};
@@ -29,11 +36,23 @@ pub struct KeyHistory {
 }
 
 /// All context keys.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct ContextIndex {
+    /// Keys set or deleted since the snapshot (or every key, without one).
     keys: HashMap<ContextKey, KeyHistory>,
-    /// The keys in order, for listing by prefix.
+    /// The keys in order that the snapshot does not hold, for listing by prefix.
     order: BTreeSet<ContextKey>,
+    /// The snapshot this index stands on, if any.
+    base: Option<Arc<dyn Base>>,
+    /// The snapshot's keys read so far, by index.
+    read: Vec<OnceCell<Box<(ContextKey, KeyHistory)>>>,
+}
+
+impl PartialEq for ContextIndex {
+    /// Equal keys with equal histories make equal indexes, wherever they are held.
+    fn eq(&self, other: &ContextIndex) -> bool {
+        self.keys().eq(other.keys())
+    }
 }
 
 impl ContextIndex {
@@ -41,62 +60,114 @@ impl ContextIndex {
     /// check, with the time of its command.
     #[must_use]
     pub fn current(&self, key: &ContextKey) -> Option<&ContextEntry> {
-        self.keys.get(key).and_then(|k| k.current.as_ref())
+        self.history(key).and_then(|k| k.current.as_ref())
     }
 
     /// The key's version: 0 if never set.
     #[must_use]
     pub fn version(&self, key: &ContextKey) -> u64 {
-        self.keys.get(key).map_or(0, |k| k.versions.len() as u64)
+        self.history(key).map_or(0, |k| k.versions.len() as u64)
     }
 
     /// Where version `version` (1-based) of the key was recorded.
     #[must_use]
     pub fn at_version(&self, key: &ContextKey, version: u64) -> Option<&ContextVersion> {
         let index = usize::try_from(version.checked_sub(1)?).ok()?;
-        self.keys.get(key).and_then(|k| k.versions.get(index))
+        self.history(key).and_then(|k| k.versions.get(index))
     }
 
     /// Every version of the key, oldest first.
     #[must_use]
     pub fn versions(&self, key: &ContextKey) -> &[ContextVersion] {
-        self.keys.get(key).map_or(&[], |k| k.versions.as_slice())
+        self.history(key).map_or(&[], |k| k.versions.as_slice())
     }
 
     /// Current entries whose key starts with `prefix`, in key order.
     pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a ContextEntry> + 'a {
-        self.order
-            .range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-            .take_while(move |k| k.as_str().starts_with(prefix))
-            .filter_map(|k| self.current(k))
+        self.keys_from(prefix)
+            .take_while(move |(k, _)| k.as_str().starts_with(prefix))
+            .filter_map(|(_, h)| h.current.as_ref())
     }
 
     /// Every key ever set, in key order, with its versions and its current entry (`None` once
-    /// deleted).
+    /// deleted). On an index opened from a snapshot, this reads every key.
     pub fn keys(&self) -> impl Iterator<Item = (&ContextKey, &KeyHistory)> + '_ {
-        self.order.iter().filter_map(|k| Some((k, self.keys.get(k)?)))
+        self.keys_from("")
     }
 
     /// Every key, in order (for snapshots).
     pub(super) fn to_image(&self) -> Vec<(ContextKey, KeyHistory)> {
-        self.order.iter().filter_map(|k| Some((k.clone(), self.keys.get(k)?.clone()))).collect()
+        self.keys().map(|(k, h)| (k.clone(), h.clone())).collect()
     }
 
     pub(super) fn from_image(keys: Vec<(ContextKey, KeyHistory)>) -> ContextIndex {
         ContextIndex {
             order: keys.iter().map(|(k, _)| k.clone()).collect(),
             keys: keys.into_iter().collect(),
+            ..ContextIndex::default()
         }
+    }
+
+    /// An index standing on the keys of `base`.
+    pub(super) fn on_base(base: Arc<dyn Base>) -> ContextIndex {
+        let read = (0..base.key_count()).map(|_| OnceCell::new()).collect();
+        ContextIndex { base: Some(base), read, ..ContextIndex::default() }
+    }
+
+    /// The key's history, wherever it is held.
+    fn history(&self, key: &ContextKey) -> Option<&KeyHistory> {
+        if let Some(history) = self.keys.get(key) {
+            return Some(history);
+        }
+        let base = self.base.as_ref()?;
+        let index = base.key_lower_bound(key.as_str()).map_err(|e| base.note_damage(e)).ok()?;
+        self.base_key(index).filter(|(k, _)| *k == key).map(|(_, h)| h)
+    }
+
+    /// Key number `index` of the snapshot, read once.
+    fn base_key(&self, index: u32) -> Option<(&ContextKey, &KeyHistory)> {
+        let cell = self.read.get(index as usize)?;
+        let (key, history) = if let Some(read) = cell.get() {
+            &**read
+        } else {
+            let base = self.base.as_ref()?;
+            let read = base.key_history(index).map_err(|e| base.note_damage(e)).ok()?;
+            &**cell.get_or_init(|| Box::new(read))
+        };
+        Some((key, self.keys.get(key).unwrap_or(history)))
+    }
+
+    /// Every key from `start` on, in key order: the snapshot's (as changed since) merged with
+    /// those only memory holds.
+    fn keys_from<'a>(&'a self, start: &str) -> impl Iterator<Item = (&'a ContextKey, &'a KeyHistory)> + 'a {
+        let first = match &self.base {
+            Some(base) => base.key_lower_bound(start).map_err(|e| base.note_damage(e)).unwrap_or(u32::MAX),
+            None => 0,
+        };
+        let count = u32::try_from(self.read.len()).unwrap_or(u32::MAX);
+        let from_base = (first..count).map_while(move |i| self.base_key(i));
+        let from_memory = self
+            .order
+            .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+            .filter_map(move |k| Some((k, self.keys.get(k)?)));
+        super::merge_sorted_by(from_memory, from_base, |(a, _), (b, _)| a.as_str() < b.as_str())
+    }
+
+    /// The first failed read of the snapshot this index stands on, if any.
+    pub(super) fn damage(&self) -> Option<String> {
+        self.base.as_ref().and_then(|b| b.damage())
     }
 
     pub(super) fn apply(&mut self, actor: AgentId, event: Event, lsn: Lsn, time: Timestamp) {
         let (Event::ContextUpdated { key, .. } | Event::ContextDeleted { key, .. }) = &event else { return };
-        let history = if let Some(history) = self.keys.get_mut(key) {
-            history
-        } else {
-            self.order.insert(key.clone());
-            self.keys.entry(key.clone()).or_default()
-        };
+        if !self.keys.contains_key(key) {
+            let held = self.history(key).cloned();
+            if held.is_none() {
+                self.order.insert(key.clone());
+            }
+            self.keys.insert(key.clone(), held.unwrap_or_default());
+        }
+        let Some(history) = self.keys.get_mut(key) else { return };
         let created_at = match &history.current {
             Some(current) => current.created_at,
             None => time,

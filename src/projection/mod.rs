@@ -8,6 +8,7 @@
 
 mod agents;
 mod barriers_locks;
+pub mod base;
 mod context;
 mod deps;
 mod tasks;
@@ -192,6 +193,52 @@ impl State {
         }
     }
 
+    /// The state a snapshot describes whose tasks and context `base` reads on demand; `image`
+    /// holds the rest (its `tasks` and `context` are not used).
+    #[must_use]
+    pub fn on_base<C>(image: StateImage<C>, base: std::sync::Arc<dyn base::Base>) -> State {
+        State {
+            next_lsn: image.next_lsn,
+            last_time: image.last_time,
+            agents: image.agents.into_iter().map(|a| (a.id.to_string(), a)).collect(),
+            tasks: TaskRegistry::on_base(base.clone()),
+            context: ContextIndex::on_base(base),
+            deps: DependencyGraph::from_image(image.dependencies),
+            barriers: image.barriers.into_iter().collect(),
+            locks: image.locks.into_iter().collect(),
+            claim_policy: image.claim_policy,
+        }
+    }
+
+    /// The first read of the snapshot this state stands on that failed (a block that fails
+    /// its checksum, an entry that does not decode), if any: an answer read from such a state
+    /// may miss what the failed read held. See [`base`].
+    #[must_use]
+    pub fn damage(&self) -> Option<String> {
+        self.tasks.damage().or_else(|| self.context.damage())
+    }
+
+    /// Checks every byte of the snapshot this state stands on, if any (a no-op for blocks
+    /// already checked); a failure is [noted](State::damage).
+    pub fn check_base(&self) {
+        if let Some(base) = self.tasks.base() {
+            let _noted = base.check_all();
+        }
+    }
+
+    /// Where the log said the record at [`State::base_lsn`] is, if the snapshot this state
+    /// stands on recorded it.
+    #[must_use]
+    pub fn log_position(&self) -> Option<(Lsn, u64)> {
+        self.tasks.base().and_then(|b| b.log_position())
+    }
+
+    /// The LSN of the snapshot this state stands on (`None`: it is all in memory).
+    #[must_use]
+    pub fn base_lsn(&self) -> Option<Lsn> {
+        self.tasks.base_lsn()
+    }
+
     /// The state a snapshot image describes.
     #[must_use]
     pub fn from_image(image: StateImage) -> State {
@@ -207,6 +254,30 @@ impl State {
             claim_policy: image.claim_policy,
         }
     }
+}
+
+/// Merges two iterators, each sorted by `first` (`first(a, b)`: `a` goes before `b`).
+fn merge_sorted_by<T, A, B, F>(a: A, b: B, first: F) -> impl Iterator<Item = T>
+where
+    A: Iterator<Item = T>,
+    B: Iterator<Item = T>,
+    F: Fn(&T, &T) -> bool,
+{
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if first(y, x) => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    })
+}
+
+/// Merges two iterators sorted in ascending order.
+fn merge_sorted<T: Ord, A, B>(a: A, b: B) -> impl Iterator<Item = T>
+where
+    A: Iterator<Item = T>,
+    B: Iterator<Item = T>,
+{
+    merge_sorted_by(a, b, |x, y| x < y)
 }
 
 #[cfg(test)]

@@ -4,10 +4,20 @@
 //!
 //! Tasks live in a slab in creation order (tasks are never removed); the indexes hold slot
 //! numbers, so keeping them right copies no id.
+//!
+//! A registry opened from a version-3 snapshot stands on a [`Base`]: the snapshot's tasks fill
+//! the first slots of the slab as they are read (decoded once, on first use), and the
+//! snapshot's own indexes answer for every task the records after it did not change. A task
+//! the registry changes is *touched*: from then on the in-memory indexes hold it and the
+//! snapshot's index entries for it are passed over. Every in-progress task of the snapshot is
+//! touched when the registry opens, so leases and holders are in memory alone.
 
+use std::cell::OnceCell;
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
+use super::base::{Base, PendingKey};
 use super::HashMap;
 
 use crate::model::{AgentId, Event, Priority, Task, TaskId, TaskStatus};
@@ -21,12 +31,17 @@ type Slot = u32;
 pub struct TaskRegistry {
     /// Boxed as [`Event::TaskCreated`] delivers them: no task is copied into the slab, and
     /// growing the slab moves pointers, not tasks (replay of the mixed benchmark: 4-6% faster).
-    #[allow(clippy::vec_box)]
-    slab: Vec<Box<Task>>,
+    /// The first `base` slots are filled from the snapshot on first use.
+    slab: Vec<OnceCell<Box<Task>>>,
+    /// The snapshot the first slots come from, if any.
+    base: Option<Arc<dyn Base>>,
+    /// Slots of the snapshot whose index entries are in memory (changed since).
+    touched: HashSet<Slot, foldhash::fast::RandomState>,
+    /// Tasks created after the snapshot, by id and by idempotency key.
     by_id: HashMap<TaskId, Slot>,
     by_key: HashMap<String, Slot>,
-    /// Pending tasks in claim order.
-    pending: BTreeSet<(Reverse<Priority>, u64, Slot)>,
+    /// Pending tasks in claim order (of the snapshot's: the touched ones).
+    pending: BTreeSet<PendingKey>,
     /// In-progress tasks by lease end.
     leases: BTreeSet<(Timestamp, Slot)>,
     /// In-progress tasks by holder.
@@ -36,7 +51,7 @@ pub struct TaskRegistry {
 impl PartialEq for TaskRegistry {
     /// The indexes are derived from the tasks; equal tasks make equal registries.
     fn eq(&self, other: &TaskRegistry) -> bool {
-        self.slab == other.slab
+        self.len() == other.len() && self.iter().eq(other.iter())
     }
 }
 
@@ -44,18 +59,23 @@ impl TaskRegistry {
     /// A task by id.
     #[must_use]
     pub fn get(&self, id: &TaskId) -> Option<&Task> {
-        self.by_id.get(id).and_then(|&slot| self.at(slot))
+        self.slot_of(id).and_then(|slot| self.at(slot))
     }
 
     /// The task created with this idempotency key.
     #[must_use]
     pub fn by_idempotency_key(&self, key: &str) -> Option<&Task> {
-        self.by_key.get(key).and_then(|&slot| self.at(slot))
+        if let Some(&slot) = self.by_key.get(key) {
+            return self.at(slot);
+        }
+        let base = self.base.as_ref()?;
+        let slots = base.slots_by_idempotency_key(key).map_err(|e| base.note_damage(e)).ok()?;
+        slots.into_iter().filter_map(|slot| self.at(slot)).find(|t| t.idempotency_key.as_deref() == Some(key))
     }
 
-    /// Every task, oldest first.
+    /// Every task, oldest first (on a registry opened from a snapshot, reading every task).
     pub fn iter(&self) -> impl Iterator<Item = &Task> {
-        self.slab.iter().map(|t| &**t)
+        (0..self.slots()).filter_map(|slot| self.at(slot))
     }
 
     /// Number of tasks.
@@ -72,7 +92,7 @@ impl TaskRegistry {
 
     /// Pending tasks, highest priority first, then oldest.
     pub fn pending_in_claim_order(&self) -> impl Iterator<Item = &Task> {
-        self.pending.iter().filter_map(|&(_, _, slot)| self.at(slot))
+        self.merged_pending(None, self.pending.iter().copied())
     }
 
     /// In-progress tasks whose lease ended before `now`.
@@ -92,9 +112,15 @@ impl TaskRegistry {
         self.iter().filter(move |t| t.assigned_to.as_ref() == Some(agent))
     }
 
-    /// Every task (for snapshots).
+    /// Every task (for snapshots). Tasks of the snapshot not read yet are decoded for the
+    /// image and not kept.
     pub(super) fn to_image(&self) -> Vec<Task> {
-        self.iter().cloned().collect()
+        (0..self.slots())
+            .filter_map(|slot| match self.slab.get(slot as usize).and_then(OnceCell::get) {
+                Some(task) => Some((**task).clone()),
+                None => self.decode(slot),
+            })
+            .collect()
     }
 
     pub(super) fn from_image(mut tasks: Vec<Task>) -> TaskRegistry {
@@ -104,6 +130,93 @@ impl TaskRegistry {
             registry.insert(Box::new(task));
         }
         registry
+    }
+
+    /// A registry standing on the tasks of `base`; its in-progress tasks are read and
+    /// touched now.
+    pub(super) fn on_base(base: Arc<dyn Base>) -> TaskRegistry {
+        let in_progress = base.in_progress();
+        let mut registry = TaskRegistry {
+            slab: (0..base.task_count()).map(|_| OnceCell::new()).collect(),
+            base: Some(base),
+            ..TaskRegistry::default()
+        };
+        match in_progress {
+            Ok(slots) => {
+                for slot in slots {
+                    registry.touch(slot);
+                }
+            }
+            Err(e) => {
+                if let Some(base) = &registry.base {
+                    base.note_damage(e);
+                }
+            }
+        }
+        registry
+    }
+
+    /// The number of slots, as a slot number (a registry holds fewer than 2^32 tasks: inserts
+    /// past that are refused).
+    fn slots(&self) -> Slot {
+        Slot::try_from(self.slab.len()).unwrap_or(Slot::MAX)
+    }
+
+    /// The first failed read of the snapshot this registry stands on, if any.
+    pub(super) fn damage(&self) -> Option<String> {
+        self.base.as_ref().and_then(|b| b.damage())
+    }
+
+    /// The snapshot this registry stands on, if any.
+    pub(super) fn base(&self) -> Option<&Arc<dyn Base>> {
+        self.base.as_ref()
+    }
+
+    /// The LSN of the snapshot this registry stands on, if any.
+    pub(super) fn base_lsn(&self) -> Option<Lsn> {
+        self.base.as_ref().map(|b| b.lsn())
+    }
+
+    fn slot_of(&self, id: &TaskId) -> Option<Slot> {
+        if let Some(&slot) = self.by_id.get(id) {
+            return Some(slot);
+        }
+        let base = self.base.as_ref()?;
+        let slots = base.slots_by_id(id.as_str()).map_err(|e| base.note_damage(e)).ok()?;
+        slots.into_iter().find(|&slot| self.at(slot).is_some_and(|t| t.id == *id))
+    }
+
+    /// The snapshot's task in `slot`, decoded (`None`, the failure noted, if it does not decode).
+    fn decode(&self, slot: Slot) -> Option<Task> {
+        let base = self.base.as_ref()?;
+        base.task(slot).map_err(|e| base.note_damage(e)).ok()
+    }
+
+    /// Pending tasks in claim order: `memory` (in-memory index entries, sorted) merged with the
+    /// snapshot's entries of untouched tasks.
+    fn merged_pending<'a>(
+        &'a self,
+        only: Option<Priority>,
+        memory: impl Iterator<Item = PendingKey> + 'a,
+    ) -> impl Iterator<Item = &'a Task> + 'a {
+        let base = self.base.iter().flat_map(move |b| {
+            b.pending(only)
+                .map_while(move |entry| entry.map_err(|e| b.note_damage(e)).ok())
+                .filter(move |(_, _, slot)| !self.touched.contains(slot))
+        });
+        super::merge_sorted(memory, base).filter_map(|(_, _, slot)| self.at(slot))
+    }
+
+    /// Makes the in-memory indexes hold the snapshot's task in `slot` (before it changes).
+    fn touch(&mut self, slot: Slot) {
+        if (slot as usize) < self.base_len() && !self.touched.contains(&slot) && self.at(slot).is_some() {
+            self.touched.insert(slot);
+            self.index(slot);
+        }
+    }
+
+    fn base_len(&self) -> usize {
+        self.base.as_ref().map_or(0, |b| b.task_count() as usize)
     }
 
     pub(super) fn apply(&mut self, event: Event, lsn: Lsn, time: Timestamp) {
@@ -188,13 +301,18 @@ impl TaskRegistry {
 
     /// Pending tasks of one priority, oldest first.
     pub fn pending_at(&self, priority: Priority) -> impl Iterator<Item = &Task> {
-        self.pending
-            .range((Reverse(priority), 0, 0)..=(Reverse(priority), u64::MAX, Slot::MAX))
-            .filter_map(|&(_, _, slot)| self.at(slot))
+        let memory =
+            self.pending.range((Reverse(priority), 0, 0)..=(Reverse(priority), u64::MAX, Slot::MAX)).copied();
+        self.merged_pending(Some(priority), memory)
     }
 
     fn at(&self, slot: Slot) -> Option<&Task> {
-        self.slab.get(slot as usize).map(|t| &**t)
+        let cell = self.slab.get(slot as usize)?;
+        if let Some(task) = cell.get() {
+            return Some(task);
+        }
+        let task = self.decode(slot)?;
+        Some(cell.get_or_init(|| Box::new(task)))
     }
 
     fn held_by(&self, agent: &AgentId) -> Vec<Slot> {
@@ -204,7 +322,7 @@ impl TaskRegistry {
     /// Adds a new task. A second task with an id already present (possible only in a log
     /// written by another program) changes nothing.
     fn insert(&mut self, task: Box<Task>) {
-        if self.by_id.contains_key(&task.id) {
+        if self.slot_of(&task.id).is_some() {
             return;
         }
         let Ok(slot) = Slot::try_from(self.slab.len()) else { return };
@@ -212,20 +330,21 @@ impl TaskRegistry {
             self.by_key.insert(key.clone(), slot);
         }
         self.by_id.insert(task.id.clone(), slot);
-        self.slab.push(task);
+        self.slab.push(OnceCell::from(task));
         self.index(slot);
     }
 
     /// Changes the task `id`, keeping the indexes right.
     fn update(&mut self, id: &TaskId, time: Timestamp, change: impl FnOnce(&mut Task)) {
-        if let Some(&slot) = self.by_id.get(id) {
+        if let Some(slot) = self.slot_of(id) {
             self.change(slot, time, change);
         }
     }
 
     fn change(&mut self, slot: Slot, time: Timestamp, change: impl FnOnce(&mut Task)) {
+        self.touch(slot);
         self.unindex(slot);
-        if let Some(task) = self.slab.get_mut(slot as usize) {
+        if let Some(task) = self.slab.get_mut(slot as usize).and_then(OnceCell::get_mut) {
             change(task);
             task.updated_at = time;
         }
@@ -234,7 +353,7 @@ impl TaskRegistry {
 
     /// Adds the task at `slot` to the indexes its fields put it in.
     fn index(&mut self, slot: Slot) {
-        let Some(task) = self.slab.get(slot as usize) else { return };
+        let Some(task) = self.slab.get(slot as usize).and_then(OnceCell::get) else { return };
         match (&task.status, task.lease_until, &task.assigned_to) {
             (TaskStatus::Pending, ..) => {
                 self.pending.insert((Reverse(task.priority), task.created_lsn, slot));
@@ -260,7 +379,7 @@ impl TaskRegistry {
 
     /// Removes the task at `slot` from the indexes (before a change).
     fn unindex(&mut self, slot: Slot) {
-        let Some(task) = self.slab.get(slot as usize) else { return };
+        let Some(task) = self.slab.get(slot as usize).and_then(OnceCell::get) else { return };
         match (&task.status, task.lease_until, &task.assigned_to) {
             (TaskStatus::Pending, ..) => {
                 self.pending.remove(&(Reverse(task.priority), task.created_lsn, slot));

@@ -3,7 +3,7 @@
 //! synced; the newest `keep` are kept. A snapshot that does not check out is skipped with a
 //! warning, falling back to the one before it or to a full replay.
 
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -14,6 +14,10 @@ use crate::types::{Lsn, Timestamp};
 
 #[doc(hidden)]
 pub mod fuzzing;
+mod mapped;
+mod sections;
+#[cfg(test)]
+mod tests;
 mod v1;
 
 use crate::format::snapshot::{SnapshotHeader, SNAPSHOT_HEADER_LEN as HEADER_LEN};
@@ -25,6 +29,11 @@ use crate::format::Damage;
 pub struct Snapshots {
     blobs: Arc<dyn BlobStore>,
     keep: usize,
+    /// Snapshots a read of which failed after they were opened (a block that fails its
+    /// checksum): [`Snapshots::load`] passes over them from then on.
+    damaged: Arc<std::sync::Mutex<std::collections::BTreeMap<Lsn, String>>>,
+    /// Whether loading checks every block of a version-3 snapshot.
+    check_whole: bool,
 }
 
 impl std::fmt::Debug for Snapshots {
@@ -32,6 +41,8 @@ impl std::fmt::Debug for Snapshots {
         f.debug_struct("Snapshots")
             .field("at", &self.blobs.space_location(BlobSpace::Snapshots))
             .field("keep", &self.keep)
+            .field("check_whole", &self.check_whole)
+            .field("damaged", &crate::log::lock(&self.damaged).keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -54,7 +65,7 @@ impl Snapshots {
     /// The snapshots among `blobs`, keeping the newest `keep` (at least 1).
     #[must_use]
     pub fn new(blobs: Arc<dyn BlobStore>, keep: usize) -> Snapshots {
-        Snapshots { blobs, keep: keep.max(1) }
+        Snapshots { blobs, keep: keep.max(1), damaged: Arc::default(), check_whole: true }
     }
 
     /// The blobs the snapshots are kept among.
@@ -94,24 +105,27 @@ impl Snapshots {
     /// renamed into place, or an older one cannot be removed); [`Error::Encode`] if rmp-serde refuses to
     /// encode the state.
     pub fn write(&self, state: &StateImage) -> Result<PathBuf> {
+        self.write_with_position(state, None)
+    }
+
+    /// [`Snapshots::write`], keeping `position`: where the log said the record at the
+    /// snapshot's LSN is ([`RecordRead::byte_position`](crate::backend::RecordRead::byte_position)),
+    /// for the reader that opens the store from this snapshot.
+    ///
+    /// # Errors
+    /// As [`Snapshots::write`].
+    pub fn write_with_position(&self, state: &StateImage, position: Option<(Lsn, u64)>) -> Result<PathBuf> {
         let lsn = state.next_lsn.get();
         let name = name_of(state.next_lsn);
         let location = self.location(&name);
+        let body = sections::body(state, position)?;
+        let directory = crate::format::snapshot_body::directory_len_of(&body)
+            .map_err(|d| Error::internal(format!("a snapshot body just encoded: {}", d.reason)))?;
+        let crc = crc32fast::hash(body.get(..directory).unwrap_or_default());
         let mut blob = self.blobs.create(BlobSpace::Snapshots, &name)?;
-        {
-            let mut out = Checksummed::new(BufWriter::with_capacity(1 << 20, &mut blob));
-            out.inner.write_all(&[0; HEADER_LEN]).map_err(|e| Error::io("write", &location, e))?;
-            rmp_serde::encode::write_named(&mut out, state).map_err(|e| match e {
-                rmp_serde::encode::Error::InvalidValueWrite(inner) => {
-                    Error::io("write", &location, inner.into())
-                }
-                other => Error::Encode { reason: other.to_string() },
-            })?;
-            let (crc, len) = (out.crc.clone().finalize(), out.len);
-            out.inner.flush().map_err(|e| Error::io("write", &location, e))?;
-            drop(out);
-            blob.write_at(0, &header(SNAPSHOT_VERSION, lsn, len, crc))?;
-        }
+        blob.write_all(&header(SNAPSHOT_VERSION, lsn, body.len() as u64, crc))
+            .and_then(|()| blob.write_all(&body))
+            .map_err(|e| Error::io("write", &location, e))?;
         blob.commit(Commit::Replace)?;
         self.prune()?;
         Ok(location)
@@ -169,15 +183,16 @@ impl Snapshots {
     pub fn load(&self, limit: Lsn) -> Result<(Option<State>, Vec<SkippedSnapshot>)> {
         let mut skipped = Vec::new();
         for (lsn, name) in self.list()? {
-            let reason = match self.read(&name) {
+            let known = crate::log::lock(&self.damaged).get(&lsn).cloned();
+            let reason = match known.map_or_else(|| self.open_state(&name), |reason| Some(Err(reason))) {
                 None => continue, // pruned since it was listed
-                Some(Ok(image)) if image.next_lsn != lsn => {
-                    format!("holds LSN {} but is named {lsn}", image.next_lsn)
+                Some(Ok(state)) if state.next_lsn != lsn => {
+                    format!("holds LSN {} but is named {lsn}", state.next_lsn)
                 }
-                Some(Ok(image)) if image.next_lsn > limit => {
+                Some(Ok(state)) if state.next_lsn > limit => {
                     format!("is ahead of the log, which ends before LSN {limit}")
                 }
-                Some(Ok(image)) => return Ok((Some(State::from_image(image)), skipped)),
+                Some(Ok(state)) => return Ok((Some(state), skipped)),
                 Some(Err(reason)) => reason,
             };
             let path = self.location(&name);
@@ -189,6 +204,126 @@ impl Snapshots {
 }
 
 /// The header of a snapshot (format `version`) of `lsn` whose body has `len` bytes and CRC `crc`.
+impl Snapshots {
+    /// These snapshots, loading a version-3 snapshot with every block checked (`true`, the
+    /// default) or with its header and directory checked and each block when first read.
+    #[must_use]
+    pub fn checking_whole(mut self, whole: bool) -> Snapshots {
+        self.check_whole = whole;
+        self
+    }
+
+    /// Records that a read of the snapshot at `lsn` failed after it was opened (`reason`
+    /// names the file, the offset and what is wrong): [`Snapshots::load`] passes over it from
+    /// now on, in this process (and every clone of this handle).
+    pub fn mark_damaged(&self, lsn: Lsn, reason: String) {
+        tracing::warn!(%lsn, %reason, "passing over a damaged snapshot from now on");
+        crate::log::lock(&self.damaged).entry(lsn).or_insert(reason);
+    }
+
+    /// The snapshots [marked damaged](Snapshots::mark_damaged) so far, with why.
+    #[must_use]
+    pub fn damaged(&self) -> Vec<SkippedSnapshot> {
+        crate::log::lock(&self.damaged)
+            .iter()
+            .map(|(lsn, reason)| SkippedSnapshot {
+                path: self.location(&name_of(*lsn)),
+                reason: reason.clone(),
+            })
+            .collect()
+    }
+
+    /// The state snapshot `name` describes (`None` if it is gone): a version-3 snapshot is
+    /// mapped and read on demand (its header and directory checked now, each block when first
+    /// read); an older one is decoded whole.
+    fn open_state(&self, name: &str) -> Option<std::result::Result<State, String>> {
+        let bytes = match self.blobs.map(BlobSpace::Snapshots, name) {
+            Ok(None) => return None,
+            Ok(Some(bytes)) => bytes,
+            Err(e) => return Some(Err(format!("cannot open it: {e}"))),
+        };
+        Some(state_of(bytes, self.location(name), self.check_whole).map_err(|d| d.reason))
+    }
+}
+
+/// The state a whole snapshot file describes, as [`Snapshots::load`] opens it.
+fn state_of(
+    bytes: crate::backend::BlobBytes,
+    location: PathBuf,
+    check_whole: bool,
+) -> std::result::Result<State, Damage> {
+    let all = (*bytes).as_ref();
+    let header = SnapshotHeader::check(all.get(..HEADER_LEN).unwrap_or(all))?;
+    if header.version < 3 {
+        return Ok(State::from_image(decode_whole(all)?));
+    }
+    body_length(&header, all.len())?;
+    let (image, snapshot) = mapped::MappedSnapshot::open(bytes, header.body_crc, location)?;
+    if image.next_lsn.get() != header.lsn {
+        return Err(Damage::at(16, "header and body disagree on the LSN"));
+    }
+    if check_whole {
+        snapshot.check_all()?;
+    }
+    Ok(mapped::MappedSnapshot::state(image, snapshot))
+}
+
+/// Checks that a file of `file_len` bytes holds the body `header` announces.
+fn body_length(header: &SnapshotHeader, file_len: usize) -> std::result::Result<(), Damage> {
+    let held = (file_len - HEADER_LEN.min(file_len)) as u64;
+    if held != header.body_len {
+        return Err(Damage {
+            offset: HEADER_LEN as u64 + held.min(header.body_len),
+            reason: format!(
+                "body length mismatch: the header says {} bytes, the file holds {held}",
+                header.body_len
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks every byte of a version-3 snapshot file and decodes all of it.
+fn decode_v3(bytes: Vec<u8>, header: &SnapshotHeader) -> std::result::Result<StateImage, Damage> {
+    body_length(header, bytes.len())?;
+    let (image, snapshot) =
+        mapped::MappedSnapshot::open(Arc::new(bytes), header.body_crc, PathBuf::from("(snapshot)"))?;
+    if image.next_lsn.get() != header.lsn {
+        return Err(Damage::at(16, "header and body disagree on the LSN"));
+    }
+    snapshot.check_all()?;
+    let state = mapped::MappedSnapshot::state(image, snapshot.clone());
+    let image = state.to_image();
+    if let Some(reason) = state.damage() {
+        return Err(Damage::at(HEADER_LEN, reason));
+    }
+    let keys: Vec<_> = image.context.iter().map(|(k, _)| k.clone()).collect();
+    snapshot.check_indexes(&image.tasks, &keys)?;
+    Ok(image)
+}
+
+/// Checks and decodes a whole snapshot file of any version.
+fn decode_whole(bytes: &[u8]) -> std::result::Result<StateImage, Damage> {
+    let header = SnapshotHeader::check(bytes.get(..HEADER_LEN).unwrap_or(bytes))?;
+    if header.version >= 3 {
+        return decode_v3(bytes.to_vec(), &header);
+    }
+    body_length(&header, bytes.len())?;
+    let body = bytes.get(HEADER_LEN..).unwrap_or_default();
+    let computed = crc32fast::hash(body);
+    if computed != header.body_crc {
+        return Err(Damage::at(
+            HEADER_LEN,
+            format!("body checksum mismatch (stored {:#010x}, computed {computed:#010x})", header.body_crc),
+        ));
+    }
+    let image = decode_body(header.version, body).map_err(|reason| Damage::at(HEADER_LEN, reason))?;
+    if image.next_lsn.get() != header.lsn {
+        return Err(Damage::at(16, "header and body disagree on the LSN"));
+    }
+    Ok(image)
+}
+
 fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
     SnapshotHeader { version, lsn, body_len: len, body_crc: crc }.encode(Timestamp::now())
 }
@@ -234,39 +369,13 @@ pub struct CheckedSnapshot {
 /// header says, where the extra bytes start; a body that does not decode, where the decoder
 /// stopped; header and body that name different LSNs, the header's LSN (16).
 pub fn check_from(mut input: impl Read + Seek) -> std::result::Result<CheckedSnapshot, Damage> {
-    let unreadable = |e: std::io::Error| Damage::at(0, format!("cannot read it: {e}"));
-    let mut head = [0u8; HEADER_LEN];
-    input.read_exact(&mut head).map_err(|e| Damage::at(0, format!("cannot read its header: {e}")))?;
-    let header = SnapshotHeader::check(&head)?;
-    let written = SnapshotHeader::written(&head)?;
-    let len = header.body_len;
-    let mut body = Checksummed::new(&mut input);
-    std::io::copy(&mut body, &mut std::io::sink()).map_err(unreadable)?;
-    let body_start = HEADER_LEN as u64;
-    if body.len != len {
-        return Err(Damage {
-            offset: body_start + body.len.min(len),
-            reason: format!("body length mismatch: the header says {len} bytes, the file holds {}", body.len),
-        });
-    }
-    let computed = body.crc.finalize();
-    if computed != header.body_crc {
-        return Err(Damage {
-            offset: body_start,
-            reason: format!(
-                "body checksum mismatch (stored {:#010x}, computed {computed:#010x})",
-                header.body_crc
-            ),
-        });
-    }
-    input.seek(SeekFrom::Start(body_start)).map_err(unreadable)?;
-    let mut counted = Checksummed::new(input.take(len));
-    let image = decode_body(header.version, &mut counted)
-        .map_err(|reason| Damage { offset: body_start + counted.len, reason })?;
-    if image.next_lsn.get() != header.lsn {
-        return Err(Damage::at(16, "header and body disagree on the LSN"));
-    }
-    Ok(CheckedSnapshot { image, written, len: body_start + len })
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes).map_err(|e| Damage::at(0, format!("cannot read it: {e}")))?;
+    let head = bytes.get(..HEADER_LEN).unwrap_or(&bytes);
+    SnapshotHeader::check(head)?;
+    let written = SnapshotHeader::written(head)?;
+    let image = decode_whole(&bytes)?;
+    Ok(CheckedSnapshot { image, written, len: bytes.len() as u64 })
 }
 
 /// Decodes a body of snapshot format `version`.
@@ -278,63 +387,10 @@ fn decode_body(version: u32, body: impl Read) -> std::result::Result<StateImage,
     rmp_serde::from_read(body).map_err(undecodable)
 }
 
-/// Checks a header; returns the version, LSN, body length and body CRC it announces.
-fn check_header(header: &[u8]) -> std::result::Result<(u32, u64, u64, u32), String> {
-    let h = SnapshotHeader::decode(header)?;
-    Ok((h.version, h.lsn, h.body_len, h.body_crc))
-}
-
-/// A reader or writer that checksums and counts the bytes passing through.
-struct Checksummed<T> {
-    inner: T,
-    crc: crc32fast::Hasher,
-    len: u64,
-}
-
-impl<T> Checksummed<T> {
-    fn new(inner: T) -> Checksummed<T> {
-        Checksummed { inner, crc: crc32fast::Hasher::new(), len: 0 }
-    }
-}
-
-impl<W: Write> Write for Checksummed<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        let written = buf.get(..n).unwrap_or_default();
-        self.crc.update(written);
-        self.len += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-impl<R: Read> Read for Checksummed<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let read = buf.get(..n).unwrap_or_default();
-        self.crc.update(read);
-        self.len += n as u64;
-        Ok(n)
-    }
-}
-
 /// Checks and decodes the bytes of a snapshot file; the error says what is wrong.
 ///
 /// # Errors
 /// What is wrong, as text, as for [`read_file`].
 pub fn decode(bytes: &[u8]) -> std::result::Result<StateImage, String> {
-    let (version, lsn, len, crc) = check_header(bytes.get(..HEADER_LEN).ok_or("shorter than a header")?)?;
-    let len = usize::try_from(len).map_err(|_| "body length overflows".to_owned())?;
-    let body = bytes.get(HEADER_LEN..).filter(|b| b.len() == len).ok_or("body length mismatch")?;
-    if crc32fast::hash(body) != crc {
-        return Err("body checksum mismatch".into());
-    }
-    let image = decode_body(version, body)?;
-    if image.next_lsn.get() != lsn {
-        return Err("header and body disagree on the LSN".into());
-    }
-    Ok(image)
+    decode_whole(bytes).map_err(|d| d.reason)
 }
