@@ -1,6 +1,8 @@
 //! Agents that are shell scripts: the README's agent loop, pasted as it is, does every task
 //! there is; and three shell agents, separate processes, create 300 tasks in chains of
-//! dependencies, then claim and complete every one of them exactly once, in dependency order.
+//! dependencies, then claim and complete every one of them exactly once, in dependency order
+//! (once more while a fourth process writes snapshots under them, so that their commands open
+//! the store from snapshots read on demand).
 
 mod support;
 
@@ -79,21 +81,57 @@ while true; do
 done
 "#;
 
+/// A fourth process: writes snapshots one after another until the file `agents-done` appears
+/// (so every agent's command may open the store from a snapshot another process just wrote),
+/// and prints how many it wrote.
+const SNAPSHOTTER: &str = r#"
+set -u
+n=0
+while true; do
+  maos-coord snapshot > /dev/null || exit 1
+  n=$((n + 1))
+  [ -e agents-done ] && break
+done
+echo "$n"
+"#;
+
 #[test]
 fn three_shell_agents_create_claim_and_complete_300_tasks_exactly_once() {
+    three_shell_agents(false);
+}
+
+#[test]
+fn three_shell_agents_do_every_task_exactly_once_while_snapshots_are_written_under_them() {
+    three_shell_agents(true);
+}
+
+fn three_shell_agents(with_snapshots: bool) {
     let s = Store::new();
     let agents = ["ant", "bee", "cat"];
     let children: Vec<Child> = agents
         .iter()
         .map(|a| bash(s.root(), AGENT, &[a]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
         .collect();
+    let snapshotter = with_snapshots.then(|| {
+        bash(s.root(), SNAPSHOTTER, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    });
+    let outputs: Vec<_> = children.into_iter().map(|child| child.wait_with_output().unwrap()).collect();
+    // Before any assertion, so that the snapshotter stops whatever the agents did.
+    std::fs::write(s.root().join("agents-done"), b"").unwrap();
     let mut done_by: BTreeMap<String, String> = BTreeMap::new();
-    for (agent, child) in agents.iter().zip(children) {
-        let o = child.wait_with_output().unwrap();
+    for (agent, o) in agents.iter().zip(outputs) {
         assert!(o.status.success(), "{agent}: {}", text(&o));
         for id in String::from_utf8(o.stdout).unwrap().lines() {
             assert!(done_by.insert(id.to_owned(), (*agent).to_owned()).is_none(), "{id} completed twice");
         }
+    }
+    if let Some(snapshotter) = snapshotter {
+        let o = snapshotter.wait_with_output().unwrap();
+        assert!(o.status.success(), "snapshotter: {}", text(&o));
+        let written: u32 = String::from_utf8_lossy(&o.stdout).trim().parse().unwrap();
+        assert!(written >= 1, "{}", text(&o));
+        let snapshots = std::fs::read_dir(s.root().join(".maos/coordination/snapshots")).unwrap().count();
+        assert!(snapshots >= 1);
     }
     assert_eq!(done_by.len(), 300);
 

@@ -124,7 +124,7 @@ fn a_corrupted_snapshot_fails_verify_and_other_commands_fall_back_and_say_so() {
     let o = s.run("a", &["verify"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    let place = format!("{}, byte offset 48: body checksum mismatch", snapshot.display());
+    let place = format!("{}, byte offset 48: directory checksum mismatch", snapshot.display());
     assert!(out.contains(&place), "{out}");
     // A command falls back to a full replay: it works, and says so on stderr.
     let o = s.run("a", &["task", "list"]);
@@ -134,7 +134,7 @@ fn a_corrupted_snapshot_fails_verify_and_other_commands_fall_back_and_say_so() {
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(
         err[0].starts_with(&format!(
-            "maos-coord: warning: snapshot {} skipped: body checksum mismatch",
+            "maos-coord: warning: snapshot {} skipped: directory checksum mismatch",
             snapshot.display()
         )) && err[0].contains("loaded from a full replay of the log"),
         "{err:?}"
@@ -322,4 +322,53 @@ fn an_undecodable_record_fails_verify_pointing_at_repair_until_a_tombstone_skips
     s.ok("a", &["repair", "--apply"]);
     let o = s.run("a", &["verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+/// Where the data of a version-3 snapshot starts, and where its tasks section lies
+/// (log-format.md, "Snapshots", "Body, version 3").
+fn tasks_section(bytes: &[u8]) -> (usize, std::ops::Range<usize>) {
+    let body = &bytes[48..];
+    let u64_at = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().unwrap()) as usize;
+    let sections = 10;
+    let blocks = u64_at(8 + 16 * sections);
+    let data = 48 + 16 + 16 * sections + 4 * blocks;
+    let (start, len) = (u64_at(8 + 16), u64_at(8 + 16 + 8));
+    (data, data + start..data + start + len)
+}
+
+#[test]
+fn a_damaged_block_a_command_reads_is_passed_over_said_on_stderr_and_named_by_verify() {
+    let s = Store::new();
+    s.register("a", &[]);
+    let description = "d".repeat(300);
+    let ids: Vec<String> =
+        (0..40).map(|i| s.task("a", &[&format!("t{i}"), "--description", &description])).collect();
+    s.ok("a", &["snapshot"]);
+    let snapshot = only_file(&store_dir(&s).join("snapshots"), ".snap");
+    let (data, tasks) = tasks_section(&std::fs::read(&snapshot).unwrap());
+    let at = data + 4096 + 10; // the second block: not read when the store opens
+    assert!(tasks.contains(&at), "{tasks:?} holds byte {at}");
+    flip(&snapshot, at as u64);
+
+    // A command that reads only the first block does not notice.
+    let o = s.run("a", &["task", "show", &ids[0]]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(stderr_lines(&o).is_empty(), "{}", text(&o));
+    // One that reads the damaged block answers from the log instead, and says so.
+    let o = s.run("a", &["task", "list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(ids.iter().all(|id| out.contains(id.as_str())), "every task is listed: {out}");
+    let err = stderr_lines(&o);
+    assert_eq!(err.len(), 1, "{err:?}");
+    assert!(
+        err[0].starts_with(&format!("maos-coord: warning: snapshot {} passed over: ", snapshot.display()))
+            && err[0].contains(&format!("at byte {}: block 1 checksum mismatch", data + 4096)),
+        "{err:?}"
+    );
+    // verify names the block.
+    let o = s.run("a", &["verify"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let place = format!("{}, byte offset {}: block 1 checksum mismatch", snapshot.display(), data + 4096);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&place), "{}", text(&o));
 }

@@ -154,6 +154,9 @@ pub struct Global {
     /// Whether `agent` came from `MAOS_AGENT` rather than the command line.
     #[arg(skip)]
     agent_from_env: bool,
+    /// The coordinators the command opened, to report after it what they found on the way.
+    #[arg(skip)]
+    opened: std::cell::RefCell<Vec<Coordinator>>,
 }
 
 impl Global {
@@ -214,6 +217,7 @@ impl Global {
     /// snapshot, as every command does.
     pub fn opened(&self, c: Coordinator) -> Result<Coordinator, Failure> {
         verify_cmd::note_fallback(&c, self.json);
+        self.opened.borrow_mut().push(c.clone());
         Ok(c)
     }
 }
@@ -272,11 +276,14 @@ impl StoreArgs {
             .reserve_kinds(maos_coord::model::COORDINATION_KINDS)
     }
 
-    /// Options for a coordinator of the store, which they never create.
+    /// Options for a coordinator of the store, which they never create. A command reads the
+    /// snapshot only where it needs to (each block checked when first read): the cost of a
+    /// command grows with what it touches, not with the size of the store.
     pub fn coordinator(&self) -> CoordinatorOptions {
         Coordinator::options(&self.root)
             .allow_insecure_permissions(self.allow_insecure_permissions)
             .create(false)
+            .check_whole_snapshot(false)
     }
 }
 
@@ -401,6 +408,9 @@ pub fn run() -> ExitCode {
         Command::Audit(args) => audit_cmd::run(args, g, &mut out),
         Command::Timeline(args) => timeline_cmd::run(args, g, &mut out),
     };
+    for c in g.opened.take() {
+        verify_cmd::note_damaged(&c, g.json);
+    }
     let (code, kind, message) = match result {
         Ok(()) | Err(Failure::Pipe) => return ExitCode::from(exit::EXIT_OK),
         Err(Failure::Usage(message)) => (exit::EXIT_USAGE, "usage", message),

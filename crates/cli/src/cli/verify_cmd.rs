@@ -143,6 +143,24 @@ fn print_text(r: &StoreReport, out: &mut Out) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Says on standard error which snapshots a command passed over because a block it read failed
+/// its checksum (the state was rebuilt without them and the command decided again).
+pub fn note_damaged(c: &Coordinator, json: bool) {
+    for damaged in c.damaged_snapshots() {
+        let message = format!(
+            "snapshot {} passed over: {}; the command ran on the state rebuilt without it (`maos-coord verify` checks every file)",
+            damaged.path.display(),
+            damaged.reason
+        );
+        if json {
+            let warning = json!({"kind": "snapshot_damaged", "file": damaged.path, "message": message});
+            eprintln!("{}", json!({ "warning": warning }));
+        } else {
+            eprintln!("maos-coord: warning: {message}");
+        }
+    }
+}
+
 /// Says on standard error that opening the store skipped a snapshot that did not check out,
 /// and what the state was loaded from instead, as the library fell back.
 pub fn note_fallback(c: &Coordinator, json: bool) {
