@@ -29,6 +29,13 @@ struct Args {
     /// The `maos-coord` binary (default: the one beside this program).
     #[arg(long)]
     binary: Option<PathBuf>,
+    /// Use this project root: fill it first if it holds no store, and keep it (default: a
+    /// temporary one, removed at the end).
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Only fill the store at `--root` and exit (what the benchmark runs in a child process).
+    #[arg(long, hide = true)]
+    fill_only: bool,
 }
 
 /// One run of a command: how long it took and its peak resident memory.
@@ -44,16 +51,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(binary) => binary,
         None => std::env::current_exe()?.with_file_name("maos-coord"),
     };
-    let dir = tempfile::tempdir()?;
-    let started = Instant::now();
-    fill(dir.path(), &args)?;
-    println!(
-        "store: {} pending tasks, {} context keys, a snapshot at its tail ({:.1} s to build)",
-        args.tasks,
-        args.keys,
-        started.elapsed().as_secs_f64()
-    );
-    let run = |command: &[&str]| oneshot(&binary, dir.path(), command);
+    if args.fill_only {
+        let root = args.root.as_deref().ok_or("--fill-only needs --root")?;
+        return fill(root, &args);
+    }
+    let temporary = tempfile::tempdir()?;
+    let root = args.root.clone().unwrap_or_else(|| temporary.path().to_owned());
+    if !maos_coord::coordinator::store_dir(&root).exists() {
+        let started = Instant::now();
+        // In a child process: a child's peak resident memory (`ru_maxrss`) counts its parent's
+        // at the time it was spawned, so this process never holds the store's state.
+        let status = Command::new(std::env::current_exe()?)
+            .arg("--fill-only")
+            .arg("--root")
+            .arg(&root)
+            .args(["--tasks", &args.tasks.to_string(), "--keys", &args.keys.to_string()])
+            .status()?;
+        if !status.success() {
+            return Err(format!("filling the store failed: {status}").into());
+        }
+        println!(
+            "store: {} pending tasks, {} context keys, a snapshot at its tail ({:.1} s to build)",
+            args.tasks,
+            args.keys,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let run = |command: &[&str]| oneshot(&binary, &root, command);
     let (mut gets, mut claims, mut completes) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..args.runs {
         let key = format!("key-{}", (i as u64 * 7919) % args.keys.max(1));
@@ -104,11 +128,18 @@ fn fill(root: &Path, args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Ok::<(), maos_coord::Error>(())
     })?;
     c.snapshot()?;
+    // Buffered appends leave the log unsynced: sync it here, or the first durable command
+    // would pay for syncing the whole fill.
+    if let Some(log) = c.local_log() {
+        log.sync()?;
+    }
     c.close()?;
     Ok(())
 }
 
-/// Runs `maos-coord --root ROOT --agent worker COMMAND...` and waits for it with `wait4`.
+/// Runs `maos-coord --root ROOT --agent worker COMMAND...` and waits for it with `wait4`. Its
+/// peak resident memory counts this process's at the time of the spawn (the child shares the
+/// parent's memory until it execs), which is why the store is filled by another process.
 fn oneshot(binary: &Path, root: &Path, command: &[&str]) -> Result<Run, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut child = Command::new(binary)

@@ -59,11 +59,17 @@ async fn seeds() {
     save("snapshot_file", "valid-empty-store", &empty);
     save("snapshot_file", "valid-store", &full);
     save("snapshot_file", "valid-version-1", &version_1(&full));
+    save("snapshot_file", "valid-version-2", &version_2(&full));
+    save(
+        "snapshot_file",
+        "altered-log-position",
+        &maos_coord::snapshot::fuzzing::repair(&flip(&full, full.len() - 5)),
+    );
     save("snapshot_file", "damaged-body-byte", &flip(&full, full.len() - 5));
     save("snapshot_file", "damaged-truncated", &full[..full.len() - 9]);
     let mut bad_version = full.clone();
-    bad_version[8] = 3;
-    save("snapshot_file", "damaged-version-3", &bad_version);
+    bad_version[8] = 4;
+    save("snapshot_file", "damaged-version-4", &bad_version);
     let mut huge = full.clone();
     huge[32..40].copy_from_slice(&(1u64 << 60).to_le_bytes());
     save("snapshot_file", "damaged-huge-length", &huge);
@@ -180,6 +186,15 @@ async fn seeds() {
 }
 
 /// The same store as a version-1 snapshot: every version of every key in full.
+/// The same snapshot with a version-2 body (one `MessagePack` map).
+fn version_2(snapshot: &[u8]) -> Vec<u8> {
+    let image = maos_coord::snapshot::decode(snapshot).unwrap();
+    let mut file = snapshot[..48].to_vec();
+    file[8] = 2;
+    file.extend_from_slice(&rmp_serde::to_vec_named(&image).unwrap());
+    maos_coord::snapshot::fuzzing::repair(&file)
+}
+
 fn version_1(v2: &[u8]) -> Vec<u8> {
     #[derive(serde::Serialize)]
     struct VersionV1 {
