@@ -43,7 +43,10 @@ async fn locks_have_leases_and_increasing_fencing_tokens() {
     let b = agent("other");
     c.register_agent(&b, "r", vec![]).await.unwrap();
     let l = LockName::new("deploy").unwrap();
+    assert_eq!(c.lock_info(&l).unwrap(), None, "never taken");
     let first = c.try_lock(&a, &l, Duration::from_millis(100)).await.unwrap().unwrap();
+    let info = c.lock_info(&l).unwrap().unwrap();
+    assert_eq!((info.holder, info.token), (a.clone(), first.token));
     assert!(c.try_lock(&b, &l, Duration::from_millis(100)).await.unwrap().is_none());
     let err = c.unlock(&b, &l).await.unwrap_err();
     assert!(matches!(err, Error::LockHeld { .. }), "{err}");

@@ -158,3 +158,33 @@ async fn a_snapshot_skipped_at_open_fails_the_snapshots_check() {
     assert!(snap.finding.contains("the state came from a full replay"), "{snap:?}");
     assert!(snap.details[0].contains("checksum mismatch"), "{snap:?}");
 }
+
+#[tokio::test]
+async fn a_snapshot_passed_over_for_a_damaged_block_fails_the_snapshots_check_not_the_projections() {
+    let root = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let c = options(root.path(), &clock).open().unwrap();
+    let a = AgentId::new("a").unwrap();
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    for i in 0..40 {
+        c.create_task(&a, NewTask::new(format!("t{i}")).description("d".repeat(300))).await.unwrap();
+    }
+    c.snapshot().unwrap();
+    c.close().unwrap();
+    let snapshots = root.path().join(".maos/coordination/snapshots");
+    let file = std::fs::read_dir(&snapshots).unwrap().next().unwrap().unwrap().path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    // The second block of the data holds tasks, which opening on demand does not read.
+    let body = &bytes[48..];
+    let blocks = u64::from_le_bytes(body[168..176].try_into().unwrap()) as usize;
+    let data = 48 + 176 + 4 * blocks;
+    bytes[data + 4096 + 10] ^= 1;
+    std::fs::write(&file, bytes).unwrap();
+    let c = options(root.path(), &clock).check_whole_snapshot(false).open().unwrap();
+    assert!(c.skipped_snapshots().is_empty(), "the directory checks out at open");
+    let report = c.health(&HealthOptions::default()).unwrap();
+    assert_eq!(failed(&report), ["snapshots"], "{report:#?}");
+    let snap = check(&report, "snapshots");
+    assert!(snap.details[0].contains("block 1 checksum mismatch"), "{snap:?}");
+    assert_eq!(c.damaged_snapshots().len(), 1);
+}

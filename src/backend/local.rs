@@ -309,7 +309,16 @@ impl BlobStore for DirBlobs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io("open", &path, e)),
         };
-        let len = file.metadata().map_err(|e| Error::io("stat", &path, e))?.len();
+        let meta = file.metadata().map_err(|e| Error::io("stat", &path, e))?;
+        if !meta.is_file() {
+            let kind = if meta.is_dir() {
+                std::io::ErrorKind::IsADirectory
+            } else {
+                std::io::ErrorKind::InvalidInput
+            };
+            return Err(Error::io("map", &path, std::io::Error::new(kind, "not a regular file")));
+        }
+        let len = meta.len();
         if len == 0 {
             return Ok(Some(Arc::new(Vec::new())));
         }

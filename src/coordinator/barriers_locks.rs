@@ -92,6 +92,16 @@ impl Coordinator {
         self.fresh(|s| s.barriers.get(name).is_some_and(crate::projection::Barrier::is_complete))
     }
 
+    /// The lock `name` as the store last granted it: holder, end of the lease, fencing token;
+    /// `None` if it was never taken or was released. A lock whose lease ended before now is
+    /// free to take, though its last grant is still shown.
+    ///
+    /// # Errors
+    /// Those of every [query](Coordinator#errors).
+    pub fn lock_info(&self, name: &LockName) -> Result<Option<crate::projection::Lock>> {
+        self.fresh(|s| s.locks.get(name).cloned())
+    }
+
     /// Waits until every participant of the barrier has signalled (from any process), for at
     /// most `timeout`.
     ///

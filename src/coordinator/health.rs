@@ -90,7 +90,10 @@ impl Coordinator {
     /// [`Error::Io`](crate::Error::Io) if the snapshot or cursor directory cannot be read. What
     /// a check finds is never an error.
     pub fn health(&self, opts: &HealthOptions) -> Result<HealthReport> {
-        let (live, now) = self.read_at(|s, now| (s.clone(), now))?;
+        // Every block of the snapshot the state stands on is checked first (a damaged one is
+        // passed over, and the snapshots check says so).
+        let live = self.read(State::clone)?;
+        let now = self.clock_now().max(live.last_time);
         let checks = vec![
             self.filesystem_check(),
             self.snapshots_check(),
@@ -149,8 +152,13 @@ impl Coordinator {
     }
 
     fn snapshots_check(&self) -> HealthCheck {
-        let details: Vec<String> =
-            self.skipped_snapshots().iter().map(|s| format!("{}: {}", s.path.display(), s.reason)).collect();
+        let passed_over = self.damaged_snapshots();
+        let details: Vec<String> = self
+            .skipped_snapshots()
+            .iter()
+            .chain(&passed_over)
+            .map(|s| format!("{}: {}", s.path.display(), s.reason))
+            .collect();
         let ok = match self.opened_from_snapshot() {
             Some(lsn) => format!("opened from the snapshot of LSN {lsn}; none skipped"),
             None => "no snapshot: opened by a full replay of the log".to_owned(),
@@ -160,7 +168,7 @@ impl Coordinator {
                 .opened_from_snapshot()
                 .map_or("a full replay".to_owned(), |l| format!("the snapshot of LSN {l}"));
             format!(
-                "{n} snapshot(s) skipped as invalid when the store was opened; the state came from {from}"
+                "{n} snapshot(s) skipped as invalid when the store was opened or passed over when a block of one failed its checksum; the state came from {from}"
             )
         })
     }
@@ -168,7 +176,7 @@ impl Coordinator {
     fn projections_check(&self, live: &State) -> Result<HealthCheck> {
         let tail = live.next_lsn;
         let snapshots = &self.snapshots.store;
-        let (newest, _) = snapshots.load(tail)?;
+        let (newest, _) = snapshots.load_checked(tail)?;
         let newest_lsn = newest.as_ref().map(|s| s.next_lsn);
         let mut from_newest = newest.unwrap_or_else(State::new);
         catch_up(&*self.log, &self.skips, &mut from_newest, tail)?;

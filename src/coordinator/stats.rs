@@ -75,6 +75,9 @@ pub struct SnapshotStats {
     pub age: Option<Duration>,
     /// Snapshots skipped as invalid when this coordinator opened the store.
     pub skipped_at_open: usize,
+    /// Snapshots passed over since, a block of which failed its checksum when first read
+    /// ([`Coordinator::damaged_snapshots`]).
+    pub passed_over: usize,
 }
 
 /// A durable subscription's cursor and how far behind the tail it is.
@@ -204,6 +207,7 @@ impl Coordinator {
             records_since: next.get().saturating_sub(newest.map_or(Lsn::FIRST, |(lsn, _)| lsn).get()),
             age: last_record.or(newest.map(|(_, written)| written)).map(|t| between(t, now)),
             skipped_at_open: self.skipped_snapshots().len(),
+            passed_over: self.damaged_snapshots().len(),
         };
         let cursors = crate::subscription::cursors(&*self.blobs)?
             .into_iter()
@@ -310,6 +314,7 @@ fn from_state(s: &State, now: Timestamp) -> StoreStats {
             records_since: 0,
             age: None,
             skipped_at_open: 0,
+            passed_over: 0,
         },
         cursors: Vec::new(),
         tasks,

@@ -244,6 +244,12 @@ impl<B: AsRef<[u8]>> CheckedBody<B> {
         self.range(section).len()
     }
 
+    /// The offset of section `section` from the start of the body.
+    #[must_use]
+    pub fn section_offset(&self, section: Section) -> usize {
+        self.dir_len + self.range(section).start
+    }
+
     /// Where section `section` lies in the data.
     fn range(&self, section: Section) -> Range<usize> {
         self.sections.get(section as usize).cloned().unwrap_or(0..0)

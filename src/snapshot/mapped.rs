@@ -139,8 +139,8 @@ impl MappedSnapshot {
     pub(crate) fn check_indexes(&self, tasks: &[Task], keys: &[ContextKey]) -> Result<(), Damage> {
         let at = |section: Section| {
             Damage::at(
-                HEADER_LEN + self.body.directory_len(),
-                format!("{section:?} disagrees with the tasks and keys"),
+                HEADER_LEN + self.body.section_offset(section),
+                format!("{section:?} section disagrees with the tasks and keys"),
             )
         };
         for (offsets, data, count) in [

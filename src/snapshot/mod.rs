@@ -97,8 +97,9 @@ impl Snapshots {
     }
 
     /// Writes a snapshot of `state` durably and removes all but the newest `keep`; returns where
-    /// it lives. The body is encoded straight into the blob (no buffer the size of the state),
-    /// then the header with its length and checksum is written in front of it.
+    /// it lives. The body's sections are built in memory (log-format.md, "Body, version 3": the
+    /// directory's block checksums cover them all), then the header and the body are written in
+    /// one pass.
     ///
     /// # Errors
     /// As the blob store's writes (locally [`Error::Io`] if the snapshot cannot be written, synced and
@@ -221,6 +222,26 @@ impl Snapshots {
         crate::log::lock(&self.damaged).entry(lsn).or_insert(reason);
     }
 
+    /// [`Snapshots::load`], with every block of the snapshot loaded checked (whatever
+    /// [`Snapshots::checking_whole`] says): one with a damaged block is marked damaged and the
+    /// next is loaded instead.
+    ///
+    /// # Errors
+    /// As [`Snapshots::load`].
+    pub fn load_checked(&self, limit: Lsn) -> Result<(Option<State>, Vec<SkippedSnapshot>)> {
+        loop {
+            let (state, skipped) = self.load(limit)?;
+            if let Some(loaded) = &state {
+                loaded.check_base();
+                if let (Some(reason), Some(lsn)) = (loaded.damage(), loaded.base_lsn()) {
+                    self.mark_damaged(lsn, reason);
+                    continue;
+                }
+            }
+            return Ok((state, skipped));
+        }
+    }
+
     /// The snapshots [marked damaged](Snapshots::mark_damaged) so far, with why.
     #[must_use]
     pub fn damaged(&self) -> Vec<SkippedSnapshot> {
@@ -255,7 +276,7 @@ fn state_of(
     let all = (*bytes).as_ref();
     let header = SnapshotHeader::check(all.get(..HEADER_LEN).unwrap_or(all))?;
     if header.version < 3 {
-        return Ok(State::from_image(decode_whole(all)?));
+        return Ok(State::from_image(decode_old(all, &header)?));
     }
     body_length(&header, all.len())?;
     let (image, snapshot) = mapped::MappedSnapshot::open(bytes, header.body_crc, location)?;
@@ -303,12 +324,17 @@ fn decode_v3(bytes: Vec<u8>, header: &SnapshotHeader) -> std::result::Result<Sta
 }
 
 /// Checks and decodes a whole snapshot file of any version.
-fn decode_whole(bytes: &[u8]) -> std::result::Result<StateImage, Damage> {
-    let header = SnapshotHeader::check(bytes.get(..HEADER_LEN).unwrap_or(bytes))?;
+fn decode_whole(bytes: Vec<u8>) -> std::result::Result<StateImage, Damage> {
+    let header = SnapshotHeader::check(bytes.get(..HEADER_LEN).unwrap_or(&bytes))?;
     if header.version >= 3 {
-        return decode_v3(bytes.to_vec(), &header);
+        return decode_v3(bytes, &header);
     }
-    body_length(&header, bytes.len())?;
+    decode_old(&bytes, &header)
+}
+
+/// Checks and decodes a whole snapshot file of version 1 or 2, whose header checked out.
+fn decode_old(bytes: &[u8], header: &SnapshotHeader) -> std::result::Result<StateImage, Damage> {
+    body_length(header, bytes.len())?;
     let body = bytes.get(HEADER_LEN..).unwrap_or_default();
     let computed = crc32fast::hash(body);
     if computed != header.body_crc {
@@ -328,9 +354,9 @@ fn header(version: u32, lsn: u64, len: u64, crc: u32) -> [u8; HEADER_LEN] {
     SnapshotHeader { version, lsn, body_len: len, body_crc: crc }.encode(Timestamp::now())
 }
 
-/// Checks and decodes a snapshot file, streaming it (no buffer the size of the file); the error
-/// says what is wrong. The body's length and checksum are checked in a first pass, so the
-/// decoder only ever sees bytes that were written as they are.
+/// Checks and decodes a snapshot file, read into memory whole; the error says what is wrong.
+/// The body's checksums (version 3: every block's) are checked before anything is decoded, so
+/// the decoder only ever sees bytes that were written as they are.
 ///
 /// # Errors
 /// What is wrong, as text: the file cannot be read; its header is too short, of another format or version, or
@@ -374,8 +400,9 @@ pub fn check_from(mut input: impl Read + Seek) -> std::result::Result<CheckedSna
     let head = bytes.get(..HEADER_LEN).unwrap_or(&bytes);
     SnapshotHeader::check(head)?;
     let written = SnapshotHeader::written(head)?;
-    let image = decode_whole(&bytes)?;
-    Ok(CheckedSnapshot { image, written, len: bytes.len() as u64 })
+    let len = bytes.len() as u64;
+    let image = decode_whole(bytes)?;
+    Ok(CheckedSnapshot { image, written, len })
 }
 
 /// Decodes a body of snapshot format `version`.
@@ -392,5 +419,5 @@ fn decode_body(version: u32, body: impl Read) -> std::result::Result<StateImage,
 /// # Errors
 /// What is wrong, as text, as for [`read_file`].
 pub fn decode(bytes: &[u8]) -> std::result::Result<StateImage, String> {
-    decode_whole(bytes).map_err(|d| d.reason)
+    decode_whole(bytes.to_vec()).map_err(|d| d.reason)
 }

@@ -88,8 +88,12 @@ pub(super) fn body(image: &StateImage, position: Option<(Lsn, u64)>) -> Result<V
     };
     let meta = encode(&meta)?;
 
+    // In creation order; of two tasks with one id (only an image decoded from a damaged or
+    // foreign older snapshot has them) the first, as decoding such an image into a state keeps.
     let mut tasks: Vec<&crate::model::Task> = image.tasks.iter().collect();
     tasks.sort_by_key(|t| t.created_lsn);
+    let mut ids = std::collections::HashSet::new();
+    tasks.retain(|t| ids.insert(t.id.as_str()));
     let (mut task_data, mut task_offsets) = (Vec::new(), Vec::with_capacity(8 * (tasks.len() + 1)));
     for task in &tasks {
         task_offsets.extend_from_slice(&(task_data.len() as u64).to_le_bytes());
