@@ -362,8 +362,11 @@ fn a_damaged_block_a_command_reads_is_passed_over_said_on_stderr_and_named_by_ve
     let err = stderr_lines(&o);
     assert_eq!(err.len(), 1, "{err:?}");
     assert!(
-        err[0].starts_with(&format!("maos-coord: warning: snapshot {} passed over: ", snapshot.display()))
-            && err[0].contains(&format!("at byte {}: block 1 checksum mismatch", data + 4096)),
+        err[0].starts_with(&format!(
+            "maos-coord: warning: passed over a damaged snapshot: snapshot {} at byte {}: block 1 checksum mismatch",
+            snapshot.display(),
+            data + 4096
+        )),
         "{err:?}"
     );
     // verify names the block.

@@ -77,7 +77,18 @@ fn a_lock_grants_rising_tokens_and_a_waiting_process_gets_it_when_released() {
     let s = Store::new();
     s.register("a", &[]);
     s.register("b", &[]);
+    assert_eq!(s.ok("a", &["lock", "show", "deploy"]).trim(), "lock deploy: free (not held)");
     let first: u64 = s.ok("a", &["lock", "acquire", "deploy"]).trim().parse().unwrap();
+    let shown = s.ok("b", &["lock", "show", "deploy"]);
+    assert!(
+        shown.starts_with("lock deploy: held by a until ") && shown.contains(&format!("(token {first})")),
+        "{shown}"
+    );
+    let shown = s.json("b", &["lock", "show", "deploy"]);
+    assert_eq!(
+        (shown["held"].as_bool(), shown["holder"].as_str(), shown["token"].as_u64()),
+        (Some(true), Some("a"), Some(first))
+    );
     let err = s.fails("b", &["lock", "acquire", "deploy"], 4);
     assert_eq!(err.trim(), "maos-coord: lock deploy is held by a");
     // A wait on a held lock that times out is a conflict too.

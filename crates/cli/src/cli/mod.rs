@@ -409,6 +409,10 @@ pub fn run() -> ExitCode {
         Command::Timeline(args) => timeline_cmd::run(args, g, &mut out),
     };
     for c in g.opened.take() {
+        // A command whose records crossed the automatic snapshot threshold started writing a
+        // snapshot in the background: finish it, or no process of the command line ever would
+        // and every later command would replay an ever longer tail.
+        c.wait_for_snapshots();
         verify_cmd::note_damaged(&c, g.json);
     }
     let (code, kind, message) = match result {

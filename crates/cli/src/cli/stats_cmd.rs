@@ -89,6 +89,7 @@ fn to_json(s: &StoreStats) -> Value {
             "last_record": s.snapshot.last_record.map(view::time),
             "records_since": s.snapshot.records_since, "age_seconds": s.snapshot.age.map(seconds),
             "skipped_at_open": s.snapshot.skipped_at_open,
+            "passed_over": s.snapshot.passed_over,
         },
         "cursors": cursors,
         "tasks": {
@@ -169,6 +170,12 @@ fn print_text(s: &StoreStats, out: &mut Out) -> Result<(), Failure> {
         out.line(format_args!(
             "             {} skipped as invalid when the store opened",
             snap.skipped_at_open
+        ))?;
+    }
+    if snap.passed_over > 0 {
+        out.line(format_args!(
+            "             {} passed over: a block failed its checksum when read",
+            snap.passed_over
         ))?;
     }
     out.line(format_args!("cursors      {}", s.cursors.len()))?;

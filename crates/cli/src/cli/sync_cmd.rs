@@ -6,7 +6,7 @@ use clap::Subcommand;
 use maos_coord::{BarrierName, Error, LockName};
 use serde_json::json;
 
-use super::{input, runtime, Failure, Global, Out};
+use super::{input, runtime, view, Failure, Global, Out};
 
 /// How long a wait without a limit waits: long enough to be for ever, short enough to add to
 /// the time now.
@@ -54,6 +54,11 @@ pub enum LockCommand {
     },
     /// Release a lock the agent holds.
     Release {
+        /// The lock's name.
+        name: String,
+    },
+    /// Who holds a lock, until when, with which fencing token (or that it is free).
+    Show {
         /// The lock's name.
         name: String,
     },
@@ -118,8 +123,8 @@ pub fn lock(cmd: LockCommand, g: &Global, out: &mut Out) -> Result<(), Failure> 
                         break grant;
                     }
                     // Refused: name the holder (one that released it meanwhile: try again).
-                    if let Some(held) = c.read(|s| s.locks.get(&name).map(|l| l.holder.clone()))? {
-                        return Err(Error::LockHeld { lock: name, holder: held }.into());
+                    if let Some(held) = c.lock_info(&name)? {
+                        return Err(Error::LockHeld { lock: name, holder: held.holder }.into());
                     }
                 },
             };
@@ -140,6 +145,38 @@ pub fn lock(cmd: LockCommand, g: &Global, out: &mut Out) -> Result<(), Failure> 
                 out.line(json!({"lock": name.as_str(), "released": true}))?;
             } else {
                 out.line(format_args!("released lock {name}"))?;
+            }
+        }
+        LockCommand::Show { name } => {
+            let name = LockName::new(name)?;
+            let c = g.open()?;
+            let now = maos_coord::Timestamp::now();
+            let lock = c.lock_info(&name)?;
+            let held = lock.as_ref().is_some_and(|l| l.lease_until > now);
+            if g.json() {
+                out.line(match &lock {
+                    Some(l) => json!({
+                        "lock": name.as_str(), "held": held, "holder": l.holder.as_str(),
+                        "lease_until": view::time(l.lease_until), "token": l.token.get(),
+                    }),
+                    None => json!({"lock": name.as_str(), "held": false}),
+                })?;
+            } else {
+                out.line(match &lock {
+                    Some(l) if held => format!(
+                        "lock {name}: held by {} until {} (token {})",
+                        l.holder,
+                        view::time(l.lease_until),
+                        l.token
+                    ),
+                    Some(l) => format!(
+                        "lock {name}: free (its last holder {}'s lease ended {}, token {})",
+                        l.holder,
+                        view::time(l.lease_until),
+                        l.token
+                    ),
+                    None => format!("lock {name}: free (not held)"),
+                })?;
             }
         }
     }

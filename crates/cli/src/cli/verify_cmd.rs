@@ -147,9 +147,9 @@ fn print_text(r: &StoreReport, out: &mut Out) -> Result<(), Failure> {
 /// its checksum (the state was rebuilt without them and the command decided again).
 pub fn note_damaged(c: &Coordinator, json: bool) {
     for damaged in c.damaged_snapshots() {
+        // The reason names the file and the offset.
         let message = format!(
-            "snapshot {} passed over: {}; the command ran on the state rebuilt without it (`maos-coord verify` checks every file)",
-            damaged.path.display(),
+            "passed over a damaged snapshot: {}; the state was rebuilt without it (`maos-coord verify` checks every file)",
             damaged.reason
         );
         if json {
