@@ -77,15 +77,20 @@ fn apply_all(state: &mut State, events: &[Event], first: u64) {
     }
 }
 
-/// `state` as a version-3 snapshot file, opened on demand.
-fn opened(state: &State) -> State {
+/// The bytes of a version-3 snapshot file of `state`, and the length of its body's directory.
+fn snapshot_file(state: &State) -> (Vec<u8>, usize) {
     let image = state.to_image();
     let body = sections::body(&image, None).unwrap();
     let dir = crate::format::snapshot_body::directory_len_of(&body).unwrap();
     let crc = crc32fast::hash(&body[..dir]);
     let mut bytes = header(SNAPSHOT_VERSION, image.next_lsn.get(), body.len() as u64, crc).to_vec();
     bytes.extend_from_slice(&body);
-    state_of(Arc::new(bytes), PathBuf::from("test.snap"), false).unwrap()
+    (bytes, dir)
+}
+
+/// `state` as a version-3 snapshot file, opened on demand.
+fn opened(state: &State) -> State {
+    state_of(Arc::new(snapshot_file(state).0), PathBuf::from("test.snap"), false).unwrap()
 }
 
 /// Every query a command asks of tasks and context, as comparable text.
@@ -164,12 +169,7 @@ fn a_read_of_a_damaged_block_is_noted_with_the_file_and_offset() {
         })
         .collect();
     apply_all(&mut state, &events, 1);
-    let image = state.to_image();
-    let body = sections::body(&image, None).unwrap();
-    let dir = crate::format::snapshot_body::directory_len_of(&body).unwrap();
-    let crc = crc32fast::hash(&body[..dir]);
-    let mut bytes = header(SNAPSHOT_VERSION, image.next_lsn.get(), body.len() as u64, crc).to_vec();
-    bytes.extend_from_slice(&body);
+    let (mut bytes, dir) = snapshot_file(&state);
     let at = HEADER_LEN + dir + 2 * 4096 + 100; // in block 2: tasks
     bytes[at] ^= 0xff;
     let lazy = state_of(Arc::new(bytes.clone()), PathBuf::from("damaged.snap"), false)

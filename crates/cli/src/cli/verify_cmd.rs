@@ -152,12 +152,16 @@ pub fn note_damaged(c: &Coordinator, json: bool) {
             "passed over a damaged snapshot: {}; the state was rebuilt without it (`maos-coord verify` checks every file)",
             damaged.reason
         );
-        if json {
-            let warning = json!({"kind": "snapshot_damaged", "file": damaged.path, "message": message});
-            eprintln!("{}", json!({ "warning": warning }));
-        } else {
-            eprintln!("maos-coord: warning: {message}");
-        }
+        warn(json, json!({"kind": "snapshot_damaged", "file": damaged.path, "message": message}));
+    }
+}
+
+/// One warning on standard error: `warning` (with its `message`) as JSON, or the message.
+fn warn(json: bool, warning: serde_json::Value) {
+    if json {
+        eprintln!("{}", json!({ "warning": warning }));
+    } else {
+        eprintln!("maos-coord: warning: {}", warning["message"].as_str().unwrap_or_default());
     }
 }
 
@@ -172,12 +176,10 @@ pub fn note_fallback(c: &Coordinator, json: bool) {
             torn.segment.display(),
             torn.lsn
         );
-        if json {
-            let warning = json!({"kind": "torn_tail_cut", "file": torn.segment, "offset": torn.offset, "message": message});
-            eprintln!("{}", json!({ "warning": warning }));
-        } else {
-            eprintln!("maos-coord: warning: {message}");
-        }
+        warn(
+            json,
+            json!({"kind": "torn_tail_cut", "file": torn.segment, "offset": torn.offset, "message": message}),
+        );
     }
     let from = match c.opened_from_snapshot() {
         Some(lsn) => format!("the snapshot of LSN {lsn} and the log after it"),
@@ -189,11 +191,6 @@ pub fn note_fallback(c: &Coordinator, json: bool) {
             skipped.path.display(),
             skipped.reason
         );
-        if json {
-            let warning = json!({"kind": "snapshot_skipped", "file": skipped.path, "message": message});
-            eprintln!("{}", json!({ "warning": warning }));
-        } else {
-            eprintln!("maos-coord: warning: {message}");
-        }
+        warn(json, json!({"kind": "snapshot_skipped", "file": skipped.path, "message": message}));
     }
 }
