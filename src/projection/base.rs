@@ -49,8 +49,13 @@ pub trait Base: Send + Sync + std::fmt::Debug {
     /// What is wrong with the section.
     fn slots_by_idempotency_key(&self, key: &str) -> Result<Vec<u32>, String>;
 
-    /// Pending tasks in claim order; of priority `only` alone when it is given.
-    fn pending(&self, only: Option<Priority>) -> Box<dyn Iterator<Item = Result<PendingKey, String>> + '_>;
+    /// Pending tasks in claim order, each with its index in that order, from index `from` on;
+    /// of priority `only` alone when it is given.
+    fn pending(
+        &self,
+        only: Option<Priority>,
+        from: u32,
+    ) -> Box<dyn Iterator<Item = Result<(u32, PendingKey), String>> + '_>;
 
     /// The slots of every in-progress task.
     ///

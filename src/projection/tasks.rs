@@ -12,7 +12,7 @@
 //! snapshot's index entries for it are passed over. Every in-progress task of the snapshot is
 //! touched when the registry opens, so leases and holders are in memory alone.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
@@ -37,6 +37,11 @@ pub struct TaskRegistry {
     base: Option<Arc<dyn Base>>,
     /// Slots of the snapshot whose index entries are in memory (changed since).
     touched: HashSet<Slot, foldhash::fast::RandomState>,
+    /// How many entries at the start of the snapshot's claim order are touched tasks, in the
+    /// whole order (0) and in each priority's part (1 + the priority's number): readers start
+    /// past them. Touching is for good, so these only grow; without them every claim would pass
+    /// over every task claimed before it since the snapshot.
+    pending_skip: [Cell<u32>; 5],
     /// Tasks created after the snapshot, by id and by idempotency key.
     by_id: HashMap<TaskId, Slot>,
     by_key: HashMap<String, Slot>,
@@ -199,12 +204,37 @@ impl TaskRegistry {
         only: Option<Priority>,
         memory: impl Iterator<Item = PendingKey> + 'a,
     ) -> impl Iterator<Item = &'a Task> + 'a {
+        let skip = self.pending_skip(only);
+        let mut leading = true;
         let base = self.base.iter().flat_map(move |b| {
-            b.pending(only)
+            b.pending(only, skip.get())
                 .map_while(move |entry| entry.map_err(|e| b.note_damage(e)).ok())
-                .filter(move |(_, _, slot)| !self.touched.contains(slot))
+                .filter(move |&(index, (_, _, slot))| {
+                    let touched = self.touched.contains(&slot);
+                    // The run of touched entries this reader starts with is passed over by
+                    // every later reader too.
+                    leading &= touched;
+                    if leading {
+                        skip.set(index + 1);
+                    }
+                    !touched
+                })
+                .map(|(_, key)| key)
         });
         super::merge_sorted(memory, base).filter_map(|(_, _, slot)| self.at(slot))
+    }
+
+    /// How many entries at the start of the snapshot's claim order (of priority `only`, when
+    /// given) are touched tasks.
+    fn pending_skip(&self, only: Option<Priority>) -> &Cell<u32> {
+        let [all, low, normal, high, critical] = &self.pending_skip;
+        match only {
+            None => all,
+            Some(Priority::Low) => low,
+            Some(Priority::Normal) => normal,
+            Some(Priority::High) => high,
+            Some(Priority::Critical) => critical,
+        }
     }
 
     /// Makes the in-memory indexes hold the snapshot's task in `slot` (before it changes).

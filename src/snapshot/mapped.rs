@@ -315,18 +315,23 @@ impl Base for MappedSnapshot {
         self.slots_by_hash(Section::IdempotencyKeys, key)
     }
 
-    fn pending(&self, only: Option<Priority>) -> Box<dyn Iterator<Item = Result<PendingKey, String>> + '_> {
-        let count = self.body.section_len(Section::Pending) / PENDING_ENTRY_LEN;
+    fn pending(
+        &self,
+        only: Option<Priority>,
+        from: u32,
+    ) -> Box<dyn Iterator<Item = Result<(u32, PendingKey), String>> + '_> {
+        let count =
+            u32::try_from(self.body.section_len(Section::Pending) / PENDING_ENTRY_LEN).unwrap_or(u32::MAX);
         let start = match only.map(|p| self.pending_from(p)).transpose() {
-            Ok(start) => start.unwrap_or(0),
+            Ok(start) => u32::try_from(start.unwrap_or(0)).unwrap_or(u32::MAX).max(from),
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        let entries = (start..count).map(|i| self.pending_entry(i));
+        let entries = (start..count).map(|i| self.pending_entry(i as usize).map(|key| (i, key)));
         match only {
             None => Box::new(entries),
-            Some(p) => {
-                Box::new(entries.take_while(move |e| e.as_ref().map_or(true, |(Reverse(q), ..)| *q == p)))
-            }
+            Some(p) => Box::new(
+                entries.take_while(move |e| e.as_ref().map_or(true, |(_, (Reverse(q), ..))| *q == p)),
+            ),
         }
     }
 

@@ -185,3 +185,104 @@ fn a_read_of_a_damaged_block_is_noted_with_the_file_and_offset() {
     assert_eq!(whole.offset, (HEADER_LEN + dir + 2 * 4096) as u64, "the block that holds the flipped byte");
     assert!(whole.reason.contains("block 2 checksum mismatch"), "{}", whole.reason);
 }
+
+/// A base that counts the claim-order entries read through it.
+#[derive(Debug)]
+struct Counting {
+    inner: Arc<mapped::MappedSnapshot>,
+    read: std::sync::atomic::AtomicU64,
+}
+
+impl crate::projection::base::Base for Counting {
+    fn lsn(&self) -> Lsn {
+        self.inner.lsn()
+    }
+    fn log_position(&self) -> Option<(Lsn, u64)> {
+        self.inner.log_position()
+    }
+    fn task_count(&self) -> u32 {
+        self.inner.task_count()
+    }
+    fn task(&self, slot: u32) -> Result<Task, String> {
+        self.inner.task(slot)
+    }
+    fn slots_by_id(&self, id: &str) -> Result<Vec<u32>, String> {
+        self.inner.slots_by_id(id)
+    }
+    fn slots_by_idempotency_key(&self, key: &str) -> Result<Vec<u32>, String> {
+        self.inner.slots_by_idempotency_key(key)
+    }
+    fn pending(
+        &self,
+        only: Option<Priority>,
+        from: u32,
+    ) -> Box<dyn Iterator<Item = Result<(u32, crate::projection::base::PendingKey), String>> + '_> {
+        Box::new(self.inner.pending(only, from).inspect(|_| {
+            self.read.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }))
+    }
+    fn in_progress(&self) -> Result<Vec<u32>, String> {
+        self.inner.in_progress()
+    }
+    fn key_count(&self) -> u32 {
+        self.inner.key_count()
+    }
+    fn key(&self, index: u32) -> Result<ContextKey, String> {
+        self.inner.key(index)
+    }
+    fn key_history(&self, index: u32) -> Result<(ContextKey, crate::projection::KeyHistory), String> {
+        self.inner.key_history(index)
+    }
+    fn key_lower_bound(&self, key: &str) -> Result<u32, String> {
+        self.inner.key_lower_bound(key)
+    }
+    fn check_all(&self) -> Result<(), String> {
+        crate::projection::base::Base::check_all(&*self.inner)
+    }
+    fn note_damage(&self, reason: String) {
+        self.inner.note_damage(reason);
+    }
+    fn damage(&self) -> Option<String> {
+        self.inner.damage()
+    }
+}
+
+#[test]
+fn claiming_every_task_of_a_snapshot_reads_its_claim_order_about_once_not_once_per_claim() {
+    use crate::projection::base::Base as _;
+    const N: u8 = 250;
+    let mut replayed = State::new();
+    let mut events = Vec::new();
+    for round in 0..8u8 {
+        for i in 0..N {
+            let id = TaskId::new(format!("r{round}-{i}")).unwrap();
+            events.push(Event::TaskCreated { task: Box::new(Task { id, ..new_task(i, i % 4, false) }) });
+        }
+    }
+    apply_all(&mut replayed, &events, 1);
+    let total = events.len() as u64;
+    let (bytes, _) = snapshot_file(&replayed);
+    let crc = u32::from_le_bytes(bytes[40..44].try_into().unwrap());
+    let (image, snapshot) =
+        mapped::MappedSnapshot::open(Arc::new(bytes), crc, PathBuf::from("t.snap")).unwrap();
+    let counting = Arc::new(Counting { inner: snapshot, read: 0.into() });
+    let mut state = State::on_base(image, counting.clone());
+    // Claims take turns: the first in strict claim order, the first of the highest priority (as
+    // aging claims look).
+    for (step, next) in (0..total).zip(total + 1..) {
+        let first = if step % 2 == 0 {
+            state.tasks.pending_in_claim_order().next()
+        } else {
+            [Priority::Critical, Priority::High, Priority::Normal, Priority::Low]
+                .into_iter()
+                .find_map(|p| state.tasks.pending_at(p).next())
+        };
+        let task = first.expect("a pending task").id.clone();
+        let claim = Event::TaskClaimed { task, agent: agent(0), lease_until: Timestamp(i64::MAX) };
+        apply_all(&mut state, &[claim], next);
+    }
+    assert_eq!(state.tasks.pending_in_claim_order().count(), 0);
+    let read = counting.read.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(read <= 4 * total, "{read} claim-order entries read for {total} claims");
+    assert_eq!(u64::from(counting.task_count()), total);
+}
