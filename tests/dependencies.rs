@@ -151,3 +151,43 @@ async fn a_task_on_an_unknown_provider_is_refused_and_nothing_is_appended() {
     let err = c.get_dependency_chain(&ghost).unwrap_err();
     assert!(matches!(err, Error::UnknownTask { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn marking_a_ready_dependency_again_appends_nothing_and_a_provider_readies_all_its_dependencies_at_once(
+) {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let api = c.create_task(&a, NewTask::new("api")).await.unwrap();
+    let mut consumers = Vec::new();
+    for name in ["ui", "cli", "docs"] {
+        consumers.push(c.create_task(&a, NewTask::new(name)).await.unwrap());
+    }
+    let mut deps = Vec::new();
+    for t in &consumers {
+        deps.push(c.register_dependency(&a, &api.id, &t.id, ArtifactType::File).await.unwrap());
+    }
+    // One marked by itself, then the provider's: only the other two are marked, in one batch.
+    c.mark_dependency_ready(&a, &deps[0], None).await.unwrap();
+    let before = c.log().next_lsn();
+    c.mark_dependency_ready(&a, &deps[0], None).await.unwrap();
+    assert_eq!(c.log().next_lsn(), before, "marking a ready dependency again appends nothing");
+    let mut marked = c.mark_provider_ready(&a, &api.id, None).await.unwrap();
+    marked.sort();
+    let mut rest = deps[1..].to_vec();
+    rest.sort();
+    assert_eq!(marked, rest);
+    assert_eq!(c.log().next_lsn().get(), before.get() + 2, "one record per dependency marked");
+    assert!(deps.iter().all(|d| c.get_dependency(d).unwrap().unwrap().status == DependencyStatus::Ready));
+    let before = c.log().next_lsn();
+    assert!(c.mark_provider_ready(&a, &api.id, None).await.unwrap().is_empty());
+    assert_eq!(c.log().next_lsn(), before, "all ready already: nothing appended");
+    // A new artifact path is a change: every dependency is marked again, with it.
+    assert_eq!(c.mark_provider_ready(&a, &api.id, Some("target/api".into())).await.unwrap().len(), 3);
+    assert!(deps
+        .iter()
+        .all(|d| c.get_dependency(d).unwrap().unwrap().artifact_path.as_deref() == Some("target/api")));
+    let ghost = maos_coord::model::TaskId::new("ghost").unwrap();
+    let before = c.log().next_lsn();
+    assert!(matches!(c.mark_provider_ready(&a, &ghost, None).await, Err(Error::UnknownTask { .. })));
+    assert_eq!(c.log().next_lsn(), before);
+}

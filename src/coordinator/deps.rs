@@ -4,7 +4,8 @@
 use super::{claims, define, require_agent, transition, Coordinator};
 use crate::error::{Error, Result};
 use crate::model::{
-    AgentId, ArtifactType, ClaimPolicy, Dependency, DependencyId, Event, Task, TaskId, TaskStatus,
+    AgentId, ArtifactType, ClaimPolicy, Dependency, DependencyId, DependencyStatus, Event, Task, TaskId,
+    TaskStatus,
 };
 
 /// A task as a node of the dependency graph ([`Coordinator::dependency_graph`]).
@@ -105,8 +106,11 @@ impl Coordinator {
         let (id, dependency) = (actor.clone(), dependency.clone());
         self.execute(actor, move |state, _| {
             require_agent(state, &id)?;
-            if state.deps.get(&dependency).is_none() {
+            let Some(found) = state.deps.get(&dependency) else {
                 return Err(Error::UnknownDependency { dependency: dependency.clone() });
+            };
+            if !readies(found, artifact_path.as_ref()) {
+                return Ok((Vec::new(), ()));
             }
             Ok((
                 vec![Event::DependencyReady {
@@ -118,6 +122,48 @@ impl Coordinator {
         })
         .await?;
         Ok(())
+    }
+
+    /// Marks every dependency `provider` provides ready, in one atomic command, with
+    /// `artifact_path` when given; returns the ids of those it marked, in id order. A dependency
+    /// that is ready already (with that path, when one is given) is left as it is: marking again
+    /// appends nothing, and when every one is ready the command appends nothing at all.
+    ///
+    /// # Errors
+    /// [`Error::UnknownAgent`] unless `actor` is a registered, active agent;
+    /// [`Error::UnknownTask`] if `provider` is not a task; and those of every
+    /// [command](Coordinator#errors).
+    pub async fn mark_provider_ready(
+        &self,
+        actor: &AgentId,
+        provider: &TaskId,
+        artifact_path: Option<String>,
+    ) -> Result<Vec<DependencyId>> {
+        let (id, provider) = (actor.clone(), provider.clone());
+        let (_, marked) = self
+            .execute(actor, move |state, _| {
+                require_agent(state, &id)?;
+                if state.tasks.get(&provider).is_none() {
+                    return Err(Error::UnknownTask { task: provider.clone() });
+                }
+                let marked: Vec<DependencyId> = state
+                    .deps
+                    .of_provider(&provider)
+                    .into_iter()
+                    .filter(|d| readies(d, artifact_path.as_ref()))
+                    .map(|d| d.id.clone())
+                    .collect();
+                let events = marked
+                    .iter()
+                    .map(|d| Event::DependencyReady {
+                        dependency: d.clone(),
+                        artifact_path: artifact_path.clone(),
+                    })
+                    .collect();
+                Ok((events, marked))
+            })
+            .await?;
+        Ok(marked)
     }
 
     /// A dependency by id.
@@ -242,4 +288,10 @@ impl Coordinator {
             Ok(TaskGraph { nodes: tasks.into_iter().map(node).collect(), edges })
         })?
     }
+}
+
+/// Whether marking `dependency` ready (with `artifact_path`, if given) changes it.
+fn readies(dependency: &Dependency, artifact_path: Option<&String>) -> bool {
+    dependency.status != DependencyStatus::Ready
+        || artifact_path.is_some_and(|path| dependency.artifact_path.as_ref() != Some(path))
 }

@@ -37,6 +37,16 @@ fn dependencies_are_added_marked_ready_and_chained() {
     let err = s.fails_json("a", &["dep", "ready", "p->q"], 5);
     assert_eq!(err["error"]["kind"], "not_found");
     assert!(s.json("a", &["task", "why", &z])["ready"].as_bool().unwrap());
+
+    // Every dependency of one provider at once; those ready already are left as they are.
+    let w = s.task("a", &["w"]);
+    let xw = s.ok("a", &["dep", "add", &x, &w]).trim().to_owned();
+    assert_eq!(s.json("a", &["dep", "ready-all", &x]), serde_json::json!({"provider": x, "marked": [xw]}));
+    assert_eq!(
+        s.ok("a", &["dep", "ready-all", &x]).trim(),
+        format!("every dependency {x} provides was ready already")
+    );
+    s.fails("a", &["dep", "ready-all", "ghost"], 5);
 }
 
 #[test]

@@ -28,6 +28,15 @@ pub enum DepCommand {
         #[arg(long, value_name = "P")]
         artifact_path: Option<String>,
     },
+    /// Mark every dependency a task provides ready, in one atomic command (those ready already
+    /// are left as they are); prints the ids it marked.
+    ReadyAll {
+        /// The providing task.
+        provider: String,
+        /// Where the artifact is.
+        #[arg(long, value_name = "P")]
+        artifact_path: Option<String>,
+    },
     /// Every dependency a task waits on, directly or through others, nearest first.
     Chain {
         /// The task.
@@ -65,6 +74,22 @@ pub fn run(cmd: DepCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
                 out.line(dep.as_ref().map_or_else(|| json!({"id": id.as_str()}), view::dependency))?;
             } else {
                 out.line(format_args!("dependency {id} is ready"))?;
+            }
+        }
+        DepCommand::ReadyAll { provider, artifact_path } => {
+            let provider = TaskId::new(provider)?;
+            let agent = g.agent("dep ready-all")?;
+            let c = g.open()?;
+            let marked = runtime()?.block_on(c.mark_provider_ready(&agent, &provider, artifact_path))?;
+            let ids: Vec<&str> = marked.iter().map(DependencyId::as_str).collect();
+            if g.json() {
+                out.line(json!({"provider": provider.as_str(), "marked": ids}))?;
+            } else if ids.is_empty() {
+                out.line(format_args!("every dependency {provider} provides was ready already"))?;
+            } else {
+                for id in ids {
+                    out.line(format_args!("dependency {id} is ready"))?;
+                }
             }
         }
         DepCommand::Chain { task } => {
