@@ -85,6 +85,14 @@ impl Recorded {
     pub fn is_custom(payload: &[u8]) -> bool {
         super::decode::is_custom(payload)
     }
+
+    /// The event type name ([`Event::type_name`]) of an encoded record, read from the first
+    /// bytes of `payload` without decoding the rest; `None` when the payload is not laid out as
+    /// this build's encoder writes it.
+    #[must_use]
+    pub fn type_name_of(payload: &[u8]) -> Option<&str> {
+        super::decode::type_name(payload).and_then(|name| std::str::from_utf8(name).ok())
+    }
 }
 
 /// The payload of `recorded`, once it is known to fit a record of at most `max` bytes and to

@@ -48,6 +48,13 @@ impl EventFilter {
         self
     }
 
+    /// Whether an event of type `type_name` ([`Event::type_name`](super::Event::type_name)) can
+    /// match: a reader passes over a record whose type cannot without decoding it.
+    #[must_use]
+    pub fn may_match_type(&self, type_name: &str) -> bool {
+        self.event_types.as_ref().is_none_or(|types| types.iter().any(|t| t == type_name))
+    }
+
     /// Whether `recorded` passes the filter.
     #[must_use]
     pub fn matches(&self, recorded: &Recorded) -> bool {

@@ -107,6 +107,11 @@ impl Subscription {
             if record.kind.get() != EVENT_RECORD_KIND {
                 continue;
             }
+            // A record whose type cannot match is passed over unread, as replay passes over
+            // application events: only the bytes up to its type name are looked at.
+            if Recorded::type_name_of(record.payload).is_some_and(|name| !self.filter.may_match_type(name)) {
+                continue;
+            }
             let (lsn, time) = (record.lsn, record.timestamp);
             let decoded = match self.source.decode(lsn, record.payload) {
                 Ok(Decoded::Event(recorded)) => Ok(recorded),

@@ -49,6 +49,32 @@ pub(super) fn is_custom(payload: &[u8]) -> bool {
     custom(&mut Input { rest: payload }) == Some(true)
 }
 
+/// The event's type name ([`Event::type_name`]) as `payload` stores it, reading only up to it:
+/// the variant name, or for an [`Event::Custom`] its `event_type`. `None` when the payload is not
+/// laid out as the encoder writes it (the caller decodes it in full then).
+pub(super) fn type_name(payload: &[u8]) -> Option<&[u8]> {
+    let mut input = Input { rest: payload };
+    let fields = input.map_len()?;
+    for _ in 0..fields {
+        match input.raw_str()? {
+            b"actor" => {
+                input.raw_str()?;
+            }
+            b"event" => {
+                input.map(1)?;
+                let variant = input.raw_str()?;
+                if variant != b"Custom" {
+                    return Some(variant);
+                }
+                input.map_len()?;
+                return if input.raw_str()? == b"event_type" { input.raw_str() } else { None };
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// The record types, read field by field in declaration order.
 impl Input<'_> {
     fn agent(&mut self) -> Option<AgentId> {

@@ -163,3 +163,18 @@ fn values_in_other_encodings_are_read_as_rmp_serde_reads_them() {
         assert!(is_custom(&payload), "{what}");
     }
 }
+
+#[test]
+fn the_type_name_read_from_the_first_bytes_is_the_decoded_events() {
+    for recorded in crate::model::fuzzing::sample_records() {
+        let payload = recorded.encode().unwrap();
+        assert_eq!(Recorded::type_name_of(&payload), Some(recorded.event.type_name()), "{recorded:?}");
+        for cut in 0..payload.len() {
+            // A cut payload names the type only if the name itself is whole.
+            if let Some(name) = Recorded::type_name_of(&payload[..cut]) {
+                assert_eq!(name, recorded.event.type_name());
+            }
+        }
+    }
+    assert_eq!(Recorded::type_name_of(b"\x81\xa3xyz\x00"), None, "another layout");
+}
