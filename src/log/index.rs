@@ -29,6 +29,17 @@ impl SparseIndex {
         SparseIndex { entries: vec![(base, SEGMENT_HEADER_LEN as u64)], end: None, saved: false }
     }
 
+    /// An index of positions from the frame of `lsn` at `offset` on (a position given from
+    /// outside the segment's own index; see `Segment::hint`).
+    pub fn starting_at(lsn: Lsn, offset: u64) -> SparseIndex {
+        SparseIndex { entries: vec![(lsn, offset)], end: None, saved: true }
+    }
+
+    /// The first indexed LSN.
+    pub fn first_lsn(&self) -> Option<Lsn> {
+        self.entries.first().map(|&(lsn, _)| lsn)
+    }
+
     /// Records that the frame of `lsn` starts at `offset` (positions arrive in order, and only
     /// from readers that started at an indexed position, so the index stays a prefix).
     pub fn note(&mut self, lsn: Lsn, offset: u64) {

@@ -808,6 +808,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn readers_from_a_noted_position_keep_positions_so_later_seeks_start_near_their_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::options(dir.path()).durability(Durability::Buffered).open().unwrap();
+        let kind = RecordKind::new(100).unwrap();
+        let payload = vec![7u8; 1000];
+        for _ in 0..200 {
+            log.append(kind, &payload).unwrap();
+        }
+        // Where record 100 is, as a reader that wrote a snapshot there would say.
+        let mut reader = log.reader_from(Lsn(100)).unwrap();
+        let (segment, offset) = reader.byte_position().unwrap();
+        drop(reader);
+        let log = {
+            log.close().unwrap();
+            Log::options(dir.path()).durability(Durability::Buffered).open().unwrap()
+        };
+        assert!(log.note_position(Lsn(100), segment, offset).unwrap());
+        let (base, found) = log.shared.segment_containing(Lsn(190)).unwrap();
+        assert_eq!(base, segment);
+        assert_eq!(found.hint_for(Lsn(190), Lsn::FIRST), Some((Lsn(100), offset)), "only the noted position");
+        // A reader from there to the tail notes positions on its way...
+        let mut reader = log.reader_from(Lsn(100)).unwrap();
+        while reader.next().unwrap().is_some() {}
+        // ...so a seek to a later record starts within one index interval of it.
+        let (start, at) = found.hint_for(Lsn(190), Lsn::FIRST).unwrap();
+        assert!(start > Lsn(100) && start <= Lsn(190), "{start}");
+        let mut reader = log.reader_from(Lsn(190)).unwrap();
+        let (_, there) = reader.byte_position().unwrap();
+        assert!(there - at <= index::INDEX_INTERVAL + 1100, "{at} .. {there}");
+        assert_eq!(reader.next().unwrap().unwrap().lsn, Lsn(190));
+        // A position that is not a frame of its record is forgotten when a reader tries it.
+        assert!(log.note_position(Lsn(150), segment, offset + 8).unwrap());
+        assert_eq!(log.reader_from(Lsn(160)).unwrap().next().unwrap().unwrap().lsn, Lsn(160));
+        assert_eq!(found.hint_for(Lsn(160), Lsn::FIRST), None);
+    }
+
+    #[test]
     fn close_returns_the_error_of_the_durable_mark() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::options(dir.path()).durability(Durability::Sync).open().unwrap();

@@ -45,6 +45,8 @@ pub struct LogReader {
     in_batch: bool,
     /// The next frame at or past this offset goes into the segment's sparse index.
     index_from: u64,
+    /// The positions noted go to the segment's hint, where this reader started, not its index.
+    noting_hint: bool,
     /// Base LSN of the current segment, when this reader knows it.
     segment_base: Option<Lsn>,
     /// Offset of the frame last returned, in the current segment.
@@ -74,15 +76,16 @@ impl LogReader {
         let (mut start, mut offset) = segment.index_lookup(lsn);
         let max = shared.opts.max_record_size;
         let map = segment.map();
-        // A reader that starts at a hinted position notes nothing in the index, which must
-        // stay a prefix of the segment.
+        // A reader that starts at a hinted position notes what it passes in the hint's
+        // positions, not in the index, which must stay a prefix of the segment.
         let mut index_from = offset;
+        let mut noting_hint = false;
         if let Some((hinted, at)) = segment.hint_for(lsn, start) {
             if matches!(
                 map.get(format::offset_index(at)..).map(|b| decode_frame(b, hinted, max)),
                 Some(Decoded::Frame(_))
             ) {
-                (start, offset, index_from) = (hinted, at, u64::MAX);
+                (start, offset, index_from, noting_hint) = (hinted, at, at, true);
             } else {
                 segment.forget_hint();
             }
@@ -103,6 +106,7 @@ impl LogReader {
             next: start,
             in_batch: false,
             index_from,
+            noting_hint,
             segment_base: Some(segment_base),
             last_frame: offset,
         };
@@ -173,7 +177,11 @@ impl LogReader {
             match decode_frame(rest, self.next, max) {
                 Decoded::Frame(f) => {
                     if self.offset >= self.index_from {
-                        self.segment.index_note(self.next, self.offset);
+                        if self.noting_hint {
+                            self.segment.hint_note(self.next, self.offset);
+                        } else {
+                            self.segment.index_note(self.next, self.offset);
+                        }
                         self.index_from = self.offset + INDEX_INTERVAL;
                     }
                     let start = at + FRAME_HEADER_LEN;
@@ -239,6 +247,7 @@ impl LogReader {
         self.segment = segment;
         self.offset = SEGMENT_HEADER_LEN as u64;
         self.index_from = self.offset;
+        self.noting_hint = false;
         self.segment_base = Some(self.next);
         Ok(())
     }

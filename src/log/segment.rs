@@ -21,10 +21,11 @@ pub struct Segment {
     file: File,
     map: Mutex<Arc<Mmap>>,
     index: Mutex<SparseIndex>,
-    /// A checked position of one record, given from outside the index (a snapshot says where
-    /// its next record is): a reader for that record or a later one may start there. Kept apart
-    /// from the index, which stays a prefix of the segment.
-    hint: Mutex<Option<(Lsn, u64)>>,
+    /// Positions from one given from outside the index on (a snapshot says where its next
+    /// record is), noted by the readers that start there: a reader for that record or a later
+    /// one may start at the closest. Kept apart from the index, which stays a prefix of the
+    /// segment (and is the one saved).
+    hint: Mutex<Option<SparseIndex>>,
     /// Opened for reading only: no index files are written or removed beside it.
     read_only: bool,
 }
@@ -118,14 +119,24 @@ impl Segment {
     /// checks that a valid frame of `lsn` is there before it starts there.
     pub fn hint(&self, lsn: Lsn, offset: u64) {
         if offset >= SEGMENT_HEADER_LEN as u64 {
-            *lock(&self.hint) = Some((lsn, offset));
+            *lock(&self.hint) = Some(SparseIndex::starting_at(lsn, offset));
         }
     }
 
-    /// The hinted position, if there is one for `lsn` or a record before it that lies past
-    /// `indexed` (the index's answer).
+    /// The closest position from the hint on for `lsn`, if there is one past `indexed` (the
+    /// index's answer).
     pub fn hint_for(&self, lsn: Lsn, indexed: Lsn) -> Option<(Lsn, u64)> {
-        lock(&self.hint).filter(|&(hinted, _)| hinted <= lsn && hinted > indexed)
+        let hint = lock(&self.hint);
+        let hint = hint.as_ref().filter(|h| h.first_lsn().is_some_and(|first| first <= lsn))?;
+        Some(hint.lookup(lsn)).filter(|&(found, _)| found > indexed)
+    }
+
+    /// Records that the frame of `lsn` starts at `offset`, for a reader that started at a
+    /// position [`Segment::hint_for`] gave (positions in order, as for the index).
+    pub fn hint_note(&self, lsn: Lsn, offset: u64) {
+        if let Some(hint) = lock(&self.hint).as_mut() {
+            hint.note(lsn, offset);
+        }
     }
 
     /// Forgets the hinted position (it no longer lands on its frame).
