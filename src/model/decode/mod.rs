@@ -28,31 +28,9 @@ pub(super) fn fast(payload: &[u8]) -> Option<Recorded> {
     Some(Recorded { actor, event })
 }
 
-/// Whether `payload` is surely an [`Event::Custom`], reading only up to the variant name.
-pub(super) fn is_custom(payload: &[u8]) -> bool {
-    fn custom(input: &mut Input<'_>) -> Option<bool> {
-        let fields = input.map_len()?;
-        for _ in 0..fields {
-            match input.raw_str()? {
-                b"actor" => {
-                    input.raw_str()?;
-                }
-                b"event" => {
-                    input.map(1)?;
-                    return Some(input.raw_str()? == b"Custom");
-                }
-                _ => return None,
-            }
-        }
-        None
-    }
-    custom(&mut Input { rest: payload }) == Some(true)
-}
-
-/// The event's type name ([`Event::type_name`]) as `payload` stores it, reading only up to it:
-/// the variant name, or for an [`Event::Custom`] its `event_type`. `None` when the payload is not
-/// laid out as the encoder writes it (the caller decodes it in full then).
-pub(super) fn type_name(payload: &[u8]) -> Option<&[u8]> {
+/// The name of the event's variant in `payload`, and the input after it, reading only up to it
+/// (past the actor). `None` when the payload is not laid out as the encoder writes it.
+fn variant(payload: &[u8]) -> Option<(&[u8], Input<'_>)> {
     let mut input = Input { rest: payload };
     let fields = input.map_len()?;
     for _ in 0..fields {
@@ -63,16 +41,33 @@ pub(super) fn type_name(payload: &[u8]) -> Option<&[u8]> {
             b"event" => {
                 input.map(1)?;
                 let variant = input.raw_str()?;
-                if variant != b"Custom" {
-                    return Some(variant);
-                }
-                input.map_len()?;
-                return if input.raw_str()? == b"event_type" { input.raw_str() } else { None };
+                return Some((variant, input));
             }
             _ => return None,
         }
     }
     None
+}
+
+/// Whether `payload` is surely an [`Event::Custom`], reading only up to the variant name.
+pub(super) fn is_custom(payload: &[u8]) -> bool {
+    variant(payload).is_some_and(|(name, _)| name == b"Custom")
+}
+
+/// The event's type name ([`Event::type_name`]) as `payload` stores it, reading only up to it:
+/// the variant name, or for an [`Event::Custom`] its `event_type`. `None` when the payload is not
+/// laid out as the encoder writes it (the caller decodes it in full then).
+pub(super) fn type_name(payload: &[u8]) -> Option<&[u8]> {
+    let (name, mut input) = variant(payload)?;
+    if name != b"Custom" {
+        return Some(name);
+    }
+    input.map_len()?;
+    if input.raw_str()? == b"event_type" {
+        input.raw_str()
+    } else {
+        None
+    }
 }
 
 /// The record types, read field by field in declaration order.
