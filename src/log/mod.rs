@@ -817,7 +817,7 @@ mod tests {
             log.append(kind, &payload).unwrap();
         }
         // Where record 100 is, as a reader that wrote a snapshot there would say.
-        let mut reader = log.reader_from(Lsn(100)).unwrap();
+        let reader = log.reader_from(Lsn(100)).unwrap();
         let (segment, offset) = reader.byte_position().unwrap();
         drop(reader);
         let log = {
