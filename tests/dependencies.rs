@@ -191,3 +191,20 @@ async fn marking_a_ready_dependency_again_appends_nothing_and_a_provider_readies
     assert!(matches!(c.mark_provider_ready(&a, &ghost, None).await, Err(Error::UnknownTask { .. })));
     assert_eq!(c.log().next_lsn(), before);
 }
+
+#[tokio::test]
+async fn a_failed_dependency_stays_failed_when_marked_ready() {
+    let root = tempfile::tempdir().unwrap();
+    let (c, a) = setup(root.path()).await;
+    let provider = c.create_task(&a, NewTask::new("provider")).await.unwrap();
+    let consumer = c.create_task(&a, NewTask::new("consumer")).await.unwrap();
+    let dep = c.register_dependency(&a, &provider.id, &consumer.id, ArtifactType::Completion).await.unwrap();
+    c.cancel_task(&a, &provider.id, "not needed").await.unwrap();
+    assert!(matches!(c.get_dependency(&dep).unwrap().unwrap().status, DependencyStatus::Failed(_)));
+    let before = c.log().next_lsn();
+    let err = c.mark_dependency_ready(&a, &dep, None).await.unwrap_err();
+    assert!(err.to_string().contains("a failed dependency stays failed"), "{err}");
+    assert!(c.mark_provider_ready(&a, &provider.id, None).await.unwrap().is_empty());
+    assert_eq!(c.log().next_lsn(), before, "nothing appended");
+    assert!(matches!(c.get_dependency(&dep).unwrap().unwrap().status, DependencyStatus::Failed(_)));
+}

@@ -95,8 +95,9 @@ impl Coordinator {
     /// Marks a dependency ready, with where its artifact is.
     ///
     /// # Errors
-    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::UnknownDependency`]; and
-    /// those of every [command](Coordinator#errors).
+    /// [`Error::UnknownAgent`] unless `actor` is registered and active; [`Error::UnknownDependency`];
+    /// [`Error::InvalidArgument`] for a failed dependency (its provider failed or was cancelled:
+    /// it stays failed); and those of every [command](Coordinator#errors).
     pub async fn mark_dependency_ready(
         &self,
         actor: &AgentId,
@@ -109,6 +110,12 @@ impl Coordinator {
             let Some(found) = state.deps.get(&dependency) else {
                 return Err(Error::UnknownDependency { dependency: dependency.clone() });
             };
+            if let DependencyStatus::Failed(why) = &found.status {
+                return Err(Error::InvalidArgument {
+                    name: "dependency",
+                    reason: format!("{dependency} failed ({why}): a failed dependency stays failed"),
+                });
+            }
             if !readies(found, artifact_path.as_ref()) {
                 return Ok((Vec::new(), ()));
             }
@@ -127,7 +134,8 @@ impl Coordinator {
     /// Marks every dependency `provider` provides ready, in one atomic command, with
     /// `artifact_path` when given; returns the ids of those it marked, in id order. A dependency
     /// that is ready already (with that path, when one is given) is left as it is: marking again
-    /// appends nothing, and when every one is ready the command appends nothing at all.
+    /// appends nothing, and when every one is ready the command appends nothing at all. A failed
+    /// one (its provider failed or was cancelled) stays failed and is not marked.
     ///
     /// # Errors
     /// [`Error::UnknownAgent`] unless `actor` is a registered, active agent;
@@ -290,8 +298,14 @@ impl Coordinator {
     }
 }
 
-/// Whether marking `dependency` ready (with `artifact_path`, if given) changes it.
+/// Whether marking `dependency` ready (with `artifact_path`, if given) changes it; never for a
+/// failed one, which stays failed.
 fn readies(dependency: &Dependency, artifact_path: Option<&String>) -> bool {
-    dependency.status != DependencyStatus::Ready
-        || artifact_path.is_some_and(|path| dependency.artifact_path.as_ref() != Some(path))
+    match dependency.status {
+        DependencyStatus::Failed(_) => false,
+        DependencyStatus::Ready => {
+            artifact_path.is_some_and(|path| dependency.artifact_path.as_ref() != Some(path))
+        }
+        _ => true,
+    }
 }

@@ -44,7 +44,7 @@ fn dependencies_are_added_marked_ready_and_chained() {
     assert_eq!(s.json("a", &["dep", "ready-all", &x]), serde_json::json!({"provider": x, "marked": [xw]}));
     assert_eq!(
         s.ok("a", &["dep", "ready-all", &x]).trim(),
-        format!("every dependency {x} provides was ready already")
+        format!("no dependency of {x} to mark: none, or all ready or failed")
     );
     s.fails("a", &["dep", "ready-all", "ghost"], 5);
 }

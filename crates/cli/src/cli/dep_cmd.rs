@@ -85,7 +85,7 @@ pub fn run(cmd: DepCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
             if g.json() {
                 out.line(json!({"provider": provider.as_str(), "marked": ids}))?;
             } else if ids.is_empty() {
-                out.line(format_args!("every dependency {provider} provides was ready already"))?;
+                out.line(format_args!("no dependency of {provider} to mark: none, or all ready or failed"))?;
             } else {
                 for id in ids {
                     out.line(format_args!("dependency {id} is ready"))?;

@@ -146,8 +146,15 @@ fn compare(args: &Args) -> Result<()> {
     } else {
         args.systems.iter().map(|s| System::parse(s)).collect::<Result<_>>()?
     };
-    if !(args.scale > 0.0 && args.json_fraction > 0.0) || args.rounds == 0 {
-        return Err("--scale and --json-fraction must be above 0, --rounds at least 1".into());
+    // Sizes are the sizes times the scale: past 10 they no longer fit a machine's memory.
+    // NaN is in no range.
+    let within = |x: f64, max: f64| x > 0.0 && x <= max;
+    if !within(args.scale, 10.0) || !within(args.json_fraction, 1.0) || args.rounds == 0 {
+        return Err(format!(
+            "--scale must be above 0 and at most 10 (got {}), --json-fraction above 0 and at most 1 (got {}), --rounds at least 1",
+            args.scale, args.json_fraction
+        )
+        .into());
     }
     let base = args.dir.clone().unwrap_or_else(std::env::temp_dir);
     std::fs::create_dir_all(&base)?;

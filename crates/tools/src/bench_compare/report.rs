@@ -217,7 +217,8 @@ pub fn table(machine: &Machine, systems: &[System], results: &[RoundResult], pro
         machine.nproc, machine.cpu, machine.kernel, machine.filesystem
     );
     let _ = writeln!(t, "command: `{}`", machine.command);
-    let _ = writeln!(t, "medians of {rounds} rounds, systems taking turns\n");
+    let what = if rounds == 1 { "one round".to_owned() } else { format!("medians of {rounds} rounds") };
+    let _ = writeln!(t, "{what}, systems taking turns\n");
     let _ = write!(t, "| phase (operations/s) | operations |");
     for s in systems {
         let _ = write!(t, " {} |", s.name());
