@@ -96,3 +96,18 @@ async fn coordination_record_kinds_cannot_be_appended_through_the_raw_log_api() 
     let c = open(root.path());
     assert!(c.agent(&a).unwrap().is_some(), "the store opens: other kinds are not the coordinator's");
 }
+
+#[tokio::test]
+async fn an_application_event_may_not_take_the_type_of_the_stores_own_records() {
+    let root = tempfile::tempdir().unwrap();
+    let c = open(root.path());
+    let a = AgentId::new("a").unwrap();
+    c.register_agent(&a, "r", vec![]).await.unwrap();
+    let before = c.log().next_lsn();
+    for name in maos_coord::model::COORDINATION_TYPES {
+        let err = c.emit_event(&a, name, Value::Null, BTreeMap::new()).await.unwrap_err();
+        assert!(matches!(err, Error::InvalidName { .. }) && err.to_string().contains(name), "{err}");
+    }
+    assert_eq!(c.log().next_lsn(), before, "nothing appended");
+    c.emit_event(&a, "TaskClaimedByHand", Value::Null, BTreeMap::new()).await.unwrap();
+}

@@ -554,7 +554,8 @@ impl Coordinator {
     /// Appends a custom event; returns its LSN.
     ///
     /// # Errors
-    /// [`Error::InvalidName`] for an invalid event type; [`Error::ValueTooDeep`] or [`Error::ValueTooLarge`]
+    /// [`Error::InvalidName`] for an invalid event type, or one of the store's own
+    /// ([`model::COORDINATION_TYPES`](crate::model::COORDINATION_TYPES)); [`Error::ValueTooDeep`] or [`Error::ValueTooLarge`]
     /// for data past the limits; [`Error::UnknownAgent`] unless `actor` is a registered, active agent; and
     /// those of every [command](Coordinator#errors).
     pub async fn emit_event(
@@ -566,6 +567,13 @@ impl Coordinator {
     ) -> Result<Lsn> {
         let event_type = event_type.into();
         crate::model::validate_name("event type", &event_type)?;
+        if crate::model::COORDINATION_TYPES.contains(&event_type.as_str()) {
+            return Err(Error::InvalidName {
+                what: "event type",
+                name: event_type,
+                reason: "is the type of the store's own records; filters by type would mix the two".into(),
+            });
+        }
         self.check_value("event data", &data)?;
         let actor_id = actor.clone();
         let (lsn, ()) = self

@@ -337,6 +337,38 @@ pub enum Event {
     },
 }
 
+/// The type names of the store's own records ([`Event::type_name`] of every variant but
+/// [`Event::Custom`]): an application event may not take one, so that a filter by type never
+/// mixes the two.
+pub const COORDINATION_TYPES: [&str; 26] = [
+    "AgentStarted",
+    "AgentHeartbeat",
+    "AgentStopped",
+    "TaskCreated",
+    "TaskClaimed",
+    "TaskLeaseLapsed",
+    "TaskReleased",
+    "TaskBlocked",
+    "TaskUnblocked",
+    "TaskOutputAdded",
+    "TaskCompleted",
+    "TaskFailed",
+    "TaskAttemptFailed",
+    "ContextUpdated",
+    "ContextDeleted",
+    "DependencyRegistered",
+    "DependencyReady",
+    "DependencyFailed",
+    "BarrierCreated",
+    "BarrierSignalled",
+    "LockAcquired",
+    "LockReleased",
+    "TaskAbandoned",
+    "TaskCancelled",
+    "ClaimPolicySet",
+    "DeliveryDeadLettered",
+];
+
 impl Event {
     /// The event's type name as filters see it: the variant name, or a custom event's type.
     #[must_use]

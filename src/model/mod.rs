@@ -17,7 +17,7 @@ mod tombstone;
 pub use context::{access, Access, ContextEntry, SetCondition, Viewer, Visibility, Withheld};
 pub use dependency::{ArtifactType, Dependency, DependencyStatus};
 pub(crate) use event::encode_checked;
-pub use event::{Event, Recorded, COORDINATION_KINDS, EVENT_RECORD_KIND};
+pub use event::{Event, Recorded, COORDINATION_KINDS, COORDINATION_TYPES, EVENT_RECORD_KIND};
 pub use filter::{AuditQuery, EventFilter, Prefilter, Subject};
 pub use ids::{
     validate_name, AgentId, BarrierName, ContextKey, DependencyId, LockName, TaskId, MAX_NAME_LEN,

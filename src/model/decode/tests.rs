@@ -178,3 +178,23 @@ fn the_type_name_read_from_the_first_bytes_is_the_decoded_events() {
     }
     assert_eq!(Recorded::type_name_of(b"\x81\xa3xyz\x00"), None, "another layout");
 }
+
+#[test]
+fn the_coordination_types_are_the_type_names_of_every_variant_but_custom() {
+    let mut seen: Vec<&str> = crate::model::fuzzing::sample_records()
+        .iter()
+        .filter(|r| !matches!(r.event, crate::model::Event::Custom { .. }))
+        .map(|r| {
+            crate::model::COORDINATION_TYPES
+                .iter()
+                .copied()
+                .find(|t| *t == r.event.type_name())
+                .expect("listed")
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let mut all = crate::model::COORDINATION_TYPES.to_vec();
+    all.sort_unstable();
+    assert_eq!(seen, all, "every listed type is a variant's, and the samples hold every variant");
+}
