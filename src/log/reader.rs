@@ -130,7 +130,7 @@ impl LogReader {
 
     /// Where the record [`LogReader::position`] names would be: the base LSN of the segment the
     /// reader is in and a byte offset there (past the segment's last frame when the record is
-    /// not written yet, or is in the next segment). What [`Log::note_position`] takes back.
+    /// not written yet, or is in the next segment). What [`Log::note_position`](super::Log::note_position) takes back.
     #[must_use]
     pub fn byte_position(&self) -> Option<(Lsn, u64)> {
         self.segment_base.map(|base| (base, self.offset))
