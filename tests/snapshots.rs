@@ -196,3 +196,64 @@ async fn a_snapshot_never_waits_for_the_live_projections() {
     let reopened = options(root.path()).open().unwrap();
     assert_eq!(reopened.read(|s| s.clone()).unwrap(), full_replay(root.path()));
 }
+
+/// Holds the snapshot writer's lock as another process writing a snapshot would.
+fn hold_writer_lock(root: &std::path::Path) -> std::fs::File {
+    let path = root.join(".maos/coordination/snapshots/writer.lock");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    file.try_lock().unwrap();
+    file
+}
+
+#[tokio::test]
+async fn an_automatic_snapshot_is_left_to_the_process_holding_the_writer_lock() {
+    let root = tempfile::tempdir().unwrap();
+    let me = AgentId::new("a").unwrap();
+    let c = options(root.path()).snapshot_every(50).open().unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    let held = hold_writer_lock(root.path());
+    work(&c, &me, 0).await; // more than 50 records: the trigger fires
+    c.wait_for_snapshots();
+    assert!(snapshot_files(root.path()).is_empty(), "a second writer wrote a snapshot");
+    drop(held);
+    // The trigger counts again from where the other writer took over.
+    work(&c, &me, 1).await;
+    c.wait_for_snapshots();
+    assert_eq!(snapshot_files(root.path()).len(), 1, "the lock was free again");
+}
+
+#[tokio::test]
+async fn an_automatic_snapshot_is_skipped_when_another_process_wrote_a_newer_one() {
+    let root = tempfile::tempdir().unwrap();
+    let me = AgentId::new("a").unwrap();
+    let c = options(root.path()).snapshot_every(150).open().unwrap();
+    let other = options(root.path()).open().unwrap();
+    c.register_agent(&me, "r", vec![]).await.unwrap();
+    work(&c, &me, 0).await;
+    c.wait_for_snapshots();
+    assert!(snapshot_files(root.path()).is_empty(), "below the threshold");
+    let theirs = other.snapshot().unwrap();
+    let mut round = 1;
+    let mut lsn = c.read(|s| s.next_lsn.get()).unwrap();
+    while lsn < 151 {
+        work(&c, &me, round).await;
+        round += 1;
+        c.wait_for_snapshots();
+        lsn = c.read(|s| s.next_lsn.get()).unwrap();
+    }
+    let files = snapshot_files(root.path());
+    assert_eq!(files.len(), 1, "only the other process's snapshot: {files:?}");
+    assert!(files[0].ends_with(format!("{:020}.snap", theirs.get())));
+    // Counting from the other process's snapshot, the next is this process's.
+    while snapshot_files(root.path()).len() == 1 {
+        assert!(lsn < theirs.get() + 400, "no snapshot by LSN {lsn}");
+        work(&c, &me, round).await;
+        round += 1;
+        c.wait_for_snapshots();
+        lsn = c.read(|s| s.next_lsn.get()).unwrap();
+    }
+    drop(c);
+    let reopened = options(root.path()).open().unwrap();
+    assert_eq!(reopened.read(|s| s.clone()).unwrap(), full_replay(root.path()));
+}

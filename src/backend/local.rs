@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::{
     BlobRead, BlobSpace, BlobStore, BlobWrite, BoxFuture, Build, Commit, LogBackend, RecordRead, Records,
+    WriterLock,
 };
 use crate::error::{Error, Result};
 use crate::fs::TempFile;
@@ -360,6 +361,19 @@ impl BlobStore for DirBlobs {
 
     fn sweep(&self, space: BlobSpace) -> Result<()> {
         self.sweep_dead_writers(space).map(drop)
+    }
+
+    fn try_lock_writer(&self, space: BlobSpace) -> Result<Option<WriterLock>> {
+        let dir = self.dir(space);
+        crate::fs::create_subdir(&dir)?;
+        self.sync_names_once(space)?;
+        let path = dir.join(crate::fs::names::SNAPSHOT_WRITER_LOCK);
+        let file = crate::fs::open_or_create(&path, false)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(WriterLock { _file: Some(file) })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
+        }
     }
 
     fn sync_space(&self, space: BlobSpace) -> Result<()> {

@@ -338,11 +338,33 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The backend's write errors.
     fn sync_space(&self, space: BlobSpace) -> Result<()>;
 
+    /// Takes the writer's lock of `space` if no other holder has it, without waiting: `None`
+    /// if another process (or another handle of this one) holds it. The lock is advisory: it
+    /// admits one *automatic* snapshot writer per store at a time (log-format.md, "Snapshots"),
+    /// so that processes crossing the snapshot threshold together do not each decode the whole
+    /// state and write the same snapshot. It is released when the guard is dropped, or when its
+    /// holder dies. The default, for backends whose blobs live in one process, always grants it
+    /// (each coordinator already writes one snapshot at a time).
+    ///
+    /// # Errors
+    /// The backend's errors (locally [`Error::Io`](crate::Error::Io) naming the lock file if it
+    /// cannot be created or locked for a reason other than another holder).
+    fn try_lock_writer(&self, space: BlobSpace) -> Result<Option<WriterLock>> {
+        let _ = space;
+        Ok(Some(WriterLock { _file: None }))
+    }
+
     /// Where blob `name` of `space` lives, for messages (its file, locally).
     fn location(&self, space: BlobSpace, name: &str) -> PathBuf;
 
     /// Where the blobs of `space` live, for messages (their directory, locally).
     fn space_location(&self, space: BlobSpace) -> PathBuf;
+}
+
+/// A held writer's lock of a blob space ([`BlobStore::try_lock_writer`]); released on drop.
+#[derive(Debug)]
+pub struct WriterLock {
+    pub(crate) _file: Option<std::fs::File>,
 }
 
 /// A store's two halves: the log and the blobs. What a coordinator is opened on

@@ -152,14 +152,10 @@ impl Coordinator {
             return;
         }
         self.snapshots.bytes_since.store(0, Ordering::Relaxed);
+        let known = self.snapshots.last.load(Ordering::Acquire);
         let coordinator = self.clone();
         let spawned = std::thread::Builder::new().name("maos-snapshot".into()).spawn(move || {
-            if let Err(e) = coordinator.snapshot() {
-                tracing::error!(error = %e, "background snapshot failed");
-            }
-            // The audit index is kept up to date at the same pace (derived data: a failure
-            // only leaves more of the log for audits to read).
-            coordinator.update_index_in_background();
+            coordinator.automatic_snapshot(Lsn(known), next);
             coordinator.snapshots.writing.store(false, Ordering::Release);
         });
         match spawned {
@@ -173,5 +169,65 @@ impl Coordinator {
                 self.snapshots.writing.store(false, Ordering::Release);
             }
         }
+    }
+}
+
+/// What an automatic snapshot trigger did ([`Coordinator::automatic_snapshot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutomaticSnapshot {
+    /// This process wrote a snapshot at this LSN (and brought the audit index up to date).
+    Written(Lsn),
+    /// Another process was writing one (it held the snapshot writer's lock): nothing done.
+    OtherWriter,
+    /// A snapshot newer than the one this process knew of appeared (at this LSN) meanwhile:
+    /// another process wrote it, so nothing done.
+    Newer(Lsn),
+    /// The snapshot or its lock failed (logged); the next trigger tries again.
+    Failed,
+}
+
+impl Coordinator {
+    /// What a background snapshot thread does once the trigger is due: one automatic snapshot
+    /// writer per store. It takes the snapshot writer's lock without waiting and returns if
+    /// another process holds it; then, if a snapshot newer than `known` (the newest this
+    /// process knew of when the trigger fired) appeared, it counts from that one and returns;
+    /// otherwise it writes a snapshot and brings the audit index up to date. Processes whose
+    /// records cross the threshold together (workers of one store) thus write one snapshot,
+    /// not one each, and do not each hold the whole state decoded to write it.
+    pub(super) fn automatic_snapshot(&self, known: Lsn, trigger: Lsn) -> AutomaticSnapshot {
+        let done = match self.snapshots.store.try_lock_writer() {
+            Ok(None) => AutomaticSnapshot::OtherWriter,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot take the snapshot writer's lock");
+                AutomaticSnapshot::Failed
+            }
+            Ok(Some(_lock)) => match self.snapshots.store.newest_header() {
+                Ok(Some((newest, _))) if newest > known => AutomaticSnapshot::Newer(newest),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot list the snapshots");
+                    AutomaticSnapshot::Failed
+                }
+                Ok(_) => match self.snapshot() {
+                    Ok(lsn) => {
+                        // The audit index is kept up to date at the same pace (derived data:
+                        // a failure only leaves more of the log for audits to read).
+                        self.update_index_in_background();
+                        AutomaticSnapshot::Written(lsn)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "background snapshot failed");
+                        AutomaticSnapshot::Failed
+                    }
+                },
+            },
+        };
+        match done {
+            // Count from the other writer's snapshot (or, while it writes, from the trigger:
+            // its snapshot will be at least that new).
+            AutomaticSnapshot::Newer(lsn) => self.snapshots.last.fetch_max(lsn.get(), Ordering::AcqRel),
+            AutomaticSnapshot::OtherWriter => self.snapshots.last.fetch_max(trigger.get(), Ordering::AcqRel),
+            AutomaticSnapshot::Written(_) | AutomaticSnapshot::Failed => 0,
+        };
+        done
     }
 }

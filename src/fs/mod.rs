@@ -37,6 +37,8 @@ pub mod names {
     pub const CURSOR_DIR: &str = "cursors";
     /// The audit index's directory inside the store.
     pub const INDEX_DIR: &str = "index";
+    /// The lock in the snapshots' directory that admits one automatic snapshot writer at a time.
+    pub const SNAPSHOT_WRITER_LOCK: &str = "writer.lock";
     /// The compaction lock in the log directory.
     pub const COMPACT_LOCK: &str = "compact.lock";
     /// The recovery journal in the log directory.

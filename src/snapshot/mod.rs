@@ -90,6 +90,15 @@ impl Snapshots {
         Ok(found)
     }
 
+    /// Takes the lock that admits one automatic snapshot writer per store, without waiting;
+    /// `None` if another holds it ([`BlobStore::try_lock_writer`]).
+    ///
+    /// # Errors
+    /// As the blob store's [`try_lock_writer`](BlobStore::try_lock_writer).
+    pub fn try_lock_writer(&self) -> Result<Option<crate::backend::WriterLock>> {
+        self.blobs.try_lock_writer(BlobSpace::Snapshots)
+    }
+
     /// Where the snapshot blob `name` lives, for messages.
     #[must_use]
     pub fn location(&self, name: &str) -> PathBuf {
