@@ -180,7 +180,7 @@ impl MemoryLog {
         }
         drop(log);
         self.shared.appended.notify_waiters();
-        Ok(Appended { first, count })
+        Ok(Appended { first, count, time: (count > 0).then_some(timestamp) })
     }
 }
 

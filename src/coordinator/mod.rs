@@ -77,7 +77,7 @@ use crate::backend::{Backend, BlobStore, DirBlobs, LogBackend};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fs::{names, StoreAccess};
-use crate::log::{Durability, Log};
+use crate::log::{Appended, Durability, Log};
 use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
 use crate::snapshot::{SkippedSnapshot, Snapshots};
@@ -459,6 +459,8 @@ impl Coordinator {
         let max = self.log.max_record_size();
         let value = Arc::new(Mutex::new(None));
         let slot = value.clone();
+        let built = Arc::new(Mutex::new((Vec::new(), 0u64)));
+        let kept = built.clone();
         let appended = self
             .log
             .compare_and_append(Box::new(move |tail| {
@@ -471,18 +473,53 @@ impl Coordinator {
                 }
                 let (events, value) = decided?;
                 let kind = RecordKind::new(EVENT_RECORD_KIND)?;
-                let records = events
-                    .into_iter()
-                    .map(|event| Ok((kind, encode_checked(&Recorded { actor: actor.clone(), event }, max)?)))
+                let recorded: Vec<Recorded> =
+                    events.into_iter().map(|event| Recorded { actor: actor.clone(), event }).collect();
+                let records = recorded
+                    .iter()
+                    .map(|recorded| Ok((kind, encode_checked(recorded, max)?)))
                     .collect::<Result<Vec<_>>>()?;
                 *crate::log::lock(&slot) = Some(value);
+                let bytes =
+                    records.iter().map(|(_, payload)| crate::format::frame_len(payload.len()) as u64).sum();
+                *crate::log::lock(&kept) = (recorded, bytes);
                 Ok(records)
             }))
             .await?;
+        let (recorded, bytes) = std::mem::take(&mut *crate::log::lock(&built));
+        self.apply_own(&appended, recorded, bytes);
         self.maybe_snapshot(appended.next());
         let value = crate::log::lock(&value).take();
         let value = value.ok_or_else(|| Error::internal("the builder of a compare-and-append never ran"))?;
         Ok((appended.first, value))
+    }
+
+    /// Applies the records a command just appended from the events it built, instead of
+    /// reading them back from the log and decoding them: only if the state stands right before
+    /// them (no other thread of this process caught up past them meanwhile) and the log said
+    /// when they were recorded. The outcome is the one catching up gives ([`catch_up`] applies
+    /// the same `State::apply` to the decoded records, and decoding gives back what was
+    /// encoded; `live_state_equals_a_fresh_replay` in `tests/coordinator_replay.rs` compares both); anything else is left to catching up.
+    /// `bytes` is what the records take in the log (frames), counted towards the snapshot
+    /// trigger as catching up counts what it reads.
+    fn apply_own(&self, appended: &Appended, recorded: Vec<Recorded>, bytes: u64) {
+        let Some(time) = appended.time else { return };
+        if recorded.len() as u64 != appended.count {
+            return;
+        }
+        let mut state = crate::log::lock(&self.state);
+        if state.next_lsn != appended.first || state.damage().is_some() {
+            return;
+        }
+        for (lsn, recorded) in (appended.first.get()..).map(Lsn).zip(recorded) {
+            // Application events pass, as in catching up.
+            if matches!(recorded.event, Event::Custom { .. }) {
+                state.pass(lsn, time);
+            } else {
+                state.apply(recorded, lsn, time);
+            }
+        }
+        self.snapshots.count_bytes(bytes);
     }
 
     fn remember_incarnation(&self, agent: &AgentId, incarnation: u64) {

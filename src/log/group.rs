@@ -68,7 +68,7 @@ impl Slot {
 /// Appends a batch and returns once it is written (and, under `Durability::Sync`, durable).
 pub(crate) fn append(shared: &Shared, pending: Pending) -> Result<Appended> {
     if pending.is_empty() {
-        return Ok(Appended { first: shared.control.tail_lsn(), count: 0 });
+        return Ok(Appended { first: shared.control.tail_lsn(), count: 0, time: None });
     }
     let writer = &shared.writer;
     let slot = Arc::new(Slot { state: Mutex::new(State::Waiting), wake: Condvar::new() });
@@ -92,7 +92,7 @@ pub(crate) fn append(shared: &Shared, pending: Pending) -> Result<Appended> {
 /// thread would: cheaper than two thread hand-offs.
 pub(crate) async fn append_async(shared: &Arc<Shared>, pending: Pending) -> Result<Appended> {
     if pending.is_empty() {
-        return Ok(Appended { first: shared.control.tail_lsn(), count: 0 });
+        return Ok(Appended { first: shared.control.tail_lsn(), count: 0, time: None });
     }
     if shared.opts.durability != Durability::Sync {
         return append(shared, pending);

@@ -23,6 +23,9 @@ pub struct Appended {
     pub first: Lsn,
     /// Number of records.
     pub count: u64,
+    /// The time recorded in the batch's frames (`None` for an empty batch): what a reader of
+    /// these records gets as their [`Record::timestamp`](crate::log::Record::timestamp).
+    pub time: Option<Timestamp>,
 }
 
 impl Appended {
@@ -191,7 +194,7 @@ pub(super) fn write_group(shared: &Shared, group: &mut [Pending]) -> Vec<Result<
             shared.control.publish(run.start);
             match build(run.tail.lsn) {
                 Ok(built) if built.count == 0 => {
-                    set(&mut results, i, Ok(Appended { first: run.tail.lsn, count: 0 }));
+                    set(&mut results, i, Ok(Appended { first: run.tail.lsn, count: 0, time: None }));
                     continue;
                 }
                 Ok(built) => {
@@ -257,7 +260,7 @@ impl Run {
     /// (log-format.md, "Record frame"), `None` for a version-1 segment.
     fn place(&mut self, index: usize, pending: &mut Pending, durable: Option<Lsn>) {
         pending.finalize(self.tail.lsn, self.time, durable);
-        let appended = Appended { first: self.tail.lsn, count: pending.count };
+        let appended = Appended { first: self.tail.lsn, count: pending.count, time: Some(self.time) };
         self.tail.last_frame = self.tail.offset + pending.last_frame as u64;
         self.tail.offset += pending.buf.len() as u64;
         self.tail.lsn = appended.next();
