@@ -73,7 +73,7 @@ pub use transition::ATTEMPTS_EXHAUSTED;
 pub use verify::{verify_store, CursorFile, SnapshotFile, StoreReport, VerifyProgress};
 pub use watch::ContextWatcher;
 
-use crate::backend::{Backend, BlobStore, DirBlobs, LogBackend};
+use crate::backend::{Backend, BlobStore, DirBlobs, LogBackend, RecordRead};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::fs::{names, StoreAccess};
@@ -82,7 +82,7 @@ use crate::model::{encode_checked, AgentId, Event, Recorded, EVENT_RECORD_KIND};
 use crate::projection::{AgentStatus, State};
 use crate::snapshot::{SkippedSnapshot, Snapshots};
 use crate::types::{Lsn, RecordKind, Timestamp};
-use replay::{catch_up, catch_up_at};
+use replay::{catch_up, catch_up_at, catch_up_kept};
 use snapshotting::SnapshotState;
 
 /// The coordination service. Cheap to clone; clones share projections.
@@ -112,6 +112,8 @@ pub struct Coordinator {
     /// Where snapshots and cursors live.
     blobs: Arc<dyn BlobStore>,
     state: Arc<Mutex<State>>,
+    /// The reader catching `state` up, kept between commands; locked after `state`.
+    reader: Arc<Mutex<Option<Box<dyn RecordRead>>>>,
     opts: Arc<CoordinatorOptions>,
     snapshots: Arc<SnapshotState>,
     /// The incarnation of each agent this handle (and its clones) registered.
@@ -327,6 +329,7 @@ impl CoordinatorOptions {
             log,
             blobs,
             state: Arc::new(Mutex::new(state)),
+            reader: Arc::default(),
             opts: Arc::new(self),
             snapshots: Arc::new(snapshots),
             incarnations: Arc::default(),
@@ -452,6 +455,7 @@ impl Coordinator {
     {
         let log = self.log.clone();
         let state = self.state.clone();
+        let reader = self.reader.clone();
         let snapshots = self.snapshots.clone();
         let skips = self.skips.clone();
         let actor = actor.clone();
@@ -465,7 +469,9 @@ impl Coordinator {
             .log
             .compare_and_append(Box::new(move |tail| {
                 let mut state = crate::log::lock(&state);
-                snapshots.count_bytes(catch_up(&*log, &skips, &mut state, tail)?);
+                let mut reader = crate::log::lock(&reader);
+                snapshots.count_bytes(catch_up_kept(&*log, &skips, &mut state, &mut reader, tail)?);
+                drop(reader);
                 let now = clock.now().max(state.last_time);
                 let mut decided = decide(&state, now);
                 while rebuild_if_damaged(&mut state, &snapshots.store, &*log, &skips, tail)? {
@@ -560,7 +566,9 @@ impl Coordinator {
     fn refresh(&self) -> Result<MutexGuard<'_, State>> {
         let mut state = crate::log::lock(&self.state);
         let tail = self.log.next_lsn();
-        self.snapshots.count_bytes(catch_up(&*self.log, &self.skips, &mut state, tail)?);
+        let mut reader = crate::log::lock(&self.reader);
+        self.snapshots.count_bytes(catch_up_kept(&*self.log, &self.skips, &mut state, &mut reader, tail)?);
+        drop(reader);
         Ok(state)
     }
 
