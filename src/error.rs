@@ -218,12 +218,15 @@ pub enum Error {
     },
 
     /// A dependency would close a cycle.
-    #[error("a dependency of task {consumer} on task {provider} would close a cycle")]
+    #[error("a dependency of task {consumer} on task {provider} would close a cycle{}", cycle_words(cycle))]
     Cycle {
         /// Provider task.
         provider: TaskId,
         /// Consumer task.
         consumer: TaskId,
+        /// The tasks of the cycle, each waiting on the next and the last on the first: `consumer`,
+        /// `provider`, then the tasks through which `provider` waits on `consumer`.
+        cycle: Vec<TaskId>,
     },
 
     /// No dependency with this id exists.
@@ -606,6 +609,14 @@ impl Error {
 }
 
 /// A status name as the state machine names it (`InProgress`) in words (`in progress`).
+/// `: a waits on b, which waits on a` for the cycle `[a, b]` (nothing for none).
+fn cycle_words(cycle: &[TaskId]) -> String {
+    let Some(first) = cycle.first() else { return String::new() };
+    let mut words: Vec<&str> = cycle.iter().map(TaskId::as_str).collect();
+    words.push(first.as_str());
+    format!(": {first} waits on {}", words.get(1..).unwrap_or_default().join(", which waits on "))
+}
+
 fn status_words(name: &str) -> String {
     let mut words = String::with_capacity(name.len() + 4);
     for (i, c) in name.chars().enumerate() {

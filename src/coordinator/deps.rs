@@ -69,7 +69,15 @@ impl Coordinator {
                     return Ok((Vec::new(), dep_id));
                 }
                 if state.deps.would_cycle(&provider, &consumer) {
-                    return Err(Error::Cycle { provider: provider.clone(), consumer: consumer.clone() });
+                    // The consumer delivers, through others, to the provider: the provider waits on
+                    // them back to the consumer.
+                    let mut cycle = vec![consumer.clone()];
+                    cycle.extend(state.deps.chain_between(&consumer, &provider).into_iter().skip(1).rev());
+                    return Err(Error::Cycle {
+                        provider: provider.clone(),
+                        consumer: consumer.clone(),
+                        cycle,
+                    });
                 }
                 let provider_task = state
                     .tasks

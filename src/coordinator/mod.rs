@@ -28,6 +28,7 @@ mod health;
 mod history;
 mod overview;
 mod pipeline;
+mod plan;
 mod repair;
 mod replay;
 mod snapshotting;
@@ -60,6 +61,7 @@ pub use health::{HealthCheck, HealthOptions, HealthReport, DEFAULT_MAX_CURSOR_LA
 pub use history::{IndexUpdate, StoreHistory};
 pub use overview::{Overview, OverviewLimits, TaskCounts};
 pub use pipeline::{PipelineStage, PipelineStatus};
+pub use plan::PlannedTask;
 pub use repair::{find_unreadable, open_store_log, skip_unreadable, Unreadable};
 pub use stats::{
     ContextStats, CursorLag, DependencyStats, Durations, LeaseStats, RecordStats, SnapshotStats, StoreStats,

@@ -2,14 +2,13 @@
 //! stage before. A pipeline is its tasks, marked in their metadata (`pipeline`, `stage`), and
 //! their dependencies, all created in one atomic batch; its status and outputs derive from them.
 
+use std::collections::BTreeSet;
+
 use serde_json::json;
 
 use super::{define, require_agent, Coordinator};
 use crate::error::{Error, Result};
-use crate::model::{
-    AgentId, ArtifactType, Dependency, DependencyId, DependencyStatus, Event, NewTask, Task, TaskId,
-    TaskStatus,
-};
+use crate::model::{AgentId, NewTask, Task, TaskId, TaskStatus};
 use crate::projection::State;
 
 /// One stage: tasks that may run at the same time.
@@ -88,6 +87,7 @@ impl Coordinator {
                 }
                 let mut events = Vec::new();
                 let mut ids: Vec<Vec<TaskId>> = Vec::new();
+                let mut batch = BTreeSet::new();
                 for (i, stage) in stages.clone().into_iter().enumerate() {
                     let mut stage_ids = Vec::new();
                     for spec in stage.tasks {
@@ -97,20 +97,11 @@ impl Coordinator {
                         }
                         let metadata = json!({"pipeline": name, "stage": i, "stage_name": stage.name, "data": spec.metadata});
                         let spec = spec.id(task_id.clone()).metadata(metadata);
-                        events.push(Event::TaskCreated { task: Box::new(super::tasks::new_task(&task_id, spec, &id)) });
-                        for provider in ids.last().into_iter().flatten() {
-                            let dependency = Dependency {
-                                id: DependencyId::new(format!("{provider}->{task_id}"))?,
-                                provider: provider.clone(),
-                                consumer: task_id.clone(),
-                                artifact_type: ArtifactType::Completion,
-                                artifact_path: None,
-                                status: DependencyStatus::Pending,
-                            };
-                            events.push(Event::DependencyRegistered { dependency });
-                        }
+                        let providers = ids.last().map_or(&[][..], Vec::as_slice);
+                        events.extend(super::tasks::creation(state, &id, &task_id, spec, providers, &batch)?);
                         stage_ids.push(task_id);
                     }
+                    batch.extend(stage_ids.iter().cloned());
                     ids.push(stage_ids);
                 }
                 Ok((events, ids))

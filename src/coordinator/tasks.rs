@@ -1,10 +1,12 @@
 //! Task commands: create (idempotent), claim with leases, complete, fail, release, block, and the
 //! queries on tasks.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use super::claims::{self, After};
 use super::transition::{self, end_claim, End};
-use super::{claims, require_agent, Coordinator};
+use super::{require_agent, Coordinator};
 use crate::error::{Error, Result};
 use crate::model::{
     AgentId, ArtifactType, Dependency, DependencyId, DependencyStatus, Event, NewTask, Task, TaskId,
@@ -52,7 +54,7 @@ impl Coordinator {
         spec: NewTask,
         providers: Vec<TaskId>,
     ) -> Result<Task> {
-        let mut seen = std::collections::BTreeSet::new();
+        let mut seen = BTreeSet::new();
         let providers = providers.into_iter().filter(|p| seen.insert(p.clone())).collect();
         self.create_with_dependencies(actor, spec, providers, Providers::AnyState).await
     }
@@ -82,14 +84,7 @@ impl Coordinator {
         providers: Vec<TaskId>,
         accept: Providers,
     ) -> Result<Task> {
-        self.check_value("task metadata", &spec.metadata)?;
-        crate::model::validate_name("task name", &spec.name)?;
-        for capability in &spec.required_capabilities {
-            crate::model::validate_name("required capability", capability)?;
-        }
-        if spec.max_attempts == 0 {
-            return Err(Error::InvalidArgument { name: "max_attempts", reason: "must be at least 1".into() });
-        }
+        self.check_task("task metadata", &spec)?;
         let actor_id = actor.clone();
         let (_, id) = self
             .execute(actor, move |state, _| {
@@ -117,36 +112,25 @@ impl Coordinator {
                         return Err(Error::DependenciesNotReady { task: id.clone(), unmet });
                     }
                 }
-                let mut events =
-                    vec![Event::TaskCreated { task: Box::new(new_task(&id, spec.clone(), &actor_id)) }];
-                let mut blocked = None;
-                for provider in &providers {
-                    let provider_task = state
-                        .tasks
-                        .get(provider)
-                        .ok_or_else(|| Error::UnknownTask { task: provider.clone() })?;
-                    let status = DependencyStatus::following(provider, &provider_task.status);
-                    if let (DependencyStatus::Failed(reason), None) = (&status, &blocked) {
-                        blocked = Some(reason.clone());
-                    }
-                    let dependency = Dependency {
-                        id: DependencyId::new(format!("{provider}->{id}"))?,
-                        provider: provider.clone(),
-                        consumer: id.clone(),
-                        artifact_type: ArtifactType::Completion,
-                        artifact_path: None,
-                        status,
-                    };
-                    events.push(Event::DependencyRegistered { dependency });
-                }
-                if let Some(reason) = blocked {
-                    // As registering a dependency on such a provider blocks a pending consumer.
-                    events.push(Event::TaskBlocked { task: id.clone(), reason });
-                }
+                let events = creation(state, &actor_id, &id, spec.clone(), &providers, &BTreeSet::new())?;
                 Ok((events, id))
             })
             .await?;
         self.get_task(&id)?.ok_or(Error::UnknownTask { task: id })
+    }
+
+    /// Checks the definition of a new task: its metadata (named `metadata` in errors) within the
+    /// limits, a valid name and valid required capabilities, at least one attempt.
+    pub(super) fn check_task(&self, metadata: &str, spec: &NewTask) -> Result<()> {
+        self.check_value(metadata, &spec.metadata)?;
+        crate::model::validate_name("task name", &spec.name)?;
+        for capability in &spec.required_capabilities {
+            crate::model::validate_name("required capability", capability)?;
+        }
+        if spec.max_attempts == 0 {
+            return Err(Error::InvalidArgument { name: "max_attempts", reason: "must be at least 1".into() });
+        }
+        Ok(())
     }
 
     /// Claims the best task `agent` can do (log-format.md, "Claim order"): among the tasks
@@ -173,20 +157,7 @@ impl Coordinator {
         let (_, claimed) = self
             .execute(agent, move |state, now| {
                 require_agent(state, &id)?;
-                let capabilities = claims::capabilities(state, &id, capabilities.as_deref())?;
-                let mut events = Vec::new();
-                for task in state.tasks.lapsed(now) {
-                    events.extend(end_claim(state, task, End::Lapsed));
-                }
-                let claimed = claims::best(state, &capabilities, now).map(|t| t.id.clone());
-                if let Some(task) = &claimed {
-                    events.push(Event::TaskClaimed {
-                        task: task.clone(),
-                        agent: id.clone(),
-                        lease_until: now.plus(lease),
-                    });
-                }
-                Ok((events, claimed))
+                claims::claim(state, &id, capabilities.as_deref(), lease, now, After::Nothing)
             })
             .await?;
         match claimed {
@@ -241,6 +212,43 @@ impl Coordinator {
     /// it; [`Error::LeaseLost`] once the lease ended; and those of every [command](Coordinator#errors).
     pub async fn complete_task(&self, agent: &AgentId, task: &TaskId, outputs: Vec<String>) -> Result<()> {
         self.end_held(agent, task, TaskStatus::Completed, End::Completed { outputs }).await
+    }
+
+    /// Completes a task the agent holds (as [`Coordinator::complete_task`]) and claims the next
+    /// task for the same agent (as [`Coordinator::claim_next_task`], with `capabilities` as
+    /// there), in one command: the completion and the claim are one atomic batch of records, so
+    /// no crash leaves one without the other, and a worker pays one command per unit of work
+    /// (as `bd close --claim-next` does). The claim decides on the state the completion leaves:
+    /// a task that waited only on the completed one may be the one claimed. Returns the task
+    /// claimed, or `None` if nothing is claimable (the completion is recorded all the same).
+    ///
+    /// # Errors
+    /// Exactly those of [`Coordinator::complete_task`], and nothing is appended when the
+    /// completion is refused. Nothing to claim is `None`, not an error.
+    pub async fn complete_and_claim_next(
+        &self,
+        agent: &AgentId,
+        task: &TaskId,
+        outputs: Vec<String>,
+        capabilities: Option<&[String]>,
+    ) -> Result<Option<Task>> {
+        let (id, task_id) = (agent.clone(), task.clone());
+        let capabilities = capabilities.map(<[String]>::to_vec);
+        let lease = self.opts.lease;
+        let (_, claimed) = self
+            .execute(agent, move |state, now| {
+                let end = End::Completed { outputs: outputs.clone() };
+                let mut events = held_end(state, &id, &task_id, &TaskStatus::Completed, end, now)?;
+                let after = After::Completing(&task_id);
+                let (claim, claimed) = claims::claim(state, &id, capabilities.as_deref(), lease, now, after)?;
+                events.extend(claim);
+                Ok((events, claimed))
+            })
+            .await?;
+        match claimed {
+            Some(id) => self.get_task(&id),
+            None => Ok(None),
+        }
     }
 
     /// Fails the current attempt of a task the agent holds under a live lease: it is pending
@@ -396,12 +404,7 @@ impl Coordinator {
         let id = agent.clone();
         let task_id = task.clone();
         self.execute(agent, move |state, now| {
-            let current = acting_on(state, &id, &task_id)?;
-            if current.status.is_final() || !current.status.can_become(&next) {
-                return Err(illegal(current, &next));
-            }
-            check_holder(current, &id, now)?;
-            Ok((end_claim(state, current, end.clone()), ()))
+            Ok((held_end(state, &id, &task_id, &next, end.clone(), now)?, ()))
         })
         .await?;
         Ok(())
@@ -479,6 +482,55 @@ enum Providers {
     AnyState,
 }
 
+/// The records that create task `id` as `spec` says, by `creator`, with dependencies on
+/// `providers` (each needing the provider's completion): tasks of `batch` (created earlier in the
+/// same batch, so pending) or tasks that exist, in whatever state: each dependency starts as its
+/// provider's status makes it ([`DependencyStatus::following`]), and on a provider that failed
+/// for good or was cancelled the new task is created blocked, with a reason naming the first such
+/// provider, since it can never become ready. What creating tasks with dependencies records,
+/// whatever command does it (a task, a plan, a pipeline).
+///
+/// # Errors
+/// [`Error::UnknownTask`] naming the first provider neither in `batch` nor existing;
+/// [`Error::InvalidName`] for task ids that make too long a dependency id.
+pub(super) fn creation(
+    state: &crate::projection::State,
+    creator: &AgentId,
+    id: &TaskId,
+    spec: NewTask,
+    providers: &[TaskId],
+    batch: &BTreeSet<TaskId>,
+) -> Result<Vec<Event>> {
+    let mut events = vec![Event::TaskCreated { task: Box::new(new_task(id, spec, creator)) }];
+    let mut blocked = None;
+    for provider in providers {
+        let status = if batch.contains(provider) {
+            DependencyStatus::Pending
+        } else {
+            let provider_task =
+                state.tasks.get(provider).ok_or_else(|| Error::UnknownTask { task: provider.clone() })?;
+            DependencyStatus::following(provider, &provider_task.status)
+        };
+        if let (DependencyStatus::Failed(reason), None) = (&status, &blocked) {
+            blocked = Some(reason.clone());
+        }
+        let dependency = Dependency {
+            id: DependencyId::new(format!("{provider}->{id}"))?,
+            provider: provider.clone(),
+            consumer: id.clone(),
+            artifact_type: ArtifactType::Completion,
+            artifact_path: None,
+            status,
+        };
+        events.push(Event::DependencyRegistered { dependency });
+    }
+    if let Some(reason) = blocked {
+        // As registering a dependency on such a provider blocks a pending consumer.
+        events.push(Event::TaskBlocked { task: id.clone(), reason });
+    }
+    Ok(events)
+}
+
 pub(super) fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {
     Task {
         id: id.clone(),
@@ -500,6 +552,25 @@ pub(super) fn new_task(id: &TaskId, spec: NewTask, creator: &AgentId) -> Task {
         idempotency_key: spec.idempotency_key,
         created_lsn: 0,
     }
+}
+
+/// The records that end the claim `agent` holds on `task` this way at `now` (the task may become
+/// `next`): refused unless the agent is active and holds the task under a live lease, and the
+/// task may move to `next`.
+fn held_end(
+    state: &crate::projection::State,
+    agent: &AgentId,
+    task: &TaskId,
+    next: &TaskStatus,
+    end: End,
+    now: Timestamp,
+) -> Result<Vec<Event>> {
+    let current = acting_on(state, agent, task)?;
+    if current.status.is_final() || !current.status.can_become(next) {
+        return Err(illegal(current, next));
+    }
+    check_holder(current, agent, now)?;
+    Ok(end_claim(state, current, end))
 }
 
 /// The acting agent must be active and the task must exist.

@@ -42,6 +42,36 @@ impl DependencyGraph {
         }
     }
 
+    /// The tasks of a shortest chain from `from` to `to` along dependencies (each task in it
+    /// delivers to the next), both included; empty if there is none.
+    #[must_use]
+    pub fn chain_between(&self, from: &TaskId, to: &TaskId) -> Vec<TaskId> {
+        let (Some(&start), Some(&end)) = (self.nodes.get(from), self.nodes.get(to)) else {
+            return Vec::new();
+        };
+        let mut came_from = BTreeMap::from([(start, start)]);
+        let mut queue = VecDeque::from([start]);
+        while let Some(node) = queue.pop_front() {
+            if node == end {
+                let mut chain = vec![node];
+                let mut at = node;
+                while let Some(&before) = came_from.get(&at).filter(|_| at != start) {
+                    at = before;
+                    chain.push(at);
+                }
+                chain.reverse();
+                return chain.into_iter().filter_map(|n| self.graph.node_weight(n).cloned()).collect();
+            }
+            for next in self.graph.neighbors_directed(node, Direction::Outgoing) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = came_from.entry(next) {
+                    slot.insert(node);
+                    queue.push_back(next);
+                }
+            }
+        }
+        Vec::new()
+    }
+
     /// The dependencies `task` waits on.
     #[must_use]
     pub fn of_consumer(&self, task: &TaskId) -> Vec<&Dependency> {

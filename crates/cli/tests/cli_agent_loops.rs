@@ -2,7 +2,8 @@
 //! there is; and three shell agents, separate processes, create 300 tasks in chains of
 //! dependencies, then claim and complete every one of them exactly once, in dependency order
 //! (once more while a fourth process writes snapshots under them, so that their commands open
-//! the store from snapshots read on demand).
+//! the store from snapshots read on demand; once more completing with `task complete
+//! --claim-next`, which claims the next task in the same command).
 
 mod support;
 
@@ -55,7 +56,8 @@ fn the_readme_agent_loop_does_every_task_and_stops_when_there_is_none() {
 }
 
 /// One shell agent: registers, creates its 100 tasks (chains of 10, each task depending on the
-/// one before), then claims and completes tasks, anyone's, until none is left to do.
+/// one before), then claims and completes tasks, anyone's, until none is left to do (the loop
+/// after this part: [`CLAIM_THEN_COMPLETE`] or [`COMPLETE_WITH_CLAIM_NEXT`]).
 const AGENT: &str = r#"
 set -u
 me=$1
@@ -68,9 +70,7 @@ for i in $(seq 1 100); do
 done
 while true; do
   if task=$(maos-coord task claim --wait 2s); then
-    id=${task%%$'\t'*}
-    maos-coord task complete "$id" --output "by-$me" > /dev/null || exit 1
-    echo "$id"
+    WORK
   else
     code=$?
     [ "$code" -eq 5 ] || exit "$code"
@@ -79,6 +79,31 @@ while true; do
     exit 0
   fi
 done
+"#;
+
+/// The work on a task claimed ([`AGENT`]'s `WORK`): complete it.
+const CLAIM_THEN_COMPLETE: &str = r#"
+    id=${task%%$'\t'*}
+    maos-coord task complete "$id" --output "by-$me" > /dev/null || exit 1
+    echo "$id"
+"#;
+
+/// The work on a task claimed ([`AGENT`]'s `WORK`): complete it and claim the next in the same
+/// command (`task complete --claim-next`, exit code 5 when there was none to claim), until none
+/// is, then back to waiting claims.
+const COMPLETE_WITH_CLAIM_NEXT: &str = r#"
+    while true; do
+      id=${task%%$'\t'*}
+      if out=$(maos-coord task complete "$id" --claim-next --output "by-$me"); then
+        echo "$id"
+        task=$(printf '%s\n' "$out" | tail -n 1)
+      else
+        code=$?
+        [ "$code" -eq 5 ] || exit "$code"
+        echo "$id"
+        break
+      fi
+    done
 "#;
 
 /// A fourth process: writes snapshots one after another until the file `agents-done` appears
@@ -97,20 +122,27 @@ echo "$n"
 
 #[test]
 fn three_shell_agents_create_claim_and_complete_300_tasks_exactly_once() {
-    three_shell_agents(false);
+    three_shell_agents(CLAIM_THEN_COMPLETE, false);
 }
 
 #[test]
 fn three_shell_agents_do_every_task_exactly_once_while_snapshots_are_written_under_them() {
-    three_shell_agents(true);
+    three_shell_agents(CLAIM_THEN_COMPLETE, true);
 }
 
-fn three_shell_agents(with_snapshots: bool) {
+#[test]
+fn three_shell_agents_completing_with_claim_next_do_every_task_exactly_once_in_dependency_order() {
+    three_shell_agents(COMPLETE_WITH_CLAIM_NEXT, false);
+}
+
+/// Three agents running [`AGENT`] with `work`.
+fn three_shell_agents(work: &str, with_snapshots: bool) {
+    let agent = AGENT.replace("    WORK\n", work.trim_start_matches('\n'));
     let s = Store::new();
     let agents = ["ant", "bee", "cat"];
     let children: Vec<Child> = agents
         .iter()
-        .map(|a| bash(s.root(), AGENT, &[a]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .map(|a| bash(s.root(), &agent, &[a]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
         .collect();
     let snapshotter = with_snapshots.then(|| {
         bash(s.root(), SNAPSHOTTER, &[]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()

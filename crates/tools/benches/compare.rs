@@ -67,8 +67,10 @@ impl StoreBody<Duration> for Timed {
                     s.create_task(&me, task).await?;
                 }
                 let started = Instant::now();
-                while let Some(task) = s.claim(&me).await? {
-                    s.complete(&me, &task).await?;
+                // One operation per unit of work, as the binary's workers.
+                let mut next = s.claim(&me).await?;
+                while let Some(task) = next {
+                    next = s.complete_and_claim(&me, &task).await?;
                 }
                 started
             }

@@ -1,6 +1,8 @@
 //! Agent processes for multi-process coordination tests and benchmarks.
 //!
 //! - `claim`: claim and complete tasks until none is left; prints `claimed TASK` per task.
+//! - `claim-next`: as `claim`, each completion claiming the next task in the same command
+//!   (`complete_and_claim_next`).
 //! - `cas`: increment the JSON counter under a context key N times with compare-and-set.
 //! - `barrier`: signal a barrier as a participant, then wait until it completes.
 //! - `lock`: take and release a lock N times; prints each fencing token.
@@ -38,6 +40,7 @@ struct Args {
 #[derive(Subcommand)]
 enum Cmd {
     Claim,
+    ClaimNext,
     Hold,
     HoldTemp {
         /// Directory under the store (`snapshots`, `cursors`).
@@ -120,6 +123,21 @@ async fn run(args: Args) -> Result<(), Error> {
                 n += 1;
             }
             eprintln!("{me}: {n} claim+complete cycles in {:.3} s", started.elapsed().as_secs_f64());
+        }
+        Cmd::ClaimNext => {
+            let caps = vec!["work".to_string()];
+            let started = Instant::now();
+            let mut n = 0u64;
+            let mut next = c.claim_next_task(&me, Some(&caps)).await?;
+            while let Some(task) = next {
+                next = c.complete_and_claim_next(&me, &task.id, vec![], Some(&caps)).await?;
+                println!("claimed {}", task.id);
+                n += 1;
+            }
+            eprintln!(
+                "{me}: {n} complete-and-claim-next commands in {:.3} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         Cmd::Hold => {
             use std::io::Write;

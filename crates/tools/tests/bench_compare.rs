@@ -1,5 +1,6 @@
 //! `maos-bench-compare` at a tiny scale, every system: every check passes (each task claimed
-//! and completed exactly once, context values, dependencies, event order), every phase is in
+//! and completed exactly once, by worker processes and by concurrent workers in one process;
+//! context values, dependencies, event order), every phase is in
 //! the table and in the raw results with the operations the workload asks for. Nothing here
 //! depends on how fast anything ran.
 
@@ -12,10 +13,11 @@ const BENCH: &str = env!("CARGO_BIN_EXE_maos-bench-compare");
 const SYSTEMS: [&str; 6] =
     ["maos-buffered", "maos-sync", "sqlite-normal", "sqlite-full", "json-buffered", "json-durable"];
 
-const PHASES: [(&str, &str); 9] = [
+const PHASES: [(&str, &str); 10] = [
     ("register", "register agents"),
     ("create", "create tasks"),
-    ("claim_complete", "claim + complete"),
+    ("claim_complete", "claim + complete (8 processes"),
+    ("claim_complete_in_process", "claim + complete in one process"),
     ("context_set", "context set"),
     ("context_get", "context get"),
     ("dep_add", "add dependencies"),
@@ -57,6 +59,7 @@ fn a_tiny_run_of_every_system_passes_its_checks_and_reports_every_phase() {
     assert_eq!(checks.matches("passed").count(), SYSTEMS.len(), "{checks}");
     assert!(stdout.contains("Sync / SQLite FULL"), "{stdout}");
     assert!(stdout.contains("overwriting written blocks"), "{stdout}");
+    assert!(stdout.contains("claim + complete: one operation per unit of work on every system"), "{stdout}");
 
     // The raw results: one round per system with every phase at the scale asked for, each
     // check passed, the exactly-once one among them.
@@ -78,10 +81,17 @@ fn a_tiny_run_of_every_system_passes_its_checks_and_reports_every_phase() {
         }
         assert_eq!(phase("create").unwrap()["ops"], tasks, "{system}");
         assert_eq!(phase("claim_complete").unwrap()["ops"], tasks, "{system}");
+        assert_eq!(phase("claim_complete_in_process").unwrap()["ops"], tasks, "{system}");
         assert_eq!(phase("event_read").unwrap()["ops"], 4 * tasks, "{system}");
         let checks = round["checks"].as_array().unwrap();
         let names: Vec<&str> = checks.iter().map(|c| c["name"].as_str().unwrap()).collect();
-        for name in ["exactly_once", "context_values", "dependencies_ready", "events_in_order"] {
+        for name in [
+            "exactly_once",
+            "exactly_once_in_process",
+            "context_values",
+            "dependencies_ready",
+            "events_in_order",
+        ] {
             assert!(names.contains(&name), "{system}: {names:?}");
         }
         assert!(checks.iter().all(|c| c["passed"] == true), "{system}: {checks:?}");

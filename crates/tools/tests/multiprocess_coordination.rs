@@ -35,6 +35,17 @@ fn trail(c: &Coordinator, reader: &AgentId, task: &maos_coord::model::TaskId) ->
 
 #[tokio::test]
 async fn ten_thousand_tasks_claimed_by_four_processes_are_each_claimed_and_completed_once() {
+    four_processes_claim_and_complete_ten_thousand_tasks("claim").await;
+}
+
+/// The same, each worker completing a task and claiming the next in one command.
+#[tokio::test]
+async fn ten_thousand_tasks_completed_with_claim_next_by_four_processes_are_each_claimed_and_completed_once()
+{
+    four_processes_claim_and_complete_ten_thousand_tasks("claim-next").await;
+}
+
+async fn four_processes_claim_and_complete_ten_thousand_tasks(command: &str) {
     let root = tempfile::tempdir().unwrap();
     let c = Coordinator::options(root.path()).durability(Durability::Buffered).open().unwrap();
     let boss = AgentId::new("boss").unwrap();
@@ -42,7 +53,7 @@ async fn ten_thousand_tasks_claimed_by_four_processes_are_each_claimed_and_compl
     for i in 0..10_000 {
         c.create_task(&boss, NewTask::new(format!("t{i}")).requires("work")).await.unwrap();
     }
-    let children: Vec<_> = (0..4).map(|i| spawn(root.path(), &format!("w{i}"), &["claim"])).collect();
+    let children: Vec<_> = (0..4).map(|i| spawn(root.path(), &format!("w{i}"), &[command])).collect();
     let mut claimed = Vec::new();
     for child in children {
         claimed.extend(output(child).lines().map(|l| l.trim_start_matches("claimed ").to_owned()));

@@ -1,4 +1,5 @@
-//! `maos-coord task ...`: create, claim, complete, fail, release, cancel, show, list, why.
+//! `maos-coord task ...`: create, create-plan, claim, complete (--claim-next), fail, release,
+//! cancel, show, list, why.
 
 use std::time::Duration;
 
@@ -53,13 +54,42 @@ pub enum TaskCommand {
         #[arg(long, value_name = "DUR", value_parser = input::duration)]
         wait: Option<Duration>,
     },
-    /// Complete a task the agent holds.
+    /// Complete a task the agent holds. With --claim-next, also claim the next task for the
+    /// agent in the same atomic command (one command per unit of work): prints the completion's
+    /// line, then the claim's as `task claim` does (ID, name, `lease until TIME`,
+    /// tab-separated); with --json, {"completed": TASK, "next": TASK or null}. Nothing to claim
+    /// exits with code 5, the completion recorded all the same; a refused completion claims
+    /// nothing and exits by its error as without --claim-next.
     Complete {
         /// The task.
         id: String,
         /// An output (repeatable).
         #[arg(long = "output", value_name = "O")]
         outputs: Vec<String>,
+        /// Claim the best task the agent can do next, in the same command.
+        #[arg(long)]
+        claim_next: bool,
+        /// With --claim-next: claim with these capabilities (repeatable; default: the agent's
+        /// registered ones).
+        #[arg(long = "capability", value_name = "C", requires = "claim_next")]
+        capabilities: Vec<String>,
+    },
+    /// Create the tasks of a plan and their dependencies in one atomic command: every task and
+    /// dependency, or nothing. FILE (or - for standard input) holds a JSON document:
+    ///
+    ///   {"tasks": [{"id": "build", "name": "Build", "depends_on": ["design"]}, ...]}
+    ///
+    /// Each task: "id" and "name" (required); "description", "priority" (low, normal, high,
+    /// critical), "requires" (capabilities), "depends_on" (ids of tasks of the plan or of tasks
+    /// that exist), "metadata" (any JSON), "max_attempts", "idempotency_key" (optional). Prints
+    /// the tasks' ids in the order of the plan. A cycle inside the plan, an unknown task depended
+    /// on, or an id given twice creates nothing; the same plan again appends nothing; a task that
+    /// exists with another definition is exit code 4.
+    #[command(name = "create-plan")]
+    CreatePlan {
+        /// The plan: a JSON file, or - for standard input.
+        #[arg(value_name = "FILE|-")]
+        file: String,
     },
     /// Fail the current attempt of a task the agent holds: pending again, or failed for good
     /// once its attempts are used up.
@@ -107,12 +137,25 @@ pub enum TaskCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PriorityArg {
     Low,
     Normal,
     High,
     Critical,
+}
+
+impl PriorityArg {
+    /// The library's priority.
+    fn priority(self) -> Priority {
+        match self {
+            PriorityArg::Low => Priority::Low,
+            PriorityArg::Normal => Priority::Normal,
+            PriorityArg::High => Priority::High,
+            PriorityArg::Critical => Priority::Critical,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -156,12 +199,7 @@ pub fn run(cmd: TaskCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
         } => {
             let metadata = metadata.map(|m| input::json("--metadata", &m)).transpose()?;
             let agent = g.agent("task create")?;
-            let mut spec = NewTask::new(name).description(description).priority(match priority {
-                PriorityArg::Low => Priority::Low,
-                PriorityArg::Normal => Priority::Normal,
-                PriorityArg::High => Priority::High,
-                PriorityArg::Critical => Priority::Critical,
-            });
+            let mut spec = NewTask::new(name).description(description).priority(priority.priority());
             spec.required_capabilities = requires;
             spec.max_attempts = max_attempts;
             spec.idempotency_key = idempotency_key;
@@ -202,15 +240,49 @@ pub fn run(cmd: TaskCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
             if g.json() {
                 out.line(view::task(&task))?;
             } else {
-                let until = task.lease_until.map(|t| t.to_string()).unwrap_or_default();
-                out.line(format_args!("{}\t{}\tlease until {until}", task.id, task.name))?;
+                claim_line(&task, out)?;
             }
         }
-        TaskCommand::Complete { id, outputs } => {
+        TaskCommand::Complete { id, outputs, claim_next: false, .. } => {
             let (agent, id) = (g.agent("task complete")?, TaskId::new(id)?);
             let c = g.open()?;
             rt.block_on(c.complete_task(&agent, &id, outputs))?;
             show_after(&c, &id, "completed", g, out)?;
+        }
+        TaskCommand::Complete { id, outputs, claim_next: true, capabilities } => {
+            let (agent, id) = (g.agent("task complete")?, TaskId::new(id)?);
+            let c = g.open()?;
+            let caps = (!capabilities.is_empty()).then_some(capabilities.as_slice());
+            let next = rt.block_on(c.complete_and_claim_next(&agent, &id, outputs, caps))?;
+            let completed = get(&c, &id)?;
+            if g.json() {
+                out.line(
+                    json!({"completed": view::task(&completed), "next": next.as_ref().map(view::task)}),
+                )?;
+            } else {
+                let (status, _) = view::status(&completed.status);
+                out.line(format_args!("completed {id}: it is {status}"))?;
+                if let Some(task) = &next {
+                    claim_line(task, out)?;
+                }
+            }
+            if next.is_none() {
+                let message = format!("completed {id}; no task {agent} can claim now");
+                return Err(Failure::new(ErrorKind::NotFound, message));
+            }
+        }
+        TaskCommand::CreatePlan { file } => {
+            let plan = plan(&file)?;
+            let agent = g.agent("task create-plan")?;
+            let c = g.open()?;
+            let tasks = rt.block_on(c.create_tasks(&agent, plan))?;
+            if g.json() {
+                out.line(json!({"tasks": tasks.iter().map(view::task).collect::<Vec<_>>()}))?;
+            } else {
+                for task in &tasks {
+                    out.line(&task.id)?;
+                }
+            }
         }
         TaskCommand::Fail { id, reason } => {
             let (agent, id) = (g.agent("task fail")?, TaskId::new(id)?);
@@ -292,6 +364,74 @@ pub fn run(cmd: TaskCommand, g: &Global, out: &mut Out) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The line `task claim` prints for a task claimed: id, name, `lease until TIME`.
+fn claim_line(task: &Task, out: &mut Out) -> Result<(), Failure> {
+    let until = task.lease_until.map(|t| t.to_string()).unwrap_or_default();
+    out.line(format_args!("{}\t{}\tlease until {until}", task.id, task.name))?;
+    Ok(())
+}
+
+/// One task of a plan document (`task create-plan`).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanEntry {
+    id: String,
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    priority: Option<PriorityArg>,
+    #[serde(default)]
+    requires: Vec<String>,
+    #[serde(default)]
+    depends_on: Vec<String>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// A plan document: `{"tasks": [...]}`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanDocument {
+    tasks: Vec<PlanEntry>,
+}
+
+/// The plan in `file` (`-`: standard input).
+fn plan(file: &str) -> Result<Vec<maos_coord::coordinator::PlannedTask>, Failure> {
+    let arg = if file == "-" { "-".to_owned() } else { format!("@{file}") };
+    let value = input::json("the plan", &arg)?;
+    let document: PlanDocument = serde_json::from_value(value).map_err(|e| {
+        Failure::new(
+            ErrorKind::Invalid,
+            format_args!("the plan is not {{\"tasks\": [...]}} as `task create-plan --help` shows: {e}"),
+        )
+    })?;
+    document
+        .tasks
+        .into_iter()
+        .map(|entry| {
+            let mut spec = NewTask::new(entry.name)
+                .id(TaskId::new(entry.id)?)
+                .description(entry.description)
+                .priority(entry.priority.map_or(Priority::Normal, PriorityArg::priority));
+            spec.required_capabilities = entry.requires;
+            spec.idempotency_key = entry.idempotency_key;
+            if let Some(n) = entry.max_attempts {
+                spec.max_attempts = n;
+            }
+            if let Some(metadata) = entry.metadata {
+                spec = spec.metadata(metadata);
+            }
+            let depends_on = entry.depends_on.into_iter().map(TaskId::new).collect::<Result<Vec<_>, _>>()?;
+            Ok(maos_coord::coordinator::PlannedTask::new(spec, depends_on))
+        })
+        .collect()
 }
 
 /// A task that must exist.

@@ -225,6 +225,52 @@ impl JsonStore {
     }
 
     /// Marks `provider -> consumer` ready (under the tasks lock): the consumer waits on one less.
+    /// Claims for `worker`; the caller holds the tasks lock.
+    fn claim_locked(&mut self, worker: &str) -> Result<Option<String>> {
+        let capabilities = self.capabilities_of(worker)?;
+        let queue = self.root.join("queue");
+        let mut names = list(&queue)?;
+        names.sort_unstable();
+        for name in names {
+            let id = name.get(14..).ok_or_else(|| format!("queue entry {name}"))?;
+            let mut task = self.task(id)?;
+            let meets = task.required.iter().all(|c| capabilities.contains(c));
+            if task.status != "pending" || !meets || task.waiting_on > 0 {
+                continue;
+            }
+            let now = now_micros()?;
+            task.status = "in_progress".into();
+            task.agent = Some(worker.to_owned());
+            task.lease_until = Some(now + LEASE_MICROS);
+            task.attempts += 1;
+            task.updated_at = now;
+            self.write_task(&task)?;
+            std::fs::remove_file(queue.join(&name))?;
+            self.sync_dir(&queue)?;
+            return Ok(Some(task.id));
+        }
+        Ok(None)
+    }
+
+    /// Completes `id`, which `worker` holds; the caller holds the tasks lock.
+    fn complete_locked(&mut self, worker: &str, id: &str) -> Result<()> {
+        let mut task = self.task(id)?;
+        let now = now_micros()?;
+        let live = task.lease_until.is_some_and(|until| until >= now);
+        if task.status != "in_progress" || task.agent.as_deref() != Some(worker) || !live {
+            return Err(format!("{worker} does not hold {id} under a live lease").into());
+        }
+        task.status = "completed".into();
+        task.completions += 1;
+        task.updated_at = now;
+        self.write_task(&task)?;
+        // What the task provides is ready now.
+        for name in list(&self.root.join("deps").join(id))? {
+            self.ready_locked(id, name.trim_end_matches(".json"))?;
+        }
+        Ok(())
+    }
+
     fn ready_locked(&mut self, provider: &str, consumer: &str) -> Result<()> {
         let dir = self.root.join("deps").join(provider);
         let name = format!("{consumer}.json");
@@ -285,51 +331,17 @@ impl Store for JsonStore {
     }
 
     async fn claim(&mut self, worker: &str) -> Result<Option<String>> {
-        let capabilities = self.capabilities_of(worker)?;
         let lock = Rc::clone(&self.tasks_lock);
         let _locked = Locked::new(&lock)?;
-        let queue = self.root.join("queue");
-        let mut names = list(&queue)?;
-        names.sort_unstable();
-        for name in names {
-            let id = name.get(14..).ok_or_else(|| format!("queue entry {name}"))?;
-            let mut task = self.task(id)?;
-            let meets = task.required.iter().all(|c| capabilities.contains(c));
-            if task.status != "pending" || !meets || task.waiting_on > 0 {
-                continue;
-            }
-            let now = now_micros()?;
-            task.status = "in_progress".into();
-            task.agent = Some(worker.to_owned());
-            task.lease_until = Some(now + LEASE_MICROS);
-            task.attempts += 1;
-            task.updated_at = now;
-            self.write_task(&task)?;
-            std::fs::remove_file(queue.join(&name))?;
-            self.sync_dir(&queue)?;
-            return Ok(Some(task.id));
-        }
-        Ok(None)
+        self.claim_locked(worker)
     }
 
-    async fn complete(&mut self, worker: &str, id: &str) -> Result<()> {
+    async fn complete_and_claim(&mut self, worker: &str, id: &str) -> Result<Option<String>> {
+        // Under one hold of the lock: the completion, then the claim, as one operation.
         let lock = Rc::clone(&self.tasks_lock);
         let _locked = Locked::new(&lock)?;
-        let mut task = self.task(id)?;
-        let now = now_micros()?;
-        let live = task.lease_until.is_some_and(|until| until >= now);
-        if task.status != "in_progress" || task.agent.as_deref() != Some(worker) || !live {
-            return Err(format!("{worker} does not hold {id} under a live lease").into());
-        }
-        task.status = "completed".into();
-        task.completions += 1;
-        task.updated_at = now;
-        self.write_task(&task)?;
-        // What the task provides is ready now.
-        for name in list(&self.root.join("deps").join(id))? {
-            self.ready_locked(id, name.trim_end_matches(".json"))?;
-        }
-        Ok(())
+        self.complete_locked(worker, id)?;
+        self.claim_locked(worker)
     }
 
     async fn set_context(&mut self, actor: &str, key: &str, value: Value) -> Result<()> {

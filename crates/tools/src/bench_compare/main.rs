@@ -6,14 +6,18 @@
 //! `FULL`; one JSON file per record, buffered and durable (at a tenth of the workload). The
 //! workload (fixed seed; sizes scale with `--scale`): 16 agents register; 100,000 tasks with
 //! about 200 B of metadata, priorities and required capabilities are created; 8 worker
-//! processes claim and complete them all, then each is checked to have been claimed and
-//! completed exactly once; 50,000 context sets of 1 KiB over 1,000 keys and 200,000 gets;
+//! processes claim and complete them all (a claim, then one command per unit of work that
+//! completes a task and claims the next, on every system), then each is checked to have been
+//! claimed and completed exactly once; the same again with 8 concurrent workers in one process
+//! on as many tasks of their own (maos-coord: tokio tasks sharing one handle; SQLite and the JSON
+//! files: threads, each with its own connection); 50,000 context sets of 1 KiB over 1,000 keys and 200,000 gets;
 //! 10,000 dependencies of a DAG registered, then marked ready; 100,000 application events
 //! emitted, then read back by 4 subscriber processes. Per phase and system: operations per
 //! second; per system: peak resident memory summed over the processes running together, bytes
 //! on disk after the run and after compaction. Each round also measures the single-thread
 //! `fdatasync` rate of the work directory's disk. Systems take turns; the table shows medians.
 
+mod in_process;
 mod json_files;
 mod machine;
 mod maos;
@@ -124,6 +128,7 @@ fn run(args: Args) -> Result<()> {
             ("driver", _, _) => Step::Driver,
             ("reader", Some(index), _) => Step::Reader { index },
             ("compact", _, _) => Step::Compact,
+            ("in_process", _, _) => Step::InProcess,
             (other, ..) => return Err(format!("no step {other:?} with these arguments").into()),
         };
         let mode = match step {
@@ -132,7 +137,12 @@ fn run(args: Args) -> Result<()> {
             _ => Mode::Open,
         };
         let workload = Workload { seed, sizes: Sizes::at(scale) };
-        let output = with_store(System::parse(&system)?, &root, mode, Body { workload, step: &step })?;
+        let system = System::parse(&system)?;
+        let output = if step == Step::InProcess {
+            in_process::run(system, &root, workload)?
+        } else {
+            with_store(system, &root, mode, Body { workload, step: &step })?
+        };
         println!("{}", serde_json::to_string(&output)?);
         return Ok(());
     }
@@ -246,6 +256,11 @@ fn run_system(
     rss.insert("verify (not counted)".to_owned(), verify.max_rss_kib);
     checks.extend(verify.output.checks);
 
+    let in_process = procs::run_one(exe, &step("in_process", &[]), "in_process")?;
+    rss.insert("in_process".to_owned(), in_process.max_rss_kib);
+    phases.extend(in_process.output.phases);
+    checks.extend(in_process.output.checks);
+
     let driver = procs::run_one(exe, &step("driver", &[]), "driver")?;
     rss.insert("driver".to_owned(), driver.max_rss_kib);
     phases.extend(driver.output.phases);
@@ -268,10 +283,17 @@ fn run_system(
         disk_compacted = Some(machine::disk(&root)?);
         phases.extend(compact.output.phases);
     }
-    let peak_rss_kib = [setup.max_rss_kib, workers_rss, driver.max_rss_kib, readers_rss, compact_rss]
-        .into_iter()
-        .max()
-        .unwrap_or(0);
+    let peak_rss_kib = [
+        setup.max_rss_kib,
+        workers_rss,
+        in_process.max_rss_kib,
+        driver.max_rss_kib,
+        readers_rss,
+        compact_rss,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0);
     if !args.keep {
         std::fs::remove_dir_all(&dir)?;
     }

@@ -14,7 +14,9 @@ use serde_json::Value;
 use crate::store::{Mode, Outcome, Result, Store};
 use crate::workload::{AgentSpec, TaskSpec};
 
-/// A coordinator on the store at a project root.
+/// A coordinator on the store at a project root. Clones share one handle (the coordinator's
+/// clones share its state and log).
+#[derive(Clone)]
 pub struct MaosStore {
     c: Coordinator,
 }
@@ -70,9 +72,10 @@ impl Store for MaosStore {
         Ok(task.map(|t| t.id.as_str().to_owned()))
     }
 
-    async fn complete(&mut self, worker: &str, task: &str) -> Result<()> {
-        self.c.complete_task(&AgentId::new(worker)?, &TaskId::new(task)?, vec![]).await?;
-        Ok(())
+    async fn complete_and_claim(&mut self, worker: &str, task: &str) -> Result<Option<String>> {
+        let (worker, task) = (AgentId::new(worker)?, TaskId::new(task)?);
+        let next = self.c.complete_and_claim_next(&worker, &task, vec![], None).await?;
+        Ok(next.map(|t| t.id.as_str().to_owned()))
     }
 
     async fn set_context(&mut self, actor: &str, key: &str, value: Value) -> Result<()> {

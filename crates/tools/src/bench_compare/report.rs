@@ -9,10 +9,14 @@ use serde::{Deserialize, Serialize};
 use crate::store::System;
 
 /// The phases, in order: their ids (in the raw results) and labels (in the table).
-pub const PHASES: [(&str, &str); 9] = [
+pub const PHASES: [(&str, &str); 10] = [
     ("register", "register agents"),
     ("create", "create tasks"),
     ("claim_complete", "claim + complete (8 processes; pairs/s)"),
+    (
+        crate::in_process::PHASE,
+        "claim + complete in one process (maos: 8 tokio tasks, one handle; others: 8 threads; pairs/s)",
+    ),
     ("context_set", "context set (1 KiB)"),
     ("context_get", "context get"),
     ("dep_add", "add dependencies"),
@@ -218,7 +222,13 @@ pub fn table(machine: &Machine, systems: &[System], results: &[RoundResult], pro
     );
     let _ = writeln!(t, "command: `{}`", machine.command);
     let what = if rounds == 1 { "one round".to_owned() } else { format!("medians of {rounds} rounds") };
-    let _ = writeln!(t, "{what}, systems taking turns\n");
+    let _ = writeln!(t, "{what}, systems taking turns");
+    let _ = writeln!(
+        t,
+        "claim + complete: one operation per unit of work on every system (a first claim, then each \
+         completion claims the next: maos-coord `complete_and_claim_next`, SQLite one transaction, JSON \
+         files one hold of the lock)\n"
+    );
     let _ = write!(t, "| phase (operations/s) | operations |");
     for s in systems {
         let _ = write!(t, " {} |", s.name());

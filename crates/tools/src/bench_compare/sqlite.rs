@@ -173,6 +173,37 @@ impl SqliteStore {
     }
 }
 
+/// In `tx`: takes back claims whose lease ended, then claims the first claimable task for
+/// `worker` (capability mask `mask`) at `now`.
+fn claim_in(tx: &rusqlite::Transaction<'_>, worker: &str, mask: i64, now: i64) -> Result<Option<String>> {
+    tx.prepare_cached(
+        "UPDATE tasks SET status = 'pending', agent = NULL, lease_until = NULL, updated_at = ?1
+         WHERE status = 'in_progress' AND lease_until < ?1",
+    )?
+    .execute([now])?;
+    Ok(tx
+        .prepare_cached(CLAIM)?
+        .query_row(params![worker, now, LEASE_MICROS, mask], |r| r.get(0))
+        .optional()?)
+}
+
+/// In `tx`: completes `task`, which `worker` must hold under a live lease at `now`; what it
+/// provides is ready.
+fn complete_in(tx: &rusqlite::Transaction<'_>, worker: &str, task: &str, now: i64) -> Result<()> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE tasks SET status = 'completed', completions = completions + 1, updated_at = ?3
+             WHERE id = ?1 AND status = 'in_progress' AND agent = ?2 AND lease_until >= ?3",
+        )?
+        .execute(params![task, worker, now])?;
+    if changed != 1 {
+        return Err(format!("{worker} does not hold {task} under a live lease").into());
+    }
+    tx.prepare_cached("UPDATE deps SET status = 'ready' WHERE provider = ?1 AND status <> 'ready'")?
+        .execute([task])?;
+    Ok(())
+}
+
 impl Store for SqliteStore {
     /// Provider and consumer.
     type DepId = (String, String);
@@ -220,36 +251,20 @@ impl Store for SqliteStore {
         let mask = self.mask_of(worker)?;
         let now = now_micros()?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.prepare_cached(
-            "UPDATE tasks SET status = 'pending', agent = NULL, lease_until = NULL, updated_at = ?1
-             WHERE status = 'in_progress' AND lease_until < ?1",
-        )?
-        .execute([now])?;
-        let id: Option<String> = tx
-            .prepare_cached(CLAIM)?
-            .query_row(params![worker, now, LEASE_MICROS, mask], |r| r.get(0))
-            .optional()?;
+        let id = claim_in(&tx, worker, mask, now)?;
         tx.commit()?;
         Ok(id)
     }
 
-    async fn complete(&mut self, worker: &str, task: &str) -> Result<()> {
+    async fn complete_and_claim(&mut self, worker: &str, task: &str) -> Result<Option<String>> {
+        // As an expert would: one transaction completes the task and claims the next.
+        let mask = self.mask_of(worker)?;
         let now = now_micros()?;
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let changed = tx
-            .prepare_cached(
-                "UPDATE tasks SET status = 'completed', completions = completions + 1, updated_at = ?3
-                 WHERE id = ?1 AND status = 'in_progress' AND agent = ?2 AND lease_until >= ?3",
-            )?
-            .execute(params![task, worker, now])?;
-        if changed != 1 {
-            return Err(format!("{worker} does not hold {task} under a live lease").into());
-        }
-        // What the task provides is ready now.
-        tx.prepare_cached("UPDATE deps SET status = 'ready' WHERE provider = ?1 AND status <> 'ready'")?
-            .execute([task])?;
+        complete_in(&tx, worker, task, now)?;
+        let id = claim_in(&tx, worker, mask, now)?;
         tx.commit()?;
-        Ok(())
+        Ok(id)
     }
 
     async fn set_context(&mut self, actor: &str, key: &str, value: Value) -> Result<()> {

@@ -1,6 +1,8 @@
 //! The steps a run of one system is made of, each run by a process of its own (so that each
 //! one's peak memory is its own): `setup` registers the agents and creates the tasks; `worker`
-//! processes claim and complete them together; `verify` checks each task was claimed and
+//! processes claim and complete them together (a claim, then one command per unit of work that
+//! completes a task and claims the next); `in_process` does the same with concurrent workers in
+//! one process, on tasks of its own (`crate::in_process`); `verify` checks each task was claimed and
 //! completed exactly once (not counted as the system's memory); `driver` runs the context,
 //! dependency and event phases; `reader` processes read the events back together; `compact`
 //! gives back space. Single-caller phases time their operations in chunks, the inputs of a chunk
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::report::{Check, Phase, StepOutput};
 use crate::store::{Result, Store, StoreBody};
-use crate::workload::{TaskSpec, Workload, EVENT_TYPE};
+use crate::workload::{Claims, TaskSpec, Workload, EVENT_TYPE};
 
 /// Operations whose inputs are made before they are timed together.
 const CHUNK: u64 = 1000;
@@ -44,6 +46,9 @@ pub enum Step {
     },
     /// Give back space.
     Compact,
+    /// Claim and complete tasks of its own with concurrent workers in one process
+    /// ([`crate::in_process`]).
+    InProcess,
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
@@ -57,7 +62,7 @@ fn chunks(n: u64) -> impl Iterator<Item = Range<u64>> {
     (0..n.div_ceil(CHUNK)).map(move |c| c * CHUNK..((c + 1) * CHUNK).min(n))
 }
 
-fn phase(name: &str, ops: u64, took: Duration) -> Phase {
+pub fn phase(name: &str, ops: u64, took: Duration) -> Phase {
     Phase { name: name.to_owned(), ops, seconds: took.as_secs_f64() }
 }
 
@@ -96,6 +101,7 @@ impl StoreBody<StepOutput> for Body<'_> {
             Step::Verify { claims } => verify(store, w, claims).await,
             Step::Driver => driver(store, w).await,
             Step::Reader { index } => reader(store, w, *index).await,
+            Step::InProcess => Err("the in-process step runs its own stores (crate::in_process)".into()),
             Step::Compact => {
                 let started = Instant::now();
                 let mut out = StepOutput::default();
@@ -134,34 +140,67 @@ async fn worker<S: Store>(s: &mut S, w: &Workload, index: u64, claims: &Path) ->
     let mut file = BufWriter::new(std::fs::File::create(claims)?);
     barrier()?;
     let start = monotonic_ns();
-    let mut n = 0;
-    while let Some(task) = s.claim(&me).await? {
-        s.complete(&me, &task).await?;
-        writeln!(file, "{task}")?;
-        n += 1;
-    }
+    let n = claim_until_none(s, &me, &mut |task| Ok(writeln!(file, "{task}")?)).await?;
     let end = monotonic_ns();
     file.flush()?;
     Ok(StepOutput { ops: n, span_ns: Some((start, end)), ..StepOutput::default() })
 }
 
+/// Claims and completes tasks as `me` until none is left, one operation per unit of work: a
+/// claim, then each completion claims the next ([`Store::complete_and_claim`]). Hands each task
+/// completed to `done`; returns how many.
+///
+/// # Errors
+/// Those of the store and of `done`.
+pub async fn claim_until_none<S: Store>(
+    s: &mut S,
+    me: &str,
+    done: &mut (dyn FnMut(&str) -> Result<()> + Send),
+) -> Result<u64> {
+    let mut n = 0;
+    let mut next = s.claim(me).await?;
+    while let Some(task) = next {
+        next = s.complete_and_claim(me, &task).await?;
+        done(&task)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 async fn verify<S: Store>(s: &mut S, w: &Workload, claims: &Path) -> Result<StepOutput> {
-    let tasks = usize::try_from(w.sizes.tasks)?;
-    let mut reported = vec![0u32; tasks];
-    let mut unknown = 0;
+    let mut reported = Vec::new();
     for entry in std::fs::read_dir(claims)? {
-        for line in std::fs::read_to_string(entry?.path())?.lines() {
-            match w.task_index(line).and_then(|i| reported.get_mut(usize::try_from(i).ok()?)) {
-                Some(count) => *count += 1,
-                None => unknown += 1,
-            }
+        reported.extend(std::fs::read_to_string(entry?.path())?.lines().map(str::to_owned));
+    }
+    let check = exactly_once(s, w, Claims::Processes, &reported).await?;
+    Ok(StepOutput { checks: vec![check], ..StepOutput::default() })
+}
+
+/// The `exactly_once` check of the claim phase `claims`: every task of it reported completed by
+/// one worker (`reported`, every worker's ids together), completed and claimed once in the store.
+///
+/// # Errors
+/// Those of the store.
+pub async fn exactly_once<S: Store>(
+    s: &mut S,
+    w: &Workload,
+    claims: Claims,
+    reported: &[String],
+) -> Result<Check> {
+    let tasks = usize::try_from(w.sizes.tasks)?;
+    let mut counts = vec![0u32; tasks];
+    let mut unknown = 0;
+    for line in reported {
+        match w.claim_task_index(claims, line).and_then(|i| counts.get_mut(usize::try_from(i).ok()?)) {
+            Some(count) => *count += 1,
+            None => unknown += 1,
         }
     }
-    let never = reported.iter().filter(|c| **c == 0).count();
-    let twice = reported.iter().filter(|c| **c > 1).count();
+    let never = counts.iter().filter(|c| **c == 0).count();
+    let twice = counts.iter().filter(|c| **c > 1).count();
     let (mut not_completed, mut not_once) = (0, 0);
     for i in 0..w.sizes.tasks {
-        let outcome = s.outcome(&w.task_id(i)).await?;
+        let outcome = s.outcome(&w.claim_task_id(claims, i)).await?;
         not_completed += usize::from(!outcome.completed);
         not_once += usize::from(outcome.claims != 1);
     }
@@ -170,7 +209,11 @@ async fn verify<S: Store>(s: &mut S, w: &Workload, claims: &Path) -> Result<Step
         "{tasks} tasks: {never} never reported by a worker, {twice} reported more than once, {unknown} \
          unknown ids reported; in the store {not_completed} not completed, {not_once} not claimed exactly once"
     );
-    Ok(StepOutput { checks: vec![check("exactly_once", passed, detail)], ..StepOutput::default() })
+    let name = match claims {
+        Claims::Processes => "exactly_once",
+        Claims::InProcess => "exactly_once_in_process",
+    };
+    Ok(check(name, passed, detail))
 }
 
 async fn driver<S: Store>(s: &mut S, w: &Workload) -> Result<StepOutput> {

@@ -36,8 +36,10 @@ pub trait Store: Sized {
     /// first, then the oldest, among the pending tasks whose requirements it meets and whose
     /// dependencies are ready. `None` when there is none.
     async fn claim(&mut self, worker: &str) -> Result<Option<String>>;
-    /// Completes `task`, which `worker` holds.
-    async fn complete(&mut self, worker: &str, task: &str) -> Result<()>;
+    /// Completes `task`, which `worker` holds, and claims the next task for `worker` as
+    /// [`Store::claim`] does, as one operation (maos-coord: one command; SQLite: one
+    /// transaction; JSON files: under one hold of the lock): one per unit of work.
+    async fn complete_and_claim(&mut self, worker: &str, task: &str) -> Result<Option<String>>;
     /// Sets context `key` to `value`.
     async fn set_context(&mut self, actor: &str, key: &str, value: Value) -> Result<()>;
     /// Reads context `key`.

@@ -78,6 +78,25 @@ pub struct TaskSpec {
     pub metadata: Value,
 }
 
+/// The two claim phases, each with tasks of its own: worker processes, and concurrent workers in
+/// one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claims {
+    /// Worker processes (`task-NNNNNNN`).
+    Processes,
+    /// Concurrent workers in one process (`solo-NNNNNNN`).
+    InProcess,
+}
+
+impl Claims {
+    fn prefix(self) -> &'static str {
+        match self {
+            Claims::Processes => "task-",
+            Claims::InProcess => "solo-",
+        }
+    }
+}
+
 /// A dependency of the DAG: `consumer` needs `provider` (indexes of DAG tasks, provider first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edge {
@@ -133,22 +152,28 @@ impl Workload {
         format!("agent-{:02}", i % self.sizes.agents)
     }
 
-    /// The id of task `i` of the claim phase.
-    #[must_use]
-    pub fn task_id(&self, i: u64) -> String {
-        format!("task-{i:07}")
-    }
-
-    /// The index of the claim phase's task `id`, if it is one.
-    #[must_use]
-    pub fn task_index(&self, id: &str) -> Option<u64> {
-        id.strip_prefix("task-")?.parse().ok().filter(|i| *i < self.sizes.tasks)
-    }
-
-    /// Task `i` of the claim phase. Its requirements are always met by some worker: none (40%),
+    /// Task `i` of the claim phase of the worker processes. Its requirements are always met by some worker: none (40%),
     /// one capability (40%) or two adjacent ones (20%).
     #[must_use]
     pub fn task(&self, i: u64) -> TaskSpec {
+        self.claim_task(Claims::Processes, i)
+    }
+
+    /// The id of task `i` of the claim phase `claims`.
+    #[must_use]
+    pub fn claim_task_id(&self, claims: Claims, i: u64) -> String {
+        format!("{}{i:07}", claims.prefix())
+    }
+
+    /// The index of `claims`'s task `id`, if it is one.
+    #[must_use]
+    pub fn claim_task_index(&self, claims: Claims, id: &str) -> Option<u64> {
+        id.strip_prefix(claims.prefix())?.parse().ok().filter(|i| *i < self.sizes.tasks)
+    }
+
+    /// Task `i` of the claim phase `claims` (the same definition in both phases, another id).
+    #[must_use]
+    pub fn claim_task(&self, claims: Claims, i: u64) -> TaskSpec {
         let h = self.hash(1, i);
         let first = (h >> 8) % 4;
         let required: Vec<String> = match h % 10 {
@@ -171,7 +196,13 @@ impl Workload {
             "labels": ["bench", format!("area-{}", (h >> 40) % 8)],
             "notes": filler(h, 100),
         });
-        TaskSpec { id: self.task_id(i), name: format!("work item {i}"), priority, required, metadata }
+        TaskSpec {
+            id: self.claim_task_id(claims, i),
+            name: format!("work item {i}"),
+            priority,
+            required,
+            metadata,
+        }
     }
 
     /// The id of DAG task `j`.
