@@ -83,7 +83,7 @@ fn order(policy: &ClaimPolicy, task: &Task, now: Timestamp) -> (Reverse<Priority
 pub(super) fn ready<'a>(state: &'a State, capabilities: &[String], now: Timestamp) -> Vec<&'a Task> {
     let mut tasks: Vec<&Task> = state
         .tasks
-        .pending_in_claim_order()
+        .pending_for(capabilities, None)
         .chain(state.tasks.lapsed(now))
         .filter(|t| claimable(state, t, capabilities, now, After::Nothing))
         .collect();
@@ -99,10 +99,12 @@ fn best<'a>(state: &'a State, capabilities: &[String], now: Timestamp, after: Af
     let policy = &state.claim_policy;
     let is_claimable = |t: &&Task| claimable(state, t, capabilities, now, after);
     let pending: Vec<&Task> = match policy {
-        ClaimPolicy::Strict => state.tasks.pending_in_claim_order().find(is_claimable).into_iter().collect(),
+        ClaimPolicy::Strict => {
+            state.tasks.pending_for(capabilities, None).find(is_claimable).into_iter().collect()
+        }
         ClaimPolicy::Aging { .. } => [Priority::Critical, Priority::High, Priority::Normal, Priority::Low]
             .into_iter()
-            .filter_map(|p| state.tasks.pending_at(p).find(is_claimable))
+            .filter_map(|p| state.tasks.pending_for(capabilities, Some(p)).find(is_claimable))
             .collect(),
     };
     pending

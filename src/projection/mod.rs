@@ -271,6 +271,25 @@ where
     })
 }
 
+/// Merges iterators each sorted in ascending order (a few: each step compares their heads).
+fn merge_many<T: Ord + Copy, I: Iterator<Item = T>>(
+    iters: impl Iterator<Item = I>,
+) -> impl Iterator<Item = T> {
+    let mut iters: Vec<std::iter::Peekable<I>> = iters.map(Iterator::peekable).collect();
+    std::iter::from_fn(move || {
+        let mut best: Option<(usize, T)> = None;
+        for (i, it) in iters.iter_mut().enumerate() {
+            if let Some(&head) = it.peek() {
+                if best.is_none_or(|(_, b)| head < b) {
+                    best = Some((i, head));
+                }
+            }
+        }
+        let (i, _) = best?;
+        iters.get_mut(i).and_then(Iterator::next)
+    })
+}
+
 /// Merges two iterators sorted in ascending order.
 fn merge_sorted<T: Ord, A, B>(a: A, b: B) -> impl Iterator<Item = T>
 where

@@ -14,7 +14,7 @@
 
 use std::cell::{Cell, OnceCell};
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
 use super::base::{Base, PendingKey};
@@ -25,6 +25,16 @@ use crate::types::{Lsn, Timestamp};
 
 /// Position of a task in the slab.
 type Slot = u32;
+
+/// The capabilities a task requires, sorted, without repeats.
+type Needs = Box<[String]>;
+
+fn needs_of(task: &Task) -> Needs {
+    let mut needs = task.required_capabilities.clone();
+    needs.sort_unstable();
+    needs.dedup();
+    needs.into_boxed_slice()
+}
 
 /// All tasks.
 #[derive(Debug, Clone, Default)]
@@ -45,8 +55,11 @@ pub struct TaskRegistry {
     /// Tasks created after the snapshot, by id and by idempotency key.
     by_id: HashMap<TaskId, Slot>,
     by_key: HashMap<String, Slot>,
-    /// Pending tasks in claim order (of the snapshot's: the touched ones).
-    pending: BTreeSet<PendingKey>,
+    /// Pending tasks in claim order (of the snapshot's: the touched ones), one set per set of
+    /// required capabilities (sorted, without repeats): a claim walks only the sets the agent's
+    /// capabilities meet, not every task it cannot take (with agents of different capabilities
+    /// sharing one queue, those piled up in front and every claim passed over them again).
+    pending: BTreeMap<Needs, BTreeSet<PendingKey>>,
     /// In-progress tasks by lease end.
     leases: BTreeSet<(Timestamp, Slot)>,
     /// In-progress tasks by holder.
@@ -97,7 +110,32 @@ impl TaskRegistry {
 
     /// Pending tasks, highest priority first, then oldest.
     pub fn pending_in_claim_order(&self) -> impl Iterator<Item = &Task> {
-        self.merged_pending(None, self.pending.iter().copied())
+        self.merged_pending(None, super::merge_many(self.pending.values().map(|keys| keys.iter().copied())))
+    }
+
+    /// Pending tasks whose required capabilities `capabilities` include (of priority `only`,
+    /// when given), in claim order; tasks of the snapshot the records after it did not change
+    /// come whatever they require (their requirements are read only when the task is).
+    pub fn pending_for<'a>(
+        &'a self,
+        capabilities: &[String],
+        only: Option<Priority>,
+    ) -> impl Iterator<Item = &'a Task> + use<'a> {
+        let range = move |keys: &'a BTreeSet<PendingKey>| -> Box<dyn Iterator<Item = PendingKey> + 'a> {
+            match only {
+                None => Box::new(keys.iter().copied()),
+                Some(p) => {
+                    Box::new(keys.range((Reverse(p), 0, 0)..=(Reverse(p), u64::MAX, Slot::MAX)).copied())
+                }
+            }
+        };
+        let met: Vec<_> = self
+            .pending
+            .iter()
+            .filter(|(needs, _)| needs.iter().all(|n| capabilities.contains(n)))
+            .map(|(_, keys)| range(keys))
+            .collect();
+        self.merged_pending(only, super::merge_many(met.into_iter()))
     }
 
     /// In-progress tasks whose lease ended before `now`.
@@ -331,8 +369,9 @@ impl TaskRegistry {
 
     /// Pending tasks of one priority, oldest first.
     pub fn pending_at(&self, priority: Priority) -> impl Iterator<Item = &Task> {
+        let range = (Reverse(priority), 0, 0)..=(Reverse(priority), u64::MAX, Slot::MAX);
         let memory =
-            self.pending.range((Reverse(priority), 0, 0)..=(Reverse(priority), u64::MAX, Slot::MAX)).copied();
+            super::merge_many(self.pending.values().map(move |keys| keys.range(range.clone()).copied()));
         self.merged_pending(Some(priority), memory)
     }
 
@@ -386,7 +425,8 @@ impl TaskRegistry {
         let Some(task) = self.slab.get(slot as usize).and_then(OnceCell::get) else { return };
         match (&task.status, task.lease_until, &task.assigned_to) {
             (TaskStatus::Pending, ..) => {
-                self.pending.insert((Reverse(task.priority), task.created_lsn, slot));
+                let key = (Reverse(task.priority), task.created_lsn, slot);
+                self.pending.entry(needs_of(task)).or_default().insert(key);
             }
             (TaskStatus::InProgress, lease, holder) => {
                 if let Some(until) = lease {
@@ -412,7 +452,13 @@ impl TaskRegistry {
         let Some(task) = self.slab.get(slot as usize).and_then(OnceCell::get) else { return };
         match (&task.status, task.lease_until, &task.assigned_to) {
             (TaskStatus::Pending, ..) => {
-                self.pending.remove(&(Reverse(task.priority), task.created_lsn, slot));
+                let needs = needs_of(task);
+                if let Some(keys) = self.pending.get_mut(&needs) {
+                    keys.remove(&(Reverse(task.priority), task.created_lsn, slot));
+                    if keys.is_empty() {
+                        self.pending.remove(&needs);
+                    }
+                }
             }
             (TaskStatus::InProgress, lease, holder) => {
                 if let Some(until) = lease {

@@ -67,6 +67,36 @@ fn pending_tasks_come_in_claim_order_and_claims_leave_it() {
 }
 
 #[test]
+fn a_claim_walks_only_the_pending_tasks_whose_requirements_the_capabilities_meet() {
+    // Agents of different capabilities share one queue: a task one agent cannot take may wait
+    // in front of all it can take. `pending_for` does not walk those.
+    let needs = [vec![], vec!["b"], vec!["a"], vec!["a", "b"], vec!["b", "a", "a"], vec!["c"], vec![]];
+    let priorities = [Priority::Low, Priority::High, Priority::Normal, Priority::Critical];
+    let mut events = Vec::new();
+    for (i, need) in needs.iter().cycle().take(40).enumerate() {
+        let mut task = new_task(&format!("t{i:02}"), priorities[i % 4]);
+        task.required_capabilities = need.iter().map(|s| (*s).to_owned()).collect();
+        events.push(Event::TaskCreated { task: Box::new(task) });
+    }
+    events.push(Event::TaskClaimed { task: task_id("t03"), agent: agent("x"), lease_until: Timestamp(1000) });
+    let state = fold(events);
+    let ids = |tasks: Vec<&Task>| tasks.into_iter().map(|t| t.id.to_string()).collect::<Vec<_>>();
+    for caps in [vec![], vec!["a"], vec!["b", "a"], vec!["c", "a", "b"], vec!["d"]] {
+        let caps: Vec<String> = caps.into_iter().map(str::to_owned).collect();
+        let met = |t: &&Task| t.required_capabilities.iter().all(|c| caps.contains(c));
+        let walked = ids(state.tasks.pending_for(&caps, None).collect());
+        let expected = ids(state.tasks.pending_in_claim_order().filter(met).collect());
+        assert_eq!(walked, expected, "capabilities {caps:?}");
+        for p in priorities {
+            let walked = ids(state.tasks.pending_for(&caps, Some(p)).collect());
+            assert_eq!(walked, ids(state.tasks.pending_at(p).filter(met).collect()), "{caps:?} at {p:?}");
+        }
+    }
+    // Of 40 tasks, those needing nothing or only "a": 17.
+    assert_eq!(state.tasks.pending_for(&["a".to_owned()], None).count(), 17);
+}
+
+#[test]
 fn leases_lapse_extend_and_are_returned_on_stop() {
     let mut state = fold(vec![
         Event::TaskCreated { task: Box::new(new_task("t", Priority::Normal)) },
