@@ -289,8 +289,12 @@ impl Storage for FaultDisk {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         self.begin("fsync directory", dir, false)?;
         Os.sync_dir(dir)?;
+        // Listed and recorded under the state's lock: a sync of the same directory by another
+        // thread must not record an older listing over a newer one (a real sync never brings
+        // back a removed name, nor takes back a durable one).
+        let mut state = self.state();
         let entries = list(dir)?;
-        self.state().durable.dirs.insert(dir.to_owned(), entries);
+        state.durable.dirs.insert(dir.to_owned(), entries);
         Ok(())
     }
 

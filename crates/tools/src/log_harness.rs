@@ -45,6 +45,18 @@ enum Cmd {
         /// and before it is published.
         #[arg(long)]
         abort_in_rollover: bool,
+        /// Abort the process once this many chunks of zeros were written (zero-filling a new
+        /// store's first segment or a spare segment).
+        #[arg(long)]
+        abort_zero_fill_after: Option<u64>,
+        /// Abort the process right after this step of taking the spare as the next segment
+        /// (1: header written and synced; 2: renamed into place).
+        #[arg(long)]
+        abort_at_spare_step: Option<u64>,
+        /// Before each batch, wait until the log's spare segment thread is idle (so that the
+        /// spare is ready when a batch rolls over).
+        #[arg(long)]
+        wait_for_spare: bool,
     },
     /// Rounds of concurrent appenders killed at random moments, verified after each round.
     Crash {
@@ -85,11 +97,28 @@ enum Mode {
 
 fn main() -> ExitCode {
     let result = match Args::parse().command {
-        Cmd::Append { dir, writer, count, batch, durability, abort_after, abort_in_rollover } => {
+        Cmd::Append {
+            dir,
+            writer,
+            count,
+            batch,
+            durability,
+            abort_after,
+            abort_in_rollover,
+            abort_zero_fill_after,
+            abort_at_spare_step,
+            wait_for_spare,
+        } => {
             if abort_in_rollover {
                 maos_coord::log::fault::abort_in_rollover();
             }
-            append(&dir, writer, count, batch, durability, abort_after)
+            if let Some(chunks) = abort_zero_fill_after {
+                maos_coord::log::fault::abort_after_zero_chunks(chunks);
+            }
+            if let Some(step) = abort_at_spare_step {
+                maos_coord::log::fault::abort_at_spare_step(step);
+            }
+            append(&dir, writer, count, batch, durability, abort_after, wait_for_spare)
         }
         Cmd::Crash { dir, rounds, minutes, writers, max_ms, seed } => {
             crash(&dir, rounds, minutes, writers, max_ms, seed)
@@ -128,6 +157,7 @@ fn append(
     batch: u64,
     mode: Mode,
     abort_after: Option<u64>,
+    wait_for_spare: bool,
 ) -> Result<(), String> {
     let log = open(dir, mode)?;
     let kind = RecordKind::new(KIND).map_err(|e| e.to_string())?;
@@ -137,6 +167,9 @@ fn append(
         if abort_after.is_some_and(|n| seq >= n) {
             // Die halfway through the next batch's bytes.
             maos_coord::log::fault::abort_mid_write(48);
+        }
+        if wait_for_spare {
+            log.wait_for_spare_segment();
         }
         let n = batch.min(count - seq);
         let payloads: Vec<Vec<u8>> = (seq..seq + n)
