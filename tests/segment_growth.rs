@@ -46,10 +46,13 @@ fn a_new_store_starts_on_a_small_segment_and_segments_grow_to_the_maximum() {
     for _ in 0..600 {
         log.append(kind(), &record).unwrap();
     }
-    let sizes: Vec<u64> = segments(dir.path()).iter().map(|&(_, len, capacity)| {
-        assert_eq!(len, capacity, "every segment is as long as its header says");
-        capacity
-    }).collect();
+    let sizes: Vec<u64> = segments(dir.path())
+        .iter()
+        .map(|&(_, len, capacity)| {
+            assert_eq!(len, capacity, "every segment is as long as its header says");
+            capacity
+        })
+        .collect();
     assert_eq!(sizes[..7], [64 << 10, 128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20]);
     assert!(sizes[7..].iter().all(|&s| s == 4 << 20), "{sizes:?}: the segment size is the maximum");
     assert!(!spare(dir.path()).exists(), "a Buffered log makes no spare");
@@ -116,7 +119,12 @@ fn a_segment_left_longer_than_its_header_says_by_an_interrupted_growth_opens_and
 #[test]
 fn a_sync_log_rolls_into_its_zero_filled_spare() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::options(dir.path()).segment_size(64 << 10).max_record_size(4096).open().unwrap();
+    let log = Log::options(dir.path())
+        .segment_size(64 << 10)
+        .max_record_size(4096)
+        .prefill_segments(true)
+        .open()
+        .unwrap();
     log.append(kind(), b"first").unwrap();
     // The first append asked the log's thread for a spare to follow the 8 KiB first segment.
     log.wait_for_spare_segment();
@@ -175,9 +183,13 @@ fn a_spare_of_another_size_or_with_a_stale_header_is_never_read_and_is_replaced(
     log.append(kind(), b"one").unwrap();
     // A spare that a dead appender had started to take (header written, not renamed), of the
     // wrong size.
-    let mut stale = SegmentHeader { base_lsn: Lsn::new(2), created: maos_coord::Timestamp::from_micros(0), capacity: 4096 }
-        .encode()
-        .to_vec();
+    let mut stale = SegmentHeader {
+        base_lsn: Lsn::new(2),
+        created: maos_coord::Timestamp::from_micros(0),
+        capacity: 4096,
+    }
+    .encode()
+    .to_vec();
     stale.resize(4096, 0);
     std::fs::write(spare(dir.path()), &stale).unwrap();
     assert!(log.prepare_spare_segment().unwrap(), "replaced by one of the right size");
@@ -210,7 +222,11 @@ fn a_spare_of_another_size_or_with_a_stale_header_is_never_read_and_is_replaced(
 }
 
 fn fault_log(dir: &Path) -> LogOptions {
-    Log::options(dir).segment_size(32 << 10).max_record_size(2048).durability(Durability::Sync).prefill_segments(false)
+    Log::options(dir)
+        .segment_size(32 << 10)
+        .max_record_size(2048)
+        .durability(Durability::Sync)
+        .prefill_segments(false)
 }
 
 /// Appends 60 records of 1000 bytes through four rollovers (8, 16, 32, 32 KiB segments), making
@@ -260,5 +276,60 @@ fn a_power_cut_at_any_operation_while_spares_are_made_and_taken_loses_no_acknowl
     assert!(ops > 100, "{ops} operations");
     for n in 1..=ops {
         run_with_power_cut(Some(n));
+    }
+}
+
+/// A store whose spare was made, and whose handle closed, before the disk is mounted (so the
+/// spare's name is durable only as the copied store's); the run opens a copy under a fault
+/// disk, appends across the rollover that takes the spare, and cuts the power before operation
+/// `cut` (none: counts the operations). What the disk kept must open with every acknowledged
+/// record.
+fn run_with_a_spare_made_before(base: &Path, cut: Option<u64>) -> u64 {
+    let root = tempfile::tempdir().unwrap();
+    common::store::copy_store(base, root.path());
+    let (disk, mounted) = FaultDisk::mount(root.path()).unwrap();
+    if let Some(n) = cut {
+        disk.cut_power_at(n);
+    }
+    let mut acked = Vec::new();
+    if let Ok(log) = fault_log(&root.path().join("log")).open() {
+        for i in 0..20u8 {
+            let payload = vec![i; 1000];
+            if log.append(kind(), &payload).is_ok() {
+                acked.push(payload);
+            }
+        }
+    }
+    let ops = disk.ops();
+    let what = format!("power cut at {cut:?} of {ops}: {:?}", disk.trace(8));
+    let image = tempfile::tempdir().unwrap();
+    disk.write_image(image.path()).unwrap();
+    drop(mounted);
+    let (_rebooted, _mounted) = FaultDisk::mount(image.path()).unwrap();
+    let log = fault_log(&image.path().join("log")).open().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let records = read_all(&log);
+    for p in &acked {
+        assert!(records.iter().any(|(_, r)| r == p), "{what}: acknowledged record {} is gone", p[0]);
+    }
+    log.verify().unwrap_or_else(|e| panic!("{what}: {e}"));
+    log.append(kind(), b"after").unwrap_or_else(|e| panic!("{what}: {e}"));
+    ops
+}
+
+#[test]
+fn a_power_cut_at_any_operation_after_rolling_into_a_spare_made_before_the_disk_was_mounted_loses_no_acknowledged_record(
+) {
+    let base = tempfile::tempdir().unwrap();
+    {
+        let log = fault_log(&base.path().join("log")).open().unwrap();
+        log.append(kind(), b"first").unwrap();
+        assert!(log.prepare_spare_segment().unwrap());
+    }
+    let ops = run_with_a_spare_made_before(base.path(), None);
+    let taken = segments(&base.path().join("log")).len();
+    assert_eq!(taken, 1, "the base has one segment and the spare");
+    assert!(ops > 30, "{ops} operations");
+    for n in 1..=ops {
+        run_with_a_spare_made_before(base.path(), Some(n));
     }
 }

@@ -58,8 +58,7 @@ pub struct LogOptions {
     /// A read-only open works from the segment files alone, as after a reboot, even if the lock
     /// file is there (verifying a store whose lock file does not check out).
     pub(crate) ignore_lock_file: bool,
-    /// Whether this handle keeps a zero-filled spare segment ready (`None`: when its durability
-    /// is [`Durability::Sync`]).
+    /// Whether this handle keeps a zero-filled spare segment ready (`None`: no, the default).
     pub(crate) prefill: Option<bool>,
 }
 
@@ -150,10 +149,12 @@ impl LogOptions {
     /// Whether this handle keeps the next segment ready, written with zeros and synced, on a
     /// thread of its own (log-format.md, "Spare segment"): a `Sync` append then overwrites
     /// blocks that are already written, and its `fdatasync` commits no extent metadata. Default:
-    /// on for [`Durability::Sync`], off otherwise (zero-filling writes every segment twice, which
-    /// only an `fdatasync` per append pays back). A new store's first segment is zero-filled
-    /// when it is created, too. Any appender rolling over takes a spare that is ready, whatever
-    /// its own setting.
+    /// off (zero-filling writes every segment twice, which only an `fdatasync` per append pays
+    /// back; and the thread is not yet stopped when the last handle is dropped rather than
+    /// closed while it makes a spare). A handle that prefills also zero-fills the first segment
+    /// of a store it creates. Any appender rolling over takes a spare that is ready, whatever its
+    /// own setting; [`Log::prepare_spare_segment`](crate::Log::prepare_spare_segment) makes one
+    /// without the thread.
     #[must_use]
     pub fn prefill_segments(mut self, on: bool) -> LogOptions {
         self.prefill = Some(on);
@@ -162,7 +163,7 @@ impl LogOptions {
 
     /// Whether this handle zero-fills segments ahead of need ([`LogOptions::prefill_segments`]).
     pub(crate) fn prefills(&self) -> bool {
-        !self.read_only && self.prefill.unwrap_or(self.durability == Durability::Sync)
+        !self.read_only && self.prefill.unwrap_or(false)
     }
 
     /// Capacity of the first segment of a new store: a 64th of the segment size (a multiple of

@@ -222,7 +222,10 @@ fn is_log_temp(name: &str) -> bool {
     let index = |n: &str| n.strip_suffix(".idx").is_some_and(segment);
     let compacted = super::compacted_file::COMPACTED_FILE;
     if let Some(target) = crate::fs::temp_target(name) {
-        return segment(target) || index(target) || target == compacted || target == super::segment::SPARE_FILE;
+        return segment(target)
+            || index(target)
+            || target == compacted
+            || target == super::segment::SPARE_FILE;
     }
     let Some(old) = name.strip_suffix(".tmp") else { return false };
     let old_index = old

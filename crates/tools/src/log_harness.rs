@@ -53,8 +53,9 @@ enum Cmd {
         /// (1: header written and synced; 2: renamed into place).
         #[arg(long)]
         abort_at_spare_step: Option<u64>,
-        /// Before each batch, wait until the log's spare segment thread is idle (so that the
-        /// spare is ready when a batch rolls over).
+        /// Keep a spare segment (`LogOptions::prefill_segments`, off by default) and, before each
+        /// batch, wait until the log's spare segment thread is idle (so that the spare is ready
+        /// when a batch rolls over).
         #[arg(long)]
         wait_for_spare: bool,
     },
@@ -137,7 +138,7 @@ fn main() -> ExitCode {
 
 const KIND: u16 = 1;
 
-fn open(dir: &Path, mode: Mode) -> Result<Log, String> {
+fn open(dir: &Path, mode: Mode, prefill: bool) -> Result<Log, String> {
     let durability = match mode {
         Mode::Buffered => Durability::Buffered,
         Mode::Sync => Durability::Sync,
@@ -146,6 +147,7 @@ fn open(dir: &Path, mode: Mode) -> Result<Log, String> {
         .segment_size(64 * 1024)
         .max_record_size(4096)
         .durability(durability)
+        .prefill_segments(prefill)
         .open()
         .map_err(|e| e.to_string())
 }
@@ -159,7 +161,7 @@ fn append(
     abort_after: Option<u64>,
     wait_for_spare: bool,
 ) -> Result<(), String> {
-    let log = open(dir, mode)?;
+    let log = open(dir, mode, wait_for_spare)?;
     let kind = RecordKind::new(KIND).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let mut seq = 0;
@@ -184,7 +186,7 @@ fn append(
 }
 
 fn count(dir: &Path, times: u64) -> Result<(), String> {
-    let log = open(dir, Mode::Buffered)?;
+    let log = open(dir, Mode::Buffered, false)?;
     let kind = RecordKind::new(KIND).map_err(|e| e.to_string())?;
     for _ in 0..times {
         let reader_log = log.clone();
@@ -209,7 +211,7 @@ fn count(dir: &Path, times: u64) -> Result<(), String> {
 
 /// Reads the log and checks it against the acknowledged sequence numbers per writer.
 fn verify(dir: &Path, acked: &BTreeMap<u32, u64>) -> Result<String, String> {
-    let log = open(dir, Mode::Buffered)?;
+    let log = open(dir, Mode::Buffered, false)?;
     let mut reader = log.reader().map_err(|e| e.to_string())?;
     let mut next_seq: BTreeMap<u32, u64> = BTreeMap::new();
     let mut expected_lsn = log.first_lsn().map_err(|e| e.to_string())?.get();

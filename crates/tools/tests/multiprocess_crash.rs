@@ -87,7 +87,8 @@ fn a_rollover_left_unpublished_by_a_dying_appender_is_finished_by_the_next_one()
     // finishing the rollover keeps it out of the sealed segment.
     let lock = std::fs::read(dir.path().join("log.lock")).unwrap();
     let tail_offset = u64::from_le_bytes(lock[48..56].try_into().unwrap());
-    let first = std::fs::metadata(dir.path().join(maos_coord::format::segment_file_name(Lsn::new(1)))).unwrap();
+    let first =
+        std::fs::metadata(dir.path().join(maos_coord::format::segment_file_name(Lsn::new(1)))).unwrap();
     assert_eq!(first.len() - tail_offset, 88);
 
     let kind = maos_coord::RecordKind::new(1).unwrap();
@@ -122,12 +123,15 @@ fn append_with_fault(dir: &std::path::Path, count: u64, fault: &[&str]) -> (bool
     (!out.status.success(), acked)
 }
 
-/// Opens the log in `dir` (as the harness does), checks that it holds exactly the `acked`
-/// records of writer 1 and nothing of a temporary file, and that it takes a new record.
-fn holds_exactly(dir: &std::path::Path, acked: u64, what: &str) {
+/// Opens the log in `dir` (as the harness does), checks that it holds the `acked` records of
+/// writer 1 in order, plus at most the batch of 3 the appender was writing when it died (written,
+/// not yet acknowledged: a dead process loses nothing it wrote), nothing of a temporary file, and
+/// that it takes a new record.
+fn holds_the_acknowledged(dir: &std::path::Path, acked: u64, what: &str) {
     let log = Log::options(dir).segment_size(64 * 1024).max_record_size(4096).open().unwrap();
     let records = read_all(&log);
-    assert_eq!(records.len() as u64, acked, "{what}");
+    let held = records.len() as u64;
+    assert!((acked..=acked + 3).contains(&held), "{what}: {held} records, {acked} acknowledged");
     for (i, (lsn, payload)) in records.iter().enumerate() {
         let (writer, seq): (u32, u64) = rmp_serde::from_slice(payload).unwrap();
         assert_eq!((*lsn, writer, seq), (i as u64 + 1, 1, i as u64), "{what}");
@@ -136,7 +140,7 @@ fn holds_exactly(dir: &std::path::Path, acked: u64, what: &str) {
         std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{what}: a temporary file stays: {names:?}");
     let kind = maos_coord::RecordKind::new(1).unwrap();
-    assert_eq!(log.append(kind, b"after").unwrap(), Lsn::new(acked + 1), "{what}");
+    assert_eq!(log.append(kind, b"after").unwrap(), Lsn::new(held + 1), "{what}");
     log.verify().unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
@@ -162,12 +166,22 @@ fn a_crash_while_a_segment_is_being_zero_filled_loses_no_record() {
         let (aborted, acked) =
             append_with_fault(dir.path(), 2000, &["--abort-zero-fill-after", &chunk.to_string()]);
         assert!(aborted, "the appender died zero-filling chunk {chunk}");
-        if chunk > 1 {
+        if chunk > 2 {
+            // The first spare is asked for by the first append, which may or may not be
+            // acknowledged before the thread dies in it; the second follows the first rollover.
             assert!(acked > 0, "records were acknowledged before the spare was made");
         }
         let cold = cold_copy(dir.path());
-        holds_exactly(dir.path(), acked, &format!("killed in zero-fill chunk {chunk}, reopened warm"));
-        holds_exactly(cold.path(), acked, &format!("killed in zero-fill chunk {chunk}, reopened cold"));
+        holds_the_acknowledged(
+            dir.path(),
+            acked,
+            &format!("killed in zero-fill chunk {chunk}, reopened warm"),
+        );
+        holds_the_acknowledged(
+            cold.path(),
+            acked,
+            &format!("killed in zero-fill chunk {chunk}, reopened cold"),
+        );
     }
 }
 
@@ -175,14 +189,15 @@ fn a_crash_while_a_segment_is_being_zero_filled_loses_no_record() {
 fn a_crash_while_the_spare_becomes_the_next_segment_loses_no_record() {
     for step in 1..=2 {
         let dir = tempfile::tempdir().unwrap();
-        let (aborted, acked) = append_with_fault(dir.path(), 2000, &["--abort-at-spare-step", &step.to_string()]);
+        let (aborted, acked) =
+            append_with_fault(dir.path(), 2000, &["--abort-at-spare-step", &step.to_string()]);
         assert!(aborted, "the appender died taking the spare (step {step})");
         assert!(acked > 0);
         let spare = dir.path().join("segment.spare");
         let next = dir.path().join(maos_coord::format::segment_file_name(Lsn::new(acked + 1)));
         assert_eq!((spare.exists(), next.exists()), (step == 1, step == 2), "after step {step}");
         let cold = cold_copy(dir.path());
-        holds_exactly(dir.path(), acked, &format!("killed at spare step {step}, reopened warm"));
-        holds_exactly(cold.path(), acked, &format!("killed at spare step {step}, reopened cold"));
+        holds_the_acknowledged(dir.path(), acked, &format!("killed at spare step {step}, reopened warm"));
+        holds_the_acknowledged(cold.path(), acked, &format!("killed at spare step {step}, reopened cold"));
     }
 }

@@ -156,7 +156,11 @@ fn print_text(s: &StoreStats, out: &mut Out) -> Result<(), Failure> {
             f.index_files,
             progress::bytes(f.index_bytes),
             progress::bytes(f.compacted_bytes),
-            if f.spare_bytes > 0 { format!(", spare segment {}", progress::bytes(f.spare_bytes)) } else { String::new() }
+            if f.spare_bytes > 0 {
+                format!(", spare segment {}", progress::bytes(f.spare_bytes))
+            } else {
+                String::new()
+            }
         ))?;
     }
     let snap = &s.snapshot;
