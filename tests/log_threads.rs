@@ -79,7 +79,7 @@ fn closing_the_last_handle_ends_the_writeback_thread() {
     let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let log = Log::options(dir.path())
-        .segment_size(1 << 20)
+        .segment_size(64 << 20) // a first segment of 1 MiB: the 100 KB below stay in it
         .max_record_size(4096)
         .durability(Durability::Buffered)
         .writeback_every(1)
@@ -92,7 +92,7 @@ fn closing_the_last_handle_ends_the_writeback_thread() {
     assert_eq!(log_threads(), 1, "the writeback thread");
     log.close().unwrap();
     assert_eq!(log_threads(), 0);
-    let log = Log::options(dir.path()).segment_size(1 << 20).max_record_size(4096).open().unwrap();
+    let log = Log::options(dir.path()).segment_size(64 << 20).max_record_size(4096).open().unwrap();
     assert_eq!(log.verify().unwrap().records, 100);
 }
 

@@ -37,13 +37,16 @@ pub struct DiskUsage {
     pub index_bytes: u64,
     /// Bytes of the compacted-records file (0 if there is none).
     pub compacted_bytes: u64,
+    /// Bytes of the spare segment, zero-filled ahead of need (log-format.md, "Spare segment");
+    /// 0 if there is none.
+    pub spare_bytes: u64,
 }
 
 impl DiskUsage {
     /// Every byte counted.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.segment_bytes + self.index_bytes + self.compacted_bytes
+        self.segment_bytes + self.index_bytes + self.compacted_bytes + self.spare_bytes
     }
 }
 
@@ -71,6 +74,8 @@ pub(crate) fn disk_usage(dir: &Path) -> Result<DiskUsage> {
             usage.index_bytes += meta.len();
         } else if name == COMPACTED_FILE {
             usage.compacted_bytes = meta.len();
+        } else if name == super::segment::SPARE_FILE {
+            usage.spare_bytes = meta.len();
         }
     }
     Ok(usage)

@@ -28,6 +28,7 @@ mod reader;
 mod recovery;
 mod scan;
 mod segment;
+mod spare;
 mod wake;
 mod writeback;
 mod writer;
@@ -94,6 +95,7 @@ pub(crate) struct Shared {
     writer: writer::Writer,
     recovery: RecoveryReport,
     flusher: durability::Flusher,
+    spares: spare::Spares,
     appender: group::Appender,
     wake: wake::Wake,
 }
@@ -152,6 +154,7 @@ impl Log {
             segments: RwLock::new(BTreeMap::new()),
             writer: writer::Writer::new(),
             flusher: durability::Flusher::new(),
+            spares: spare::Spares::new(),
             appender: group::Appender::new(),
             wake: wake::Wake::new(),
             dir,
@@ -161,6 +164,7 @@ impl Log {
         });
         shared.refresh_segments()?;
         durability::Flusher::start(&shared);
+        spare::Spares::start(&shared);
         let reserved = options::RefusedKinds::default().and(shared.opts.reserved.clone());
         Ok(Log { shared, handles: Arc::new(Handles), reserved })
     }
@@ -349,6 +353,39 @@ impl Log {
     /// `wake_fallback` ([`LogOptions::wake_fallback`]). It never syncs itself.
     pub async fn wait_durable(&self, lsn: Lsn, timeout: std::time::Duration) -> bool {
         wake::wait_durable(&self.shared, lsn, timeout).await
+    }
+
+    /// Makes the spare segment that is to follow the newest one, in this thread, unless it is
+    /// there already (log-format.md, "Spare segment"): a file of the next segment's capacity,
+    /// written with zeros and synced, that the appender rolling over renames into place, so
+    /// that appends into it overwrite written blocks. A log that prefills
+    /// ([`LogOptions::prefill_segments`]) does this on a thread of its own after each rollover;
+    /// this is for a log that does not, and for tests. `true` if it made one.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] on a log opened read-only; [`Error::Io`] if the file cannot be
+    /// written (the disk is full, say); [`Error::CorruptHeader`] if the newest segment's header
+    /// does not decode.
+    pub fn prepare_spare_segment(&self) -> Result<bool> {
+        self.writable("prepare a spare segment")?;
+        let newest = self.shared.control.tail().segment;
+        let path = self.shared.dir.join(crate::format::segment_file_name(newest));
+        let file = io::open_read(&path)?;
+        let mut header = [0u8; crate::format::SEGMENT_HEADER_LEN];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut header, 0)
+            .map_err(|e| Error::io("read header", &path, e))?;
+        let capacity = crate::format::SegmentHeader::decode(&header)
+            .map_err(|e| Error::CorruptHeader { segment: path.clone(), reason: e.to_string() })?
+            .capacity;
+        let wanted = self.shared.opts.next_segment_size(capacity, 0);
+        segment::make_spare(&self.shared.dir, wanted, || self.shared.control.lock())
+    }
+
+    /// Waits until this log's spare segment thread has made the spares asked of it so far
+    /// (returns at once if the log does not prefill): for tests and benchmarks that must not
+    /// depend on its timing.
+    pub fn wait_for_spare_segment(&self) {
+        self.shared.spares.wait_idle();
     }
 
     /// Makes every record appended so far (by any process) durable; returns the durable
@@ -596,6 +633,7 @@ impl Log {
             return Ok(()); // clones of this handle remain; the last one closes the log
         }
         shared.flusher.stop();
+        shared.spares.stop();
         group::Appender::stop(&shared);
         shared.writer.writeback.stop();
         shared.wake.stop_watching();

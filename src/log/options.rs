@@ -58,10 +58,16 @@ pub struct LogOptions {
     /// A read-only open works from the segment files alone, as after a reboot, even if the lock
     /// file is there (verifying a store whose lock file does not check out).
     pub(crate) ignore_lock_file: bool,
+    /// Whether this handle keeps a zero-filled spare segment ready (`None`: no, the default).
+    pub(crate) prefill: Option<bool>,
 }
 
-/// Default segment size: 64 MiB.
+/// Default segment size, the largest a segment grows to: 64 MiB.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
+/// Largest capacity of the first segment of a new store: 1 MiB. The first segment is a 64th of
+/// the segment size, at least 8 KiB and at most this; each next segment is twice the one before,
+/// up to the segment size.
+pub const FIRST_SEGMENT_SIZE: u64 = 1 << 20;
 /// Default bytes between requests to start writeback of the newest segment: 2 MiB.
 pub const DEFAULT_WRITEBACK_EVERY: u64 = 2 << 20;
 /// Default maximum payload size of one record: 1 MiB.
@@ -86,6 +92,7 @@ impl LogOptions {
             permissions_checked: false,
             name_dirs: Vec::new(),
             ignore_lock_file: false,
+            prefill: None,
         }
     }
 
@@ -121,7 +128,11 @@ impl LogOptions {
         self
     }
 
-    /// Size of each segment file (preallocated). Default 64 MiB; a multiple of 4096.
+    /// The largest size of a segment file (preallocated). Default 64 MiB; a multiple of 4096.
+    /// A new store starts with a segment of a 64th of this size (at least 8 KiB, at most 1 MiB:
+    /// [`FIRST_SEGMENT_SIZE`]), and each next segment is twice the one before (or as large as
+    /// the batch that opens it needs) up to this size, so that a small store stays small on
+    /// disk.
     #[must_use]
     pub fn segment_size(mut self, bytes: u64) -> LogOptions {
         self.segment_size = bytes;
@@ -133,6 +144,40 @@ impl LogOptions {
     pub fn max_record_size(mut self, bytes: u32) -> LogOptions {
         self.max_record_size = bytes;
         self
+    }
+
+    /// Whether this handle keeps the next segment ready, written with zeros and synced, on a
+    /// thread of its own (log-format.md, "Spare segment"): a `Sync` append then overwrites
+    /// blocks that are already written, and its `fdatasync` commits no extent metadata. Default:
+    /// off (zero-filling writes every segment twice, which only an `fdatasync` per append pays
+    /// back; and the thread is not yet stopped when the last handle is dropped rather than
+    /// closed while it makes a spare). A handle that prefills also zero-fills the first segment
+    /// of a store it creates. Any appender rolling over takes a spare that is ready, whatever its
+    /// own setting; [`Log::prepare_spare_segment`](crate::Log::prepare_spare_segment) makes one
+    /// without the thread.
+    #[must_use]
+    pub fn prefill_segments(mut self, on: bool) -> LogOptions {
+        self.prefill = Some(on);
+        self
+    }
+
+    /// Whether this handle zero-fills segments ahead of need ([`LogOptions::prefill_segments`]).
+    pub(crate) fn prefills(&self) -> bool {
+        !self.read_only && self.prefill.unwrap_or(false)
+    }
+
+    /// Capacity of the first segment of a new store: a 64th of the segment size (a multiple of
+    /// 4096), at least 8 KiB, at most [`FIRST_SEGMENT_SIZE`].
+    pub(crate) fn first_segment_size(&self) -> u64 {
+        (self.segment_size / 64 / 4096 * 4096).clamp(8192, FIRST_SEGMENT_SIZE).min(self.segment_size)
+    }
+
+    /// Capacity of the segment that follows one of `previous` bytes and opens with a batch of
+    /// `batch` bytes: twice the previous one, at least what the batch needs, at most the segment
+    /// size.
+    pub(crate) fn next_segment_size(&self, previous: u64, batch: u64) -> u64 {
+        let needed = (SEGMENT_HEADER_LEN as u64 + batch).next_multiple_of(4096);
+        previous.saturating_mul(2).max(needed).min(self.segment_size)
     }
 
     /// When appends are acknowledged. Default [`Durability::Sync`].

@@ -222,7 +222,10 @@ fn is_log_temp(name: &str) -> bool {
     let index = |n: &str| n.strip_suffix(".idx").is_some_and(segment);
     let compacted = super::compacted_file::COMPACTED_FILE;
     if let Some(target) = crate::fs::temp_target(name) {
-        return segment(target) || index(target) || target == compacted;
+        return segment(target)
+            || index(target)
+            || target == compacted
+            || target == super::segment::SPARE_FILE;
     }
     let Some(old) = name.strip_suffix(".tmp") else { return false };
     let old_index = old
@@ -247,7 +250,7 @@ fn cold_recover(
         RecoveryReport { tail_from_segments: true, watermark_known: true, ..RecoveryReport::default() };
     report.removed = sweep(dir)?;
     let Some(newest) = examine_newest(dir, opts, this_boot, &mut report, true)? else {
-        Segment::create(dir, Lsn::FIRST, opts.segment_size)?;
+        Segment::create(dir, Lsn::FIRST, opts.first_segment_size(), opts.prefills())?;
         let tail = Tail {
             lsn: Lsn::FIRST,
             segment: Lsn::FIRST,

@@ -84,14 +84,46 @@ impl Segment {
     }
 
     /// Creates a new, empty, preallocated segment durably: written under a temporary name,
-    /// synced, renamed, directory synced (log-format.md, "Creating a segment").
-    pub fn create(dir: &Path, base: Lsn, capacity: u64) -> Result<()> {
+    /// synced, renamed, directory synced (log-format.md, "Creating a segment"). With
+    /// `zero_fill`, its blocks are written with zeros too (log-format.md, "Spare segment").
+    pub fn create(dir: &Path, base: Lsn, capacity: u64, zero_fill: bool) -> Result<()> {
         let name = format::segment_file_name(base);
         let temp = crate::fs::TempFile::create(dir, &name)?;
         io::preallocate(temp.file(), temp.path(), capacity)?;
+        if zero_fill {
+            write_zeros(temp.file(), temp.path(), capacity)?;
+        }
         let header = SegmentHeader { base_lsn: base, created: Timestamp::now(), capacity };
         temp.write_all(&header.encode())?;
         temp.persist(&dir.join(&name))
+    }
+
+    /// Makes `segment` the next segment out of the spare in `dir` (log-format.md, "Spare
+    /// segment"), if there is one of exactly `capacity` bytes: its header is written and synced
+    /// (its other bytes are zero and were synced when it was made), then it is renamed to the
+    /// segment's name and the directory synced. `false` (nothing changed) if there is no such
+    /// spare. Append lock held: spares are placed and taken only under it.
+    pub fn create_from_spare(dir: &Path, base: Lsn, capacity: u64) -> Result<bool> {
+        let spare = dir.join(SPARE_FILE);
+        let file = match io::open_rw(&spare) {
+            Ok(file) => file,
+            Err(e) if super::is_not_found(&e) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if io::file_len(&file, &spare)? != capacity {
+            return Ok(false);
+        }
+        let header = SegmentHeader { base_lsn: base, created: Timestamp::now(), capacity };
+        crate::fs::file::write_at(&file, &spare, &header.encode(), 0)?;
+        io::sync_data(&file, &spare)?;
+        fault::spare_step(1);
+        let path = dir.join(format::segment_file_name(base));
+        if !crate::fs::file::rename_new(&spare, &path)? {
+            return Err(Error::internal(format!("{} exists already", path.display())));
+        }
+        fault::spare_step(2);
+        io::sync_dir(dir)?;
+        Ok(true)
     }
 
     /// The current read map.
@@ -183,6 +215,95 @@ impl Segment {
     }
 }
 
+/// The spare segment of a log directory: a file written with zeros and synced, waiting to
+/// become the next segment (log-format.md, "Spare segment").
+pub const SPARE_FILE: &str = "segment.spare";
+
+/// Length of the zero-filled chunks written by [`write_zeros`].
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// Writes zeros over the first `len` bytes of `file` (real writes: the blocks become written
+/// extents, unlike `fallocate`'s unwritten ones). Does not sync.
+pub fn write_zeros(file: &File, path: &Path, len: u64) -> Result<()> {
+    let zeros = vec![0u8; ZERO_CHUNK];
+    let mut at = 0u64;
+    while at < len {
+        let n = usize::try_from(len - at).map_or(ZERO_CHUNK, |rest| rest.min(ZERO_CHUNK));
+        crate::fs::file::write_at(file, path, zeros.get(..n).unwrap_or_default(), at)?;
+        fault::zero_fill_chunk();
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Makes a spare segment of `capacity` bytes for the log in `dir`, unless one of that size is
+/// there: zero-fills a temporary file and syncs it with no lock held, then, under the append
+/// lock taken by `lock`, puts it in place of any spare of another size. `true` if it placed one.
+pub fn make_spare<L>(dir: &Path, capacity: u64, lock: impl FnOnce() -> Result<L>) -> Result<bool> {
+    let spare = dir.join(SPARE_FILE);
+    if spare_len(&spare)? == Some(capacity) {
+        return Ok(false);
+    }
+    let temp = crate::fs::TempFile::create(dir, SPARE_FILE)?;
+    io::preallocate(temp.file(), temp.path(), capacity)?;
+    write_zeros(temp.file(), temp.path(), capacity)?;
+    crate::fs::file::sync_all(temp.file(), temp.path())?;
+    let _append_lock = lock()?;
+    match spare_len(&spare)? {
+        Some(len) if len == capacity => return Ok(false),
+        Some(_) => {
+            crate::fs::file::remove(&spare)?;
+        }
+        None => {}
+    }
+    temp.persist_new(&spare)
+}
+
+/// The length of the spare file at `path`, if there is one.
+fn spare_len(path: &Path) -> Result<Option<u64>> {
+    match std::fs::metadata(path) {
+        Ok(meta) => Ok(Some(meta.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("stat", path, e)),
+    }
+}
+
+/// Fault injection for crash tests of spare segments.
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static ABORT_AFTER_ZERO_CHUNKS: AtomicU64 = AtomicU64::new(u64::MAX);
+    static ABORT_AT_SPARE_STEP: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    /// Arms a fault in zero-filling: the process aborts once `chunks` chunks of 1 MiB of zeros
+    /// were written (into a spare or a new segment). For crash tests only.
+    pub fn abort_after_zero_chunks(chunks: u64) {
+        ABORT_AFTER_ZERO_CHUNKS.store(chunks, Ordering::SeqCst);
+    }
+
+    /// Arms a fault in taking the spare as the next segment: the process aborts right after
+    /// step `step` (1: its header is written and synced; 2: it is renamed to the segment's
+    /// name, the directory not synced yet). For crash tests only.
+    pub fn abort_at_spare_step(step: u64) {
+        ABORT_AT_SPARE_STEP.store(step, Ordering::SeqCst);
+    }
+
+    pub(super) fn zero_fill_chunk() {
+        if ABORT_AFTER_ZERO_CHUNKS.load(Ordering::Relaxed) != u64::MAX
+            && ABORT_AFTER_ZERO_CHUNKS.fetch_sub(1, Ordering::SeqCst) <= 1
+        {
+            std::process::abort();
+        }
+    }
+
+    pub(super) fn spare_step(step: u64) {
+        if ABORT_AT_SPARE_STEP.load(Ordering::Relaxed) == step {
+            std::process::abort();
+        }
+    }
+}
+
 /// Writes the durable mark `lsn` at bytes 40..52 of the segment `file` (log-format.md, "Durable
 /// mark"). Version-2 segments only; the caller holds the append lock.
 pub fn write_durable_mark(file: &File, path: &Path, lsn: Lsn) -> Result<()> {
@@ -196,7 +317,7 @@ mod tests {
     #[test]
     fn created_segment_has_a_valid_header_and_full_length() {
         let dir = tempfile::tempdir().unwrap();
-        Segment::create(dir.path(), Lsn(5), 8192).unwrap();
+        Segment::create(dir.path(), Lsn(5), 8192, false).unwrap();
         let seg = Segment::open(dir.path(), Lsn(5), false).unwrap();
         assert_eq!(seg.map().len(), 8192);
         let names: Vec<String> = io::list_dir(dir.path()).unwrap();
@@ -206,7 +327,7 @@ mod tests {
     #[test]
     fn a_segment_under_the_wrong_name_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        Segment::create(dir.path(), Lsn(5), 8192).unwrap();
+        Segment::create(dir.path(), Lsn(5), 8192, false).unwrap();
         std::fs::rename(
             dir.path().join(format::segment_file_name(Lsn(5))),
             dir.path().join(format::segment_file_name(Lsn(6))),

@@ -284,7 +284,13 @@ fn make_room(
     }
     flush(shared, active, run, group, results)?;
     let current = ensure_active(shared, active, run.tail.segment)?;
-    roll_over(shared, current, &mut run.tail)?;
+    if run.tail.offset == SEGMENT_HEADER_LEN as u64 && run.tail.lsn == run.tail.segment {
+        // No record in it yet, so no next segment can take the tail LSN as its name: the
+        // segment grows instead.
+        let capacity = shared.opts.next_segment_size(current.capacity, len);
+        return grow_empty(current, capacity);
+    }
+    roll_over(shared, current, &mut run.tail, len)?;
     run.start = run.tail;
     Ok(())
 }
@@ -437,6 +443,8 @@ fn open_active(shared: &Shared, base: Lsn) -> Result<Active> {
     if io::file_len(&file, &path)? < capacity {
         io::preallocate(&file, &path, capacity)?;
     }
+    // A new newest segment: a spare for the one after it is wanted.
+    shared.spares.want(base, shared.opts.next_segment_size(capacity, 0));
     Ok(Active {
         base,
         path,
@@ -457,6 +465,8 @@ pub mod fault {
     use std::path::Path;
 
     use crate::error::Result;
+
+    pub use crate::log::segment::fault::{abort_after_zero_chunks, abort_at_spare_step};
 
     static ABORT_AFTER_BYTES: AtomicU64 = AtomicU64::new(u64::MAX);
     static ABORT_AT_COMPACTION_STEP: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -530,7 +540,7 @@ fn start_writeback(shared: &Shared, current: &mut Active, written: u64) {
 
 /// Seals the newest segment (syncs it, so that only the newest segment can ever have a torn
 /// tail) and starts the next one at the tail LSN.
-fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
+fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail, batch: u64) -> Result<()> {
     shared.control.publish(*tail);
     super::durability::sync_segment(shared, &current.file, &current.path, true)?;
     shared.control.raise_durable(tail.lsn);
@@ -539,7 +549,10 @@ fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     // sees the write end past the tail and finishes the rollover (`finish_rollover`), rather
     // than appending to the sealed segment records that the next segment's name claims.
     shared.control.announce_write(current.capacity.max(tail.offset + 1));
-    Segment::create(&shared.dir, tail.lsn, shared.opts.segment_size)?;
+    let capacity = shared.opts.next_segment_size(current.capacity, batch);
+    if !Segment::create_from_spare(&shared.dir, tail.lsn, capacity)? {
+        Segment::create(&shared.dir, tail.lsn, capacity, false)?;
+    }
     fault::rollover_step();
     *tail = Tail {
         lsn: tail.lsn,
@@ -552,6 +565,34 @@ fn roll_over(shared: &Shared, current: &Active, tail: &mut Tail) -> Result<()> {
     // nothing announced past it.
     shared.control.publish(*tail);
     shared.control.announce_write(tail.offset);
+    Ok(())
+}
+
+/// Grows the newest segment, which holds no record, to `capacity` (log-format.md, "Segment
+/// files": a batch larger than a small first segment): the file is extended first, then the
+/// header names the new capacity and is synced. A crash in between leaves a file longer than its
+/// header's capacity, which is read like any other (the bytes past it are zero) and grown again.
+/// Append lock held.
+fn grow_empty(current: &mut Active, capacity: u64) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    io::preallocate(&current.file, &current.path, capacity)?;
+    let mut old = [0u8; SEGMENT_HEADER_LEN];
+    current.file.read_exact_at(&mut old, 0).map_err(|e| Error::io("read header", &current.path, e))?;
+    let mut header = SegmentHeader::decode(&old)
+        .map_err(|e| Error::CorruptHeader { segment: current.path.clone(), reason: e.to_string() })?;
+    header.capacity = capacity;
+    let mut bytes = header.encode();
+    if current.records_durable {
+        // The durable mark is kept as it is (it is outside the header CRC).
+        let mark = format::HDR_DURABLE_MARK..format::HDR_DURABLE_MARK + format::DURABLE_MARK_LEN;
+        if let (Some(to), Some(from)) = (bytes.get_mut(mark.clone()), old.get(mark)) {
+            to.copy_from_slice(from);
+        }
+    }
+    crate::fs::file::write_at(&current.file, &current.path, &bytes, 0)?;
+    io::sync_data(&current.file, &current.path)?;
+    current.capacity = capacity;
+    current.records_durable = true;
     Ok(())
 }
 

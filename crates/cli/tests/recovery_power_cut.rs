@@ -15,7 +15,9 @@ use maos_coord::{Durability, Error, Log, LogOptions, Lsn, RecoveryMode};
 const PAGE: usize = 4096;
 
 fn opts(dir: &Path) -> LogOptions {
-    Log::options(dir).segment_size(64 << 10).max_record_size(2048).durability(Durability::Sync)
+    // Segments of 64 KiB, then 128 KiB (a 64th of the 4 MiB segment size first, then doubled):
+    // the workloads below roll over before their last sync, never after.
+    Log::options(dir).segment_size(4 << 20).max_record_size(2048).durability(Durability::Sync)
 }
 
 struct Rng(u64);

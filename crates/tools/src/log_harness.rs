@@ -45,6 +45,19 @@ enum Cmd {
         /// and before it is published.
         #[arg(long)]
         abort_in_rollover: bool,
+        /// Abort the process once this many chunks of zeros were written (zero-filling a new
+        /// store's first segment or a spare segment).
+        #[arg(long)]
+        abort_zero_fill_after: Option<u64>,
+        /// Abort the process right after this step of taking the spare as the next segment
+        /// (1: header written and synced; 2: renamed into place).
+        #[arg(long)]
+        abort_at_spare_step: Option<u64>,
+        /// Keep a spare segment (`LogOptions::prefill_segments`, off by default) and, before each
+        /// batch, wait until the log's spare segment thread is idle (so that the spare is ready
+        /// when a batch rolls over).
+        #[arg(long)]
+        wait_for_spare: bool,
     },
     /// Rounds of concurrent appenders killed at random moments, verified after each round.
     Crash {
@@ -85,11 +98,28 @@ enum Mode {
 
 fn main() -> ExitCode {
     let result = match Args::parse().command {
-        Cmd::Append { dir, writer, count, batch, durability, abort_after, abort_in_rollover } => {
+        Cmd::Append {
+            dir,
+            writer,
+            count,
+            batch,
+            durability,
+            abort_after,
+            abort_in_rollover,
+            abort_zero_fill_after,
+            abort_at_spare_step,
+            wait_for_spare,
+        } => {
             if abort_in_rollover {
                 maos_coord::log::fault::abort_in_rollover();
             }
-            append(&dir, writer, count, batch, durability, abort_after)
+            if let Some(chunks) = abort_zero_fill_after {
+                maos_coord::log::fault::abort_after_zero_chunks(chunks);
+            }
+            if let Some(step) = abort_at_spare_step {
+                maos_coord::log::fault::abort_at_spare_step(step);
+            }
+            append(&dir, writer, count, batch, durability, abort_after, wait_for_spare)
         }
         Cmd::Crash { dir, rounds, minutes, writers, max_ms, seed } => {
             crash(&dir, rounds, minutes, writers, max_ms, seed)
@@ -108,7 +138,7 @@ fn main() -> ExitCode {
 
 const KIND: u16 = 1;
 
-fn open(dir: &Path, mode: Mode) -> Result<Log, String> {
+fn open(dir: &Path, mode: Mode, prefill: bool) -> Result<Log, String> {
     let durability = match mode {
         Mode::Buffered => Durability::Buffered,
         Mode::Sync => Durability::Sync,
@@ -117,6 +147,7 @@ fn open(dir: &Path, mode: Mode) -> Result<Log, String> {
         .segment_size(64 * 1024)
         .max_record_size(4096)
         .durability(durability)
+        .prefill_segments(prefill)
         .open()
         .map_err(|e| e.to_string())
 }
@@ -128,8 +159,9 @@ fn append(
     batch: u64,
     mode: Mode,
     abort_after: Option<u64>,
+    wait_for_spare: bool,
 ) -> Result<(), String> {
-    let log = open(dir, mode)?;
+    let log = open(dir, mode, wait_for_spare)?;
     let kind = RecordKind::new(KIND).map_err(|e| e.to_string())?;
     let mut out = std::io::stdout().lock();
     let mut seq = 0;
@@ -137,6 +169,9 @@ fn append(
         if abort_after.is_some_and(|n| seq >= n) {
             // Die halfway through the next batch's bytes.
             maos_coord::log::fault::abort_mid_write(48);
+        }
+        if wait_for_spare {
+            log.wait_for_spare_segment();
         }
         let n = batch.min(count - seq);
         let payloads: Vec<Vec<u8>> = (seq..seq + n)
@@ -151,7 +186,7 @@ fn append(
 }
 
 fn count(dir: &Path, times: u64) -> Result<(), String> {
-    let log = open(dir, Mode::Buffered)?;
+    let log = open(dir, Mode::Buffered, false)?;
     let kind = RecordKind::new(KIND).map_err(|e| e.to_string())?;
     for _ in 0..times {
         let reader_log = log.clone();
@@ -176,7 +211,7 @@ fn count(dir: &Path, times: u64) -> Result<(), String> {
 
 /// Reads the log and checks it against the acknowledged sequence numbers per writer.
 fn verify(dir: &Path, acked: &BTreeMap<u32, u64>) -> Result<String, String> {
-    let log = open(dir, Mode::Buffered)?;
+    let log = open(dir, Mode::Buffered, false)?;
     let mut reader = log.reader().map_err(|e| e.to_string())?;
     let mut next_seq: BTreeMap<u32, u64> = BTreeMap::new();
     let mut expected_lsn = log.first_lsn().map_err(|e| e.to_string())?.get();

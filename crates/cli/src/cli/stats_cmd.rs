@@ -50,6 +50,7 @@ fn to_json(s: &StoreStats) -> Value {
         json!({
             "segments": f.segments, "segment_bytes": f.segment_bytes, "index_files": f.index_files,
             "index_bytes": f.index_bytes, "compacted_bytes": f.compacted_bytes,
+            "spare_bytes": f.spare_bytes,
         })
     });
     let cursors: Vec<Value> = s
@@ -149,12 +150,17 @@ fn print_text(s: &StoreStats, out: &mut Out) -> Result<(), Failure> {
     }
     if let Some(f) = &s.files {
         out.line(format_args!(
-            "files        {} segment(s) ({}), {} index file(s) ({}), compacted records {}",
+            "files        {} segment(s) ({}), {} index file(s) ({}), compacted records {}{}",
             f.segments,
             progress::bytes(f.segment_bytes),
             f.index_files,
             progress::bytes(f.index_bytes),
-            progress::bytes(f.compacted_bytes)
+            progress::bytes(f.compacted_bytes),
+            if f.spare_bytes > 0 {
+                format!(", spare segment {}", progress::bytes(f.spare_bytes))
+            } else {
+                String::new()
+            }
         ))?;
     }
     let snap = &s.snapshot;
